@@ -1,0 +1,94 @@
+"""Who may see and do what: every view reaches workspace data through these helpers.
+
+Outsiders get a 404 (they must not learn that a job or token exists); members whose role
+does not allow an action get a 403.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404
+
+from jobs.models import ApiToken, Membership, TrackedJob, Workspace
+
+
+class Need(Enum):
+    VIEW = "view"
+    EDIT_JOBS = "edit_jobs"
+    MANAGE_TOKENS = "manage_tokens"
+
+
+def _allows(membership: Membership, need: Need) -> bool:
+    if need is Need.EDIT_JOBS:
+        return membership.can_edit_jobs
+    if need is Need.MANAGE_TOKENS:
+        return membership.can_manage_tokens
+    return True
+
+
+def user_memberships(user) -> list[Membership]:
+    """The user's memberships (with workspaces), creating their personal workspace on first use."""
+    memberships = list(
+        Membership.objects.filter(user=user).select_related("workspace").order_by(
+            "-workspace__personal_for", "workspace__name", "workspace__pk"
+        )
+    )
+    if not any(m.workspace.personal_for_id == user.pk for m in memberships):
+        memberships.insert(0, _create_personal_workspace(user))
+    return memberships
+
+
+def user_workspaces(user, need: Need = Need.VIEW) -> list[Workspace]:
+    return [m.workspace for m in user_memberships(user) if _allows(m, need)]
+
+
+@transaction.atomic
+def _create_personal_workspace(user) -> Membership:
+    workspace, _ = Workspace.objects.get_or_create(
+        personal_for=user, defaults={"name": f"{user.get_username()} (personal)"}
+    )
+    membership, _ = Membership.objects.get_or_create(
+        workspace=workspace, user=user, defaults={"role": Membership.Role.OWNER}
+    )
+    return membership
+
+
+def membership_for(user, workspace_id: int, need: Need = Need.VIEW) -> Membership:
+    membership = (
+        Membership.objects.filter(user=user, workspace_id=workspace_id)
+        .select_related("workspace")
+        .first()
+    )
+    if membership is None:
+        raise Http404("No such workspace.")
+    if not _allows(membership, need):
+        raise PermissionDenied("Your role in this workspace does not allow that.")
+    return membership
+
+
+def job_for_user(user, pk: int, need: Need = Need.VIEW) -> TrackedJob:
+    job = (
+        TrackedJob.objects.select_related("workspace", "token")
+        .filter(pk=pk, workspace__memberships__user=user)
+        .first()
+    )
+    if job is None:
+        raise Http404("No such job.")
+    if need is not Need.VIEW:
+        membership_for(user, job.workspace_id, need)
+    return job
+
+
+def token_for_user(user, pk: int, need: Need = Need.MANAGE_TOKENS) -> ApiToken:
+    token = (
+        ApiToken.objects.select_related("workspace")
+        .filter(pk=pk, workspace__memberships__user=user)
+        .first()
+    )
+    if token is None:
+        raise Http404("No such token.")
+    membership_for(user, token.workspace_id, need)
+    return token

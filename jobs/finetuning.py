@@ -1,0 +1,393 @@
+"""A fine-tuning job as the Token Factory API describes it, parsed tolerantly.
+
+The API marks every object `additionalProperties: true` and adds fields and statuses over
+time, so nothing here trusts a type: a field of the wrong type reads as missing, an unknown
+status is shown as it is, and the raw payload is kept for the "Raw JSON" panel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "canceled"})
+QUEUED_STATUSES = frozenset({"validating_files", "queued"})
+KNOWN_STATUSES = frozenset({"validating_files", "queued", "running"}) | TERMINAL_STATUSES
+
+
+def safe_url(url: Any) -> str | None:
+    """`url` if it is an absolute http(s) URL, else None: upstream data never becomes a
+    `javascript:` or `data:` link."""
+    if not isinstance(url, str):
+        return None
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() in ("http", "https") and parts.netloc:
+        return url
+    return None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _number(value: Any) -> int | float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _timestamp(value: Any) -> dt.datetime | None:
+    seconds = _number(value)
+    if seconds is None or seconds <= 0:
+        return None
+    if seconds > 10**11:  # milliseconds, not seconds
+        seconds = seconds / 1000
+    try:
+        return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def display_value(value: Any) -> str:
+    """A short, human rendering of a JSON value (still escaped by the template)."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+# --- Method and hyperparameters ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HyperparameterSpec:
+    key: str
+    label: str
+    default: Any
+
+
+_COMMON_SPECS = [
+    HyperparameterSpec("batch_size", "Batch size", 8),
+    HyperparameterSpec("learning_rate", "Learning rate", 0.00001),
+    HyperparameterSpec("n_epochs", "Epochs", 3),
+    HyperparameterSpec("warmup_ratio", "Warmup ratio", 0),
+    HyperparameterSpec("weight_decay", "Weight decay", 0),
+    HyperparameterSpec("packing", "Packing", True),
+    HyperparameterSpec("max_grad_norm", "Max grad norm", 1),
+    HyperparameterSpec("context_length", "Context length", 8192),
+]
+
+# Defaults as published in the API schema (SupervisedHParameters, SpecDraftHParameters).
+METHOD_SPECS: dict[str, list[HyperparameterSpec]] = {
+    "supervised": [
+        *_COMMON_SPECS,
+        HyperparameterSpec("lora", "LoRA", False),
+        HyperparameterSpec("lora_r", "LoRA r", 8),
+        HyperparameterSpec("lora_alpha", "LoRA alpha", 8),
+        HyperparameterSpec("lora_dropout", "LoRA dropout", 0),
+    ],
+    "spec-draft": [
+        HyperparameterSpec(spec.key, spec.label, default)
+        for spec, default in zip(
+            _COMMON_SPECS, [8, 0.0075, 1, 0, 0, True, 1, 8192], strict=True
+        )
+    ]
+    + [
+        HyperparameterSpec("architecture", "Architecture", "eagle3_original"),
+        HyperparameterSpec("num_decoding_heads", "Decoding heads", 3),
+        HyperparameterSpec("loss", "Loss type", "kl"),
+    ],
+}
+
+METHOD_TITLES = {"supervised": "Supervised fine-tuning", "spec-draft": "Speculative draft model"}
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    key: str
+    label: str
+    value: Any
+    default: Any
+    is_set: bool
+
+    @property
+    def differs_from_default(self) -> bool:
+        if not self.is_set or self.default is None:
+            return False
+        if isinstance(self.value, bool) or isinstance(self.default, bool):
+            return self.value is not self.default
+        if isinstance(self.value, (int, float)) and isinstance(self.default, (int, float)):
+            return abs(self.value - self.default) > 1e-12 * max(1, abs(self.default))
+        return self.value != self.default
+
+    @property
+    def display(self) -> str:
+        return display_value(self.value if self.is_set else self.default)
+
+    @property
+    def default_display(self) -> str:
+        return display_value(self.default)
+
+
+@dataclass(frozen=True)
+class Method:
+    kind: str
+    hyperparameters: list[Hyperparameter]
+
+    @property
+    def title(self) -> str:
+        return METHOD_TITLES.get(self.kind, self.kind)
+
+    @property
+    def changed_count(self) -> int:
+        return sum(1 for h in self.hyperparameters if h.differs_from_default)
+
+    @classmethod
+    def from_payload(cls, payload: dict) -> Method | None:
+        method = _dict(payload.get("method"))
+        kind = _str(method.get("type"))
+        if kind:
+            section = _dict(method.get(kind.replace("-", "_")) or method.get(kind))
+            values = _dict(section.get("hyperparameters"))
+        elif isinstance(payload.get("hyperparameters"), dict):
+            # Jobs created without `method` report supervised settings at the top level.
+            kind, values = "supervised", payload["hyperparameters"]
+        else:
+            return None
+        values = dict(values)
+        if isinstance(values.get("loss"), dict):
+            values["loss"] = values["loss"].get("type", values["loss"])
+        specs = METHOD_SPECS.get(kind, [])
+        known = {spec.key for spec in specs}
+        hyperparameters = [
+            Hyperparameter(spec.key, spec.label, values.get(spec.key), spec.default, spec.key in values)
+            for spec in specs
+        ]
+        # Settings the API adds later are still shown, without a default to compare against.
+        hyperparameters += [
+            Hyperparameter(key, key.replace("_", " ").capitalize(), value, None, True)
+            for key, value in sorted(values.items())
+            if key not in known
+        ]
+        return cls(kind=kind, hyperparameters=hyperparameters)
+
+
+# --- Integrations --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Integration:
+    kind: str
+    title: str
+    url: str | None
+    url_text: str
+    rows: list[tuple[str, str]]
+    tags: list[str]
+
+    @classmethod
+    def from_payload(cls, item: Any) -> Integration | None:
+        item = _dict(item)
+        kind = _str(item.get("type")) or next(iter(item), None)
+        if not kind:
+            return None
+        config = _dict(item.get(kind))
+        if kind == "wandb":
+            return cls._wandb(config)
+        if kind == "mlflow":
+            return cls._mlflow(config)
+        if kind == "hf":
+            return cls._hugging_face(config)
+        rows = [(key, display_value(value)) for key, value in sorted(config.items())]
+        return cls(kind=kind, title=kind, url=None, url_text="", rows=rows, tags=[])
+
+    @classmethod
+    def _wandb(cls, config: dict) -> Integration:
+        project, entity = _str(config.get("project")), _str(config.get("entity"))
+        url = None
+        if project and entity:
+            url = f"https://wandb.ai/{quote(entity, safe='')}/{quote(project, safe='')}"
+        rows = [("Project", project or "—"), ("Entity", entity or "—"), ("Run name", _str(config.get("name")) or "—")]
+        tags = [tag for tag in config.get("tags") or [] if isinstance(tag, str)]
+        return cls("wandb", "Weights & Biases", url, f"{entity}/{project}", rows, tags)
+
+    @classmethod
+    def _mlflow(cls, config: dict) -> Integration:
+        tracking_uri = _str(config.get("tracking_uri"))
+        rows = [
+            ("Tracking URI", tracking_uri or "—"),
+            ("Experiment", _str(config.get("experiment_name")) or "—"),
+            ("Run", _str(config.get("run_name")) or "—"),
+        ]
+        tags = [f"{key}={value}" for key, value in sorted(_dict(config.get("tags")).items())]
+        return cls("mlflow", "MLflow", safe_url(tracking_uri), tracking_uri or "", rows, tags)
+
+    @classmethod
+    def _hugging_face(cls, config: dict) -> Integration:
+        repo = _str(config.get("output_repo_name"))
+        url = f"https://huggingface.co/{quote(repo, safe='/')}" if repo else None
+        return cls("hf", "Hugging Face", url, repo or "", [("Output repo", repo or "—")], [])
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    kind: str
+    title: str
+    url: str | None
+    rows: list[tuple[str, str]]
+
+    @classmethod
+    def from_payload(cls, value: Any) -> Checkpoint | None:
+        value = _dict(value)
+        if not value:
+            return None
+        repo = _str(value.get("repo"))
+        kind = _str(value.get("type")) or ("hf" if repo else "ft")
+        if kind == "hf" and repo:
+            revision = _str(value.get("revision"))
+            path = quote(repo, safe="/")
+            url = f"https://huggingface.co/{path}" + (f"/tree/{quote(revision, safe='')}" if revision else "")
+            title = f"{repo}@{revision}" if revision else repo
+            return cls(kind, title, url, [])
+        rows = [(key, display_value(item)) for key, item in sorted(value.items()) if key != "type"]
+        return cls(kind, "Fine-tuning checkpoint", None, rows)
+
+
+@dataclass(frozen=True)
+class JobError:
+    code: str
+    message: str
+    param: str | None
+
+    @classmethod
+    def from_payload(cls, value: Any) -> JobError | None:
+        if isinstance(value, str) and value:
+            return cls(code="", message=value, param=None)
+        value = _dict(value)
+        if not value:
+            return None
+        return cls(
+            code=display_value(value.get("code")) if value.get("code") is not None else "",
+            message=display_value(value.get("message")) if value.get("message") is not None else "",
+            param=display_value(value["param"]) if value.get("param") is not None else None,
+        )
+
+
+# --- The job -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FineTuningJob:
+    id: str
+    status: str
+    model: str
+    suffix: str
+    created_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    estimated_finish: dt.datetime | None
+    trained_tokens: int | None
+    trained_steps: int | None
+    total_steps: int | None
+    seed: int | None
+    organization_id: str
+    training_file: str
+    validation_file: str
+    result_files: list[str]
+    error: JobError | None
+    method: Method | None
+    integrations: list[Integration]
+    from_checkpoint: Checkpoint | None
+    raw: dict = field(repr=False)
+
+    @classmethod
+    def from_payload(cls, payload: Any) -> FineTuningJob:
+        payload = _dict(payload)
+        integrations = payload.get("integrations")
+        return cls(
+            id=_str(payload.get("id")) or "",
+            status=(_str(payload.get("status")) or "unknown").strip().lower() or "unknown",
+            model=_str(payload.get("model")) or "",
+            suffix=_str(payload.get("suffix")) or "",
+            created_at=_timestamp(payload.get("created_at")),
+            finished_at=_timestamp(payload.get("finished_at")),
+            estimated_finish=_timestamp(payload.get("estimated_finish")),
+            trained_tokens=_int(payload.get("trained_tokens")),
+            trained_steps=_int(payload.get("trained_steps")),
+            total_steps=_int(payload.get("total_steps")),
+            seed=_int(payload.get("seed")),
+            organization_id=_str(payload.get("organization_id")) or "",
+            training_file=_str(payload.get("training_file")) or "",
+            validation_file=_str(payload.get("validation_file")) or "",
+            result_files=[f for f in payload.get("result_files") or [] if isinstance(f, str)]
+            if isinstance(payload.get("result_files"), list)
+            else [],
+            error=JobError.from_payload(payload.get("error")),
+            method=Method.from_payload(payload),
+            integrations=[
+                integration
+                for integration in map(Integration.from_payload, integrations)
+                if integration is not None
+            ]
+            if isinstance(integrations, list)
+            else [],
+            from_checkpoint=Checkpoint.from_payload(payload.get("from_checkpoint")),
+            raw=payload,
+        )
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def is_known_status(self) -> bool:
+        return self.status in KNOWN_STATUSES
+
+    @property
+    def status_label(self) -> str:
+        return self.status.replace("_", " ")
+
+    @property
+    def progress_percent(self) -> int | None:
+        """0–100 from trained/total steps, or None when progress cannot be known."""
+        if self.status == "succeeded":
+            return 100
+        total, trained = self.total_steps, self.trained_steps or 0
+        if not total or total <= 0:
+            return None
+        return max(0, min(100, trained * 100 // total))
+
+    @property
+    def duration(self) -> dt.timedelta | None:
+        if not self.created_at:
+            return None
+        end = self.finished_at or (None if self.is_terminal else dt.datetime.now(tz=dt.UTC))
+        if end is None or end < self.created_at:
+            return None
+        return end - self.created_at
+
+    @property
+    def raw_json(self) -> str:
+        return json.dumps(self.raw, indent=2, sort_keys=True, ensure_ascii=False)

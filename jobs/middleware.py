@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import resolve_url
+from django.utils.http import url_has_allowed_host_and_scheme
+from django_htmx.http import HttpResponseClientRedirect
+
+
+class HtmxLoginRedirectMiddleware:
+    """When a session expires, an HTMX poll must send the whole tab to the sign-in page.
+
+    Following a redirect inside the XHR would swap a login form into a job card, so the
+    redirect becomes a 401 carrying HX-Redirect, pointing back to the page the person was on.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not getattr(request, "htmx", False) or response.status_code != 302:
+            return response
+        login_path = urlsplit(resolve_url(settings.LOGIN_URL)).path
+        if urlsplit(response["Location"]).path != login_path:
+            return response
+        current = request.htmx.current_url or ""
+        if url_has_allowed_host_and_scheme(
+            current, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            parts = urlsplit(current)
+            next_url = parts.path + (f"?{parts.query}" if parts.query else "")
+        else:
+            next_url = resolve_url(settings.LOGIN_REDIRECT_URL)
+        redirect = HttpResponseClientRedirect(redirect_to_login(next_url)["Location"])
+        redirect.status_code = 401
+        return redirect

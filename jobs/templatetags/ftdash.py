@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from django import template
+from django.utils import timezone
+
+from jobs.refresh import is_due, refresh_interval
+
+register = template.Library()
+
+
+def _span(seconds: float) -> str:
+    seconds = int(abs(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 90:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{hours // 24} d {hours % 24} h"
+
+
+@register.filter
+def ago(value: dt.datetime | None) -> str:
+    """“12 s ago”, “5 min ago”: precise enough to see that a live view is live."""
+    if not value:
+        return "never"
+    return f"{_span((timezone.now() - value).total_seconds())} ago"
+
+
+@register.filter
+def relative(value: dt.datetime | None) -> str:
+    """“in 12 min” for the future, “5 min ago” for the past."""
+    if not value:
+        return ""
+    seconds = (value - timezone.now()).total_seconds()
+    return f"in {_span(seconds)}" if seconds > 0 else f"{_span(seconds)} ago"
+
+
+@register.filter
+def duration(value: dt.timedelta | None) -> str:
+    if value is None:
+        return "—"
+    return _span(value.total_seconds())
+
+
+@register.filter
+def poll_seconds(job) -> int:
+    """How often a page asks for this job's fragment: as often as its snapshot may change."""
+    interval = refresh_interval(job.status)
+    return int(interval.total_seconds()) if interval else 0
+
+
+@register.filter
+def refresh_due(job) -> bool:
+    return is_due(job)

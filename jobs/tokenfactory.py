@@ -1,0 +1,283 @@
+"""The one place ftdash talks HTTP to Token Factory.
+
+Every call goes through a shared `requests.Session` with connect and read timeouts, retries a
+bounded number of times (with backoff) on connection errors and 502/503/504, and turns every
+way a call can fail into a `TokenFactoryError` subclass whose `message` can be shown to a
+person as it is. The API key never appears in a message or a log line.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from jobs.finetuning import FineTuningJob, safe_url
+
+logger = logging.getLogger(__name__)
+
+JOB_ID_PATTERN = re.compile(r"ftjob-[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+RETRIED_STATUSES = frozenset({502, 503, 504})
+DEFAULT_RETRY_AFTER_SECONDS = 30
+
+
+class TokenFactoryError(Exception):
+    """A call failed; `message` says why in words fit for the page."""
+
+    #: True when trying again later cannot help (a rejected key, a job that does not exist).
+    permanent = False
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class InvalidJobId(TokenFactoryError):
+    permanent = True
+
+
+class TokenRejected(TokenFactoryError):
+    permanent = True
+
+
+class JobNotFound(TokenFactoryError):
+    permanent = True
+
+
+class RequestRejected(TokenFactoryError):
+    """422: the API explained what it did not accept."""
+
+    permanent = True
+
+
+class RateLimited(TokenFactoryError):
+    def __init__(self, message: str, *, retry_after: int, status: int = 429) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class ApiUnavailable(TokenFactoryError):
+    """5xx, a timeout or a refused connection: worth trying again later."""
+
+
+class UnreadableAnswer(TokenFactoryError):
+    """The answer was not JSON, or not JSON of the expected shape."""
+
+
+def clean_job_id(raw: str) -> str:
+    """The job ID with surrounding whitespace removed, or InvalidJobId before any network call."""
+    job_id = (raw or "").strip()
+    if not JOB_ID_PATTERN.fullmatch(job_id):
+        raise InvalidJobId(
+            "That does not look like a fine-tuning job ID. Job IDs start with “ftjob-” followed by "
+            "letters and digits, e.g. ftjob-c7cc1f8df48144aeb180a5bf5818dc81."
+        )
+    return job_id
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    base_url: str
+    connect_timeout: float
+    read_timeout: float
+    retries: int
+    retry_after_cap: int
+    backoff_seconds: float = 0.25
+
+    @classmethod
+    def from_settings(cls) -> ClientConfig:
+        base_url = settings.FTDASH_API_BASE_URL.rstrip("/")
+        if not safe_url(base_url):
+            raise ImproperlyConfigured(
+                f"FTDASH_API_BASE_URL={base_url!r} must be an http(s) URL, "
+                "e.g. https://api.tokenfactory.nebius.com"
+            )
+        return cls(
+            base_url=base_url,
+            connect_timeout=settings.FTDASH_API_CONNECT_TIMEOUT,
+            read_timeout=settings.FTDASH_API_READ_TIMEOUT,
+            retries=settings.FTDASH_API_RETRIES,
+            retry_after_cap=settings.FTDASH_RETRY_AFTER_CAP_SECONDS,
+        )
+
+
+_session: requests.Session | None = None
+_session_lock = threading.Lock()
+
+
+def _shared_session() -> requests.Session:
+    """One session per process, so connections to the API are kept alive and reused."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = requests.Session()
+            _session.headers["User-Agent"] = "ftdash (+https://github.com/ftdash/ftdash)"
+            _session.headers["Accept"] = "application/json"
+        return _session
+
+
+def parse_retry_after(value: str | None, *, cap: int) -> int:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), capped."""
+    seconds = DEFAULT_RETRY_AFTER_SECONDS
+    if value:
+        value = value.strip()
+        if value.isdigit():
+            seconds = int(value)
+        else:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+                seconds = int(when.timestamp() - time.time())
+            except (TypeError, ValueError, OverflowError):
+                pass
+    return max(1, min(seconds, cap))
+
+
+def _detail_text(payload: Any) -> str:
+    """The human part of a FastAPI-style error body: {"detail": "..."} or a list of errors."""
+    detail = payload.get("detail") if isinstance(payload, dict) else None
+    if isinstance(detail, str):
+        return detail[:300]
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = ".".join(str(p) for p in item.get("loc") or [] if isinstance(p, (str, int)))
+                msg = str(item.get("msg", ""))
+                parts.append(f"{loc}: {msg}" if loc else msg)
+        return "; ".join(parts)[:300]
+    return ""
+
+
+class TokenFactoryClient:
+    def __init__(self, api_key: str, config: ClientConfig | None = None) -> None:
+        self._api_key = api_key
+        self.config = config or ClientConfig.from_settings()
+
+    def __repr__(self) -> str:  # never show the key, even in a traceback's locals
+        return f"<TokenFactoryClient {self.config.base_url}>"
+
+    def get_job(self, job_id: str) -> FineTuningJob:
+        job_id = clean_job_id(job_id)
+        payload = self._get(f"/v1/fine_tuning/jobs/{quote(job_id, safe='')}", job_id=job_id)
+        if not (
+            isinstance(payload, dict)
+            and isinstance(payload.get("id"), str)
+            and isinstance(payload.get("status"), str)
+        ):
+            raise UnreadableAnswer(
+                "Token Factory answered, but not with a fine-tuning job (no id or status in it).",
+                status=200,
+            )
+        return FineTuningJob.from_payload(payload)
+
+    def check_key(self) -> None:
+        """Raise unless the API accepts this key (lists at most one job)."""
+        self._get("/v1/fine_tuning/jobs", params={"limit": 1})
+
+    def _get(self, path: str, *, params: dict | None = None, job_id: str | None = None) -> Any:
+        config = self.config
+        url = config.base_url + path
+        for attempt in range(config.retries + 1):
+            last_try = attempt == config.retries
+            started = time.monotonic()
+            try:
+                response = _shared_session().get(
+                    url,
+                    params=params,
+                    headers={"Authorization": f"Bearer {self._api_key}"},
+                    timeout=(config.connect_timeout, config.read_timeout),
+                    allow_redirects=False,
+                )
+            except requests.exceptions.ReadTimeout:
+                # Not retried: a slow API would only get slower, and a person is waiting.
+                self._log(path, job_id, "timeout", started, logging.WARNING)
+                raise ApiUnavailable(
+                    f"Token Factory did not answer within {config.read_timeout:g} s."
+                ) from None
+            except requests.exceptions.RequestException as exc:
+                self._log(path, job_id, type(exc).__name__, started, logging.WARNING)
+                if not last_try:
+                    time.sleep(config.backoff_seconds * 2**attempt)
+                    continue
+                raise ApiUnavailable(
+                    f"Could not connect to Token Factory at {config.base_url}."
+                ) from None
+            self._log(path, job_id, response.status_code, started, logging.INFO)
+            if response.status_code in RETRIED_STATUSES and not last_try:
+                time.sleep(config.backoff_seconds * 2**attempt)
+                continue
+            return self._read(response, job_id=job_id)
+        raise AssertionError("unreachable")  # the loop always returns or raises
+
+    def _read(self, response: requests.Response, *, job_id: str | None) -> Any:
+        status = response.status_code
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip() or "no type"
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        detail = _detail_text(payload)
+        if status in (401, 403):
+            raise TokenRejected(
+                f"Token Factory rejected this API token (HTTP {status}). "
+                "It may be mistyped, revoked or expired.",
+                status=status,
+            )
+        if status == 404:
+            what = f"job {job_id}" if job_id else "this resource"
+            raise JobNotFound(
+                f"Token Factory has no {what} visible to this token. "
+                "Check the ID and that the token belongs to the project that ran the job.",
+                status=status,
+            )
+        if status == 422:
+            raise RequestRejected(
+                "Token Factory did not accept the request" + (f": {detail}" if detail else "."),
+                status=status,
+            )
+        if status == 429:
+            retry_after = parse_retry_after(
+                response.headers.get("Retry-After"), cap=self.config.retry_after_cap
+            )
+            raise RateLimited(
+                f"Token Factory is rate-limiting this token; ftdash waits {retry_after} s "
+                "before asking again.",
+                retry_after=retry_after,
+            )
+        if status >= 500:
+            raise ApiUnavailable(
+                f"Token Factory is unavailable right now (HTTP {status}). ftdash keeps trying.",
+                status=status,
+            )
+        if status != 200:
+            raise UnreadableAnswer(
+                f"Token Factory gave an unexpected answer (HTTP {status}).", status=status
+            )
+        if payload is None:
+            raise UnreadableAnswer(
+                f"Token Factory sent an answer ftdash cannot read (HTTP {status}, {content_type}, "
+                "not JSON). A proxy or gateway in between may be failing.",
+                status=status,
+            )
+        return payload
+
+    @staticmethod
+    def _log(path: str, job_id: str | None, outcome: Any, started: float, level: int) -> None:
+        logger.log(
+            level,
+            "upstream GET %s job=%s status=%s duration_ms=%d",
+            path,
+            job_id or "-",
+            outcome,
+            (time.monotonic() - started) * 1000,
+        )

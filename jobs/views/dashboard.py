@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from jobs import selectors, services
+from jobs.access import Need, membership_for
+from jobs.forms import TrackJobForm
+from jobs.tokenfactory import TokenFactoryError
+
+
+@require_GET
+def dashboard(request):
+    if not request.user.is_authenticated:
+        if not get_user_model().objects.exists():
+            return redirect("first_admin")
+        return redirect("login")
+    tokens = selectors.tokens_usable_by(user=request.user)
+    return _render_dashboard(request, TrackJobForm(tokens=tokens))
+
+
+@login_required
+@require_POST
+def track_job(request):
+    tokens = selectors.tokens_usable_by(user=request.user)
+    form = TrackJobForm(request.POST, tokens=tokens)
+    if form.is_valid():
+        token = form.cleaned_data["token"]
+        workspace = membership_for(request.user, token.workspace_id, Need.EDIT_JOBS).workspace
+        try:
+            job = services.job_track(
+                workspace=workspace,
+                token=token,
+                job_id=form.cleaned_data["job_id"],
+                label=form.cleaned_data["label"],
+                user=request.user,
+            )
+        except TokenFactoryError as exc:
+            form.add_error("job_id", exc.message)
+        except ValidationError as exc:
+            form.add_error("job_id", exc)
+        else:
+            messages.success(request, f"Now tracking {job.job_id}.")
+            return redirect("dashboard")
+    return _render_dashboard(request, form, status=422)
+
+
+def _render_dashboard(request, form: TrackJobForm, status: int = 200):
+    jobs = list(selectors.jobs_for_dashboard(user=request.user))
+    context = {
+        "jobs": jobs,
+        "form": form,
+        "tokens": form.tokens,
+        "running_count": sum(1 for job in jobs if job.status == "running"),
+    }
+    return render(request, "jobs/dashboard.html", context, status=status)

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model, login
+from django.contrib.auth.views import LoginView
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from jobs import services
+from jobs.forms import FirstAdminForm
+
+
+@require_http_methods(["GET", "POST"])
+def first_admin(request):
+    """Offered only while the site has no accounts at all."""
+    if get_user_model().objects.exists():
+        return redirect("login")
+    form = FirstAdminForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.first_admin_create(
+                username=form.cleaned_data["username"], password=form.cleaned_data["password1"]
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("token_list")
+    return render(request, "setup/first_admin.html", {"form": form})
+
+
+class SignInView(LoginView):
+    """Django's sign-in, pointing to first-run setup while no account exists."""
+
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["no_accounts_yet"] = not get_user_model().objects.exists()
+        return context

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from jobs import selectors, services
+from jobs.access import Need, token_for_user, user_workspaces
+from jobs.forms import TokenEditForm, TokenForm
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def token_list(request):
+    form = TokenForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        # Tokens are saved to the user's personal workspace until team forms exist.
+        workspace = user_workspaces(request.user, Need.MANAGE_TOKENS)[0]
+        if form.is_valid():
+            try:
+                token = services.token_create(
+                    workspace=workspace,
+                    user=request.user,
+                    name=form.cleaned_data["name"],
+                    secret=form.cleaned_data["secret"],
+                )
+            except ValidationError as exc:
+                form.add_error("name", exc)
+            else:
+                messages.success(request, f"Saved token “{token.name}” ({token.masked}).")
+                return redirect("token_list")
+        status = 422
+    tokens = selectors.tokens_managed_by(user=request.user)
+    return render(request, "tokens/token_list.html", {"form": form, "tokens": tokens}, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def token_edit(request, pk: int):
+    token = token_for_user(request.user, pk)
+    form = TokenEditForm(request.POST or None, initial={"name": token.name})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.token_update(
+                token=token, name=form.cleaned_data["name"], secret=form.cleaned_data["secret"]
+            )
+        except ValidationError as exc:
+            form.add_error("name", exc)
+        else:
+            messages.success(request, f"Saved token “{token.name}”.")
+            return redirect("token_list")
+    status = 422 if request.method == "POST" else 200
+    return render(request, "tokens/token_edit.html", {"form": form, "token": token}, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def token_delete(request, pk: int):
+    token = token_for_user(request.user, pk)
+    if request.method == "POST":
+        services.token_delete(token=token)
+        messages.success(request, f"Deleted token “{token.name}”.")
+        return redirect("token_list")
+    return render(request, "tokens/token_delete.html", {"token": token, "job_count": token.jobs.count()})
+
+
+@login_required
+@require_POST
+def token_test(request, pk: int):
+    token = token_for_user(request.user, pk)
+    ok, message = services.token_check(token=token)
+    (messages.success if ok else messages.error)(request, f"“{token.name}”: {message}")
+    return redirect("token_list")

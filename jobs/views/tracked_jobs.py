@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HTMX_STOP_POLLING
+
+from jobs import refresh, services
+from jobs.access import Need, job_for_user
+from jobs.forms import LabelForm
+
+
+@login_required
+@require_GET
+def job_detail(request, pk: int):
+    job = job_for_user(request.user, pk)
+    return render(request, "jobs/job_detail.html", {"job": job, "label_form": LabelForm(instance=job)})
+
+
+@login_required
+@require_GET
+def job_card(request, pk: int):
+    """The dashboard card, polled while the job runs."""
+    return _poll(request, pk, "jobs/dashboard.html#job-card")
+
+
+@login_required
+@require_GET
+def job_live(request, pk: int):
+    """The live part of the job page, polled while the job runs."""
+    return _poll(request, pk, "jobs/job_detail.html#job-live")
+
+
+def _poll(request, pk: int, template_name: str):
+    job = refresh.refresh_if_due(job_for_user(request.user, pk))
+    response = render(request, template_name, {"job": job})
+    if job.is_terminal:
+        # The fragment just rendered has no polling trigger, so polling ends here for good.
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@login_required
+@require_POST
+def job_refresh(request, pk: int):
+    job = refresh.refresh_now(job_for_user(request.user, pk, Need.EDIT_JOBS))
+    if job.refresh_error:
+        messages.error(request, job.refresh_error)
+    else:
+        messages.success(request, "Refreshed just now.")
+    return redirect("job_detail", pk=job.pk)
+
+
+@login_required
+@require_POST
+def job_label(request, pk: int):
+    job = job_for_user(request.user, pk, Need.EDIT_JOBS)
+    form = LabelForm(request.POST, instance=job)
+    if form.is_valid():
+        services.job_label(job=job, label=form.cleaned_data["label"])
+        messages.success(request, "Label saved." if job.label else "Label removed.")
+        return redirect("job_detail", pk=job.pk)
+    return render(request, "jobs/job_detail.html", {"job": job, "label_form": form}, status=422)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def job_remove(request, pk: int):
+    job = job_for_user(request.user, pk, Need.EDIT_JOBS)
+    if request.method == "POST":
+        services.job_remove(job=job)
+        messages.success(request, f"Stopped tracking {job.job_id}. The job itself is untouched.")
+        return redirect("dashboard")
+    return render(request, "jobs/job_remove.html", {"job": job})

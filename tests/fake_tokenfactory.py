@@ -1,0 +1,901 @@
+"""A fake Nebius Token Factory fine-tuning API, served over real HTTP on loopback.
+
+Why a real server rather than mocking ``requests``: ftdash's client code (timeouts, retries,
+connection errors, content-type sniffing, header parsing) is only exercised honestly when
+bytes actually cross a socket. Tests start one of these on ``127.0.0.1:<ephemeral port>``,
+point the app's base URL at ``fake.url`` and script the server's behaviour:
+
+    with FakeTokenFactory() as fake:
+        fake.add_token("tok")
+        job = fake.add_job(token="tok", total_steps=100, steps_per_second=50)
+        fake.fail_next("429", retry_after=3)
+        ...
+        assert [c.status for c in fake.calls_for(job["id"])] == [429, 200]
+
+It is also runnable by hand for trying ftdash without a real API key::
+
+    python -m tests.fake_tokenfactory --port 8765
+
+Only the standard library is used, so it can be imported anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import socket
+import socketserver
+import struct
+import sys
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+__all__ = ["Call", "FakeTokenFactory", "FAIL_KINDS", "seed_demo_jobs"]
+
+JOBS_PREFIX = ["v1", "fine_tuning", "jobs"]
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+DEFAULT_PAGE_LIMIT = 20
+MAX_PAGE_LIMIT = 100
+
+#: Every kind accepted by :meth:`FakeTokenFactory.fail_next`.
+FAIL_KINDS = frozenset(
+    {
+        "401",
+        "403",
+        "404",
+        "422",
+        "429",
+        "500",
+        "502",
+        "503",
+        "504",
+        "timeout",
+        "html",
+        "not_json",
+        "wrong_shape",
+        "missing_fields",
+        "reset",
+    }
+)
+
+_REASONS = {
+    502: "Bad Gateway",
+    503: "Service Temporarily Unavailable",
+    504: "Gateway Time-out",
+}
+
+
+def _nginx_page(status: int) -> bytes:
+    """An HTML error page like the one a gateway in front of the API sends (not JSON!)."""
+    title = f"{status} {_REASONS.get(status, 'Error')}"
+    return (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    ).encode()
+
+
+def new_job_id() -> str:
+    """A job id in Token Factory's format: ``ftjob-`` + 32 lowercase hex chars."""
+    return "ftjob-" + uuid.uuid4().hex
+
+
+def new_file_id() -> str:
+    """A file id in Token Factory's format: ``file-<uuid>``."""
+    return f"file-{uuid.uuid4()}"
+
+
+def default_hyperparameters() -> dict[str, Any]:
+    """The supervised LoRA hyperparameters observed on a real job."""
+    return {
+        "batch_size": 32,
+        "n_epochs": 10,
+        "learning_rate": 1e-05,
+        "warmup_ratio": 0.0,
+        "weight_decay": 0.0,
+        "lora": True,
+        "lora_r": 16,
+        "lora_alpha": 16,
+        "lora_dropout": 0.0,
+        "packing": True,
+        "max_grad_norm": 1.0,
+        "context_length": 8192,
+    }
+
+
+def default_job_body(job_id: str, created_at: int) -> dict[str, Any]:
+    """A realistic FineTuningJob body (see the API README), before any overrides."""
+    return {
+        "id": job_id,
+        "object": "fine_tuning.job",
+        "created_at": created_at,
+        "error": None,
+        "finished_at": None,
+        "hyperparameters": default_hyperparameters(),
+        "model": "Qwen/Qwen3-4B",
+        "organization_id": "",
+        "result_files": [],
+        "seed": 42,
+        "status": "running",
+        "trained_tokens": 0,
+        "training_file": new_file_id(),
+        "validation_file": new_file_id(),
+        "estimated_finish": None,
+        "integrations": None,
+        "method": None,
+        "suffix": "",
+        "trained_steps": 0,
+        "total_steps": None,
+    }
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the fake received, so tests can assert on what the client actually sent."""
+
+    method: str
+    path: str  # as sent, still percent-encoded, without the query string
+    query: dict[str, str]
+    token: str | None  # the bearer token, if any
+    job_id: str | None  # decoded {job_id} path segment, for /v1/fine_tuning/jobs/{job_id}[/...]
+    status: int  # status answered; 0 when the connection was reset without an answer
+    at: float  # time.monotonic() when the request was received
+
+
+@dataclass
+class _Failure:
+    kind: str
+    job_id: str | None
+    remaining: int
+    retry_after: int | None
+    delay: float
+
+
+@dataclass
+class _Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    reset: bool = False
+
+
+def _json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> _Response:
+    return _Response(status, json.dumps(payload).encode(), "application/json", dict(headers or {}))
+
+
+def _not_found(detail: str = "Not Found") -> _Response:
+    return _json_response(404, {"detail": detail})
+
+
+def _validation_error(loc: list[Any], msg: str) -> _Response:
+    return _json_response(422, {"detail": [{"loc": loc, "msg": msg, "type": "value_error"}]})
+
+
+@dataclass
+class _Job:
+    """Server-side state of one job: the stored body plus how it should progress."""
+
+    body: dict[str, Any]
+    token: str | None
+    steps_per_second: float
+    steps_per_call: int
+    tokens_per_step: int
+    fail_with: dict[str, Any] | None
+    fail_at_step: int | None
+    queued_until: float | None  # monotonic time at which a queued job starts running
+    base_steps: int  # trained_steps at base_time ...
+    base_time: float  # ... from which time-based progress is measured (monotonic)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def progressing(self) -> bool:
+        return self.steps_per_second > 0 or self.steps_per_call > 0
+
+
+class FakeTokenFactory:
+    """A scriptable, thread-safe fake of the Token Factory fine-tuning API on real HTTP."""
+
+    def __init__(self) -> None:
+        """Create a stopped server with no tokens, jobs or scripted failures."""
+        self._lock = threading.RLock()
+        self._tokens: set[str] = set()
+        self._jobs: dict[str, _Job] = {}  # insertion order = creation order
+        self._failures: list[_Failure] = []
+        self._calls: list[Call] = []
+        self._down = False
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        # Anchor for converting monotonic instants (used for progress) into epoch seconds.
+        self._wall0 = time.time()
+        self._mono0 = time.monotonic()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def url(self) -> str:
+        """Base URL (``http://127.0.0.1:<port>``, no trailing slash) to give the client."""
+        if self._server is None:
+            raise RuntimeError("FakeTokenFactory is not started; call start() first")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeTokenFactory:
+        """Bind (port 0 = an ephemeral port, so parallel tests never collide) and serve in a thread."""
+        if self._server is not None:
+            raise RuntimeError("FakeTokenFactory is already started")
+        server = _Server((host, port), _Handler)
+        server.fake = self
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.01},  # stop() returns within ~10 ms
+            name=f"fake-tokenfactory:{server.server_address[1]}",
+            daemon=True,
+        )
+        thread.start()
+        self._server, self._thread = server, thread
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and free the port; safe to call twice. In-flight delayed answers are abandoned."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> FakeTokenFactory:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ auth
+
+    def add_token(self, token: str) -> None:
+        """Accept ``Authorization: Bearer <token>`` from now on."""
+        with self._lock:
+            self._tokens.add(token)
+
+    def revoke_token(self, token: str) -> None:
+        """Answer 401 to requests carrying ``token`` from now on (a key deleted in the console)."""
+        with self._lock:
+            self._tokens.discard(token)
+
+    # ------------------------------------------------------------------ jobs
+
+    def add_job(
+        self,
+        job_id: str | None = None,
+        *,
+        token: str | None = None,
+        steps_per_second: float = 0,
+        steps_per_call: int = 0,
+        queued_for_seconds: float = 0,
+        fail_with: dict[str, Any] | None = None,
+        fail_at_step: int | None = None,
+        tokens_per_step: int = 4096,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Create a job and return it as it would be served now.
+
+        ``token`` restricts visibility to that key (None = every valid key); other keys get 404,
+        as the real API does for another project's job. ``fields`` override the realistic default
+        body; unknown fields are served verbatim (the real schema has additionalProperties).
+
+        Progression (controls, not part of the body) so the dashboard's live updates can be tested:
+        ``steps_per_second`` grows trained_steps with wall-clock time, ``steps_per_call`` grows it
+        on each GET of the job, ``queued_for_seconds`` keeps the job "queued" first. trained_tokens
+        follows as ``trained_steps * tokens_per_step``. On reaching total_steps the job succeeds
+        (result_files + finished_at) or, with ``fail_with`` (an error dict), fails with that error;
+        ``fail_at_step`` makes it fail earlier, at that step.
+        """
+        if fail_with is not None and not isinstance(fail_with, dict):
+            raise TypeError("fail_with must be an error dict like {'code':..., 'message':..., 'param':...}")
+        with self._lock:
+            job_id = job_id or new_job_id()
+            if job_id in self._jobs:
+                raise ValueError(f"job {job_id!r} already exists")
+            now = time.monotonic()
+            body = default_job_body(job_id, int(self._wall(now)))
+            body.update(copy.deepcopy(fields))
+            if queued_for_seconds > 0:
+                body["status"] = "queued"
+            status = body.get("status")
+            if status == "succeeded":
+                if "finished_at" not in fields:
+                    body["finished_at"] = int(self._wall(now))
+                if "result_files" not in fields:
+                    body["result_files"] = [new_file_id()]
+            elif status in ("failed", "cancelled") and "finished_at" not in fields:
+                body["finished_at"] = int(self._wall(now))
+            if status == "failed" and "error" not in fields:
+                body["error"] = copy.deepcopy(fail_with) or {
+                    "code": "internal_error",
+                    "message": "Fine-tuning job failed due to an internal error",
+                    "param": None,
+                }
+            job = _Job(
+                body=body,
+                token=token,
+                steps_per_second=float(steps_per_second),
+                steps_per_call=int(steps_per_call),
+                tokens_per_step=int(tokens_per_step),
+                fail_with=copy.deepcopy(fail_with),
+                fail_at_step=fail_at_step,
+                queued_until=now + queued_for_seconds if queued_for_seconds > 0 else None,
+                base_steps=int(body.get("trained_steps") or 0),
+                base_time=now,
+            )
+            self._seed_events(job)
+            self._jobs[job_id] = job
+            self._advance(job, now, on_get=False)
+            return copy.deepcopy(job.body)
+
+    def update_job(self, job_id: str, **fields: Any) -> dict[str, Any]:
+        """Set body fields directly (e.g. ``status="failed", error={...}``) and return the served job.
+
+        A status change is recorded as an event. Moving to a terminal status fills ``finished_at``
+        (and ``result_files`` on success) unless given. Progress controls from ``add_job`` keep
+        applying while the job is "running", continuing from the trained_steps now stored.
+        """
+        with self._lock:
+            job = self._get(job_id)
+            now = time.monotonic()
+            self._advance(job, now, on_get=False)
+            body = job.body
+            old_status = body.get("status")
+            body.update(copy.deepcopy(fields))
+            new_status = body.get("status")
+            if new_status != "queued":
+                job.queued_until = None
+            if new_status != old_status:
+                if new_status in TERMINAL_STATUSES and "finished_at" not in fields and body.get("finished_at") is None:
+                    body["finished_at"] = int(self._wall(now))
+                if new_status == "succeeded" and "result_files" not in fields and not body.get("result_files"):
+                    body["result_files"] = [new_file_id()]
+                self._status_event(job, new_status, int(self._wall(now)))
+            job.base_steps = int(body.get("trained_steps") or 0)
+            job.base_time = now
+            self._advance(job, now, on_get=False)
+            return copy.deepcopy(body)
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        """The job as it would be served now, without counting as a GET (no steps_per_call advance)."""
+        with self._lock:
+            job = self._get(job_id)
+            self._advance(job, time.monotonic(), on_get=False)
+            return copy.deepcopy(job.body)
+
+    # ------------------------------------------------------------------ failure scripting
+
+    def fail_next(
+        self,
+        kind: str,
+        *,
+        job_id: str | None = None,
+        count: int = 1,
+        retry_after: int | None = None,
+        delay: float = 2.0,
+    ) -> None:
+        """Make the next ``count`` requests (for ``job_id`` only, or any) misbehave in the given way.
+
+        Kinds: "401" "403" "404" "422" "429" "500" "503" (JSON detail bodies), "502" "504" (nginx
+        HTML pages), "timeout" (answer normally after ``delay`` seconds), "html" (200 + HTML),
+        "not_json" (200, application/json, invalid JSON), "wrong_shape" (200 + a JSON list),
+        "missing_fields" (200 + a JSON object without id/status), "reset" (close without answering).
+        ``retry_after`` adds a Retry-After header to the failing response. Rules are used in the
+        order they were added; the first one matching a request is consumed.
+        """
+        if kind not in FAIL_KINDS:
+            raise ValueError(f"unknown fail kind {kind!r}; expected one of {sorted(FAIL_KINDS)}")
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        with self._lock:
+            self._failures.append(_Failure(kind, job_id, count, retry_after, delay))
+
+    def set_down(self, down: bool) -> None:
+        """While down, answer every request with a 503 HTML gateway page (API unavailable)."""
+        with self._lock:
+            self._down = bool(down)
+
+    # ------------------------------------------------------------------ call log
+
+    @property
+    def calls(self) -> list[Call]:
+        """Every request received, in order (a snapshot copy)."""
+        with self._lock:
+            return list(self._calls)
+
+    def calls_for(self, job_id: str) -> list[Call]:
+        """The requests that addressed ``job_id`` (the job itself or its sub-resources)."""
+        with self._lock:
+            return [c for c in self._calls if c.job_id == job_id]
+
+    def reset_calls(self) -> None:
+        """Forget recorded calls, e.g. after a test's setup phase."""
+        with self._lock:
+            self._calls.clear()
+
+    # ------------------------------------------------------------------ internals: state
+
+    def _wall(self, mono: float) -> float:
+        """Epoch seconds corresponding to a monotonic instant."""
+        return self._wall0 + (mono - self._mono0)
+
+    def _get(self, job_id: str) -> _Job:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise KeyError(f"no job {job_id!r} in the fake") from None
+
+    def _add_event(self, job: _Job, created_at: int, level: str, message: str) -> None:
+        job.events.append(
+            {
+                "id": "ftevent-" + uuid.uuid4().hex,
+                "object": "fine_tuning.job.event",
+                "created_at": int(created_at),
+                "level": level,
+                "message": message,
+            }
+        )
+
+    def _status_event(self, job: _Job, status: str | None, at: int) -> None:
+        """Record the event for a status change that happened at epoch second ``at``."""
+        if status == "validating_files":
+            self._add_event(job, at, "info", f"Validating training file: {job.body.get('training_file')}")
+        elif status == "queued":
+            self._add_event(job, at, "info", "Fine-tuning job queued")
+        elif status == "running":
+            self._add_event(job, at, "info", "Fine-tuning job started")
+        elif status == "succeeded":
+            self._add_event(job, at, "info", "Fine-tuning job successfully completed")
+        elif status == "failed":
+            error = job.body.get("error")
+            message = error.get("message") if isinstance(error, dict) else None
+            self._add_event(job, at, "error", f"Fine-tuning job failed: {message or 'unknown error'}")
+        elif status == "cancelled":
+            self._add_event(job, at, "warn", "Fine-tuning job cancelled")
+        else:
+            self._add_event(job, at, "info", f"Fine-tuning job status changed to {status}")
+
+    def _seed_events(self, job: _Job) -> None:
+        """A plausible history leading to the job's initial status (oldest first)."""
+        body = job.body
+        created = body["created_at"] if isinstance(body.get("created_at"), int) else int(time.time())
+        status = body.get("status")
+        self._add_event(job, created, "info", f"Created fine-tuning job: {body['id']}")
+        if status == "validating_files":
+            self._status_event(job, status, created)
+            return
+        self._status_event(job, "queued", created)
+        if status in ("running", "succeeded", "failed"):
+            self._status_event(job, "running", created)
+        if status not in ("queued", "running"):
+            finished = body.get("finished_at")
+            self._status_event(job, status, finished if isinstance(finished, int) else created)
+
+    def _advance(self, job: _Job, now: float, *, on_get: bool) -> None:
+        """Bring a job's body up to date with its progression controls at monotonic time ``now``."""
+        body = job.body
+        if job.queued_until is not None:
+            if now < job.queued_until:
+                return
+            started = job.queued_until
+            job.queued_until = None
+            body["status"] = "running"
+            job.base_steps = int(body.get("trained_steps") or 0)
+            job.base_time = started
+            self._status_event(job, "running", int(self._wall(started)))
+        if body.get("status") != "running" or not job.progressing:
+            return
+        if on_get:
+            job.base_steps += job.steps_per_call
+        steps = job.base_steps
+        if job.steps_per_second > 0:
+            steps += int(max(0.0, now - job.base_time) * job.steps_per_second)
+        total = body.get("total_steps")
+        stop_at = total if isinstance(total, int) else None
+        if job.fail_with is not None and job.fail_at_step is not None:
+            stop_at = job.fail_at_step if stop_at is None else min(stop_at, job.fail_at_step)
+        finished = stop_at is not None and steps >= stop_at
+        if finished:
+            steps = stop_at
+        body["trained_steps"] = steps
+        body["trained_tokens"] = steps * job.tokens_per_step
+        if not finished:
+            if job.steps_per_second > 0 and isinstance(total, int):
+                body["estimated_finish"] = int(self._wall(now) + (total - steps) / job.steps_per_second)
+            return
+        if job.steps_per_second > 0:
+            finish_time = job.base_time + max(0, stop_at - job.base_steps) / job.steps_per_second
+            finish_time = min(max(finish_time, job.base_time), now)
+        else:
+            finish_time = now
+        body["finished_at"] = int(self._wall(finish_time))
+        body["estimated_finish"] = None
+        if job.fail_with is not None:
+            body["status"] = "failed"
+            body["error"] = copy.deepcopy(job.fail_with)
+        else:
+            body["status"] = "succeeded"
+            if not body.get("result_files"):
+                body["result_files"] = [new_file_id()]
+        self._status_event(job, body["status"], body["finished_at"])
+
+    def _visible(self, job: _Job, token: str) -> bool:
+        return job.token is None or job.token == token
+
+    # ------------------------------------------------------------------ internals: HTTP
+
+    def _handle(self, method: str, target: str, headers: Any) -> _Response:
+        """Turn one request into a response and record it; called from handler threads."""
+        received = time.monotonic()
+        split = urlsplit(target)
+        raw_path = split.path or "/"
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        token = _bearer_token(headers.get("Authorization"))
+        # Split before decoding so that an encoded "/" (%2F) stays inside its segment.
+        stripped = raw_path.strip("/")
+        parts = [unquote(p) for p in stripped.split("/")] if stripped else []
+        job_id: str | None = None
+        route: str | None = None
+        if parts[:3] == JOBS_PREFIX:
+            if len(parts) == 3:
+                route = "list"
+            else:
+                job_id = parts[3]
+                if len(parts) == 4:
+                    route = "job"
+                elif len(parts) == 5 and parts[4] == "events":
+                    route = "events"
+
+        with self._lock:
+            if self._down:
+                response = _Response(503, _nginx_page(503), "text/html")
+            else:
+                failure = self._take_failure(job_id)
+                if failure is not None and failure.kind != "timeout":
+                    response = _failure_response(failure)
+                else:
+                    response = self._serve(method, route, job_id, query, token, now=received)
+                    if failure is not None:
+                        response.delay = failure.delay
+            self._calls.append(
+                Call(
+                    method=method,
+                    path=raw_path,
+                    query=query,
+                    token=token,
+                    job_id=job_id,
+                    status=0 if response.reset else response.status,
+                    at=received,
+                )
+            )
+        return response
+
+    def _take_failure(self, job_id: str | None) -> _Failure | None:
+        for failure in self._failures:
+            if failure.job_id is None or failure.job_id == job_id:
+                failure.remaining -= 1
+                if failure.remaining <= 0:
+                    self._failures.remove(failure)
+                return failure
+        return None
+
+    def _serve(
+        self,
+        method: str,
+        route: str | None,
+        job_id: str | None,
+        query: dict[str, str],
+        token: str | None,
+        *,
+        now: float,
+    ) -> _Response:
+        auth_headers = {"WWW-Authenticate": "Bearer"}
+        if token is None:
+            return _json_response(401, {"detail": "Not authenticated"}, auth_headers)
+        if token not in self._tokens:
+            return _json_response(401, {"detail": "Invalid API key"}, auth_headers)
+        if method not in ("GET", "HEAD") or route is None:
+            return _not_found()
+        if route == "list":
+            visible = [j for j in reversed(self._jobs.values()) if self._visible(j, token)]  # newest first
+            page = _paginate(visible, query, key=lambda j: j.body["id"])
+            if isinstance(page, _Response):
+                return page
+            items, has_more = page
+            for job in items:
+                self._advance(job, now, on_get=False)
+            return _json_response(
+                200,
+                {"object": "list", "data": [copy.deepcopy(j.body) for j in items], "has_more": has_more},
+            )
+        job = self._jobs.get(job_id or "")
+        if job is None or not self._visible(job, token):
+            return _not_found("Fine-tuning job not found")
+        if route == "job":
+            self._advance(job, now, on_get=True)
+            return _json_response(200, job.body)
+        self._advance(job, now, on_get=False)
+        page = _paginate(job.events, query, key=lambda e: e["id"])
+        if isinstance(page, _Response):
+            return page
+        events, has_more = page
+        return _json_response(200, {"object": "list", "data": events, "has_more": has_more})
+
+
+def _bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def _paginate(items: list[Any], query: dict[str, str], *, key: Any) -> tuple[list[Any], bool] | _Response:
+    """OpenAI-style ``after`` (an id) + ``limit`` pagination; an unknown ``after`` gives an empty page."""
+    raw_limit = query.get("limit")
+    limit = DEFAULT_PAGE_LIMIT
+    if raw_limit is not None:
+        try:
+            limit = int(raw_limit)
+        except ValueError:
+            return _validation_error(["query", "limit"], "Input should be a valid integer")
+        if not 1 <= limit <= MAX_PAGE_LIMIT:
+            return _validation_error(["query", "limit"], f"Input should be between 1 and {MAX_PAGE_LIMIT}")
+    after = query.get("after")
+    if after:
+        ids = [key(item) for item in items]
+        items = items[ids.index(after) + 1 :] if after in ids else []
+    return items[:limit], len(items) > limit
+
+
+def _failure_response(failure: _Failure) -> _Response:
+    kind = failure.kind
+    if kind == "reset":
+        return _Response(0, reset=True)
+    if kind == "401":
+        response = _json_response(401, {"detail": "Invalid API key"}, {"WWW-Authenticate": "Bearer"})
+    elif kind == "403":
+        response = _json_response(403, {"detail": "Invalid API key: not allowed to access this project"})
+    elif kind == "404":
+        response = _json_response(404, {"detail": "Not found"})
+    elif kind == "422":
+        response = _validation_error(["path", "job_id"], "Invalid fine-tuning job id")
+    elif kind == "429":
+        response = _json_response(
+            429, {"detail": "Rate limit exceeded"}, {"x-ratelimit-remaining-requests": "0"}
+        )
+    elif kind == "500":
+        response = _json_response(500, {"detail": "Internal Server Error"})
+    elif kind == "503":
+        response = _json_response(503, {"detail": "Service temporarily unavailable"})
+    elif kind in ("502", "504"):
+        response = _Response(int(kind), _nginx_page(int(kind)), "text/html")
+    elif kind == "html":
+        response = _Response(
+            200,
+            b"<html><head><title>Gateway</title></head><body><h1>API gateway</h1>"
+            b"<p>Please sign in to continue.</p></body></html>",
+            "text/html; charset=utf-8",
+        )
+    elif kind == "not_json":
+        response = _Response(200, b'{"id": "ftjob-', "application/json")
+    elif kind == "wrong_shape":
+        response = _json_response(200, [{"object": "fine_tuning.job"}])
+    elif kind == "missing_fields":
+        response = _json_response(200, {"object": "fine_tuning.job", "message": "ok"})
+    else:  # pragma: no cover - guarded by fail_next
+        raise ValueError(kind)
+    if failure.retry_after is not None:
+        response.headers["Retry-After"] = str(failure.retry_after)
+    return response
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a hung or sleeping handler never blocks stop() or interpreter exit
+    block_on_close = False
+    request_queue_size = 128  # the default backlog of 5 stalls concurrent clients for a 1 s SYN retry
+    fake: FakeTokenFactory
+
+    def server_bind(self) -> None:
+        # Skip HTTPServer.server_bind's socket.getfqdn(), which can stall on a badly set up resolver.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = host, port
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return  # the client went away (e.g. it timed out first); nothing to report
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"  # one request per connection: simple, and "reset" stays deterministic
+    server_version = "fake-tokenfactory"
+    sys_version = ""
+    timeout = 30
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silenced so test output stays clean."""
+
+    def _dispatch(self) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > 0:
+                self.rfile.read(min(length, 10_000_000))
+            response = self.server.fake._handle(self.command, self.path, self.headers)
+        except Exception:  # a bug in the fake must not look like a network problem
+            traceback.print_exc()
+            response = _json_response(500, {"detail": "fake_tokenfactory crashed:\n" + traceback.format_exc()})
+        if response.reset:
+            self.close_connection = True
+            try:  # SO_LINGER 0 makes close() send an RST: the client sees "connection reset"
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+            self.connection.close()
+            return
+        if response.delay > 0:
+            time.sleep(response.delay)
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _dispatch
+
+
+# ---------------------------------------------------------------------- standalone demo
+
+DEMO_TOKEN = "demo-token"
+
+
+def seed_demo_jobs(fake: FakeTokenFactory) -> dict[str, str]:
+    """Seed a varied set of jobs for trying ftdash by hand; returns {description: job_id}."""
+    now = int(time.time())
+    supervised_lora = {
+        "type": "supervised",
+        "supervised": {"hyperparameters": default_hyperparameters()},
+    }
+    jobs: dict[str, str] = {}
+    jobs["running (progresses over ~3 minutes, W&B + HF)"] = fake.add_job(
+        model="Qwen/Qwen3-4B",
+        suffix="support-bot",
+        total_steps=360,
+        steps_per_second=2,
+        method=supervised_lora,
+        integrations=[
+            {
+                "type": "wandb",
+                "wandb": {"project": "ftdash-demo", "entity": "acme-ml", "name": "support-bot-qwen3-4b", "tags": ["demo"]},
+            },
+            {"type": "hf", "hf": {"output_repo_name": "acme-ml/support-bot-qwen3-4b"}},
+        ],
+    )["id"]
+    jobs["queued for 30 s, then running for ~2 minutes"] = fake.add_job(
+        model="meta-llama/Llama-3.1-8B-Instruct",
+        suffix="faq-v2",
+        total_steps=120,
+        queued_for_seconds=30,
+        steps_per_second=1,
+        method=supervised_lora,
+        from_checkpoint={"type": "hf", "repo": "acme-ml/faq-v1", "revision": "main"},
+    )["id"]
+    jobs["succeeded (MLflow)"] = fake.add_job(
+        model="meta-llama/Llama-3.1-8B-Instruct",
+        suffix="summarizer",
+        status="succeeded",
+        created_at=now - 86_400,
+        finished_at=now - 86_400 + 5_400,
+        total_steps=500,
+        trained_steps=500,
+        trained_tokens=500 * 4096,
+        integrations=[
+            {
+                "type": "mlflow",
+                "mlflow": {
+                    "tracking_uri": "https://mlflow.example.com",
+                    "experiment_name": "summarizer",
+                    "run_name": "llama-8b-lora",
+                    "tags": {"team": "ml"},
+                },
+            }
+        ],
+    )["id"]
+    jobs["failed with an error"] = fake.add_job(
+        model="Qwen/Qwen3-4B",
+        suffix="broken-data",
+        status="failed",
+        created_at=now - 3_600,
+        finished_at=now - 3_300,
+        total_steps=None,
+        trained_steps=0,
+        error={
+            "code": "invalid_training_file",
+            "message": "Line 17 of the training file: expected a 'messages' list",
+            "param": "training_file",
+        },
+    )["id"]
+    jobs["spec-draft (speculative decoding drafter)"] = fake.add_job(
+        model="Qwen/Qwen3-32B",
+        suffix="drafter",
+        status="running",
+        total_steps=200,
+        trained_steps=40,
+        steps_per_second=0.5,
+        hyperparameters=None,
+        method={
+            "type": "spec-draft",
+            "spec_draft": {
+                "hyperparameters": {
+                    "batch_size": 8,
+                    "learning_rate": 0.0075,
+                    "n_epochs": 1,
+                    "warmup_ratio": 0.0,
+                    "weight_decay": 0.0,
+                    "packing": True,
+                    "max_grad_norm": 1.0,
+                    "context_length": 8192,
+                    "architecture": "eagle3_original",
+                    "num_decoding_heads": 3,
+                    "loss": {"type": "kl"},
+                }
+            },
+        },
+    )["id"]
+    return jobs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the fake in the foreground with demo jobs until Ctrl-C."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fake_tokenfactory",
+        description="A fake Token Factory fine-tuning API for trying ftdash without a real API key.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    args = parser.parse_args(argv)
+
+    fake = FakeTokenFactory()
+    fake.add_token(DEMO_TOKEN)
+    jobs = seed_demo_jobs(fake)
+    fake.start(host=args.host, port=args.port)
+    print(f"Fake Token Factory listening on {fake.url}", flush=True)
+    print(f"API key (bearer token): {DEMO_TOKEN}", flush=True)
+    for description, job_id in jobs.items():
+        print(f"  {job_id}  {description}", flush=True)
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("\nStopping.", flush=True)
+    finally:
+        fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

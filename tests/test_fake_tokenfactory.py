@@ -1,0 +1,551 @@
+"""The fake Token Factory must behave like the real API over real HTTP, or every test built on it lies."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.fake_tokenfactory import FAIL_KINDS, Call, FakeTokenFactory
+
+TOKEN = "test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+JOB_ID_RE = re.compile(r"^ftjob-[0-9a-f]{32}$")
+FILE_ID_RE = re.compile(r"^file-[0-9a-f-]{36}$")
+
+
+@pytest.fixture
+def fake():
+    with FakeTokenFactory() as server:
+        server.add_token(TOKEN)
+        yield server
+
+
+def get(fake: FakeTokenFactory, path: str, *, token: str | None = TOKEN, **kwargs) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    kwargs.setdefault("timeout", 5)
+    return requests.get(fake.url + path, headers=headers, **kwargs)
+
+
+def get_job(fake: FakeTokenFactory, job_id: str, **kwargs) -> requests.Response:
+    return get(fake, f"/v1/fine_tuning/jobs/{job_id}", **kwargs)
+
+
+# ---------------------------------------------------------------- lifecycle and job bodies
+
+
+def test_url_is_loopback_ephemeral_port_and_unavailable_before_start():
+    server = FakeTokenFactory()
+    with pytest.raises(RuntimeError):
+        server.url
+    with server:
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", server.url)
+        assert not server.url.endswith(":0")
+    server.stop()  # idempotent
+
+
+def test_it_serves_a_realistic_default_job(fake):
+    job = fake.add_job()
+    response = get_job(fake, job["id"])
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    body = response.json()
+    assert body == job
+    assert JOB_ID_RE.match(body["id"])
+    assert body["object"] == "fine_tuning.job"
+    assert isinstance(body["created_at"], int) and abs(body["created_at"] - time.time()) < 5
+    assert body["status"] == "running"
+    assert body["model"] == "Qwen/Qwen3-4B"
+    assert body["error"] is None and body["finished_at"] is None and body["estimated_finish"] is None
+    assert body["organization_id"] == "" and body["seed"] == 42 and body["result_files"] == []
+    assert FILE_ID_RE.match(body["training_file"]) and FILE_ID_RE.match(body["validation_file"])
+    assert body["hyperparameters"]["lora"] is True and body["hyperparameters"]["batch_size"] == 32
+    assert body["integrations"] is None and body["method"] is None
+    assert body["trained_steps"] == 0 and body["trained_tokens"] == 0 and body["total_steps"] is None
+
+
+def test_it_serves_overridden_and_unknown_fields_verbatim(fake):
+    method = {"type": "supervised", "supervised": {"hyperparameters": {"lora": True, "lora_r": 8}}}
+    integrations = [{"type": "wandb", "wandb": {"project": "p", "entity": "e", "name": "n", "tags": []}}]
+    job = fake.add_job(
+        "ftjob-" + "a" * 32,
+        model="meta-llama/Llama-3.1-8B-Instruct",
+        suffix="my-run",
+        total_steps=100,
+        method=method,
+        integrations=integrations,
+        brand_new_field={"nested": [1, 2, None]},
+    )
+    body = get_job(fake, "ftjob-" + "a" * 32).json()
+    assert body["id"] == "ftjob-" + "a" * 32 == job["id"]
+    assert body["model"] == "meta-llama/Llama-3.1-8B-Instruct"
+    assert body["suffix"] == "my-run" and body["total_steps"] == 100
+    assert body["method"] == method and body["integrations"] == integrations
+    assert body["brand_new_field"] == {"nested": [1, 2, None]}
+
+
+def test_add_job_copies_the_fields_it_is_given(fake):
+    integrations = [{"type": "hf", "hf": {"output_repo_name": "me/model"}}]
+    job = fake.add_job(integrations=integrations)
+    integrations[0]["hf"]["output_repo_name"] = "changed"
+    assert get_job(fake, job["id"]).json()["integrations"][0]["hf"]["output_repo_name"] == "me/model"
+
+
+# ---------------------------------------------------------------- progression
+
+
+def test_it_advances_progress_over_time(fake):
+    job = fake.add_job(total_steps=1000, steps_per_second=50, tokens_per_step=100)
+    assert job["trained_steps"] == 0
+    time.sleep(0.1)
+    body = get_job(fake, job["id"]).json()
+    assert body["status"] == "running"
+    assert 2 <= body["trained_steps"] < 1000
+    assert body["trained_tokens"] == body["trained_steps"] * 100
+    expected_finish = time.time() + (1000 - body["trained_steps"]) / 50
+    assert abs(body["estimated_finish"] - expected_finish) <= 2
+    time.sleep(0.05)
+    assert get_job(fake, job["id"]).json()["trained_steps"] > body["trained_steps"]
+
+
+def test_it_advances_progress_per_call(fake):
+    job = fake.add_job(total_steps=100, steps_per_call=10)
+    steps = [get_job(fake, job["id"]).json()["trained_steps"] for _ in range(3)]
+    assert steps == [10, 20, 30]
+    # Listing and events do not count as GETs of the job; get_job() doesn't either.
+    get(fake, "/v1/fine_tuning/jobs")
+    get(fake, f"/v1/fine_tuning/jobs/{job['id']}/events")
+    assert fake.get_job(job["id"])["trained_steps"] == 30
+
+
+def test_it_keeps_a_job_queued_before_running(fake):
+    job = fake.add_job(total_steps=1000, steps_per_second=50, queued_for_seconds=0.15)
+    assert job["status"] == "queued"
+    time.sleep(0.05)
+    body = get_job(fake, job["id"]).json()
+    assert body["status"] == "queued" and body["trained_steps"] == 0
+    time.sleep(0.2)
+    body = get_job(fake, job["id"]).json()
+    assert body["status"] == "running" and body["trained_steps"] >= 1
+
+
+def test_a_queued_job_with_steps_per_call_does_not_advance_until_running(fake):
+    job = fake.add_job(total_steps=100, steps_per_call=5, queued_for_seconds=0.1)
+    assert get_job(fake, job["id"]).json()["trained_steps"] == 0
+    time.sleep(0.15)
+    body = get_job(fake, job["id"]).json()
+    assert body["status"] == "running" and body["trained_steps"] == 5
+
+
+def test_it_succeeds_with_finished_at_and_result_files(fake):
+    job = fake.add_job(total_steps=5, steps_per_second=50)
+    time.sleep(0.15)
+    body = get_job(fake, job["id"]).json()
+    assert body["status"] == "succeeded"
+    assert body["trained_steps"] == 5 and body["trained_tokens"] == 5 * 4096
+    assert isinstance(body["finished_at"], int) and abs(body["finished_at"] - time.time()) < 3
+    assert body["estimated_finish"] is None and body["error"] is None
+    assert len(body["result_files"]) == 1 and FILE_ID_RE.match(body["result_files"][0])
+    # Terminal: it stays put.
+    time.sleep(0.05)
+    assert get_job(fake, job["id"]).json() == body
+
+
+def test_it_succeeds_after_enough_calls(fake):
+    job = fake.add_job(total_steps=25, steps_per_call=10)
+    statuses = [get_job(fake, job["id"]).json()["status"] for _ in range(3)]
+    assert statuses == ["running", "running", "succeeded"]
+    assert fake.get_job(job["id"])["trained_steps"] == 25
+
+
+def test_it_fails_with_the_given_error(fake):
+    error = {"code": "oom", "message": "CUDA out of memory", "param": None}
+    job = fake.add_job(total_steps=3, steps_per_call=1, fail_with=error)
+    bodies = [get_job(fake, job["id"]).json() for _ in range(3)]
+    assert [b["status"] for b in bodies] == ["running", "running", "failed"]
+    assert bodies[-1]["error"] == error
+    assert isinstance(bodies[-1]["finished_at"], int)
+    assert bodies[-1]["result_files"] == []
+
+
+def test_it_can_fail_midway_at_a_given_step(fake):
+    error = {"code": "invalid_data", "message": "bad row", "param": "training_file"}
+    job = fake.add_job(total_steps=100, steps_per_second=50, fail_with=error, fail_at_step=3)
+    time.sleep(0.12)
+    body = get_job(fake, job["id"]).json()
+    assert body["status"] == "failed" and body["trained_steps"] == 3 and body["error"] == error
+
+
+def test_static_terminal_jobs_get_plausible_defaults(fake):
+    succeeded = fake.add_job(status="succeeded", total_steps=10, trained_steps=10)
+    assert isinstance(succeeded["finished_at"], int) and len(succeeded["result_files"]) == 1
+    failed = fake.add_job(status="failed")
+    assert failed["error"]["code"] and failed["error"]["message"] and isinstance(failed["finished_at"], int)
+    bare = fake.add_job(status="failed", error=None, finished_at=None)
+    assert bare["error"] is None and bare["finished_at"] is None
+
+
+def test_update_job_sets_fields_directly(fake):
+    job = fake.add_job(total_steps=100, trained_steps=10)
+    error = {"code": "cancelled_by_platform", "message": "Node lost", "param": None}
+    updated = fake.update_job(job["id"], status="failed", error=error, custom="x")
+    body = get_job(fake, job["id"]).json()
+    assert body == updated
+    assert body["status"] == "failed" and body["error"] == error and body["custom"] == "x"
+    assert isinstance(body["finished_at"], int)
+    with pytest.raises(KeyError):
+        fake.update_job("ftjob-" + "0" * 32, status="running")
+
+
+def test_update_job_progress_continues_from_the_new_steps(fake):
+    job = fake.add_job(total_steps=100, steps_per_call=1)
+    fake.update_job(job["id"], trained_steps=50)
+    assert get_job(fake, job["id"]).json()["trained_steps"] == 51
+
+
+def test_update_job_to_running_ends_the_queue(fake):
+    job = fake.add_job(total_steps=100, steps_per_call=1, queued_for_seconds=60)
+    assert fake.update_job(job["id"], status="running")["status"] == "running"
+    assert get_job(fake, job["id"]).json()["trained_steps"] == 1
+
+
+# ---------------------------------------------------------------- events
+
+
+def test_events_follow_status_changes_oldest_first(fake):
+    job = fake.add_job(total_steps=2, steps_per_call=1, queued_for_seconds=0.05,
+                       fail_with={"code": "x", "message": "Boom", "param": None})
+    time.sleep(0.08)
+    get_job(fake, job["id"])
+    get_job(fake, job["id"])
+    response = get(fake, f"/v1/fine_tuning/jobs/{job['id']}/events")
+    assert response.status_code == 200
+    page = response.json()
+    assert page["object"] == "list" and page["has_more"] is False
+    events = page["data"]
+    assert [e["message"] for e in events] == [
+        f"Created fine-tuning job: {job['id']}",
+        "Fine-tuning job queued",
+        "Fine-tuning job started",
+        "Fine-tuning job failed: Boom",
+    ]
+    assert [e["level"] for e in events] == ["info", "info", "info", "error"]
+    assert all(isinstance(e["created_at"], int) and e["id"].startswith("ftevent-") for e in events)
+    assert [e["created_at"] for e in events] == sorted(e["created_at"] for e in events)
+
+
+def test_events_of_a_succeeded_job_and_pagination(fake):
+    job = fake.add_job(status="succeeded")
+    events = get(fake, f"/v1/fine_tuning/jobs/{job['id']}/events").json()["data"]
+    assert events[-1]["message"] == "Fine-tuning job successfully completed"
+    first = get(fake, f"/v1/fine_tuning/jobs/{job['id']}/events", params={"limit": 2}).json()
+    assert first["has_more"] is True and [e["id"] for e in first["data"]] == [e["id"] for e in events[:2]]
+    rest = get(fake, f"/v1/fine_tuning/jobs/{job['id']}/events", params={"after": events[1]["id"]}).json()
+    assert [e["id"] for e in rest["data"]] == [e["id"] for e in events[2:]]
+
+
+def test_update_job_status_change_adds_an_event(fake):
+    job = fake.add_job()
+    fake.update_job(job["id"], status="cancelled")
+    events = get(fake, f"/v1/fine_tuning/jobs/{job['id']}/events").json()["data"]
+    assert events[-1]["message"] == "Fine-tuning job cancelled" and events[-1]["level"] == "warn"
+
+
+# ---------------------------------------------------------------- list endpoint
+
+
+def test_list_endpoint_honours_limit_and_after(fake):
+    ids = [fake.add_job()["id"] for _ in range(5)]
+    newest_first = list(reversed(ids))
+    page = get(fake, "/v1/fine_tuning/jobs").json()
+    assert page["object"] == "list" and page["has_more"] is False
+    assert [j["id"] for j in page["data"]] == newest_first
+    assert all(j["object"] == "fine_tuning.job" for j in page["data"])
+
+    first = get(fake, "/v1/fine_tuning/jobs", params={"limit": 2}).json()
+    assert [j["id"] for j in first["data"]] == newest_first[:2] and first["has_more"] is True
+    second = get(fake, "/v1/fine_tuning/jobs", params={"limit": 2, "after": newest_first[1]}).json()
+    assert [j["id"] for j in second["data"]] == newest_first[2:4] and second["has_more"] is True
+    last = get(fake, "/v1/fine_tuning/jobs", params={"limit": 2, "after": newest_first[3]}).json()
+    assert [j["id"] for j in last["data"]] == newest_first[4:] and last["has_more"] is False
+
+
+def test_list_endpoint_rejects_a_bad_limit_with_422(fake):
+    response = get(fake, "/v1/fine_tuning/jobs", params={"limit": "lots"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "limit"]
+
+
+def test_list_shows_only_the_jobs_a_token_can_see(fake):
+    fake.add_token("other")
+    shared = fake.add_job()["id"]
+    mine = fake.add_job(token=TOKEN)["id"]
+    theirs = fake.add_job(token="other")["id"]
+    assert {j["id"] for j in get(fake, "/v1/fine_tuning/jobs").json()["data"]} == {shared, mine}
+    assert {j["id"] for j in get(fake, "/v1/fine_tuning/jobs", token="other").json()["data"]} == {shared, theirs}
+    assert get_job(fake, theirs).status_code == 404
+    assert get_job(fake, theirs, token="other").status_code == 200
+
+
+# ---------------------------------------------------------------- auth and routing
+
+
+def test_it_rejects_missing_unknown_and_revoked_tokens(fake):
+    job = fake.add_job()
+    assert get_job(fake, job["id"], token=None).status_code == 401
+    unknown = get_job(fake, job["id"], token="nope")
+    assert unknown.status_code == 401 and isinstance(unknown.json()["detail"], str)
+    fake.add_token("temp")
+    assert get_job(fake, job["id"], token="temp").status_code == 200
+    fake.revoke_token("temp")
+    revoked = get_job(fake, job["id"], token="temp")
+    assert revoked.status_code == 401 and revoked.headers["Content-Type"] == "application/json"
+    assert get_job(fake, job["id"]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    ["ftjob-" + "0" * 32, "not-a-job", "ftjob-abc%2F..%2Fevents", "%2F", "%E2%9C%93", "%ZZ", "ftjob-x%00y"],
+)
+def test_unknown_or_malformed_job_id_is_404(fake, job_id):
+    response = get_job(fake, job_id)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Fine-tuning job not found"}
+
+
+def test_encoded_path_characters_are_decoded(fake):
+    fake.add_job("ftjob-a/b")
+    response = get(fake, "/v1/fine_tuning/jobs/ftjob-a%2Fb")
+    assert response.status_code == 200 and response.json()["id"] == "ftjob-a/b"
+    assert fake.calls[-1].job_id == "ftjob-a/b" and fake.calls[-1].path == "/v1/fine_tuning/jobs/ftjob-a%2Fb"
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/v1/models", "/v1/fine_tuning", "/v1/fine_tuning/jobs/{id}/checkpoints", "/v1/fine_tuning/jobs/{id}/events/x"]
+)
+def test_unknown_paths_are_404_json(fake, path):
+    job = fake.add_job()
+    response = get(fake, path.format(id=job["id"]))
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/json"
+    assert "detail" in response.json()
+
+
+def test_other_methods_are_404_json(fake):
+    job = fake.add_job()
+    response = requests.post(f"{fake.url}/v1/fine_tuning/jobs/{job['id']}/cancel", headers=AUTH, json={}, timeout=5)
+    assert response.status_code == 404 and "detail" in response.json()
+
+
+# ---------------------------------------------------------------- scripted failures
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "detail_type"),
+    [("401", 401, str), ("403", 403, str), ("404", 404, str), ("422", 422, list),
+     ("429", 429, str), ("500", 500, str), ("503", 503, str)],
+)
+def test_fail_next_json_error_kinds(fake, kind, status, detail_type):
+    job = fake.add_job()
+    fake.fail_next(kind)
+    response = get_job(fake, job["id"])
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/json"
+    assert isinstance(response.json()["detail"], detail_type)
+    assert "Retry-After" not in response.headers
+    assert get_job(fake, job["id"]).status_code == 200  # only the next request fails
+
+
+def test_fail_next_422_is_an_http_validation_error(fake):
+    fake.fail_next("422")
+    detail = get_job(fake, "whatever").json()["detail"]
+    assert detail == [{"loc": ["path", "job_id"], "msg": detail[0]["msg"], "type": "value_error"}]
+
+
+@pytest.mark.parametrize("kind", ["502", "504"])
+def test_fail_next_gateway_kinds_answer_an_html_page(fake, kind):
+    fake.fail_next(kind)
+    response = get(fake, "/v1/fine_tuning/jobs")
+    assert response.status_code == int(kind)
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "<html>" in response.text and "nginx" in response.text
+
+
+def test_rate_limit_carries_retry_after_when_given(fake):
+    fake.fail_next("429", retry_after=7)
+    response = get(fake, "/v1/fine_tuning/jobs")
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "7"
+    assert response.json() == {"detail": "Rate limit exceeded"}
+
+
+def test_fail_next_timeout_delays_the_normal_answer(fake):
+    job = fake.add_job()
+    fake.fail_next("timeout", delay=0.4)
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        get_job(fake, job["id"], timeout=0.1)
+    fake.fail_next("timeout", delay=0.1)
+    started = time.monotonic()
+    response = get_job(fake, job["id"], timeout=2)
+    assert response.status_code == 200 and response.json()["id"] == job["id"]
+    assert time.monotonic() - started >= 0.1
+
+
+def test_fail_next_html_is_a_200_html_page(fake):
+    fake.fail_next("html")
+    response = get(fake, "/v1/fine_tuning/jobs")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "<html>" in response.text and "gateway" in response.text.lower()
+
+
+def test_fail_next_not_json_is_invalid_json_labelled_json(fake):
+    fake.fail_next("not_json")
+    response = get(fake, "/v1/fine_tuning/jobs")
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/json"
+    with pytest.raises(ValueError):
+        response.json()
+
+
+def test_fail_next_wrong_shape_and_missing_fields_are_valid_json(fake):
+    job = fake.add_job()
+    fake.fail_next("wrong_shape")
+    assert isinstance(get_job(fake, job["id"]).json(), list)
+    fake.fail_next("missing_fields")
+    body = get_job(fake, job["id"]).json()
+    assert isinstance(body, dict) and "id" not in body and "status" not in body
+
+
+def test_fail_next_reset_closes_the_connection_without_an_answer(fake):
+    job = fake.add_job()
+    fake.fail_next("reset")
+    with pytest.raises(requests.exceptions.ConnectionError):
+        get_job(fake, job["id"])
+    assert fake.calls[-1].status == 0
+    assert get_job(fake, job["id"]).status_code == 200
+
+
+def test_fail_next_for_a_job_id_only_affects_that_job_and_honours_count(fake):
+    target = fake.add_job()["id"]
+    bystander = fake.add_job()["id"]
+    fake.fail_next("500", job_id=target, count=2)
+    assert get_job(fake, bystander).status_code == 200
+    assert get(fake, "/v1/fine_tuning/jobs").status_code == 200
+    assert [get_job(fake, target).status_code for _ in range(3)] == [500, 500, 200]
+
+
+def test_fail_next_rules_apply_in_order(fake):
+    fake.fail_next("503")
+    fake.fail_next("429", retry_after=1)
+    assert [get(fake, "/v1/fine_tuning/jobs").status_code for _ in range(3)] == [503, 429, 200]
+
+
+def test_every_fail_kind_is_accepted_and_unknown_kinds_are_rejected(fake):
+    for kind in FAIL_KINDS:
+        fake.fail_next(kind, job_id="never-requested")
+    with pytest.raises(ValueError):
+        fake.fail_next("418")
+
+
+def test_set_down_answers_503_html_until_back_up(fake):
+    job = fake.add_job()
+    fake.set_down(True)
+    response = get_job(fake, job["id"])
+    assert response.status_code == 503 and response.headers["Content-Type"].startswith("text/html")
+    assert get_job(fake, job["id"], token="nope").status_code == 503
+    fake.set_down(False)
+    assert get_job(fake, job["id"]).status_code == 200
+
+
+# ---------------------------------------------------------------- call log
+
+
+def test_calls_are_recorded_in_order(fake):
+    job = fake.add_job()
+    before = time.monotonic()
+    get_job(fake, job["id"])
+    get(fake, "/v1/fine_tuning/jobs", params={"limit": 3, "ai_project_id": "proj"})
+    get_job(fake, job["id"], token="bad")
+    get(fake, f"/v1/fine_tuning/jobs/{job['id']}/events")
+    calls = fake.calls
+    assert all(isinstance(c, Call) for c in calls)
+    assert [(c.path, c.status) for c in calls] == [
+        (f"/v1/fine_tuning/jobs/{job['id']}", 200),
+        ("/v1/fine_tuning/jobs", 200),
+        (f"/v1/fine_tuning/jobs/{job['id']}", 401),
+        (f"/v1/fine_tuning/jobs/{job['id']}/events", 200),
+    ]
+    assert calls[0].method == "GET" and calls[0].token == TOKEN and calls[0].query == {}
+    assert calls[1].query == {"limit": "3", "ai_project_id": "proj"} and calls[1].job_id is None
+    assert calls[2].token == "bad"
+    assert before <= calls[0].at <= calls[1].at <= calls[2].at <= calls[3].at <= time.monotonic()
+    assert fake.calls_for(job["id"]) == [calls[0], calls[2], calls[3]]
+    with pytest.raises(AttributeError):
+        calls[0].status = 500  # frozen
+    fake.reset_calls()
+    assert fake.calls == [] and fake.calls_for(job["id"]) == []
+
+
+def test_it_handles_concurrent_requests(fake):
+    job = fake.add_job(total_steps=1000, steps_per_call=1)
+    statuses: list[int] = []
+
+    def worker():
+        for _ in range(5):
+            statuses.append(get_job(fake, job["id"]).status_code)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [200] * 40
+    assert fake.get_job(job["id"])["trained_steps"] == 40
+    assert len(fake.calls_for(job["id"])) == 40
+
+
+# ---------------------------------------------------------------- standalone demo
+
+
+def test_it_runs_standalone_with_a_demo_token_and_jobs():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_tokenfactory", "--port", "0"],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []
+        while not any("Ctrl-C" in line for line in lines):
+            line = process.stdout.readline()
+            assert line, f"demo server exited early: {lines}"
+            lines.append(line)
+        output = "".join(lines)
+        url = re.search(r"http://127\.0\.0\.1:\d+", output).group(0)
+        assert "demo-token" in output
+        printed_ids = set(re.findall(r"ftjob-[0-9a-f]{32}", output))
+        assert len(printed_ids) == 5
+        jobs = requests.get(f"{url}/v1/fine_tuning/jobs", headers={"Authorization": "Bearer demo-token"}, timeout=5).json()["data"]
+        assert {j["id"] for j in jobs} == printed_ids
+        statuses = sorted(j["status"] for j in jobs)
+        assert statuses == ["failed", "queued", "running", "running", "succeeded"]
+        methods = {(j["method"] or {}).get("type") for j in jobs}
+        assert {"supervised", "spec-draft"} <= methods
+        failed = next(j for j in jobs if j["status"] == "failed")
+        assert set(failed["error"]) == {"code", "message", "param"}
+        kinds = {i["type"] for j in jobs for i in (j["integrations"] or [])}
+        assert {"wandb", "hf"} <= kinds
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        assert process.wait(timeout=5) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+        process.stdout.close()
