@@ -8,7 +8,12 @@ from jobs.tokenfactory import InvalidJobId, clean_job_id
 
 
 class FirstAdminForm(UserCreationForm):
-    pass
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Plain text instead of Django's HTML list, so no help text ever needs |safe.
+        self.fields["password1"].help_text = (
+            "At least 8 characters; not a common password, not all digits, not like the username."
+        )
 
 
 class TokenForm(forms.Form):

@@ -1,13 +1,129 @@
+"""Shared fixtures: a fake Token Factory over real HTTP, and three people.
+
+alice owns a workspace (her personal one), bob is a member of a team workspace alice owns,
+charlie is an outsider who must never see either.
+"""
+
 from __future__ import annotations
 
-import pytest
+import itertools
 
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from jobs import services
+from jobs.access import user_memberships
+from jobs.models import Membership, TrackedJob, Workspace
 from tests.fake_tokenfactory import FakeTokenFactory
+
+ALICE_SECRET = "sk-alice-0123456789-SECRET-wxyz"
 
 
 @pytest.fixture
 def fake_api(settings):
-    """A fake Token Factory over real HTTP on loopback, with ftdash pointed at it."""
+    """A fake Token Factory on loopback, with ftdash pointed at it and fast retries."""
     with FakeTokenFactory() as server:
         settings.FTDASH_API_BASE_URL = server.url
+        server.add_token(ALICE_SECRET)
         yield server
+
+
+def _user(username: str):
+    user = get_user_model().objects.create_user(username=username, password=f"{username}-password-1")
+    user_memberships(user)  # personal workspace
+    return user
+
+
+@pytest.fixture
+def alice(db):
+    return _user("alice")
+
+
+@pytest.fixture
+def bob(db):
+    return _user("bob")
+
+
+@pytest.fixture
+def charlie(db):
+    return _user("charlie")
+
+
+@pytest.fixture
+def alice_workspace(alice) -> Workspace:
+    return alice.personal_workspace
+
+
+@pytest.fixture
+def team(alice, bob) -> Workspace:
+    workspace = Workspace.objects.create(name="Research team")
+    Membership.objects.create(workspace=workspace, user=alice, role=Membership.Role.OWNER)
+    Membership.objects.create(workspace=workspace, user=bob, role=Membership.Role.MEMBER)
+    return workspace
+
+
+@pytest.fixture
+def alice_token(alice, alice_workspace):
+    return services.token_create(
+        workspace=alice_workspace, user=alice, name="research", secret=ALICE_SECRET
+    )
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice)
+    return client
+
+
+_job_numbers = itertools.count(1)
+
+
+def job_payload(**fields) -> dict:
+    """A realistic job body as the API sends it; `fields` override."""
+    number = next(_job_numbers)
+    payload = {
+        "id": f"ftjob-{number:032x}",
+        "object": "fine_tuning.job",
+        "created_at": 1753341502,
+        "error": None,
+        "finished_at": None,
+        "hyperparameters": {"batch_size": 32, "n_epochs": 10, "learning_rate": 1e-05, "lora": True, "lora_r": 16},
+        "model": "Qwen/Qwen3-4B",
+        "organization_id": "",
+        "result_files": [],
+        "seed": 42,
+        "status": "running",
+        "trained_tokens": 1000,
+        "training_file": "file-76807105",
+        "validation_file": None,
+        "estimated_finish": None,
+        "integrations": None,
+        "method": None,
+        "suffix": "my-run",
+        "trained_steps": 25,
+        "total_steps": 100,
+    }
+    payload.update(fields)
+    return payload
+
+
+@pytest.fixture
+def make_job(alice, alice_workspace, alice_token):
+    """Store a tracked job with a snapshot directly (no network), for page tests."""
+
+    def make(workspace=None, token=None, fetched_at=None, **fields) -> TrackedJob:
+        payload = job_payload(**fields)
+        now = fetched_at or timezone.now()
+        return TrackedJob.objects.create(
+            workspace=workspace or alice_workspace,
+            token=token or alice_token,
+            job_id=payload["id"],
+            added_by=alice,
+            snapshot=payload,
+            status=payload["status"],
+            fetched_at=now,
+            checked_at=now,
+        )
+
+    return make
