@@ -1,0 +1,103 @@
+"""Run ftdash as a real server process (gunicorn) for end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    data_dir: Path
+    env: dict[str, str]
+    log_path: Path
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, check=True,
+        )
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+@contextlib.contextmanager
+def ftdash_server(data_dir: Path, *, api_url: str, workers: int = 2, **extra_env: str) -> Iterator[ServerProcess]:
+    """Migrate a fresh data dir and serve it with gunicorn on a free loopback port."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "ftdash.settings",
+        "FTDASH_DATA_DIR": str(data_dir),
+        "FTDASH_DEBUG": "true",
+        "FTDASH_API_BASE_URL": api_url,
+        "FTDASH_REFRESH_SECONDS": "1",
+        "FTDASH_QUEUED_REFRESH_SECONDS": "1",
+        "FTDASH_API_READ_TIMEOUT": "2",
+        "PYTHONUNBUFFERED": "1",
+        **extra_env,
+    }
+    port = free_port()
+    server = ServerProcess(f"http://127.0.0.1:{port}", data_dir, env, data_dir.parent / f"server-{port}.log")
+    server.manage("migrate", "--noinput")
+    with server.log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(BIN / "gunicorn"), "ftdash.wsgi:application", "--workers", str(workers),
+             "--bind", f"127.0.0.1:{port}", "--access-logfile", "-"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                requests.get(server.url + "/accounts/login/", timeout=1)
+                break
+            except requests.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"ftdash did not start:\n{server.log}") from None
+                time.sleep(0.1)
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def signed_in_session(server: ServerProcess, username: str, password: str) -> requests.Session:
+    """A requests session signed in through the real sign-in form (with its CSRF token)."""
+    session = requests.Session()
+    session.get(server.url + "/accounts/login/")
+    response = session.post(
+        server.url + "/accounts/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        headers={"Referer": server.url + "/accounts/login/"},
+    )
+    response.raise_for_status()
+    return session
+
+
+def post_form(session: requests.Session, server: ServerProcess, path: str, data: dict) -> requests.Response:
+    return session.post(
+        server.url + path,
+        data={**data, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        headers={"Referer": server.url + path},
+    )
