@@ -6,6 +6,9 @@ import base64
 import secrets
 from pathlib import Path
 
+from urllib.parse import urlsplit
+
+import dj_database_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
@@ -20,26 +23,34 @@ DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 DEBUG = env_bool("FTDASH_DEBUG", False)
 
 # --- Secrets -------------------------------------------------------------------------------
-# On first run the keys are generated into the data dir (mode 0600) so `make run` needs no
-# setup; a deployment passes them in (or as *_FILE) instead.
+# With FTDASH_DEBUG on (`make run`), missing keys are generated into the data dir (mode 0600)
+# so trying ftdash needs no setup. In production they must be given (or already be in the
+# data dir): silently minting a new encryption key would make every stored token unreadable.
 
-SECRET_KEY = env_secret("FTDASH_SECRET_KEY") or secret_from_data_dir(
-    DATA_DIR / "secret_key", lambda: secrets.token_urlsafe(50)
-)
+
+def _secret(name: str, file_name: str, generate) -> str:
+    value = env_secret(name)
+    if value:
+        return value
+    path = DATA_DIR / file_name
+    if DEBUG or path.exists():
+        return secret_from_data_dir(path, generate)
+    raise ImproperlyConfigured(
+        f"{name} is not set. Set {name} (or {name}_FILE) in the service's environment; "
+        "docs/deploy.md shows how to generate it."
+    )
+
+
+SECRET_KEY = _secret("FTDASH_SECRET_KEY", "secret_key", lambda: secrets.token_urlsafe(50))
 
 
 def _encryption_keys() -> list[str]:
     """Token-vault keys, newest first. Kept apart from SECRET_KEY on purpose: rotating the
     session key must not make every stored API token unreadable."""
-    configured = env_secret("FTDASH_ENCRYPTION_KEYS")
-    if configured:
-        keys = [key.strip() for key in configured.replace("\n", ",").split(",") if key.strip()]
-    else:
-        keys = [
-            secret_from_data_dir(
-                DATA_DIR / "encryption_key", lambda: Fernet.generate_key().decode()
-            )
-        ]
+    configured = _secret(
+        "FTDASH_ENCRYPTION_KEYS", "encryption_key", lambda: Fernet.generate_key().decode()
+    )
+    keys = [key.strip() for key in configured.replace("\n", ",").split(",") if key.strip()]
     for key in keys:
         try:
             if len(base64.urlsafe_b64decode(key.encode())) != 32:
@@ -55,12 +66,53 @@ def _encryption_keys() -> list[str]:
 
 FTDASH_ENCRYPTION_KEYS = _encryption_keys()
 
-# --- Hosts ---------------------------------------------------------------------------------
+# --- Site URL, hosts, proxy ----------------------------------------------------------------
+# One variable, FTDASH_SITE_URL, says where people reach ftdash (https://ml.example.com/ftdash);
+# allowed hosts, trusted CSRF origins, the URL prefix and cookie security all follow from it.
 
+SITE_URL = env_str("FTDASH_SITE_URL").rstrip("/")
+_site = urlsplit(SITE_URL) if SITE_URL else None
+if _site and (_site.scheme not in ("http", "https") or not _site.hostname or _site.query):
+    raise ImproperlyConfigured(
+        f"FTDASH_SITE_URL={SITE_URL!r} must be a full URL with scheme and host, "
+        "e.g. https://ml.example.com/ftdash"
+    )
+SITE_IS_HTTPS = bool(_site and _site.scheme == "https")
+URL_PREFIX = _site.path.rstrip("/") if _site else ""
+
+# Loopback stays allowed so health checks from the same machine work with any site URL.
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
-extra_hosts = env_str("FTDASH_ALLOWED_HOSTS")
-if extra_hosts:
-    ALLOWED_HOSTS += [host.strip() for host in extra_hosts.split(",") if host.strip()]
+if _site:
+    ALLOWED_HOSTS.append(_site.hostname)
+    CSRF_TRUSTED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"]
+ALLOWED_HOSTS += [h.strip() for h in env_str("FTDASH_ALLOWED_HOSTS").split(",") if h.strip()]
+
+# The proxy strips the prefix (nginx `proxy_pass http://app/;`); Django adds it to every URL.
+FORCE_SCRIPT_NAME = URL_PREFIX or None
+
+# Forwarded headers are believed only from these addresses, and only when FTDASH_BEHIND_PROXY
+# is on: anyone who can reach the app port directly could otherwise claim to be on https or
+# to come from any address (see jobs.middleware.TrustedProxyMiddleware).
+BEHIND_PROXY = env_bool("FTDASH_BEHIND_PROXY", False)
+TRUSTED_PROXIES = [
+    ip.strip() for ip in env_str("FTDASH_TRUSTED_PROXIES", "127.0.0.1,::1").split(",") if ip.strip()
+]
+
+# Distinct cookie names and paths: another Django app on the same host keeps its own session.
+SESSION_COOKIE_NAME = "ftdash_session"
+CSRF_COOKIE_NAME = "ftdash_csrftoken"
+SESSION_COOKIE_PATH = CSRF_COOKIE_PATH = f"{URL_PREFIX}/"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SITE_IS_HTTPS
+SESSION_COOKIE_AGE = env_int("FTDASH_SESSION_DAYS", 14, minimum=1) * 24 * 3600
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_HSTS_SECONDS = env_int("FTDASH_HSTS_SECONDS", 31536000 if SITE_IS_HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = False  # other sites on the domain are not ours to commit
+SECURE_SSL_REDIRECT = env_bool("FTDASH_SSL_REDIRECT", SITE_IS_HTTPS and BEHIND_PROXY)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
 
 # --- Application ---------------------------------------------------------------------------
 
@@ -79,6 +131,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "jobs.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -117,22 +170,47 @@ FORM_RENDERER = "ftdash.forms.FormRenderer"
 
 # --- Database and cache --------------------------------------------------------------------
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": DATA_DIR / "ftdash.sqlite3",
-        "OPTIONS": {"timeout": 20},
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    try:
+        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL cannot be used: {exc}") from None
+else:
+    # Tuned for several gunicorn workers: WAL lets readers run beside a writer, a busy timeout
+    # waits instead of failing, and IMMEDIATE transactions take the write lock up front, so a
+    # transaction never fails half-way when it turns from reading to writing.
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "ftdash.sqlite3",
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
     }
-}
 
 # The cache holds the single-flight refresh locks, so it must be shared by every process
-# serving the site: the database cache is, a per-process memory cache is not.
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
-        "LOCATION": "ftdash_cache",
+# serving the site: Redis is, the database cache is too (for every process using the same
+# database), a per-process memory cache is not.
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "ftdash",
+        }
     }
-}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "ftdash_cache",
+        }
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -186,6 +264,8 @@ FTDASH_QUEUED_REFRESH_SECONDS = env_int(
 
 # --- Logging -------------------------------------------------------------------------------
 
+# One line per upstream call at INFO (jobs.tokenfactory); unhandled errors with their traceback
+# at ERROR (django.request). Everything goes to stderr, for journald or docker logs.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -193,5 +273,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
         "jobs": {"handlers": ["console"], "level": env_str("FTDASH_LOG_LEVEL", "INFO")},
+        "django": {"handlers": ["console"], "level": "WARNING"},
     },
 }

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -38,3 +39,39 @@ class HtmxLoginRedirectMiddleware:
         redirect = HttpResponseClientRedirect(redirect_to_login(next_url)["Location"])
         redirect.status_code = 401
         return redirect
+
+
+class TrustedProxyMiddleware:
+    """Believe X-Forwarded-Proto / X-Forwarded-For only when they come from a trusted proxy.
+
+    Off unless FTDASH_BEHIND_PROXY is on; even then only requests whose peer address is in
+    FTDASH_TRUSTED_PROXIES count. Someone who reaches the app port directly cannot make
+    Django think the request was https, or came from another address (which would defeat
+    secure cookies, the https redirect and sign-in throttling).
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+        self.trusted = {self._normal(ip) for ip in settings.TRUSTED_PROXIES}
+
+    @staticmethod
+    def _normal(address: str) -> str:
+        try:
+            return str(ipaddress.ip_address(address.strip()))
+        except ValueError:
+            return address.strip()
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        meta = request.META
+        peer = self._normal(meta.get("REMOTE_ADDR", ""))
+        if settings.BEHIND_PROXY and peer in self.trusted:
+            proto = meta.get("HTTP_X_FORWARDED_PROTO", "").split(",")[0].strip().lower()
+            if proto in ("http", "https"):
+                meta["wsgi.url_scheme"] = proto
+            # The client is the right-most address that is not one of our proxies.
+            hops = [self._normal(h) for h in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+            for hop in reversed(hops):
+                if hop not in self.trusted:
+                    meta["REMOTE_ADDR"] = hop
+                    break
+        return self.get_response(request)

@@ -5,6 +5,7 @@ from jobs.views import dashboard, setup, tokens, tracked_jobs
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("setup/", setup.first_admin, name="first_admin"),
+    path("healthz", setup.healthz, name="healthz"),
     path("jobs/track/", dashboard.track_job, name="track_job"),
     path("jobs/<int:pk>/", tracked_jobs.job_detail, name="job_detail"),
     path("jobs/<int:pk>/card/", tracked_jobs.job_card, name="job_card"),

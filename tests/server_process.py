@@ -45,8 +45,10 @@ class ServerProcess:
 @contextlib.contextmanager
 def ftdash_server(data_dir: Path, *, api_url: str, workers: int = 2, **extra_env: str) -> Iterator[ServerProcess]:
     """Migrate a fresh data dir and serve it with gunicorn on a free loopback port."""
+    # Only the variables given here: the server must not pick up the test run's own settings.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("FTDASH_", "DJANGO_"))}
     env = {
-        **os.environ,
+        **inherited,
         "DJANGO_SETTINGS_MODULE": "ftdash.settings",
         "FTDASH_DATA_DIR": str(data_dir),
         "FTDASH_DEBUG": "true",
@@ -88,7 +90,7 @@ def signed_in_session(server: ServerProcess, username: str, password: str) -> re
     session.get(server.url + "/accounts/login/")
     response = session.post(
         server.url + "/accounts/login/",
-        data={"username": username, "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        data={"username": username, "password": password, "csrfmiddlewaretoken": session.cookies["ftdash_csrftoken"]},
         headers={"Referer": server.url + "/accounts/login/"},
     )
     response.raise_for_status()
@@ -98,6 +100,6 @@ def signed_in_session(server: ServerProcess, username: str, password: str) -> re
 def post_form(session: requests.Session, server: ServerProcess, path: str, data: dict) -> requests.Response:
     return session.post(
         server.url + path,
-        data={**data, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        data={**data, "csrfmiddlewaretoken": session.cookies["ftdash_csrftoken"]},
         headers={"Referer": server.url + path},
     )

@@ -4,6 +4,8 @@ import os
 import tempfile
 
 os.environ.setdefault("FTDASH_DATA_DIR", tempfile.mkdtemp(prefix="ftdash-test-"))
+os.environ.setdefault("FTDASH_SECRET_KEY", "test-" + "x" * 60)
+os.environ.setdefault("FTDASH_ENCRYPTION_KEYS", "mkK3wq0dPzgXk6pI3ZdX6c6nXbH2x1Rkq2cYbnFqAqU=")
 os.environ.setdefault("FTDASH_API_READ_TIMEOUT", "1")
 os.environ.setdefault("FTDASH_API_CONNECT_TIMEOUT", "1")
 

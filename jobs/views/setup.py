@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
+from django.db import DatabaseError, connection
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -38,3 +40,13 @@ class SignInView(LoginView):
         context = super().get_context_data(**kwargs)
         context["no_accounts_yet"] = not get_user_model().objects.exists()
         return context
+
+
+def healthz(request):
+    """For the proxy or an orchestrator: 200 when the database answers, 503 when it does not."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        return HttpResponse("database unavailable\n", status=503, content_type="text/plain")
+    return HttpResponse("ok\n", content_type="text/plain")
