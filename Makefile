@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export FTDASH_DATA_DIR ?= $(CURDIR)/data
+export HOST PORT
 
-.PHONY: run test install
+.PHONY: run serve test install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,12 @@ install: $(VENV)/.installed
 run: install
 	FTDASH_DEBUG=$${FTDASH_DEBUG:-true} $(BIN)/python manage.py migrate --noinput
 	FTDASH_DEBUG=$${FTDASH_DEBUG:-true} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# Production: gunicorn with several workers, DEBUG off, compressed and hashed static files.
+serve: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/gunicorn --config ftdash/gunicorn.conf.py ftdash.wsgi:application
 
 test: install
 	$(BIN)/python -m pytest

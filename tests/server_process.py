@@ -72,9 +72,9 @@ def ftdash_server(data_dir: Path, *, api_url: str, workers: int = 2, **extra_env
         deadline = time.monotonic() + 20
         while True:
             try:
-                requests.get(server.url + "/accounts/login/", timeout=1)
+                requests.get(server.url + "/healthz", timeout=5)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"ftdash did not start:\n{server.log}") from None
                 time.sleep(0.1)
