@@ -30,5 +30,6 @@ serve: install
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/gunicorn --config ftdash/gunicorn.conf.py ftdash.wsgi:application
 
+# PYTEST_ARGS narrows a run, e.g. make test PYTEST_ARGS='-m "not browser"'
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -45,8 +45,12 @@ class ServerProcess:
 @contextlib.contextmanager
 def ftdash_server(data_dir: Path, *, api_url: str, workers: int = 2, **extra_env: str) -> Iterator[ServerProcess]:
     """Migrate a fresh data dir and serve it with gunicorn on a free loopback port."""
-    # Only the variables given here: the server must not pick up the test run's own settings.
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("FTDASH_", "DJANGO_"))}
+    # Only the variables given here: the server must not pick up the test run's own settings
+    # (nor the PostgreSQL/Redis of the PostgreSQL leg: each server gets its own SQLite).
+    inherited = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith(("FTDASH_", "DJANGO_")) and k not in ("DATABASE_URL", "REDIS_URL")
+    }
     env = {
         **inherited,
         "DJANGO_SETTINGS_MODULE": "ftdash.settings",

@@ -1,0 +1,53 @@
+"""However many people watch a job, in however many server processes, the API is asked about
+it at most once per refresh interval."""
+
+from __future__ import annotations
+
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.fake_tokenfactory import FakeTokenFactory
+from tests.server_process import ftdash_server, post_form, signed_in_session
+
+SECRET = "sk-coalesce-0123456789-wxyz"
+
+
+def test_viewers_across_gunicorn_workers_cause_one_call_per_interval(tmp_path):
+    extra = {"FTDASH_REFRESH_SECONDS": "2"}
+    with FakeTokenFactory() as api, ftdash_server(tmp_path / "data", api_url=api.url, workers=3, **extra) as server:
+        api.add_token(SECRET)
+        job = api.add_job(steps_per_call=1, total_steps=10_000)
+        server.env["DJANGO_SUPERUSER_PASSWORD"] = "a-long-passphrase-1"
+        server.manage("createsuperuser", "--noinput", "--username", "admin", "--email", "a@example.com")
+        viewers = [signed_in_session(server, "admin", "a-long-passphrase-1") for _ in range(8)]
+        page = post_form(viewers[0], server, "/tokens/", {"name": "main", "secret": SECRET}).text
+        token_pk = re.search(r"/tokens/(\d+)/test/", page).group(1)
+        post_form(viewers[0], server, "/jobs/track/", {"job_id": job["id"], "token": token_pk})
+        job_pk = re.search(r'href="/jobs/(\d+)/"', viewers[0].get(server.url + "/").text).group(1)
+        # Slow answers keep each refresh in flight while the other viewers' polls arrive.
+        api.fail_next("timeout", job_id=job["id"], count=100, delay=0.3)
+        api.reset_calls()
+
+        def watch(session):
+            statuses = []
+            deadline = time.monotonic() + 6.5
+            while time.monotonic() < deadline:
+                response = session.get(
+                    f"{server.url}/jobs/{job_pk}/live/", headers={"HX-Request": "true"}, timeout=10
+                )
+                statuses.append(response.status_code)
+                time.sleep(0.05)
+            return statuses
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(len(viewers)) as pool:
+            results = list(pool.map(watch, viewers))
+        elapsed = time.monotonic() - started
+
+    polls = sum(len(r) for r in results)
+    assert all(status == 200 for r in results for status in r)
+    calls = len(api.calls_for(job["id"]))
+    # 8 viewers made well over a hundred polls; the API saw one call per 2 s interval at most.
+    assert polls > 100
+    assert 1 <= calls <= int(elapsed / 2) + 1, f"{calls} upstream calls for {polls} polls in {elapsed:.1f} s"
