@@ -57,6 +57,11 @@ def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _strings(value: Any) -> list[str]:
+    """The strings of a JSON list; anything else reads as an empty list."""
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
 def _timestamp(value: Any) -> dt.datetime | None:
     seconds = _number(value)
     if seconds is None or seconds <= 0:
@@ -231,7 +236,7 @@ class Integration:
         if project and entity:
             url = f"https://wandb.ai/{quote(entity, safe='')}/{quote(project, safe='')}"
         rows = [("Project", project or "—"), ("Entity", entity or "—"), ("Run name", _str(config.get("name")) or "—")]
-        tags = [tag for tag in config.get("tags") or [] if isinstance(tag, str)]
+        tags = _strings(config.get("tags"))
         return cls("wandb", "Weights & Biases", url, f"{entity}/{project}", rows, tags)
 
     @classmethod
@@ -341,9 +346,7 @@ class FineTuningJob:
             organization_id=_str(payload.get("organization_id")) or "",
             training_file=_str(payload.get("training_file")) or "",
             validation_file=_str(payload.get("validation_file")) or "",
-            result_files=[f for f in payload.get("result_files") or [] if isinstance(f, str)]
-            if isinstance(payload.get("result_files"), list)
-            else [],
+            result_files=_strings(payload.get("result_files")),
             error=JobError.from_payload(payload.get("error")),
             method=Method.from_payload(payload),
             integrations=[

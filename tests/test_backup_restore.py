@@ -69,3 +69,60 @@ def test_a_backup_taken_while_serving_restores_everything(tmp_path):
     # A second restore over live data is refused unless forced.
     again = manage("restore", str(backup))
     assert again.returncode != 0 and "already holds accounts" in again.stderr
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the PostgreSQL leg (DATABASE_URL set)")
+def test_a_postgres_backup_restores_into_a_fresh_database(tmp_path):
+    import psycopg
+
+    settings_db = connection.settings_dict
+    admin_url = f"postgresql://{settings_db['USER']}@{settings_db['HOST']}:{settings_db['PORT'] or 5432}/{settings_db['NAME']}"
+    names = ["ftdash_backup_source", "ftdash_backup_target"]
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        for name in names:
+            admin.execute(f"DROP DATABASE IF EXISTS {name}")
+            admin.execute(f"CREATE DATABASE {name}")
+    base = admin_url.rsplit("/", 1)[0]
+    try:
+        source_env = {**_clean_env(), **KEYS, "FTDASH_DATA_DIR": str(tmp_path / "a"), "DATABASE_URL": f"{base}/{names[0]}"}
+        target_env = {**source_env, "FTDASH_DATA_DIR": str(tmp_path / "b"), "DATABASE_URL": f"{base}/{names[1]}"}
+
+        def manage(env, *args):
+            result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+            assert result.returncode == 0, result.stderr
+            return result.stdout
+
+        manage(source_env, "migrate", "--noinput")
+        manage(source_env, "shell", "-v", "0", "-c", SEED)
+        before = json.loads(manage(source_env, "shell", "-v", "0", "-c", INSPECT))
+        backup = tmp_path / "ftdash.pgdump"
+        manage(source_env, "backup", "--output", str(backup))
+        manage(target_env, "restore", str(backup))
+        after = json.loads(manage(target_env, "shell", "-v", "0", "-c", INSPECT))
+        assert after == before and after["tokens"] == [SECRET]
+    finally:
+        connection.close()
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            for name in names:
+                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+SEED = f"""
+from django.contrib.auth.models import User
+from django.utils import timezone
+from jobs import services
+from jobs.access import user_memberships
+from jobs.models import TrackedJob
+user = User.objects.create_user("admin", password="a-long-passphrase-1")
+workspace = user_memberships(user)[0].workspace
+token = services.token_create(workspace=workspace, user=user, name="main", secret="{SECRET}")
+now = timezone.now()
+TrackedJob.objects.create(workspace=workspace, token=token, job_id="ftjob-" + "c" * 32, label="baseline",
+    snapshot={{"id": "ftjob-" + "c" * 32, "status": "running"}}, status="running", fetched_at=now, checked_at=now)
+"""
+
+
+def _clean_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith(("FTDASH_", "DJANGO_")) and k != "REDIS_URL"}
