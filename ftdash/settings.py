@@ -107,9 +107,16 @@ SESSION_COOKIE_AGE = env_int("FTDASH_SESSION_DAYS", 14, minimum=1) * 24 * 3600
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_HSTS_SECONDS = env_int("FTDASH_HSTS_SECONDS", 31536000 if SITE_IS_HTTPS else 0, minimum=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = False  # other sites on the domain are not ours to commit
+# Other sites on the domain are not ftdash's to commit to https, nor is a preload-list entry:
+# both are the operator's choice, so their deploy-check warnings are silenced while off.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("FTDASH_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("FTDASH_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = (["security.W005"] if not SECURE_HSTS_INCLUDE_SUBDOMAINS else []) + (
+    ["security.W021"] if not SECURE_HSTS_PRELOAD else []
+)
 SECURE_SSL_REDIRECT = env_bool("FTDASH_SSL_REDIRECT", SITE_IS_HTTPS and BEHIND_PROXY)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Matched against the path with the prefix: health checks talk plain http to the app port.
+SECURE_REDIRECT_EXEMPT = [r"(^|/)healthz$"]
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
@@ -223,6 +230,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+FTDASH_SIGNUP_OPEN = env_bool("FTDASH_SIGNUP_OPEN", False)
+FTDASH_INVITE_DAYS = env_int("FTDASH_INVITE_DAYS", 7, minimum=1)
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -235,7 +244,8 @@ USE_TZ = True
 
 # --- Static files --------------------------------------------------------------------------
 
-STATIC_URL = "static/"
+# Absolute, with the prefix: the static files storage reads it once, outside any request.
+STATIC_URL = f"{URL_PREFIX}/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)

@@ -10,22 +10,23 @@ from enum import Enum
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import F, QuerySet
 from django.http import Http404
 
-from jobs.models import ApiToken, Membership, TrackedJob, Workspace
+from jobs.models import ApiToken, Invite, Membership, TrackedJob, Workspace
 
 
 class Need(Enum):
-    VIEW = "view"
-    EDIT_JOBS = "edit_jobs"
-    MANAGE_TOKENS = "manage_tokens"
+    VIEW = "view"  # every role
+    EDIT_JOBS = "edit_jobs"  # owners and members: track, label, move and remove jobs
+    MANAGE = "manage"  # owners: tokens, members, invites, the audit trail
 
 
 def _allows(membership: Membership, need: Need) -> bool:
     if need is Need.EDIT_JOBS:
         return membership.can_edit_jobs
-    if need is Need.MANAGE_TOKENS:
-        return membership.can_manage_tokens
+    if need is Need.MANAGE:
+        return membership.is_owner
     return True
 
 
@@ -69,20 +70,25 @@ def membership_for(user, workspace_id: int, need: Need = Need.VIEW) -> Membershi
     return membership
 
 
-def job_for_user(user, pk: int, need: Need = Need.VIEW) -> TrackedJob:
-    job = (
-        TrackedJob.objects.select_related("workspace", "token")
-        .filter(pk=pk, workspace__memberships__user=user)
-        .first()
+def jobs_visible_to(user) -> QuerySet[TrackedJob]:
+    """Jobs in the user's workspaces, each annotated with the user's role there (`my_role`)."""
+    return (
+        TrackedJob.objects.filter(workspace__memberships__user=user)
+        .annotate(my_role=F("workspace__memberships__role"))
+        .select_related("workspace", "token", "added_by")
     )
+
+
+def job_for_user(user, pk: int, need: Need = Need.VIEW) -> TrackedJob:
+    job = jobs_visible_to(user).filter(pk=pk).first()
     if job is None:
         raise Http404("No such job.")
-    if need is not Need.VIEW:
-        membership_for(user, job.workspace_id, need)
+    if not _allows(Membership(role=job.my_role), need):
+        raise PermissionDenied("Your role in this workspace does not allow that.")
     return job
 
 
-def token_for_user(user, pk: int, need: Need = Need.MANAGE_TOKENS) -> ApiToken:
+def token_for_user(user, pk: int, need: Need = Need.MANAGE) -> ApiToken:
     token = (
         ApiToken.objects.select_related("workspace")
         .filter(pk=pk, workspace__memberships__user=user)
@@ -92,3 +98,24 @@ def token_for_user(user, pk: int, need: Need = Need.MANAGE_TOKENS) -> ApiToken:
         raise Http404("No such token.")
     membership_for(user, token.workspace_id, need)
     return token
+
+
+def invite_for_user(user, workspace_id: int, pk: int) -> Invite:
+    membership_for(user, workspace_id, Need.MANAGE)
+    invite = Invite.objects.filter(pk=pk, workspace_id=workspace_id).first()
+    if invite is None:
+        raise Http404("No such invite.")
+    return invite
+
+
+def member_of_team(user, workspace_id: int, pk: int, need: Need = Need.MANAGE) -> Membership:
+    """Another member's membership, for a user whose own role allows `need` in that team."""
+    membership_for(user, workspace_id, need)
+    membership = (
+        Membership.objects.select_related("user", "workspace")
+        .filter(pk=pk, workspace_id=workspace_id)
+        .first()
+    )
+    if membership is None:
+        raise Http404("No such member.")
+    return membership

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -31,6 +32,11 @@ def safe_url(url: Any) -> str | None:
     if parts.scheme.lower() in ("http", "https") and parts.netloc:
         return url
     return None
+
+
+def _quote(value: str, safe: str = "") -> str:
+    """A URL path segment; never raises, even on a lone surrogate."""
+    return quote(value, safe=safe, errors="replace")
 
 
 def _int(value: Any) -> int | None:
@@ -64,7 +70,7 @@ def _strings(value: Any) -> list[str]:
 
 def _timestamp(value: Any) -> dt.datetime | None:
     seconds = _number(value)
-    if seconds is None or seconds <= 0:
+    if seconds is None or seconds <= 0 or seconds > 10**15:
         return None
     if seconds > 10**11:  # milliseconds, not seconds
         seconds = seconds / 1000
@@ -146,7 +152,10 @@ class Hyperparameter:
         if isinstance(self.value, bool) or isinstance(self.default, bool):
             return self.value is not self.default
         if isinstance(self.value, (int, float)) and isinstance(self.default, (int, float)):
-            return abs(self.value - self.default) > 1e-12 * max(1, abs(self.default))
+            try:
+                return not math.isclose(float(self.value), float(self.default), rel_tol=1e-9, abs_tol=1e-15)
+            except OverflowError:  # a number too large for a float is certainly not the default
+                return True
         return self.value != self.default
 
     @property
@@ -234,7 +243,7 @@ class Integration:
         project, entity = _str(config.get("project")), _str(config.get("entity"))
         url = None
         if project and entity:
-            url = f"https://wandb.ai/{quote(entity, safe='')}/{quote(project, safe='')}"
+            url = f"https://wandb.ai/{_quote(entity)}/{_quote(project)}"
         rows = [("Project", project or "—"), ("Entity", entity or "—"), ("Run name", _str(config.get("name")) or "—")]
         tags = _strings(config.get("tags"))
         return cls("wandb", "Weights & Biases", url, f"{entity}/{project}", rows, tags)
@@ -253,7 +262,7 @@ class Integration:
     @classmethod
     def _hugging_face(cls, config: dict) -> Integration:
         repo = _str(config.get("output_repo_name"))
-        url = f"https://huggingface.co/{quote(repo, safe='/')}" if repo else None
+        url = f"https://huggingface.co/{_quote(repo, safe='/')}" if repo else None
         return cls("hf", "Hugging Face", url, repo or "", [("Output repo", repo or "—")], [])
 
 
@@ -273,8 +282,8 @@ class Checkpoint:
         kind = _str(value.get("type")) or ("hf" if repo else "ft")
         if kind == "hf" and repo:
             revision = _str(value.get("revision"))
-            path = quote(repo, safe="/")
-            url = f"https://huggingface.co/{path}" + (f"/tree/{quote(revision, safe='')}" if revision else "")
+            path = _quote(repo, safe="/")
+            url = f"https://huggingface.co/{path}" + (f"/tree/{_quote(revision)}" if revision else "")
             title = f"{repo}@{revision}" if revision else repo
             return cls(kind, title, url, [])
         rows = [(key, display_value(item)) for key, item in sorted(value.items()) if key != "type"]

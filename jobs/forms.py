@@ -1,22 +1,67 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import PasswordChangeForm, UserCreationForm
 
-from jobs.models import ApiToken, TrackedJob
+from jobs.models import ApiToken, Membership, TrackedJob, Workspace
 from jobs.tokenfactory import InvalidJobId, clean_job_id
 
 
-class FirstAdminForm(UserCreationForm):
+# Plain text instead of Django's HTML list of validators, so no help text ever needs |safe.
+PASSWORD_HELP = "At least 8 characters; not a common password, not all digits, not like the username."
+
+
+class AccountCreationForm(UserCreationForm):
+    """Username, password and confirmation: first run, invites, sign-up and admins' form."""
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Plain text instead of Django's HTML list, so no help text ever needs |safe.
-        self.fields["password1"].help_text = (
-            "At least 8 characters; not a common password, not all digits, not like the username."
+        self.fields["password1"].help_text = PASSWORD_HELP
+
+
+class PlainPasswordChangeForm(PasswordChangeForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["new_password1"].help_text = PASSWORD_HELP
+
+
+class WorkspaceChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, workspace: Workspace) -> str:
+        return workspace.name
+
+
+class TokenChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, token: ApiToken) -> str:
+        return f"{token.name} ({token.masked}) · {token.workspace.name}"
+
+
+class WorkspaceFormMixin:
+    """A "Workspace" select, shown only when there is more than one to choose from."""
+
+    def add_workspace_field(self, workspaces: list[Workspace], *, label: str = "Workspace") -> None:
+        self.workspaces = workspaces
+        field = WorkspaceChoiceField(
+            label=label,
+            queryset=Workspace.objects.filter(pk__in=[w.pk for w in workspaces]),
+            empty_label=None,
         )
+        if len(workspaces) == 1:
+            field.widget = forms.HiddenInput()
+            field.initial = workspaces[0].pk
+        # Left out (a script, or an old form), it means the first: the personal workspace.
+        field.required = False
+        self.fields["workspace"] = field
+
+    def clean_workspace(self) -> Workspace | None:
+        return self.cleaned_data.get("workspace") or (self.workspaces[0] if self.workspaces else None)
+
+    @property
+    def shows_workspace_choice(self) -> bool:
+        return len(self.workspaces) > 1
 
 
-class TokenForm(forms.Form):
+class TokenForm(WorkspaceFormMixin, forms.Form):
     name = forms.CharField(
         label="Token name",
         max_length=100,
@@ -30,6 +75,10 @@ class TokenForm(forms.Form):
         help_text="Stored encrypted; ftdash never shows it again.",
     )
 
+    def __init__(self, *args, workspaces: list[Workspace], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_workspace_field(workspaces)
+
     def clean_secret(self) -> str:
         secret = self.cleaned_data["secret"]
         if len(secret) < 8 or any(c.isspace() for c in secret):
@@ -40,24 +89,59 @@ class TokenForm(forms.Form):
 
 
 class TokenEditForm(TokenForm):
-    """Renaming without retyping the secret: blank keeps the stored one."""
+    """Rename, replace the secret (blank keeps the stored one) or move to another workspace."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["secret"].required = False
         self.fields["secret"].label = "New API token"
         self.fields["secret"].help_text = "Leave blank to keep the stored token."
+        self.fields["workspace"].help_text = "Moving a token moves the jobs tracked with it."
 
     def clean_secret(self) -> str:
         return super().clean_secret() if self.cleaned_data["secret"] else ""
 
 
-class TokenChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, token: ApiToken) -> str:
-        return f"{token.name} ({token.masked}) · {token.workspace.name}"
+class WorkspaceTokenForm(WorkspaceFormMixin, forms.Form):
+    """Where a job lives and which of that workspace's tokens reads it."""
+
+    workspace_label = "Workspace"
+
+    def __init__(self, *args, tokens: list[ApiToken], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tokens = tokens
+        # Only workspaces that have a token can hold a job.
+        workspaces = list({t.workspace_id: t.workspace for t in tokens}.values())
+        self.add_workspace_field(workspaces, label=self.workspace_label)
+        field = TokenChoiceField(
+            label="Token",
+            queryset=ApiToken.objects.filter(pk__in=[t.pk for t in tokens]).select_related("workspace"),
+            empty_label=None,
+        )
+        if len(tokens) == 1:
+            # One token: nothing to choose, so no select is shown.
+            field.widget = forms.HiddenInput()
+            field.initial = tokens[0].pk
+        self.fields["token"] = field
+
+    @property
+    def shows_token_choice(self) -> bool:
+        return len(self.tokens) > 1
+
+    def clean(self):
+        cleaned = super().clean()
+        workspace, token = cleaned.get("workspace"), cleaned.get("token")
+        if token and "workspace" not in self.data:
+            cleaned["workspace"] = workspace = token.workspace  # not chosen: the token's own
+        if workspace and token and token.workspace_id != workspace.pk:
+            self.add_error(
+                "token",
+                f"“{token.name}” belongs to {token.workspace.name}; pick one of {workspace.name}'s tokens.",
+            )
+        return cleaned
 
 
-class TrackJobForm(forms.Form):
+class TrackJobForm(WorkspaceTokenForm):
     job_id = forms.CharField(
         label="Job ID",
         max_length=200,
@@ -65,21 +149,12 @@ class TrackJobForm(forms.Form):
             attrs={"placeholder": "ftjob-…", "autocomplete": "off", "spellcheck": "false"}
         ),
     )
-    token = TokenChoiceField(label="Token", queryset=ApiToken.objects.none(), empty_label=None)
     label = forms.CharField(label="Label (optional)", max_length=100, required=False)
+    field_order = ["job_id", "workspace", "token", "label"]
 
-    def __init__(self, *args, tokens: list[ApiToken], **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.tokens = tokens
-        self.fields["token"].queryset = ApiToken.objects.filter(pk__in=[t.pk for t in tokens]).select_related("workspace")
-        if len(tokens) == 1:
-            # One token: nothing to choose, so no select is shown.
-            self.fields["token"].widget = forms.HiddenInput()
-            self.fields["token"].initial = tokens[0].pk
-
-    @property
-    def shows_token_choice(self) -> bool:
-        return len(self.tokens) > 1
+        self.order_fields(self.field_order)
 
     def clean_job_id(self) -> str:
         try:
@@ -88,8 +163,41 @@ class TrackJobForm(forms.Form):
             raise forms.ValidationError(exc.message) from None
 
 
+class JobMoveForm(WorkspaceTokenForm):
+    workspace_label = "Move to workspace"
+
+
 class LabelForm(forms.ModelForm):
     class Meta:
         model = TrackedJob
         fields = ["label"]
         labels = {"label": "Label"}
+
+
+class TeamForm(forms.Form):
+    name = forms.CharField(label="Team name", max_length=100)
+
+
+ROLE_CHOICES = Membership.Role.choices
+
+
+class MemberAddForm(forms.Form):
+    username = forms.CharField(label="Username", max_length=150)
+    role = forms.ChoiceField(label="Role", choices=ROLE_CHOICES, initial=Membership.Role.MEMBER)
+
+    def clean_username(self):
+        username = self.cleaned_data["username"].strip()
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise forms.ValidationError(
+                f"There is no account named “{username}”. Send an invite link instead."
+            )
+        return user
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(label="Role", choices=ROLE_CHOICES)
+
+
+class InviteForm(forms.Form):
+    role = forms.ChoiceField(label="Role", choices=ROLE_CHOICES, initial=Membership.Role.MEMBER)

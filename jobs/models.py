@@ -55,7 +55,7 @@ class Membership(models.Model):
         return self.role in (self.Role.OWNER, self.Role.MEMBER)
 
     @property
-    def can_manage_tokens(self) -> bool:
+    def is_owner(self) -> bool:
         return self.role == self.Role.OWNER
 
 
@@ -135,3 +135,53 @@ class TrackedJob(models.Model):
     @property
     def display_name(self) -> str:
         return self.label or self.job_id
+
+    @property
+    def can_edit(self) -> bool:
+        """Whether the viewing user may change this job; needs `my_role` from jobs_visible_to."""
+        return getattr(self, "my_role", None) in (Membership.Role.OWNER, Membership.Role.MEMBER)
+
+
+class Invite(models.Model):
+    """A single-use, expiring link that adds its holder to a team with a preset role.
+
+    Only a hash of the secret part is stored: a leaked database does not hand out seats.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invites")
+    role = models.CharField(max_length=10, choices=Membership.Role.choices, default=Membership.Role.MEMBER)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    @property
+    def is_usable(self) -> bool:
+        return self.used_at is None and self.expires_at > timezone.now()
+
+
+class AuditEvent(models.Model):
+    """Who changed what in a workspace, and when; shown to the workspace's owners."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="audit_events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as text so the trail still reads right after the account is deleted.
+    actor_name = models.CharField(max_length=150)
+    action = models.CharField(max_length=40)
+    description = models.CharField(max_length=300)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["workspace", "-created_at"])]

@@ -63,7 +63,14 @@ def _lock_seconds() -> int:
 
 def _refresh_single_flight(job: TrackedJob, *, force: bool) -> TrackedJob:
     lock_key = f"ftdash:refresh-lock:{job.pk}"
-    if not cache.add(lock_key, "locked", timeout=_lock_seconds()):
+    try:
+        locked = cache.add(lock_key, "locked", timeout=_lock_seconds())
+    except Exception:
+        # A cache outage must not take the pages down; the re-check below still keeps
+        # sequential viewers from calling twice.
+        logger.warning("refresh lock unavailable for job %s", job.job_id, exc_info=True)
+        locked = True
+    if not locked:
         return job  # someone else is fetching it right now; show what we have
     try:
         # Whoever held the lock before us may have just refreshed it.
@@ -73,7 +80,10 @@ def _refresh_single_flight(job: TrackedJob, *, force: bool) -> TrackedJob:
         _fetch_and_store(job)
         return job
     finally:
-        cache.delete(lock_key)
+        try:
+            cache.delete(lock_key)
+        except Exception:
+            logger.warning("could not release the refresh lock of job %s", job.job_id, exc_info=True)
 
 
 def _fetch_and_store(job: TrackedJob) -> None:

@@ -1,7 +1,15 @@
-"""Writes: every change to users' workspaces, tokens and tracked jobs goes through here."""
+"""Writes: every change to users' workspaces, tokens and tracked jobs goes through here.
+
+Changes to a workspace's tokens, jobs and members are written to its audit trail.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import secrets
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -9,7 +17,7 @@ from django.utils import timezone
 
 from jobs import vault
 from jobs.access import user_memberships
-from jobs.models import ApiToken, TrackedJob, Workspace
+from jobs.models import ApiToken, AuditEvent, Invite, Membership, TrackedJob, Workspace
 from jobs.refresh import fetch_job, record_token_check
 from jobs.tokenfactory import TokenFactoryClient, TokenFactoryError, clean_job_id
 
@@ -29,21 +37,34 @@ def token_create(*, workspace: Workspace, user, name: str, secret: str) -> ApiTo
     secret = secret.strip()
     try:
         with transaction.atomic():
-            return ApiToken.objects.create(
+            token = ApiToken.objects.create(
                 workspace=workspace,
                 name=name.strip(),
                 secret_encrypted=vault.encrypt(secret),
                 last4=secret[-4:],
                 created_by=user,
             )
+            audit_record(workspace=workspace, actor=user, action="token.add",
+                         description=f"added token “{token.name}” ({token.masked})")
+            return token
     except IntegrityError:
         raise ValidationError(f"There is already a token named “{name}” here.") from None
 
 
-def token_update(*, token: ApiToken, name: str, secret: str = "") -> ApiToken:
-    """Rename a token and, when a new secret is given, replace it; a blank secret keeps the old."""
+def token_update(
+    *, token: ApiToken, actor, name: str, secret: str = "", workspace: Workspace | None = None
+) -> ApiToken:
+    """Rename a token, replace its secret (a blank secret keeps the old) or move it.
+
+    A moved token takes the jobs tracked with it along, so a job always lives in the same
+    workspace as the token that reads it.
+    """
+    old_name, old_workspace = token.name, token.workspace
     token.name = name.strip()
     fields = ["name"]
+    if workspace is not None and workspace.pk != token.workspace_id:
+        token.workspace = workspace
+        fields.append("workspace")
     secret = secret.strip()
     if secret:
         token.secret_encrypted = vault.encrypt(secret)
@@ -55,12 +76,36 @@ def token_update(*, token: ApiToken, name: str, secret: str = "") -> ApiToken:
     try:
         with transaction.atomic():
             token.save(update_fields=fields)
+            if "workspace" in fields:
+                moved = TrackedJob.objects.filter(token=token)
+                if TrackedJob.objects.filter(
+                    workspace=token.workspace, job_id__in=moved.values("job_id")
+                ).exists():
+                    raise ValidationError(
+                        f"{token.workspace.name} already tracks one of this token's jobs."
+                    )
+                count = moved.update(workspace=token.workspace)
+                audit_record(workspace=old_workspace, actor=actor, action="token.move",
+                             description=f"moved token “{token.name}” ({token.masked}) and its "
+                             f"{count} job(s) to {token.workspace.name}")
+                audit_record(workspace=token.workspace, actor=actor, action="token.move",
+                             description=f"moved token “{token.name}” ({token.masked}) and its "
+                             f"{count} job(s) here from {old_workspace.name}")
+            if old_name != token.name:
+                audit_record(workspace=token.workspace, actor=actor, action="token.rename",
+                             description=f"renamed token “{old_name}” to “{token.name}”")
+            if secret:
+                audit_record(workspace=token.workspace, actor=actor, action="token.replace",
+                             description=f"replaced the secret of token “{token.name}” ({token.masked})")
     except IntegrityError:
-        raise ValidationError(f"There is already a token named “{name}” here.") from None
+        raise ValidationError(f"There is already a token named “{name}” there.") from None
     return token
 
 
-def token_delete(*, token: ApiToken) -> None:
+@transaction.atomic
+def token_delete(*, token: ApiToken, actor) -> None:
+    audit_record(workspace=token.workspace, actor=actor, action="token.delete",
+                 description=f"deleted token “{token.name}” ({token.masked})")
     token.delete()
 
 
@@ -95,7 +140,7 @@ def job_track(*, workspace: Workspace, token: ApiToken, job_id: str, user, label
     now = timezone.now()
     try:
         with transaction.atomic():
-            return TrackedJob.objects.create(
+            job = TrackedJob.objects.create(
                 workspace=workspace,
                 token=token,
                 job_id=job_id,
@@ -106,6 +151,9 @@ def job_track(*, workspace: Workspace, token: ApiToken, job_id: str, user, label
                 fetched_at=now,
                 checked_at=now,
             )
+            audit_record(workspace=workspace, actor=user, action="job.track",
+                         description=f"started tracking {job_id}")
+            return job
     except IntegrityError:  # tracked by someone else a moment ago
         raise ValidationError(f"{job_id} is already tracked in {workspace.name}.") from None
 
@@ -116,5 +164,167 @@ def job_label(*, job: TrackedJob, label: str) -> TrackedJob:
     return job
 
 
-def job_remove(*, job: TrackedJob) -> None:
+@transaction.atomic
+def job_remove(*, job: TrackedJob, actor) -> None:
+    audit_record(workspace=job.workspace, actor=actor, action="job.remove",
+                 description=f"stopped tracking {job.job_id}")
     job.delete()
+
+
+@transaction.atomic
+def job_move(*, job: TrackedJob, token: ApiToken, actor) -> TrackedJob:
+    """Move a job to another workspace, to be read there with one of that workspace's tokens."""
+    source = job.workspace
+    if TrackedJob.objects.filter(workspace=token.workspace, job_id=job.job_id).exclude(pk=job.pk).exists():
+        raise ValidationError(f"{job.job_id} is already tracked in {token.workspace.name}.")
+    job.workspace, job.token = token.workspace, token
+    job.save(update_fields=["workspace", "token"])
+    if source.pk != token.workspace_id:
+        audit_record(workspace=source, actor=actor, action="job.move",
+                     description=f"moved {job.job_id} out to {token.workspace.name}")
+        audit_record(workspace=token.workspace, actor=actor, action="job.move",
+                     description=f"moved {job.job_id} in from {source.name}")
+    return job
+
+
+# --- Teams ---------------------------------------------------------------------------------
+
+
+def audit_record(*, workspace: Workspace, actor, action: str, description: str) -> AuditEvent:
+    return AuditEvent.objects.create(
+        workspace=workspace,
+        actor=actor,
+        actor_name=actor.get_username() if actor else "ftdash",
+        action=action,
+        description=description[:300],
+    )
+
+
+@transaction.atomic
+def team_create(*, name: str, owner) -> Workspace:
+    team = Workspace.objects.create(name=name.strip())
+    Membership.objects.create(workspace=team, user=owner, role=Membership.Role.OWNER)
+    audit_record(workspace=team, actor=owner, action="team.create", description=f"created the team “{team.name}”")
+    return team
+
+
+@transaction.atomic
+def team_rename(*, team: Workspace, name: str, actor) -> Workspace:
+    old, team.name = team.name, name.strip()
+    team.save(update_fields=["name"])
+    audit_record(workspace=team, actor=actor, action="team.rename", description=f"renamed the team “{old}” to “{team.name}”")
+    return team
+
+
+def team_delete(*, team: Workspace) -> None:
+    """Deletes the team with its tokens, tracked jobs, invites and audit trail."""
+    if team.is_personal:
+        raise ValidationError("A personal workspace cannot be deleted.")
+    team.delete()
+
+
+def _owner_count(team: Workspace) -> int:
+    # Locks the owners' rows so two owners cannot both step down at once.
+    return len(
+        Membership.objects.select_for_update().filter(workspace=team, role=Membership.Role.OWNER)
+    )
+
+
+@transaction.atomic
+def member_add(*, team: Workspace, user, role: str, actor) -> Membership:
+    if team.is_personal:
+        raise ValidationError("Members can only be added to a team, not to a personal workspace.")
+    membership, created = Membership.objects.get_or_create(workspace=team, user=user, defaults={"role": role})
+    if not created:
+        raise ValidationError(f"{user.get_username()} is already a member of {team.name}.")
+    audit_record(workspace=team, actor=actor, action="member.add",
+                 description=f"added {user.get_username()} as {membership.get_role_display()}")
+    return membership
+
+
+@transaction.atomic
+def member_change_role(*, membership: Membership, role: str, actor) -> Membership:
+    if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER:
+        if _owner_count(membership.workspace) <= 1:
+            raise ValidationError("A team needs at least one owner: make someone else an owner first.")
+    old = membership.get_role_display()
+    membership.role = role
+    membership.save(update_fields=["role"])
+    audit_record(workspace=membership.workspace, actor=actor, action="member.role",
+                 description=f"changed {membership.user.get_username()} from {old} to {membership.get_role_display()}")
+    return membership
+
+
+@transaction.atomic
+def member_remove(*, membership: Membership, actor) -> None:
+    if membership.workspace.is_personal:
+        raise ValidationError("Nobody can leave their personal workspace.")
+    if membership.role == Membership.Role.OWNER and _owner_count(membership.workspace) <= 1:
+        raise ValidationError(
+            "The last owner cannot leave or be removed: make someone else an owner first, or delete the team."
+        )
+    name = membership.user.get_username()
+    left = actor is not None and actor.pk == membership.user_id
+    audit_record(workspace=membership.workspace, actor=actor, action="member.remove",
+                 description=f"{name} left the team" if left else f"removed {name}")
+    membership.delete()
+
+
+def _invite_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@transaction.atomic
+def invite_create(*, team: Workspace, role: str, actor, days: int | None = None) -> tuple[Invite, str]:
+    """A new invite and its secret, which appears in the link once and is never stored."""
+    if team.is_personal:
+        raise ValidationError("Invites are for teams, not personal workspaces.")
+    secret = secrets.token_urlsafe(24)
+    invite = Invite.objects.create(
+        workspace=team,
+        role=role,
+        token_hash=_invite_hash(secret),
+        created_by=actor,
+        expires_at=timezone.now() + dt.timedelta(days=days or settings.FTDASH_INVITE_DAYS),
+    )
+    audit_record(workspace=team, actor=actor, action="invite.create",
+                 description=f"created an invite link for a new {invite.get_role_display()}")
+    return invite, secret
+
+
+def invite_for_secret(secret: str) -> Invite | None:
+    invite = Invite.objects.select_related("workspace").filter(token_hash=_invite_hash(secret)).first()
+    return invite if invite and invite.is_usable else None
+
+
+@transaction.atomic
+def invite_revoke(*, invite: Invite, actor) -> None:
+    audit_record(workspace=invite.workspace, actor=actor, action="invite.revoke",
+                 description=f"revoked an unused invite for a {invite.get_role_display()}")
+    invite.delete()
+
+
+@transaction.atomic
+def invite_accept(*, invite: Invite, user) -> Membership:
+    """Use the invite (once: the row is locked and re-checked) to join its team."""
+    invite = Invite.objects.select_for_update().select_related("workspace").get(pk=invite.pk)
+    if not invite.is_usable:
+        raise ValidationError("This invite link has expired or was already used. Ask for a new one.")
+    membership, created = Membership.objects.get_or_create(
+        workspace=invite.workspace, user=user, defaults={"role": invite.role}
+    )
+    if not created:
+        raise ValidationError(f"You are already a member of {invite.workspace.name}.")
+    invite.used_at, invite.used_by = timezone.now(), user
+    invite.save(update_fields=["used_at", "used_by"])
+    audit_record(workspace=invite.workspace, actor=user, action="member.join",
+                 description=f"{user.get_username()} joined as {membership.get_role_display()} through an invite link")
+    return membership
+
+
+@transaction.atomic
+def account_create(*, username: str, password: str, is_staff: bool = False):
+    User = get_user_model()
+    user = User.objects.create_user(username=username, password=password, is_staff=is_staff)
+    user_memberships(user)
+    return user

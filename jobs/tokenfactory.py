@@ -25,7 +25,8 @@ from jobs.finetuning import FineTuningJob, safe_url
 
 logger = logging.getLogger(__name__)
 
-JOB_ID_PATTERN = re.compile(r"ftjob-[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+# At most 100 characters, the length TrackedJob.job_id stores.
+JOB_ID_PATTERN = re.compile(r"ftjob-[A-Za-z0-9][A-Za-z0-9_-]{0,93}")
 RETRIED_STATUSES = frozenset({502, 503, 504})
 DEFAULT_RETRY_AFTER_SECONDS = 30
 
@@ -131,7 +132,7 @@ def parse_retry_after(value: str | None, *, cap: int) -> int:
     seconds = DEFAULT_RETRY_AFTER_SECONDS
     if value:
         value = value.strip()
-        if value.isdigit():
+        if value.isascii() and value.isdigit():
             seconds = int(value)
         else:
             try:
@@ -140,6 +141,21 @@ def parse_retry_after(value: str | None, *, cap: int) -> int:
             except (TypeError, ValueError, OverflowError):
                 pass
     return max(1, min(seconds, cap))
+
+
+def storable_json(value: Any) -> Any:
+    """`value` with strings every database can store and every page can encode.
+
+    JSON may carry lone surrogates (\\ud800) and NUL characters; PostgreSQL's jsonb refuses
+    both and a UTF-8 response cannot encode the first. They become U+FFFD.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [storable_json(item) for item in value]
+    if isinstance(value, dict):
+        return {storable_json(key): storable_json(item) for key, item in value.items()}
+    return value
 
 
 def _detail_text(payload: Any) -> str:
@@ -223,8 +239,8 @@ class TokenFactoryClient:
         status = response.status_code
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip() or "no type"
         try:
-            payload = response.json()
-        except ValueError:
+            payload = storable_json(response.json())
+        except (ValueError, RecursionError):
             payload = None
         detail = _detail_text(payload)
         if status in (401, 403):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs.views import dashboard, setup, tokens, tracked_jobs
+from jobs.views import accounts, dashboard, setup, teams, tokens, tracked_jobs
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -13,8 +13,23 @@ urlpatterns = [
     path("jobs/<int:pk>/refresh/", tracked_jobs.job_refresh, name="job_refresh"),
     path("jobs/<int:pk>/label/", tracked_jobs.job_label, name="job_label"),
     path("jobs/<int:pk>/remove/", tracked_jobs.job_remove, name="job_remove"),
+    path("jobs/<int:pk>/move/", tracked_jobs.job_move, name="job_move"),
     path("tokens/", tokens.token_list, name="token_list"),
     path("tokens/<int:pk>/edit/", tokens.token_edit, name="token_edit"),
     path("tokens/<int:pk>/delete/", tokens.token_delete, name="token_delete"),
     path("tokens/<int:pk>/test/", tokens.token_test, name="token_test"),
+    path("teams/", teams.team_list, name="team_list"),
+    path("teams/<int:pk>/", teams.team_detail, name="team_detail"),
+    path("teams/<int:pk>/rename/", teams.team_rename, name="team_rename"),
+    path("teams/<int:pk>/delete/", teams.team_delete, name="team_delete"),
+    path("teams/<int:pk>/leave/", teams.team_leave, name="team_leave"),
+    path("teams/<int:pk>/members/add/", teams.member_add, name="member_add"),
+    path("teams/<int:pk>/members/<int:member_pk>/role/", teams.member_role, name="member_role"),
+    path("teams/<int:pk>/members/<int:member_pk>/remove/", teams.member_remove, name="member_remove"),
+    path("teams/<int:pk>/invites/", teams.invite_create, name="invite_create"),
+    path("teams/<int:pk>/invites/<int:invite_pk>/revoke/", teams.invite_revoke, name="invite_revoke"),
+    path("workspaces/<int:pk>/audit/", teams.audit_trail, name="audit_trail"),
+    path("invite/<str:secret>/", accounts.invite_accept, name="invite_accept"),
+    path("accounts/signup/", accounts.signup, name="signup"),
+    path("accounts/create/", accounts.account_create, name="account_create"),
 ]

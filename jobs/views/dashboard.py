@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from jobs import selectors, services
-from jobs.access import Need, membership_for
+from jobs.access import Need, membership_for, user_memberships
 from jobs.forms import TrackJobForm
 from jobs.tokenfactory import TokenFactoryError
 
@@ -26,15 +26,13 @@ def dashboard(request):
 @login_required
 @require_POST
 def track_job(request):
-    tokens = selectors.tokens_usable_by(user=request.user)
-    form = TrackJobForm(request.POST, tokens=tokens)
+    form = TrackJobForm(request.POST, tokens=selectors.tokens_usable_by(user=request.user))
     if form.is_valid():
-        token = form.cleaned_data["token"]
-        workspace = membership_for(request.user, token.workspace_id, Need.EDIT_JOBS).workspace
+        workspace = membership_for(request.user, form.cleaned_data["workspace"].pk, Need.EDIT_JOBS).workspace
         try:
             job = services.job_track(
                 workspace=workspace,
-                token=token,
+                token=form.cleaned_data["token"],
                 job_id=form.cleaned_data["job_id"],
                 label=form.cleaned_data["label"],
                 user=request.user,
@@ -50,11 +48,16 @@ def track_job(request):
 
 
 def _render_dashboard(request, form: TrackJobForm, status: int = 200):
-    jobs = list(selectors.jobs_for_dashboard(user=request.user))
+    memberships = user_memberships(request.user)
+    workspace_id = request.GET.get("workspace", "")
+    shown = next((m.workspace for m in memberships if str(m.workspace.pk) == workspace_id), None)
+    jobs = list(selectors.jobs_for_dashboard(user=request.user, workspace=shown))
     context = {
         "jobs": jobs,
         "form": form,
         "tokens": form.tokens,
+        "memberships": memberships,
+        "shown_workspace": shown,
         "running_count": sum(1 for job in jobs if job.status == "running"),
     }
     return render(request, "jobs/dashboard.html", context, status=status)

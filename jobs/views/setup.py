@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from jobs import services
-from jobs.forms import FirstAdminForm
+from jobs.forms import AccountCreationForm
 
 
 @require_http_methods(["GET", "POST"])
@@ -17,7 +17,7 @@ def first_admin(request):
     """Offered only while the site has no accounts at all."""
     if get_user_model().objects.exists():
         return redirect("login")
-    form = FirstAdminForm(request.POST or None)
+    form = AccountCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             user = services.first_admin_create(

@@ -7,19 +7,19 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from jobs import selectors, services
-from jobs.access import Need, token_for_user, user_workspaces
+from jobs.access import Need, membership_for, token_for_user, user_workspaces
 from jobs.forms import TokenEditForm, TokenForm
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def token_list(request):
-    form = TokenForm(request.POST or None)
+    """Tokens of the workspaces the user owns; members use a team's tokens without seeing them."""
+    form = TokenForm(request.POST or None, workspaces=user_workspaces(request.user, Need.MANAGE))
     status = 200
     if request.method == "POST":
-        # Tokens are saved to the user's personal workspace until team forms exist.
-        workspace = user_workspaces(request.user, Need.MANAGE_TOKENS)[0]
         if form.is_valid():
+            workspace = membership_for(request.user, form.cleaned_data["workspace"].pk, Need.MANAGE).workspace
             try:
                 token = services.token_create(
                     workspace=workspace,
@@ -30,7 +30,7 @@ def token_list(request):
             except ValidationError as exc:
                 form.add_error("name", exc)
             else:
-                messages.success(request, f"Saved token “{token.name}” ({token.masked}).")
+                messages.success(request, f"Saved token “{token.name}” ({token.masked}) in {workspace.name}.")
                 return redirect("token_list")
         status = 422
     tokens = selectors.tokens_managed_by(user=request.user)
@@ -41,16 +41,25 @@ def token_list(request):
 @require_http_methods(["GET", "POST"])
 def token_edit(request, pk: int):
     token = token_for_user(request.user, pk)
-    form = TokenEditForm(request.POST or None, initial={"name": token.name})
+    form = TokenEditForm(
+        request.POST or None,
+        workspaces=user_workspaces(request.user, Need.MANAGE),
+        initial={"name": token.name, "workspace": token.workspace_id},
+    )
     if request.method == "POST" and form.is_valid():
+        workspace = membership_for(request.user, form.cleaned_data["workspace"].pk, Need.MANAGE).workspace
         try:
             services.token_update(
-                token=token, name=form.cleaned_data["name"], secret=form.cleaned_data["secret"]
+                token=token,
+                actor=request.user,
+                name=form.cleaned_data["name"],
+                secret=form.cleaned_data["secret"],
+                workspace=workspace,
             )
         except ValidationError as exc:
-            form.add_error("name", exc)
+            form.add_error(None, exc)
         else:
-            messages.success(request, f"Saved token “{token.name}”.")
+            messages.success(request, f"Saved token “{token.name}” in {token.workspace.name}.")
             return redirect("token_list")
     status = 422 if request.method == "POST" else 200
     return render(request, "tokens/token_edit.html", {"form": form, "token": token}, status=status)
@@ -61,7 +70,7 @@ def token_edit(request, pk: int):
 def token_delete(request, pk: int):
     token = token_for_user(request.user, pk)
     if request.method == "POST":
-        services.token_delete(token=token)
+        services.token_delete(token=token, actor=request.user)
         messages.success(request, f"Deleted token “{token.name}”.")
         return redirect("token_list")
     return render(request, "tokens/token_delete.html", {"token": token, "job_count": token.jobs.count()})

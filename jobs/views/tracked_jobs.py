@@ -2,20 +2,32 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
-from jobs import refresh, services
-from jobs.access import Need, job_for_user
-from jobs.forms import LabelForm
+from jobs import refresh, selectors, services
+from jobs.access import Need, job_for_user, membership_for
+from jobs.forms import JobMoveForm, LabelForm
 
 
 @login_required
 @require_GET
 def job_detail(request, pk: int):
     job = job_for_user(request.user, pk)
-    return render(request, "jobs/job_detail.html", {"job": job, "label_form": LabelForm(instance=job)})
+    return _render_detail(request, job)
+
+
+def _render_detail(request, job, *, label_form=None, move_form=None, status=200):
+    context = {"job": job}
+    if job.can_edit:
+        tokens = selectors.tokens_usable_by(user=request.user)
+        context["label_form"] = label_form or LabelForm(instance=job)
+        context["move_form"] = move_form or JobMoveForm(
+            tokens=tokens, initial={"workspace": job.workspace_id, "token": job.token_id}
+        )
+    return render(request, "jobs/job_detail.html", context, status=status)
 
 
 @login_required
@@ -61,7 +73,24 @@ def job_label(request, pk: int):
         services.job_label(job=job, label=form.cleaned_data["label"])
         messages.success(request, "Label saved." if job.label else "Label removed.")
         return redirect("job_detail", pk=job.pk)
-    return render(request, "jobs/job_detail.html", {"job": job, "label_form": form}, status=422)
+    return _render_detail(request, job, label_form=form, status=422)
+
+
+@login_required
+@require_POST
+def job_move(request, pk: int):
+    job = job_for_user(request.user, pk, Need.EDIT_JOBS)
+    form = JobMoveForm(request.POST, tokens=selectors.tokens_usable_by(user=request.user))
+    if form.is_valid():
+        membership_for(request.user, form.cleaned_data["workspace"].pk, Need.EDIT_JOBS)
+        try:
+            services.job_move(job=job, token=form.cleaned_data["token"], actor=request.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Moved to {job.workspace.name}, read with “{job.token.name}”.")
+            return redirect("job_detail", pk=job.pk)
+    return _render_detail(request, job, move_form=form, status=422)
 
 
 @login_required
@@ -69,7 +98,7 @@ def job_label(request, pk: int):
 def job_remove(request, pk: int):
     job = job_for_user(request.user, pk, Need.EDIT_JOBS)
     if request.method == "POST":
-        services.job_remove(job=job)
+        services.job_remove(job=job, actor=request.user)
         messages.success(request, f"Stopped tracking {job.job_id}. The job itself is untouched.")
         return redirect("dashboard")
     return render(request, "jobs/job_remove.html", {"job": job})
