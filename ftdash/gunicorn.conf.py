@@ -13,3 +13,5 @@ accesslog = "-"
 # so gunicorn must not turn X-Forwarded-Proto into https on its own.
 secure_scheme_headers = {}
 forwarded_allow_ips = ""
+# One control socket per process tree, not a shared one in $HOME that several ftdash servers fight over.
+control_socket_disable = True

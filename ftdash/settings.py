@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import secrets
 from pathlib import Path
 
@@ -134,6 +135,7 @@ INSTALLED_APPS = [
     "django.forms",
     "django_htmx",
     "template_partials",
+    "axes",
     "jobs",
 ]
 
@@ -145,10 +147,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "jobs.middleware.ProxyRemoteUserMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "jobs.middleware.HtmxLoginRedirectMiddleware",
+    "jobs.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes requires: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "ftdash.urls"
@@ -164,6 +170,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "jobs.middleware.csp_nonce",
             ],
             "builtins": [
                 "django_htmx.templatetags.django_htmx",
@@ -228,6 +235,27 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Sign-in throttling (django-axes): after FTDASH_LOGIN_FAILURE_LIMIT failures, that account and
+# that client address each cool off for FTDASH_LOGIN_COOLOFF_MINUTES; nothing is locked for good.
+# The client address is REMOTE_ADDR, which TrustedProxyMiddleware rewrites only for requests
+# from a trusted proxy.
+AXES_FAILURE_LIMIT = env_int("FTDASH_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("FTDASH_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "jobs.middleware.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+
+# Optional single sign-on: an auth proxy (oauth2-proxy, Authelia…) names the user in this
+# header. Only requests from FTDASH_TRUSTED_PROXIES may carry it; see docs/security.md.
+REMOTE_USER_HEADER = env_str("FTDASH_REMOTE_USER_HEADER")
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    *(["django.contrib.auth.backends.RemoteUserBackend"] if REMOTE_USER_HEADER else []),
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 FTDASH_SIGNUP_OPEN = env_bool("FTDASH_SIGNUP_OPEN", False)

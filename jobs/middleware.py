@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import ipaddress
+import secrets
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth.middleware import RemoteUserMiddleware
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
@@ -64,7 +66,11 @@ class TrustedProxyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         meta = request.META
         peer = self._normal(meta.get("REMOTE_ADDR", ""))
-        if settings.BEHIND_PROXY and peer in self.trusted:
+        trusted = settings.BEHIND_PROXY and peer in self.trusted
+        if not trusted and settings.REMOTE_USER_HEADER:
+            # A client that reaches the app directly must not name itself a user.
+            meta.pop(_remote_user_meta_key(), None)
+        if trusted:
             proto = meta.get("HTTP_X_FORWARDED_PROTO", "").split(",")[0].strip().lower()
             if proto in ("http", "https"):
                 meta["wsgi.url_scheme"] = proto
@@ -75,3 +81,60 @@ class TrustedProxyMiddleware:
                     meta["REMOTE_ADDR"] = hop
                     break
         return self.get_response(request)
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address for sign-in throttling (already resolved by TrustedProxyMiddleware)."""
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def _remote_user_meta_key() -> str:
+    return "HTTP_" + settings.REMOTE_USER_HEADER.upper().replace("-", "_")
+
+
+class ProxyRemoteUserMiddleware(RemoteUserMiddleware):
+    """Sign in whoever the auth proxy names in FTDASH_REMOTE_USER_HEADER (off when unset)."""
+
+    def __init__(self, get_response) -> None:
+        super().__init__(get_response)
+        self.enabled = bool(settings.REMOTE_USER_HEADER)
+        if self.enabled:
+            self.header = _remote_user_meta_key()
+
+    def __call__(self, request):
+        if not self.enabled:
+            return self.get_response(request)
+        return super().__call__(request)
+
+
+def csp_nonce(request: HttpRequest) -> dict:
+    """Template context: the request's CSP nonce ({% htmx_script %} puts it on its tags)."""
+    return {"csp_nonce": getattr(request, "csp_nonce", "")}
+
+
+class ContentSecurityPolicyMiddleware:
+    """A strict Content-Security-Policy: only our own scripts (or nonced ones), no eval, no
+    inline styles, no framing. htmx runs with allowEval and indicator styles off to fit it."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.csp_nonce = secrets.token_urlsafe(16)
+        response = self.get_response(request)
+        response.setdefault(
+            "Content-Security-Policy",
+            "; ".join([
+                "default-src 'self'",
+                f"script-src 'self' 'nonce-{request.csp_nonce}'",
+                "style-src 'self'",
+                "img-src 'self' data:",
+                "connect-src 'self'",
+                "font-src 'self'",
+                "object-src 'none'",
+                "base-uri 'none'",
+                "form-action 'self'",
+                "frame-ancestors 'none'",
+            ]),
+        )
+        return response
