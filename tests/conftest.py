@@ -7,6 +7,7 @@ charlie is an outsider who must never see either.
 from __future__ import annotations
 
 import itertools
+import os
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -15,6 +16,7 @@ from django.utils import timezone
 from jobs import services
 from jobs.access import user_memberships
 from jobs.models import Membership, TrackedJob, Workspace
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, unavailable
 from tests.fake_tokenfactory import FakeTokenFactory
 
 ALICE_SECRET = "sk-alice-0123456789-SECRET-wxyz"
@@ -127,3 +129,30 @@ def make_job(alice, alice_workspace, alice_token):
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def chromium_executable() -> str:
+    if not os.path.exists(CHROMIUM):
+        unavailable("Chromium not installed at /usr/bin/chromium: apt-get install chromium")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        unavailable("Playwright is not installed: pip install -e '.[test]'")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_executable):
+    """One Chromium for the whole run: Playwright's sync API allows one instance per process."""
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+    finally:
+        playwright.stop()

@@ -36,24 +36,15 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
+from tests.chromium import TIMEOUT_MS, unavailable
 from tests.fake_tokenfactory import FakeTokenFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SHIPPED_SITE = ROOT / "deploy" / "nginx" / "ftdash.conf"
 PREFIX = "/ftdash"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TIMEOUT_MS = 10_000
 ONE_YEAR = 365 * 24 * 3600
 URL_ATTRIBUTES = ["href", "action", "src", "hx-get", "hx-post", "hx-put", "hx-patch", "hx-delete"]
-
-
-def _unavailable(message: str) -> None:
-    if os.environ.get("FTDASH_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{message} (FTDASH_REQUIRE_BROWSER=1, so this is an error)", pytrace=False)
-    pytest.skip(message)
 
 
 def _tool(name: str) -> str:
@@ -61,7 +52,7 @@ def _tool(name: str) -> str:
         (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.access(p, os.X_OK)), None
     )
     if not found:
-        _unavailable(f"{name} is not installed (apt-get install -y {'nginx-light' if name == 'nginx' else name})")
+        unavailable(f"{name} is not installed (apt-get install -y {'nginx-light' if name == 'nginx' else name})")
     return found
 
 
@@ -305,23 +296,6 @@ def test_the_proxy_serves_ftdash_under_its_prefix(stack, https):
 
 
 # ---------------------------------------------------------------------------- in a browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        _unavailable("Chromium not installed at /usr/bin/chromium: apt-get install chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("Playwright is not installed: pip install -e '.[test]'")
-    playwright = sync_playwright().start()
-    try:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-    finally:
-        playwright.stop()
 
 
 def _assert_urls_prefixed(page) -> None:

@@ -1,0 +1,460 @@
+"""Who may call which URL, generated from the URLconf so that a new view cannot be forgotten.
+
+ROUTES maps every URL name of ours to how its kwargs are built from objects of a team
+workspace owned by alice, which methods it answers (each a read or a write) and the minimum
+role each method needs. `test_the_table_covers_every_url` fails as soon as a view is added
+without an entry here; the parametrized tests then hold every entry to the rules of
+jobs/access.py: anonymous visitors are sent to sign in (HTMX ones with a 401 + HX-Redirect),
+outsiders get 404, roles that are too low get 403.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+from urllib.parse import quote
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from jobs import services
+from jobs.access import user_memberships
+from jobs.models import Membership, TrackedJob
+from tests.conftest import job_payload
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+# Minimum roles, in increasing order.
+PUBLIC, SIGNED_IN, VIEWER, MEMBER, OWNER, SUPERUSER = "public", "signed-in", "viewer", "member", "owner", "superuser"
+RANK = {PUBLIC: 0, SIGNED_IN: 1, VIEWER: 2, MEMBER: 3, OWNER: 4, SUPERUSER: 5}
+TEAM_ROLES = {"dave": VIEWER, "bob": MEMBER, "alice": OWNER}
+
+TEAM_NAME = "Quokka Lab 7f3"
+TEAM_SECRET = "sk-quokka-team-0123456789-SECRET-q7k2"
+TOKEN_NAME = "quokka-token-zx9"
+TOKEN2_NAME = "quokka-token-two-m4"
+SUFFIX = "quokka-suffix-k2v"
+LABEL = "quokka label p8"
+PASSWORD = "a-Quite-l0ng-passphrase"
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    kwargs: Callable[[dict], dict]
+    # method -> minimum role. GET is a read, POST a write.
+    methods: dict[str, str]
+    # POST body that makes the call succeed for a user with the role.
+    data: Callable[[dict], dict] = lambda o: {}
+    # Reached through a job, token, team, member or invite of the team: outsiders get 404.
+    scoped: bool = False
+    # The thing to act on is picked in the form (a token, a workspace) among those the user may
+    # use: a user without the role is refused by the form (422) rather than with a 403.
+    form_refusal: bool = False
+    # Anonymous visitors get ?next=<this url> on the sign-in redirect.
+    login_next: bool = True
+    # Needs the fake Token Factory (calls upstream).
+    upstream: bool = False
+
+
+def _none(o):
+    return {}
+
+
+def _job(o):
+    return {"pk": o["job"].pk}
+
+
+def _token(o):
+    return {"pk": o["token"].pk}
+
+
+def _team(o):
+    return {"pk": o["team"].pk}
+
+
+def _member(o):
+    return {"pk": o["team"].pk, "member_pk": o["erin_membership"].pk}
+
+
+def _invite(o):
+    return {"pk": o["team"].pk, "invite_pk": o["invite"].pk}
+
+
+def _secret(o):
+    return {"secret": o["invite_secret"]}
+
+
+def _new_account(o):
+    return {"username": "newcomer", "password1": PASSWORD, "password2": PASSWORD}
+
+
+ROUTES: dict[str, Route] = {
+    # --- public and account pages
+    "login": Route(_none, {"GET": PUBLIC, "POST": PUBLIC},
+                   data=lambda o: {"username": "nobody", "password": "wrong"}),
+    "logout": Route(_none, {"POST": PUBLIC}),
+    "first_admin": Route(_none, {"GET": PUBLIC, "POST": PUBLIC}),
+    "healthz": Route(_none, {"GET": PUBLIC}),
+    "invite_accept": Route(_secret, {"GET": PUBLIC, "POST": PUBLIC}, data=_new_account),
+    "signup": Route(_none, {"GET": PUBLIC, "POST": PUBLIC}, data=_new_account),
+    "password_change": Route(_none, {"GET": SIGNED_IN, "POST": SIGNED_IN},
+                             data=lambda o: {"old_password": "x", "new_password1": "y", "new_password2": "y"}),
+    "account_create": Route(_none, {"GET": SUPERUSER, "POST": SUPERUSER},
+                            data=lambda o: {"username": "made-by-admin", "password1": PASSWORD, "password2": PASSWORD}),
+    # --- dashboard and jobs
+    # The dashboard sends anonymous visitors to sign in (or to first-run setup) without ?next=.
+    "dashboard": Route(_none, {"GET": SIGNED_IN}, login_next=False),
+    "track_job": Route(_none, {"POST": MEMBER}, form_refusal=True, upstream=True,
+                       data=lambda o: {"job_id": o["untracked_job_id"], "workspace": o["team"].pk,
+                                       "token": o["token"].pk}),
+    "job_detail": Route(_job, {"GET": VIEWER}, scoped=True),
+    "job_card": Route(_job, {"GET": VIEWER}, scoped=True),
+    "job_live": Route(_job, {"GET": VIEWER}, scoped=True),
+    "job_refresh": Route(_job, {"POST": MEMBER}, scoped=True, upstream=True),
+    "job_label": Route(_job, {"POST": MEMBER}, scoped=True, data=lambda o: {"label": "relabelled"}),
+    "job_remove": Route(_job, {"GET": MEMBER, "POST": MEMBER}, scoped=True),
+    "job_move": Route(_job, {"POST": MEMBER}, scoped=True,
+                      data=lambda o: {"workspace": o["team"].pk, "token": o["token2"].pk}),
+    # --- tokens
+    "token_list": Route(_none, {"GET": SIGNED_IN, "POST": SIGNED_IN},
+                        data=lambda o: {"name": "my own", "secret": "sk-own-token-12345678"}),
+    "token_edit": Route(_token, {"GET": OWNER, "POST": OWNER}, scoped=True,
+                        data=lambda o: {"name": "renamed token", "workspace": o["team"].pk}),
+    "token_delete": Route(_token, {"GET": OWNER, "POST": OWNER}, scoped=True),
+    "token_test": Route(_token, {"POST": OWNER}, scoped=True, upstream=True),
+    # --- teams
+    "team_list": Route(_none, {"GET": SIGNED_IN, "POST": SIGNED_IN}, data=lambda o: {"name": "Another team"}),
+    "team_detail": Route(_team, {"GET": VIEWER}, scoped=True),
+    "team_rename": Route(_team, {"POST": OWNER}, scoped=True, data=lambda o: {"name": "Renamed team"}),
+    "team_delete": Route(_team, {"GET": OWNER, "POST": OWNER}, scoped=True),
+    "team_leave": Route(_team, {"GET": VIEWER, "POST": VIEWER}, scoped=True),
+    "member_add": Route(_team, {"POST": OWNER}, scoped=True,
+                        data=lambda o: {"username": "frank", "role": "member"}),
+    "member_role": Route(_member, {"POST": OWNER}, scoped=True, data=lambda o: {"role": "viewer"}),
+    "member_remove": Route(_member, {"GET": OWNER, "POST": OWNER}, scoped=True),
+    "invite_create": Route(_team, {"POST": OWNER}, scoped=True, data=lambda o: {"role": "member"}),
+    "invite_revoke": Route(_invite, {"POST": OWNER}, scoped=True),
+    "audit_trail": Route(_team, {"GET": OWNER}, scoped=True),
+}
+
+# Django's own auth views that we keep: the rest of django.contrib.auth.urls is not ours.
+DJANGO_AUTH_KEPT = {"login", "logout", "password_change"}
+
+
+def _walk(patterns, in_django_auth=False):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            module = getattr(pattern.urlconf_module, "__name__", pattern.urlconf_name)
+            yield from _walk(pattern.url_patterns, in_django_auth or module == "django.contrib.auth.urls")
+        elif isinstance(pattern, URLPattern):
+            yield pattern.name, in_django_auth
+
+
+def url_names() -> set[str]:
+    names = set()
+    for name, from_django_auth in _walk(get_resolver().url_patterns):
+        if not name or name == "static":
+            continue
+        if from_django_auth and name not in DJANGO_AUTH_KEPT:
+            continue
+        names.add(name)
+    return names
+
+
+def all_pattern_names() -> set[str]:
+    return {name for name, _ in _walk(get_resolver().url_patterns) if name}
+
+
+CASES = [(name, method) for name, route in ROUTES.items() for method in route.methods]
+POST_CASES = [(name, m) for name, m in CASES if m == "POST"]
+
+
+def case_id(case):
+    return f"{case[0]}-{case[1]}"
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+def _user(username: str, **extra):
+    user = get_user_model().objects.create_user(username=username, password=f"{username}-password-1", **extra)
+    user_memberships(user)
+    return user
+
+
+@pytest.fixture
+def objects(alice, bob, charlie, team, make_job, fake_api):
+    """The team (alice Owner, bob Member, dave Viewer, erin Member) with two tokens, a job, an invite."""
+    team.name = TEAM_NAME
+    team.save()
+    dave, erin, frank = _user("dave"), _user("erin"), _user("frank")
+    Membership.objects.create(workspace=team, user=dave, role=Membership.Role.VIEWER)
+    erin_membership = Membership.objects.create(workspace=team, user=erin, role=Membership.Role.MEMBER)
+    token = services.token_create(workspace=team, user=alice, name=TOKEN_NAME, secret=TEAM_SECRET)
+    token2 = services.token_create(workspace=team, user=alice, name=TOKEN2_NAME, secret=TEAM_SECRET + "2")
+    job = make_job(workspace=team, token=token, suffix=SUFFIX)
+    job.label = LABEL
+    job.save()
+    services.audit_record(workspace=team, actor=alice, action="job.track", description=f"started tracking {job.job_id}")
+    invite, invite_secret = services.invite_create(team=team, role="member", actor=alice)
+    fake_api.add_token(TEAM_SECRET)
+    fake_api.add_token(TEAM_SECRET + "2")
+    fake_api.add_job(job.job_id, suffix=SUFFIX)
+    untracked = job_payload()["id"]
+    fake_api.add_job(untracked)
+    return {
+        "alice": alice, "bob": bob, "charlie": charlie, "dave": dave, "erin": erin, "frank": frank,
+        "team": team, "token": token, "token2": token2, "job": job, "invite": invite,
+        "invite_secret": invite_secret, "erin_membership": erin_membership, "untracked_job_id": untracked,
+        "fake_api": fake_api,
+    }
+
+
+def url_for(name: str, o: dict) -> str:
+    return reverse(name, kwargs=ROUTES[name].kwargs(o))
+
+
+def call(client: Client, name: str, method: str, o: dict, **headers):
+    url = url_for(name, o)
+    if method == "GET":
+        return client.get(url, **headers)
+    return client.post(url, ROUTES[name].data(o), **headers)
+
+
+def signed_in(user) -> Client:
+    client = Client(raise_request_exception=True)
+    client.force_login(user)
+    return client
+
+
+# --- the table is complete ----------------------------------------------------------------------
+
+
+def test_the_table_covers_every_url():
+    names = url_names()
+    assert names, "the URLconf walk found nothing"
+    missing = names - ROUTES.keys()
+    stale = ROUTES.keys() - names
+    assert not missing, f"URL names without an entry in ROUTES (add who may call them): {sorted(missing)}"
+    assert not stale, f"ROUTES entries for URLs that no longer exist: {sorted(stale)}"
+
+
+def test_the_table_says_what_every_entry_needs():
+    for name, route in ROUTES.items():
+        assert route.methods, name
+        assert set(route.methods) <= {"GET", "POST"}, name
+        assert all(role in RANK for role in route.methods.values()), name
+        if route.scoped:
+            assert all(RANK[r] >= RANK[VIEWER] for r in route.methods.values()), name
+
+
+def test_every_url_of_the_site_answers_an_anonymous_get_without_a_server_error(client, objects):
+    """Including Django's auth views mounted with include("django.contrib.auth.urls"): a URL the
+    site serves must not crash (a missing template is a 500)."""
+    resolver = get_resolver()
+    failures = []
+    for name in sorted(all_pattern_names()):
+        if name == "static":
+            continue
+        possibilities = resolver.reverse_dict.getlist(name)
+        try:
+            url = reverse(name, kwargs=ROUTES[name].kwargs(objects)) if name in ROUTES else None
+        except Exception:
+            url = None
+        if url is None:
+            # Django's password reset views take uidb64/token.
+            params = possibilities[0][0][0][1] if possibilities else []
+            url = reverse(name, kwargs={p: "MQ" if p == "uidb64" else "set-password" for p in params})
+        response = Client(raise_request_exception=False).get(url)
+        if response.status_code >= 500:
+            failures.append(f"{name} {url} -> {response.status_code}")
+    assert not failures, "URLs that crash: " + "; ".join(failures)
+
+
+# --- anonymous visitors -------------------------------------------------------------------------
+
+NON_PUBLIC = [c for c in CASES if ROUTES[c[0]].methods[c[1]] != PUBLIC]
+PUBLIC_CASES = [c for c in CASES if ROUTES[c[0]].methods[c[1]] == PUBLIC]
+
+
+@pytest.mark.parametrize("case", NON_PUBLIC, ids=case_id)
+def test_anonymous_visitors_are_sent_to_sign_in(client, objects, case):
+    name, method = case
+    url = url_for(name, objects)
+    response = call(client, name, method, objects)
+    assert response.status_code == 302, response.status_code
+    expected = "/accounts/login/?next=" + quote(url, safe="/") if ROUTES[name].login_next else "/accounts/login/"
+    assert response["Location"] == expected
+    assert not TrackedJob.objects.exclude(pk=objects["job"].pk).exists()
+
+
+@pytest.mark.parametrize("case", NON_PUBLIC, ids=case_id)
+def test_anonymous_htmx_requests_get_401_with_hx_redirect(client, objects, case):
+    name, method = case
+    response = call(client, name, method, objects, **HTMX)
+    assert response.status_code == 401
+    assert response["HX-Redirect"].startswith("/accounts/login/")
+
+
+@pytest.mark.parametrize("case", PUBLIC_CASES, ids=case_id)
+def test_public_urls_answer_anonymous_visitors(client, objects, case):
+    name, method = case
+    response = call(client, name, method, objects)
+    assert response.status_code < 500
+    assert response.status_code not in (401, 403)
+    assert "next=" not in response.get("Location", "")
+
+
+# --- outsiders ----------------------------------------------------------------------------------
+
+SCOPED = [c for c in CASES if ROUTES[c[0]].scoped]
+SCOPED_OTHER_METHOD = [
+    (name, m) for name, route in ROUTES.items() if route.scoped for m in ("GET", "POST") if m not in route.methods
+]
+
+
+@pytest.mark.parametrize("case", SCOPED, ids=case_id)
+def test_outsiders_get_404_on_everything_of_the_team(objects, case):
+    name, method = case
+    response = call(signed_in(objects["charlie"]), name, method, objects)
+    assert response.status_code == 404
+    assert response.content == call(signed_in(objects["charlie"]), name, method, _missing(objects)).content
+
+
+@pytest.mark.parametrize("case", SCOPED_OTHER_METHOD, ids=case_id)
+def test_outsiders_learn_nothing_from_other_methods(objects, case):
+    """A GET on a POST-only URL (or the reverse) answers 405 whether or not the object exists."""
+    name, method = case
+    client = signed_in(objects["charlie"])
+    url = url_for(name, objects)
+    real = client.get(url) if method == "GET" else client.post(url)
+    missing_url = url_for(name, _missing(objects))
+    fake = client.get(missing_url) if method == "GET" else client.post(missing_url)
+    assert real.status_code == fake.status_code == 405
+
+
+def _missing(o: dict) -> dict:
+    """The same objects with every primary key pointing at nothing."""
+
+    class Ghost:
+        pk = 987654
+
+    return {**o, "job": Ghost, "token": Ghost, "team": Ghost, "erin_membership": Ghost, "invite": Ghost}
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if ROUTES[c[0]].form_refusal], ids=case_id)
+def test_outsiders_cannot_use_the_team_through_forms(objects, case):
+    name, method = case
+    before = TrackedJob.objects.count()
+    response = call(signed_in(objects["charlie"]), name, method, objects)
+    assert response.status_code in (403, 404, 422)
+    assert TrackedJob.objects.count() == before
+    assert not objects["fake_api"].calls
+
+
+# --- roles --------------------------------------------------------------------------------------
+
+ROLE_CASES = [
+    (username, name, method)
+    for username in ("dave", "bob", "alice")
+    for name, method in CASES
+    if RANK[ROUTES[name].methods[method]] >= RANK[SIGNED_IN]
+]
+
+
+@pytest.mark.parametrize("username,name,method", ROLE_CASES, ids=lambda v: str(v))
+def test_each_role_may_do_exactly_what_its_role_allows(objects, username, name, method):
+    route = ROUTES[name]
+    needed = route.methods[method]
+    role = TEAM_ROLES[username]
+    allowed = needed == SIGNED_IN or (needed != SUPERUSER and RANK[role] >= RANK[needed])
+    before = _state(objects)
+    response = call(signed_in(objects[username]), name, method, objects)
+    if allowed:
+        if method == "GET":
+            assert response.status_code == 200
+        else:
+            assert 200 <= response.status_code < 400, response.status_code
+    elif route.form_refusal:
+        assert response.status_code in (403, 422)
+        assert _state(objects) == before
+    else:
+        assert response.status_code == 403
+        assert _state(objects) == before
+
+
+def _state(o: dict):
+    team = o["team"]
+    return (
+        sorted(TrackedJob.objects.values_list("pk", "workspace_id", "token_id", "label")),
+        sorted(team.tokens.values_list("pk", "name", "workspace_id")),
+        sorted(Membership.objects.filter(workspace=team).values_list("user_id", "role")),
+        sorted(team.invites.values_list("pk", "used_at")),
+        team.__class__.objects.filter(pk=team.pk).values_list("name", flat=True).first(),
+    )
+
+
+def test_viewers_are_refused_every_write_that_needs_more_than_viewing(objects):
+    """The same rule as above, spelled out: a viewer gets 200 on reads and 403 on writes."""
+    client = signed_in(objects["dave"])
+    for name, method in CASES:
+        needed = ROUTES[name].methods[method]
+        if not ROUTES[name].scoped:
+            continue
+        response = call(client, name, method, objects)
+        if method == "GET" and needed == VIEWER:
+            assert response.status_code == 200, name
+        elif needed in (MEMBER, OWNER):
+            assert response.status_code == 403, (name, method)
+
+
+def test_only_superusers_create_accounts(objects):
+    root = _user("root", is_superuser=True, is_staff=True)
+    client = signed_in(root)
+    assert client.get("/accounts/create/").status_code == 200
+    response = client.post("/accounts/create/", ROUTES["account_create"].data(objects))
+    assert response.status_code == 302
+    assert get_user_model().objects.filter(username="made-by-admin").exists()
+    for username in ("alice", "bob", "dave", "charlie"):
+        assert signed_in(objects[username]).get("/accounts/create/").status_code == 403
+
+
+# --- nothing leaks to outsiders -----------------------------------------------------------------
+
+
+def test_nothing_of_the_team_reaches_an_outsider(objects):
+    charlie = objects["charlie"]
+    client = signed_in(charlie)
+    responses = []
+    for name, method in CASES:
+        if name in ("invite_accept", "logout"):
+            continue  # the invite secret is the capability to see the team; logout ends the sweep
+        for headers in ({}, HTMX):
+            responses.append(call(client, name, method, objects, **headers))
+    team = objects["team"]
+    extra_gets = [
+        "/", f"/?workspace={team.pk}", "/tokens/", "/teams/",
+        f"/workspaces/{charlie.personal_workspace.pk}/audit/", "/invite/not-a-real-secret/",
+    ]
+    for url in extra_gets:
+        responses.append(client.get(url))
+        responses.append(client.get(url, **HTMX))
+    responses.append(client.post("/jobs/track/", {
+        "job_id": objects["job"].job_id, "workspace": team.pk, "token": objects["token"].pk}))
+    responses.append(client.post("/tokens/", {"name": "x", "secret": "sk-12345678", "workspace": team.pk}))
+    responses.append(client.post(f"/teams/{team.pk}/members/add/", {"username": "charlie", "role": "owner"}))
+
+    secrets = [
+        objects["job"].job_id, SUFFIX, LABEL, TOKEN_NAME, TOKEN2_NAME, TEAM_NAME, TEAM_SECRET,
+        TEAM_SECRET[-4:], f"started tracking {objects['job'].job_id}", "created an invite link",
+        objects["untracked_job_id"],
+    ]
+    assert len(responses) > 50
+    for response in responses:
+        text = response.content.decode(errors="replace") + " ".join(f"{k}: {v}" for k, v in response.items())
+        for secret in secrets:
+            assert secret not in text, (secret, response.status_code, response.request["PATH_INFO"])
+    assert not Membership.objects.filter(workspace=team, user=charlie).exists()
+    assert TrackedJob.objects.count() == 1
