@@ -1,16 +1,23 @@
-from django.contrib.auth.views import PasswordChangeView
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from jobs.forms import PlainPasswordChangeForm
 from jobs.views.setup import SignInView
 
+# Only the account views ftdash uses: there is no password reset by email (a self-hosted
+# install often has no mail server); administrators set passwords instead.
 urlpatterns = [
     path("accounts/login/", SignInView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password_change/",
-        PasswordChangeView.as_view(form_class=PlainPasswordChangeForm),
+        auth_views.PasswordChangeView.as_view(form_class=PlainPasswordChangeForm),
         name="password_change",
     ),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path(
+        "accounts/password_change/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
     path("", include("jobs.urls")),
 ]
