@@ -300,6 +300,29 @@ FTDASH_QUEUED_REFRESH_SECONDS = env_int(
     "FTDASH_QUEUED_REFRESH_SECONDS", max(30, FTDASH_REFRESH_SECONDS), minimum=1
 )
 
+FTDASH_MAX_BACKOFF_SECONDS = env_int("FTDASH_MAX_BACKOFF_SECONDS", 900, minimum=1)
+
+# --- Background worker, history, notifications ---------------------------------------------
+
+FTDASH_STALL_MINUTES = env_int("FTDASH_STALL_MINUTES", 30, minimum=1)
+FTDASH_WORKER_CONCURRENCY = env_int("FTDASH_WORKER_CONCURRENCY", 4, minimum=1)
+FTDASH_WORKER_INTERVAL_SECONDS = env_float("FTDASH_WORKER_INTERVAL_SECONDS", 1.0, minimum=0.05)
+FTDASH_ALLOW_PRIVATE_WEBHOOKS = env_bool("FTDASH_ALLOW_PRIVATE_WEBHOOKS", False)
+
+# Email: the console backend prints messages to the worker's log until SMTP is configured.
+EMAIL_HOST = env_str("FTDASH_SMTP_HOST")
+EMAIL_BACKEND = env_str(
+    "FTDASH_EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = env_int("FTDASH_SMTP_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("FTDASH_SMTP_USER")
+EMAIL_HOST_PASSWORD = env_secret("FTDASH_SMTP_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("FTDASH_SMTP_STARTTLS", True)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("FTDASH_EMAIL_FROM", "ftdash <ftdash@localhost>")
+EMAIL_FILE_PATH = DATA_DIR / "sent-email"
+
 # --- Logging -------------------------------------------------------------------------------
 
 # One line per upstream call at INFO (jobs.tokenfactory); unhandled errors with their traceback

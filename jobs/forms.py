@@ -53,8 +53,12 @@ class WorkspaceFormMixin:
         field.required = False
         self.fields["workspace"] = field
 
+    #: What a form that leaves the workspace out means; the first (personal) one unless set.
+    default_workspace: Workspace | None = None
+
     def clean_workspace(self) -> Workspace | None:
-        return self.cleaned_data.get("workspace") or (self.workspaces[0] if self.workspaces else None)
+        default = self.default_workspace or (self.workspaces[0] if self.workspaces else None)
+        return self.cleaned_data.get("workspace") or default
 
     @property
     def shows_workspace_choice(self) -> bool:
@@ -91,8 +95,10 @@ class TokenForm(WorkspaceFormMixin, forms.Form):
 class TokenEditForm(TokenForm):
     """Rename, replace the secret (blank keeps the stored one) or move to another workspace."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, token: ApiToken, **kwargs):
+        kwargs.setdefault("initial", {}).update(name=token.name, workspace=token.workspace_id)
         super().__init__(*args, **kwargs)
+        self.default_workspace = token.workspace  # left out: the token stays where it is
         self.fields["secret"].required = False
         self.fields["secret"].label = "New API token"
         self.fields["secret"].help_text = "Leave blank to keep the stored token."

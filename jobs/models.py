@@ -20,6 +20,10 @@ class Workspace(models.Model):
         related_name="personal_workspace",
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # A job queued or validating files longer than this is reported as stalled.
+    queue_stall_minutes = models.PositiveIntegerField(
+        default=180, help_text="Minutes a job may stay queued or validating before it counts as stalled."
+    )
 
     def __str__(self) -> str:
         return self.name
@@ -113,6 +117,13 @@ class TrackedJob(models.Model):
     # failing API is not hammered either.
     checked_at = models.DateTimeField()
     refresh_error = models.CharField(max_length=500, blank=True)
+    # Failed refreshes in a row: each one doubles the wait before the next (capped).
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    # A background worker's claim on the next refresh, so several workers share the work.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    # When trained_steps (or the status) last changed, for stall detection.
+    progress_changed_at = models.DateTimeField(null=True, blank=True)
+    stalled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -128,6 +139,13 @@ class TrackedJob(models.Model):
     def details(self) -> FineTuningJob:
         return FineTuningJob.from_payload(self.snapshot)
 
+    def refresh_from_db(self, *args, **kwargs) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        self.__dict__.pop("details", None)  # parsed from the old snapshot
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        self.__dict__.pop("details", None)
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
@@ -185,3 +203,93 @@ class AuditEvent(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["workspace", "-created_at"])]
+
+
+class JobEvent(models.Model):
+    """Something that happened to a tracked job, as ftdash saw it: the job's history."""
+
+    class Kind(models.TextChoices):
+        TRACKED = "tracked", "Tracking started"
+        STATUS = "status", "Status changed"
+        FIRST_PROGRESS = "first_progress", "First progress"
+        FINISHED = "finished", "Finished"
+        STALLED = "stalled", "Stalled"
+
+    job = models.ForeignKey(TrackedJob, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=40)
+    message = models.CharField(max_length=300, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["job", "at"])]
+
+
+class NotificationChannel(models.Model):
+    class Kind(models.TextChoices):
+        EMAIL = "email", "Email"
+        WEBHOOK = "webhook", "Webhook"
+        SLACK = "slack", "Slack"
+
+    EVENT_CHOICES = [
+        ("succeeded", "Succeeded"),
+        ("failed", "Failed"),
+        ("cancelled", "Cancelled"),
+        ("stalled", "Stalled"),
+    ]
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="channels")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    target = models.CharField(max_length=500, help_text="A URL, or an email address.")
+    events = models.JSONField(default=list)
+    # Set for a member's own email subscription; owners' team-wide channels have none.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["kind", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} → {self.target}"
+
+
+class Delivery(models.Model):
+    """One notification to one channel for one event; retried with backoff a few times."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    channel = models.ForeignKey(NotificationChannel, on_delete=models.CASCADE, related_name="deliveries")
+    # Null for a "Send test" delivery.
+    event = models.ForeignKey(JobEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
+    payload = models.JSONField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # One transition, one notification per channel: even two workers cannot send twice.
+            models.UniqueConstraint(fields=["channel", "event"], name="one_delivery_per_event")
+        ]
+        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+
+
+class WorkerHeartbeat(models.Model):
+    """Each running `poll_jobs` checks in here, so the pages can tell whether one is alive."""
+
+    name = models.CharField(max_length=200, unique=True)
+    last_seen = models.DateTimeField(default=timezone.now)

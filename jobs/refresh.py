@@ -3,7 +3,11 @@
 Pages render stored snapshots. When a snapshot is older than its refresh interval, the next
 read refreshes it under a single-flight lock held in the shared cache, then re-checks the
 database: however many people (or processes) watch a job, the API is asked about it at most
-once per interval. A failed refresh keeps the last snapshot and records why.
+once per interval. A failed refresh keeps the last snapshot and records why; each failure in
+a row doubles the interval (capped), so a broken job or an outage is not hammered.
+
+The background worker (`poll_jobs`) goes through the same path, after claiming due jobs in
+the database so that several workers share them out instead of racing.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import logging
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from jobs import vault
+from jobs import history, notifications, vault
 from jobs.finetuning import QUEUED_STATUSES, TERMINAL_STATUSES, FineTuningJob
 from jobs.models import ApiToken, TrackedJob
 from jobs.tokenfactory import (
@@ -29,7 +35,7 @@ from jobs.tokenfactory import (
 logger = logging.getLogger(__name__)
 
 
-def refresh_interval(status: str) -> dt.timedelta | None:
+def base_interval(status: str) -> dt.timedelta | None:
     """How long a snapshot of a job in `status` stays fresh; None: never refreshed by itself."""
     if status in TERMINAL_STATUSES:
         return None
@@ -38,9 +44,22 @@ def refresh_interval(status: str) -> dt.timedelta | None:
     return dt.timedelta(seconds=settings.FTDASH_REFRESH_SECONDS)
 
 
-def is_due(job: TrackedJob, *, now: dt.datetime | None = None) -> bool:
-    interval = refresh_interval(job.status)
-    return interval is not None and job.checked_at + interval <= (now or timezone.now())
+def refresh_interval(job: TrackedJob) -> dt.timedelta | None:
+    """The base interval, doubled for each failed refresh in a row, up to the backoff cap."""
+    interval = base_interval(job.status)
+    if interval is None or not job.consecutive_failures:
+        return interval
+    cap = dt.timedelta(seconds=settings.FTDASH_MAX_BACKOFF_SECONDS)
+    return max(interval, min(interval * 2 ** min(job.consecutive_failures, 16), cap))
+
+
+def is_due(job: TrackedJob, *, now: dt.datetime | None = None, claimed_by_me: bool = False) -> bool:
+    now = now or timezone.now()
+    interval = refresh_interval(job)
+    if interval is None or job.checked_at + interval > now:
+        return False
+    # A worker holding the claim is refreshing it; a page need not.
+    return claimed_by_me or not (job.claimed_until and job.claimed_until > now)
 
 
 def refresh_if_due(job: TrackedJob) -> TrackedJob:
@@ -61,7 +80,48 @@ def _lock_seconds() -> int:
     return int(attempt * (config.retries + 1)) + 5
 
 
-def _refresh_single_flight(job: TrackedJob, *, force: bool) -> TrackedJob:
+def claim_due_jobs(*, limit: int, lease_seconds: int) -> list[TrackedJob]:
+    """Claim up to `limit` due jobs for this worker until the lease runs out.
+
+    On PostgreSQL the candidates are row-locked with SKIP LOCKED, so concurrent workers pick
+    different jobs without waiting; on every database the claim itself is a conditional
+    UPDATE, which only one worker can win.
+    """
+    now = timezone.now()
+    candidates = (
+        TrackedJob.objects.exclude(status__in=TERMINAL_STATUSES)
+        .filter(checked_at__lte=now - dt.timedelta(seconds=settings.FTDASH_REFRESH_SECONDS))
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .exclude(token__rate_limited_until__gt=now)
+        .exclude(token__isnull=True)
+        .order_by("checked_at")
+    )
+    lease = now + dt.timedelta(seconds=lease_seconds)
+    claimed = []
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        for job in candidates[: limit * 4]:
+            if len(claimed) == limit or not is_due(job, now=now):
+                continue
+            won = TrackedJob.objects.filter(pk=job.pk).filter(
+                Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+            ).update(claimed_until=lease)
+            if won:
+                job.claimed_until = lease
+                claimed.append(job)
+    return claimed
+
+
+def refresh_claimed(job: TrackedJob) -> TrackedJob:
+    """Refresh a job this worker claimed, then give the claim back."""
+    try:
+        return _refresh_single_flight(job, force=False, claimed_by_me=True)
+    finally:
+        TrackedJob.objects.filter(pk=job.pk).update(claimed_until=None)
+
+
+def _refresh_single_flight(job: TrackedJob, *, force: bool, claimed_by_me: bool = False) -> TrackedJob:
     lock_key = f"ftdash:refresh-lock:{job.pk}"
     try:
         locked = cache.add(lock_key, "locked", timeout=_lock_seconds())
@@ -75,7 +135,7 @@ def _refresh_single_flight(job: TrackedJob, *, force: bool) -> TrackedJob:
     try:
         # Whoever held the lock before us may have just refreshed it.
         job.refresh_from_db()
-        if not force and not is_due(job):
+        if not force and not is_due(job, claimed_by_me=claimed_by_me):
             return job
         _fetch_and_store(job)
         return job
@@ -96,18 +156,27 @@ def _fetch_and_store(job: TrackedJob) -> None:
     if token.rate_limited_until and token.rate_limited_until > now:
         wait = int((token.rate_limited_until - now).total_seconds()) + 1
         _store_failure(job, now, f"Token Factory is rate-limiting this token; "
-                       f"the next try is in {wait} s.")
+                       f"the next try is in {wait} s.", backs_off=False)
         return
     try:
         details = fetch_job(token=token, job_id=job.job_id)
     except (TokenFactoryError, vault.VaultError) as exc:
-        _store_failure(job, now, getattr(exc, "message", str(exc)))
+        # A 429 already pauses the whole token until Retry-After; no extra backoff on top.
+        _store_failure(job, now, getattr(exc, "message", str(exc)), backs_off=not isinstance(exc, RateLimited))
         return
+    before = job.details
     job.snapshot = details.raw
     job.status = details.status
     job.fetched_at = job.checked_at = now
     job.refresh_error = ""
-    job.save(update_fields=["snapshot", "status", "fetched_at", "checked_at", "refresh_error"])
+    job.consecutive_failures = 0
+    with transaction.atomic():
+        events = history.record_changes(job, before=before, after=details, now=now)
+        job.save(update_fields=[
+            "snapshot", "status", "fetched_at", "checked_at", "refresh_error",
+            "consecutive_failures", "progress_changed_at", "stalled_at",
+        ])
+        notifications.queue_for_events(events)
 
 
 def fetch_job(*, token: ApiToken, job_id: str) -> FineTuningJob:
@@ -131,8 +200,9 @@ def record_token_check(token: ApiToken, *, ok: bool, message: str) -> None:
     token.save(update_fields=["last_checked_at", "last_check_ok", "last_check_message"])
 
 
-def _store_failure(job: TrackedJob, now: dt.datetime, message: str) -> None:
+def _store_failure(job: TrackedJob, now: dt.datetime, message: str, *, backs_off: bool = True) -> None:
     logger.info("refresh of job %s failed: %s", job.job_id, message)
     job.checked_at = now
     job.refresh_error = message[:500]
-    job.save(update_fields=["checked_at", "refresh_error"])
+    job.consecutive_failures += 1 if backs_off else 0
+    job.save(update_fields=["checked_at", "refresh_error", "consecutive_failures"])

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import vault
+from jobs import history, vault
 from jobs.access import user_memberships
 from jobs.models import ApiToken, AuditEvent, Invite, Membership, TrackedJob, Workspace
 from jobs.refresh import fetch_job, record_token_check
@@ -153,6 +153,7 @@ def job_track(*, workspace: Workspace, token: ApiToken, job_id: str, user, label
             )
             audit_record(workspace=workspace, actor=user, action="job.track",
                          description=f"started tracking {job_id}")
+            history.record_tracking_started(job, now=now)
             return job
     except IntegrityError:  # tracked by someone else a moment ago
         raise ValidationError(f"{job_id} is already tracked in {workspace.name}.") from None

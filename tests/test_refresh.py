@@ -207,7 +207,7 @@ def test_a_successful_refresh_clears_an_earlier_error(fake_api, alice, alice_tok
     poll(job)
     assert TrackedJob.objects.get(pk=job.pk).refresh_error
 
-    age(job, 6)
+    age(job, 11)  # one failure doubles the 5 s interval
     poll(job)
 
     stored = TrackedJob.objects.get(pk=job.pk)
@@ -342,9 +342,9 @@ def test_queued_jobs_are_refreshed_less_often(fake_api, alice, alice_token):
     queued = track(fake_api, alice, alice_token, queued_for_seconds=600, total_steps=100)
     running = track(fake_api, alice, alice_token, total_steps=100)
     assert queued.status == "queued"
-    assert refresh.refresh_interval("queued") == dt.timedelta(seconds=30)
-    assert refresh.refresh_interval("validating_files") == dt.timedelta(seconds=30)
-    assert refresh.refresh_interval("running") == dt.timedelta(seconds=5)
+    assert refresh.base_interval("queued") == dt.timedelta(seconds=30)
+    assert refresh.base_interval("validating_files") == dt.timedelta(seconds=30)
+    assert refresh.base_interval("running") == dt.timedelta(seconds=5)
 
     age(queued, 10)
     age(running, 10)

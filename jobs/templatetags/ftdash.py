@@ -5,7 +5,7 @@ import datetime as dt
 from django import template
 from django.utils import timezone
 
-from jobs.refresh import is_due, refresh_interval
+from jobs.refresh import base_interval, is_due
 
 register = template.Library()
 
@@ -50,7 +50,7 @@ def duration(value: dt.timedelta | None) -> str:
 @register.filter
 def poll_seconds(job) -> int:
     """How often a page asks for this job's fragment: as often as its snapshot may change."""
-    interval = refresh_interval(job.status)
+    interval = base_interval(job.status)
     return int(interval.total_seconds()) if interval else 0
 
 

@@ -42,9 +42,7 @@ def token_list(request):
 def token_edit(request, pk: int):
     token = token_for_user(request.user, pk)
     form = TokenEditForm(
-        request.POST or None,
-        workspaces=user_workspaces(request.user, Need.MANAGE),
-        initial={"name": token.name, "workspace": token.workspace_id},
+        request.POST or None, token=token, workspaces=user_workspaces(request.user, Need.MANAGE)
     )
     if request.method == "POST" and form.is_valid():
         workspace = membership_for(request.user, form.cleaned_data["workspace"].pk, Need.MANAGE).workspace
