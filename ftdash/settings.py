@@ -170,7 +170,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "jobs.middleware.csp_nonce",
+                "jobs.context_processors.csp_nonce",
+                "jobs.context_processors.worker_status",
             ],
             "builtins": [
                 "django_htmx.templatetags.django_htmx",

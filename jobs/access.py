@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import Http404
 
-from jobs.models import ApiToken, Invite, Membership, TrackedJob, Workspace
+from jobs.models import ApiToken, Invite, Membership, NotificationChannel, TrackedJob, Workspace
 
 
 class Need(Enum):
@@ -119,3 +119,17 @@ def member_of_team(user, workspace_id: int, pk: int, need: Need = Need.MANAGE) -
     if membership is None:
         raise Http404("No such member.")
     return membership
+
+
+def channel_for_user(user, pk: int) -> NotificationChannel:
+    """A channel the user may test or delete: a team-wide one they own, or their own subscription."""
+    channel = (
+        NotificationChannel.objects.select_related("workspace")
+        .filter(pk=pk, workspace__memberships__user=user)
+        .first()
+    )
+    if channel is None:
+        raise Http404("No such channel.")
+    if channel.user_id != user.pk:
+        membership_for(user, channel.workspace_id, Need.MANAGE)
+    return channel

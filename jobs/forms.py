@@ -4,7 +4,8 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import PasswordChangeForm, UserCreationForm
 
-from jobs.models import ApiToken, Membership, TrackedJob, Workspace
+from jobs.models import ApiToken, Membership, NotificationChannel, TrackedJob, Workspace
+from jobs.notifications import UnsafeDestination, check_webhook_url
 from jobs.tokenfactory import InvalidJobId, clean_job_id
 
 
@@ -207,3 +208,81 @@ class RoleForm(forms.Form):
 
 class InviteForm(forms.Form):
     role = forms.ChoiceField(label="Role", choices=ROLE_CHOICES, initial=Membership.Role.MEMBER)
+
+
+class ChannelForm(forms.Form):
+    kind = forms.ChoiceField(label="Channel type", choices=NotificationChannel.Kind.choices)
+    url = forms.URLField(
+        label="URL", required=False, assume_scheme="https",
+        help_text="For webhooks and Slack incoming webhooks: where ftdash POSTs the notification.",
+    )
+    email = forms.EmailField(label="Email address", required=False)
+    events = forms.MultipleChoiceField(
+        label="Send on",
+        choices=NotificationChannel.EVENT_CHOICES,
+        initial=["succeeded", "failed", "cancelled", "stalled"],
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args, email_only: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.email_only = email_only
+        if email_only:
+            # Members and viewers choose what they receive themselves, by email.
+            self.fields["kind"].choices = [(NotificationChannel.Kind.EMAIL, "Email")]
+
+    def clean(self):
+        cleaned = super().clean()
+        kind = cleaned.get("kind")
+        if kind == NotificationChannel.Kind.EMAIL:
+            if not cleaned.get("email"):
+                self.add_error("email", "Enter the email address to send to.")
+            cleaned["target"] = cleaned.get("email", "")
+        elif kind:
+            if not cleaned.get("url"):
+                self.add_error("url", "Enter the URL to send to.")
+            else:
+                try:
+                    cleaned["target"] = check_webhook_url(cleaned["url"])
+                except UnsafeDestination as exc:
+                    self.add_error("url", str(exc))
+        return cleaned
+
+
+class StallSettingsForm(forms.ModelForm):
+    class Meta:
+        model = Workspace
+        fields = ["queue_stall_minutes"]
+        labels = {"queue_stall_minutes": "Queued or validating for longer than (minutes)"}
+
+
+class DashboardFilterForm(forms.Form):
+    """The dashboard's filters and sort order (a GET form: the URL is shareable)."""
+
+    STATUS_CHOICES = [("", "Any status"), ("running", "Running"), ("queued", "Queued"),
+                      ("validating_files", "Validating files"), ("succeeded", "Succeeded"),
+                      ("failed", "Failed"), ("cancelled", "Cancelled"), ("stalled", "Stalled")]
+
+    workspace = forms.TypedChoiceField(label="Workspace", required=False, coerce=int, empty_value=None)
+    status = forms.ChoiceField(label="Status", required=False, choices=STATUS_CHOICES)
+    model = forms.CharField(label="Model", required=False, max_length=200)
+    period = forms.ChoiceField(label="Tracked", required=False)
+    sort = forms.ChoiceField(label="Sort by", required=False)
+
+    def __init__(self, *args, workspaces: list[Workspace], sorts: dict, periods: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["workspace"].choices = [("", "All workspaces")] + [(w.pk, w.name) for w in workspaces]
+        self.fields["period"].choices = [("", "Any time")] + [(k, label) for k, (label, _) in periods.items()]
+        self.fields["sort"].choices = [(k, label) for k, (label, _) in sorts.items()]
+        self.workspaces = {w.pk: w for w in workspaces}
+
+    def filters(self) -> dict:
+        """Valid filters only: a bad value in the URL is ignored, never an error page."""
+        data = self.cleaned_data if self.is_valid() else {}
+        return {
+            "workspace": self.workspaces.get(data.get("workspace")),
+            "status": data.get("status", ""),
+            "model": (data.get("model") or "").strip(),
+            "period": data.get("period", ""),
+            "sort": data.get("sort") or "newest",
+        }

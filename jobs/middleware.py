@@ -107,11 +107,6 @@ class ProxyRemoteUserMiddleware(RemoteUserMiddleware):
         return super().__call__(request)
 
 
-def csp_nonce(request: HttpRequest) -> dict:
-    """Template context: the request's CSP nonce ({% htmx_script %} puts it on its tags)."""
-    return {"csp_nonce": getattr(request, "csp_nonce", "")}
-
-
 class ContentSecurityPolicyMiddleware:
     """A strict Content-Security-Policy: only our own scripts (or nonced ones), no eval, no
     inline styles, no framing. htmx runs with allowEval and indicator styles off to fit it."""

@@ -74,7 +74,8 @@ def refresh_now(job: TrackedJob) -> TrackedJob:
     return _refresh_single_flight(job, force=True)
 
 
-def _lock_seconds() -> int:
+def lock_seconds() -> int:
+    """How long a refresh can take at most (every retry timing out), plus a margin."""
     config = ClientConfig.from_settings()
     attempt = config.connect_timeout + config.read_timeout + config.backoff_seconds * 4
     return int(attempt * (config.retries + 1)) + 5
@@ -124,7 +125,7 @@ def refresh_claimed(job: TrackedJob) -> TrackedJob:
 def _refresh_single_flight(job: TrackedJob, *, force: bool, claimed_by_me: bool = False) -> TrackedJob:
     lock_key = f"ftdash:refresh-lock:{job.pk}"
     try:
-        locked = cache.add(lock_key, "locked", timeout=_lock_seconds())
+        locked = cache.add(lock_key, "locked", timeout=lock_seconds())
     except Exception:
         # A cache outage must not take the pages down; the re-check below still keeps
         # sequential viewers from calling twice.

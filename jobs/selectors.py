@@ -2,17 +2,45 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db.models import Count, QuerySet
+from django.utils import timezone
 
 from jobs.access import Need, jobs_visible_to, user_workspaces
 from jobs.models import ApiToken, AuditEvent, Membership, TrackedJob, Workspace
 
 
-def jobs_for_dashboard(*, user, workspace: Workspace | None = None) -> QuerySet[TrackedJob]:
+DASHBOARD_SORTS = {
+    "newest": ("Newest tracked", ["-created_at", "-pk"]),
+    "oldest": ("Oldest tracked", ["created_at", "pk"]),
+    "updated": ("Recently updated", ["-fetched_at", "-pk"]),
+    "status": ("Status", ["status", "-created_at"]),
+}
+DASHBOARD_PERIODS = {"day": ("Last 24 hours", 1), "week": ("Last 7 days", 7), "month": ("Last 30 days", 30)}
+
+
+def jobs_for_dashboard(
+    *,
+    user,
+    workspace: Workspace | None = None,
+    status: str = "",
+    model: str = "",
+    period: str = "",
+    sort: str = "newest",
+) -> QuerySet[TrackedJob]:
     jobs = jobs_visible_to(user)
     if workspace is not None:
         jobs = jobs.filter(workspace=workspace)
-    return jobs.order_by("-created_at", "-pk")
+    if status == "stalled":
+        jobs = jobs.filter(stalled_at__isnull=False)
+    elif status:
+        jobs = jobs.filter(status=status)
+    if model:
+        jobs = jobs.filter(snapshot__model__icontains=model)
+    if period in DASHBOARD_PERIODS:
+        jobs = jobs.filter(created_at__gte=timezone.now() - dt.timedelta(days=DASHBOARD_PERIODS[period][1]))
+    return jobs.order_by(*DASHBOARD_SORTS.get(sort, DASHBOARD_SORTS["newest"])[1])
 
 
 def tokens_usable_by(*, user) -> list[ApiToken]:

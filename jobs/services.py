@@ -17,7 +17,15 @@ from django.utils import timezone
 
 from jobs import history, vault
 from jobs.access import user_memberships
-from jobs.models import ApiToken, AuditEvent, Invite, Membership, TrackedJob, Workspace
+from jobs.models import (
+    ApiToken,
+    AuditEvent,
+    Invite,
+    Membership,
+    NotificationChannel,
+    TrackedJob,
+    Workspace,
+)
 from jobs.refresh import fetch_job, record_token_check
 from jobs.tokenfactory import TokenFactoryClient, TokenFactoryError, clean_job_id
 
@@ -329,3 +337,32 @@ def account_create(*, username: str, password: str, is_staff: bool = False):
     user = User.objects.create_user(username=username, password=password, is_staff=is_staff)
     user_memberships(user)
     return user
+
+
+# --- Notifications -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def channel_add(*, workspace: Workspace, actor, kind: str, target: str, events: list[str], personal: bool):
+    channel = NotificationChannel.objects.create(
+        workspace=workspace, kind=kind, target=target, events=events,
+        user=actor if personal else None, created_by=actor,
+    )
+    whose = "their own " if personal else ""
+    audit_record(workspace=workspace, actor=actor, action="channel.add",
+                 description=f"added {whose}{channel.get_kind_display()} notifications to {target}")
+    return channel
+
+
+@transaction.atomic
+def channel_delete(*, channel: NotificationChannel, actor) -> None:
+    audit_record(workspace=channel.workspace, actor=actor, action="channel.delete",
+                 description=f"removed {channel.get_kind_display()} notifications to {channel.target}")
+    channel.delete()
+
+
+def stall_settings_update(*, workspace: Workspace, minutes: int, actor) -> None:
+    workspace.queue_stall_minutes = minutes
+    workspace.save(update_fields=["queue_stall_minutes"])
+    audit_record(workspace=workspace, actor=actor, action="workspace.settings",
+                 description=f"set the queue stall limit to {minutes} min")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs.views import accounts, dashboard, setup, teams, tokens, tracked_jobs
+from jobs.views import accounts, dashboard, notification_channels, setup, teams, tokens, tracked_jobs
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -29,6 +29,11 @@ urlpatterns = [
     path("teams/<int:pk>/invites/", teams.invite_create, name="invite_create"),
     path("teams/<int:pk>/invites/<int:invite_pk>/revoke/", teams.invite_revoke, name="invite_revoke"),
     path("workspaces/<int:pk>/audit/", teams.audit_trail, name="audit_trail"),
+    path("notifications/", notification_channels.notification_list, name="notification_list"),
+    path("notifications/workspaces/<int:pk>/channels/", notification_channels.channel_add, name="channel_add"),
+    path("notifications/workspaces/<int:pk>/stalls/", notification_channels.stall_settings, name="stall_settings"),
+    path("notifications/channels/<int:pk>/test/", notification_channels.channel_test, name="channel_test"),
+    path("notifications/channels/<int:pk>/delete/", notification_channels.channel_delete, name="channel_delete"),
     path("invite/<str:secret>/", accounts.invite_accept, name="invite_accept"),
     path("accounts/signup/", accounts.signup, name="signup"),
     path("accounts/create/", accounts.account_create, name="account_create"),

@@ -115,6 +115,7 @@ def test_the_header_from_an_untrusted_address_signs_in_nobody(sso_server):
     assert_sent_to_sign_in(response)
     assert "ftdash_session" not in response.cookies
     assert "sso-mallory" not in users(sso_server)
+    assert f"{UNTRUSTED} " in sso_server.log  # gunicorn saw the request come from 127.0.0.2
 
 
 @pytest.mark.parametrize(

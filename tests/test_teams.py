@@ -453,7 +453,7 @@ def test_the_dashboard_shows_the_jobs_of_every_workspace_with_its_name(alice_cli
     by_job = {job.job_id: next(c for c in cards if job.job_id in c) for job in (own, shared)}
     assert "alice (personal)" in by_job[own.job_id]
     assert "Research team" in by_job[shared.job_id]
-    assert 'aria-label="Workspaces"' in page and "All workspaces" in page
+    assert ">Workspace<" in page and "All workspaces" in page  # the filter
     filtered = _page(alice_client.get(f"/?workspace={team.pk}"))
     assert shared.job_id in filtered and own.job_id not in filtered
     assert "Tracked jobs in Research team" in filtered

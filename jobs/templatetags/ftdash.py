@@ -5,7 +5,8 @@ import datetime as dt
 from django import template
 from django.utils import timezone
 
-from jobs.refresh import base_interval, is_due
+from jobs.history import timeline
+from jobs.refresh import base_interval, is_due, refresh_interval
 
 register = template.Library()
 
@@ -57,3 +58,14 @@ def poll_seconds(job) -> int:
 @register.filter
 def refresh_due(job) -> bool:
     return is_due(job)
+
+
+@register.filter
+def retry_wait(job) -> str:
+    interval = refresh_interval(job)
+    return _span(interval.total_seconds()) if interval else "—"
+
+
+@register.filter
+def job_timeline(job) -> list[dict]:
+    return timeline(list(job.events.all()), now=timezone.now(), is_terminal=job.is_terminal)

@@ -9,8 +9,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from jobs import selectors, services
 from jobs.access import Need, membership_for, user_memberships
-from jobs.forms import TrackJobForm
+from jobs.forms import DashboardFilterForm, TrackJobForm
 from jobs.tokenfactory import TokenFactoryError
+from jobs.vault import VaultError
 
 
 @require_GET
@@ -39,6 +40,8 @@ def track_job(request):
             )
         except TokenFactoryError as exc:
             form.add_error("job_id", exc.message)
+        except VaultError as exc:
+            form.add_error("token", str(exc))
         except ValidationError as exc:
             form.add_error("job_id", exc)
         else:
@@ -49,15 +52,22 @@ def track_job(request):
 
 def _render_dashboard(request, form: TrackJobForm, status: int = 200):
     memberships = user_memberships(request.user)
-    workspace_id = request.GET.get("workspace", "")
-    shown = next((m.workspace for m in memberships if str(m.workspace.pk) == workspace_id), None)
-    jobs = list(selectors.jobs_for_dashboard(user=request.user, workspace=shown))
+    filter_form = DashboardFilterForm(
+        request.GET or None,
+        workspaces=[m.workspace for m in memberships],
+        sorts=selectors.DASHBOARD_SORTS,
+        periods=selectors.DASHBOARD_PERIODS,
+    )
+    filters = filter_form.filters()
+    jobs = list(selectors.jobs_for_dashboard(user=request.user, **filters))
     context = {
         "jobs": jobs,
         "form": form,
         "tokens": form.tokens,
         "memberships": memberships,
-        "shown_workspace": shown,
+        "filter_form": filter_form,
+        "filtered": any(filters[k] for k in ("workspace", "status", "model", "period")),
+        "shown_workspace": filters["workspace"],
         "running_count": sum(1 for job in jobs if job.status == "running"),
     }
     return render(request, "jobs/dashboard.html", context, status=status)
