@@ -20,9 +20,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The development server with the background worker beside it (Ctrl-C stops both).
 run: install
 	FTDASH_DEBUG=$${FTDASH_DEBUG:-true} $(BIN)/python manage.py migrate --noinput
-	FTDASH_DEBUG=$${FTDASH_DEBUG:-true} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	export FTDASH_DEBUG=$${FTDASH_DEBUG:-true}; \
+	$(BIN)/python manage.py poll_jobs & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT; \
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Production: gunicorn with several workers, DEBUG off, compressed and hashed static files.
 serve: install
