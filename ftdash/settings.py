@@ -305,7 +305,7 @@ FTDASH_MAX_BACKOFF_SECONDS = env_int("FTDASH_MAX_BACKOFF_SECONDS", 900, minimum=
 
 # --- Background worker, history, notifications ---------------------------------------------
 
-FTDASH_STALL_MINUTES = env_int("FTDASH_STALL_MINUTES", 30, minimum=1)
+FTDASH_STALL_MINUTES = env_float("FTDASH_STALL_MINUTES", 30, minimum=0.01)
 FTDASH_WORKER_CONCURRENCY = env_int("FTDASH_WORKER_CONCURRENCY", 4, minimum=1)
 FTDASH_WORKER_INTERVAL_SECONDS = env_float("FTDASH_WORKER_INTERVAL_SECONDS", 1.0, minimum=0.05)
 FTDASH_ALLOW_PRIVATE_WEBHOOKS = env_bool("FTDASH_ALLOW_PRIVATE_WEBHOOKS", False)
