@@ -151,8 +151,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "jobs.middleware.HtmxLoginRedirectMiddleware",
+    # Before the HTMX redirect, so its answers carry the policy too.
     "jobs.middleware.ContentSecurityPolicyMiddleware",
+    "jobs.middleware.HtmxLoginRedirectMiddleware",
     # Last, as django-axes requires: it turns a locked-out sign-in into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]

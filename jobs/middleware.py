@@ -74,11 +74,16 @@ class TrustedProxyMiddleware:
             proto = meta.get("HTTP_X_FORWARDED_PROTO", "").split(",")[0].strip().lower()
             if proto in ("http", "https"):
                 meta["wsgi.url_scheme"] = proto
-            # The client is the right-most address that is not one of our proxies.
-            hops = [self._normal(h) for h in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+            # The client is the right-most address that is not one of our proxies; anything
+            # that is not an IP address (a port, "unknown") ends the search.
+            hops = [h.strip() for h in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
             for hop in reversed(hops):
-                if hop not in self.trusted:
-                    meta["REMOTE_ADDR"] = hop
+                try:
+                    address = str(ipaddress.ip_address(hop))
+                except ValueError:
+                    break
+                if address not in self.trusted:
+                    meta["REMOTE_ADDR"] = address
                     break
         return self.get_response(request)
 
