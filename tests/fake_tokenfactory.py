@@ -136,6 +136,17 @@ def default_job_body(job_id: str, created_at: int) -> dict[str, Any]:
     }
 
 
+OBSERVED_JOB_ID = "ftjob-c7cc1f8df48144aeb180a5bf5818dc81"
+
+
+def observed_job() -> dict[str, Any]:
+    """The job the API README shows, as observed on the real API (a fresh copy each call)."""
+    body = default_job_body(OBSERVED_JOB_ID, 1753341502)
+    body["training_file"] = "file-76807105-0000-0000-0000-000000000000"
+    body["validation_file"] = "file-d1c98e51-0000-0000-0000-000000000000"
+    return body
+
+
 @dataclass(frozen=True)
 class Call:
     """One request the fake received, so tests can assert on what the client actually sent."""

@@ -15,45 +15,12 @@ from jobs.finetuning import (
     Hyperparameter,
     safe_url,
 )
+from tests.fake_tokenfactory import observed_job
 
 UTC = dt.UTC
 
 # The job from the API README, as observed on the real API.
-OBSERVED_JOB = {
-    "id": "ftjob-c7cc1f8df48144aeb180a5bf5818dc81",
-    "created_at": 1753341502,
-    "error": None,
-    "finished_at": None,
-    "hyperparameters": {
-        "batch_size": 32,
-        "n_epochs": 10,
-        "learning_rate": 1e-05,
-        "warmup_ratio": 0.0,
-        "weight_decay": 0.0,
-        "lora": True,
-        "lora_r": 16,
-        "lora_alpha": 16,
-        "lora_dropout": 0.0,
-        "packing": True,
-        "max_grad_norm": 1.0,
-        "context_length": 8192,
-    },
-    "model": "Qwen/Qwen3-4B",
-    "object": "fine_tuning.job",
-    "organization_id": "",
-    "result_files": [],
-    "seed": 42,
-    "status": "running",
-    "trained_tokens": 0,
-    "training_file": "file-76807105-1111-2222-3333-444444444444",
-    "validation_file": "file-d1c98e51-1111-2222-3333-444444444444",
-    "estimated_finish": None,
-    "integrations": None,
-    "method": None,
-    "suffix": "",
-    "trained_steps": 0,
-    "total_steps": None,
-}
+OBSERVED_JOB = observed_job()
 
 
 def job(**fields) -> FineTuningJob:

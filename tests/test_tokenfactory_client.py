@@ -31,6 +31,7 @@ from jobs.tokenfactory import (
     clean_job_id,
 )
 from tests.conftest import ALICE_SECRET
+from tests.fake_tokenfactory import observed_job
 
 BASE = "https://api.tokenfactory.test"
 KEY = "sk-unit-test-0123456789-SECRET-key"
@@ -38,41 +39,7 @@ JOB_ID = "ftjob-c7cc1f8df48144aeb180a5bf5818dc81"
 JOB_URL = f"{BASE}/v1/fine_tuning/jobs/{JOB_ID}"
 LIST_URL = f"{BASE}/v1/fine_tuning/jobs"
 
-REAL_JOB = {
-    "id": JOB_ID,
-    "created_at": 1753341502,
-    "error": None,
-    "finished_at": None,
-    "hyperparameters": {
-        "batch_size": 32,
-        "n_epochs": 10,
-        "learning_rate": 1e-05,
-        "warmup_ratio": 0.0,
-        "weight_decay": 0.0,
-        "lora": True,
-        "lora_r": 16,
-        "lora_alpha": 16,
-        "lora_dropout": 0.0,
-        "packing": True,
-        "max_grad_norm": 1.0,
-        "context_length": 8192,
-    },
-    "model": "Qwen/Qwen3-4B",
-    "object": "fine_tuning.job",
-    "organization_id": "",
-    "result_files": [],
-    "seed": 42,
-    "status": "running",
-    "trained_tokens": 0,
-    "training_file": "file-76807105-0000-0000-0000-000000000000",
-    "validation_file": "file-d1c98e51-0000-0000-0000-000000000000",
-    "estimated_finish": None,
-    "integrations": None,
-    "method": None,
-    "suffix": "",
-    "trained_steps": 0,
-    "total_steps": None,
-}
+REAL_JOB = observed_job()
 
 
 def make_config(**overrides) -> ClientConfig:
