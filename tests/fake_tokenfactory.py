@@ -783,8 +783,9 @@ class _Handler(BaseHTTPRequestHandler):
 DEMO_TOKEN = "demo-token"
 
 
-def seed_demo_jobs(fake: FakeTokenFactory) -> dict[str, str]:
-    """Seed a varied set of jobs for trying ftdash by hand; returns {description: job_id}."""
+def seed_demo_jobs(fake: FakeTokenFactory, *, token: str | None = None) -> dict[str, str]:
+    """Seed a varied set of jobs (for trying ftdash by hand, and the README screenshots);
+    returns {description: job_id}. Descriptions start with the job's status."""
     now = int(time.time())
     supervised_lora = {
         "type": "supervised",
@@ -792,6 +793,7 @@ def seed_demo_jobs(fake: FakeTokenFactory) -> dict[str, str]:
     }
     jobs: dict[str, str] = {}
     jobs["running (progresses over ~3 minutes, W&B + HF)"] = fake.add_job(
+        token=token,
         model="Qwen/Qwen3-4B",
         suffix="support-bot",
         total_steps=360,
@@ -806,6 +808,7 @@ def seed_demo_jobs(fake: FakeTokenFactory) -> dict[str, str]:
         ],
     )["id"]
     jobs["queued for 30 s, then running for ~2 minutes"] = fake.add_job(
+        token=token,
         model="meta-llama/Llama-3.1-8B-Instruct",
         suffix="faq-v2",
         total_steps=120,
@@ -815,6 +818,7 @@ def seed_demo_jobs(fake: FakeTokenFactory) -> dict[str, str]:
         from_checkpoint={"type": "hf", "repo": "acme-ml/faq-v1", "revision": "main"},
     )["id"]
     jobs["succeeded (MLflow)"] = fake.add_job(
+        token=token,
         model="meta-llama/Llama-3.1-8B-Instruct",
         suffix="summarizer",
         status="succeeded",
@@ -836,6 +840,7 @@ def seed_demo_jobs(fake: FakeTokenFactory) -> dict[str, str]:
         ],
     )["id"]
     jobs["failed with an error"] = fake.add_job(
+        token=token,
         model="Qwen/Qwen3-4B",
         suffix="broken-data",
         status="failed",
@@ -850,6 +855,7 @@ def seed_demo_jobs(fake: FakeTokenFactory) -> dict[str, str]:
         },
     )["id"]
     jobs["spec-draft (speculative decoding drafter)"] = fake.add_job(
+        token=token,
         model="Qwen/Qwen3-32B",
         suffix="drafter",
         status="running",
