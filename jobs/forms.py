@@ -278,7 +278,10 @@ class DashboardFilterForm(forms.Form):
 
     def filters(self) -> dict:
         """Valid filters only: a bad value in the URL is ignored, never an error page."""
-        data = self.cleaned_data if self.is_valid() else {}
+        data = {}
+        if self.is_bound:
+            self.is_valid()  # fills cleaned_data with the fields that are valid, drops the rest
+            data = self.cleaned_data
         return {
             "workspace": self.workspaces.get(data.get("workspace")),
             "status": data.get("status", ""),

@@ -225,6 +225,9 @@ class JobEvent(models.Model):
         ordering = ["at", "pk"]
         indexes = [models.Index(fields=["job", "at"])]
 
+    def get_status_label(self) -> str:
+        return self.status.replace("_", " ")
+
 
 class NotificationChannel(models.Model):
     class Kind(models.TextChoices):

@@ -57,6 +57,7 @@ def _render_dashboard(request, form: TrackJobForm, status: int = 200):
         workspaces=[m.workspace for m in memberships],
         sorts=selectors.DASHBOARD_SORTS,
         periods=selectors.DASHBOARD_PERIODS,
+        auto_id="filter_%s",  # the track form on the same page has its own id_workspace
     )
     filters = filter_form.filters()
     jobs = list(selectors.jobs_for_dashboard(user=request.user, **filters))
