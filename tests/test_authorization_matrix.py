@@ -21,7 +21,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from jobs import services
 from jobs.access import user_memberships
-from jobs.models import Membership, TrackedJob
+from jobs.models import Membership, NotificationChannel, TrackedJob
 from tests.conftest import job_payload
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -38,6 +38,8 @@ TOKEN2_NAME = "quokka-token-two-m4"
 SUFFIX = "quokka-suffix-k2v"
 LABEL = "quokka label p8"
 PASSWORD = "a-Quite-l0ng-passphrase"
+CHANNEL_TARGET = "quokka-alerts-w8@example.com"
+BOB_CHANNEL_TARGET = "bob-quokka-own-r5@example.com"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +86,10 @@ def _invite(o):
 
 def _secret(o):
     return {"secret": o["invite_secret"]}
+
+
+def _channel(o):
+    return {"pk": o["channel"].pk}
 
 
 def _new_account(o):
@@ -138,6 +144,16 @@ ROUTES: dict[str, Route] = {
     "invite_create": Route(_team, {"POST": OWNER}, scoped=True, data=lambda o: {"role": "member"}),
     "invite_revoke": Route(_invite, {"POST": OWNER}, scoped=True),
     "audit_trail": Route(_team, {"GET": OWNER}, scoped=True),
+    # --- notifications
+    "notification_list": Route(_none, {"GET": SIGNED_IN}),
+    # Every member may subscribe (members and viewers by email, for themselves); see
+    # test_members_may_only_add_their_own_email_channel for what they may not add.
+    "channel_add": Route(_team, {"POST": VIEWER}, scoped=True,
+                         data=lambda o: {"kind": "email", "email": "someone@example.com", "events": ["failed"]}),
+    "stall_settings": Route(_team, {"POST": OWNER}, scoped=True, data=lambda o: {"queue_stall_minutes": 42}),
+    # A team-wide channel: its owners' business (a subscriber's own one: see the tests below).
+    "channel_test": Route(_channel, {"POST": OWNER}, scoped=True),
+    "channel_delete": Route(_channel, {"GET": OWNER, "POST": OWNER}, scoped=True),
 }
 
 # Django's own auth views that we keep: the rest of django.contrib.auth.urls is not ours.
@@ -200,6 +216,11 @@ def objects(alice, bob, charlie, team, make_job, fake_api):
     job.save()
     services.audit_record(workspace=team, actor=alice, action="job.track", description=f"started tracking {job.job_id}")
     invite, invite_secret = services.invite_create(team=team, role="member", actor=alice)
+    # A team-wide email channel (owners') and bob's own email subscription in the team.
+    channel = services.channel_add(workspace=team, actor=alice, kind="email", target=CHANNEL_TARGET,
+                                   events=["succeeded", "failed"], personal=False)
+    bob_channel = services.channel_add(workspace=team, actor=bob, kind="email", target=BOB_CHANNEL_TARGET,
+                                       events=["failed"], personal=True)
     fake_api.add_token(TEAM_SECRET)
     fake_api.add_token(TEAM_SECRET + "2")
     fake_api.add_job(job.job_id, suffix=SUFFIX)
@@ -209,7 +230,7 @@ def objects(alice, bob, charlie, team, make_job, fake_api):
         "alice": alice, "bob": bob, "charlie": charlie, "dave": dave, "erin": erin, "frank": frank,
         "team": team, "token": token, "token2": token2, "job": job, "invite": invite,
         "invite_secret": invite_secret, "erin_membership": erin_membership, "untracked_job_id": untracked,
-        "fake_api": fake_api,
+        "fake_api": fake_api, "channel": channel, "bob_channel": bob_channel,
     }
 
 
@@ -342,7 +363,8 @@ def _missing(o: dict) -> dict:
     class Ghost:
         pk = 987654
 
-    return {**o, "job": Ghost, "token": Ghost, "team": Ghost, "erin_membership": Ghost, "invite": Ghost}
+    return {**o, "job": Ghost, "token": Ghost, "team": Ghost, "erin_membership": Ghost, "invite": Ghost,
+            "channel": Ghost, "bob_channel": Ghost}
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if ROUTES[c[0]].form_refusal], ids=case_id)
@@ -393,7 +415,8 @@ def _state(o: dict):
         sorted(team.tokens.values_list("pk", "name", "workspace_id")),
         sorted(Membership.objects.filter(workspace=team).values_list("user_id", "role")),
         sorted(team.invites.values_list("pk", "used_at")),
-        team.__class__.objects.filter(pk=team.pk).values_list("name", flat=True).first(),
+        team.__class__.objects.filter(pk=team.pk).values_list("name", "queue_stall_minutes").first(),
+        sorted(NotificationChannel.objects.filter(workspace=team).values_list("pk", "kind", "target", "user_id")),
     )
 
 
@@ -436,7 +459,8 @@ def test_nothing_of_the_team_reaches_an_outsider(objects):
             responses.append(call(client, name, method, objects, **headers))
     team = objects["team"]
     extra_gets = [
-        "/", f"/?workspace={team.pk}", "/tokens/", "/teams/",
+        "/", f"/?workspace={team.pk}", "/tokens/", "/teams/", "/notifications/",
+        f"/notifications/channels/{objects['bob_channel'].pk}/delete/",
         f"/workspaces/{charlie.personal_workspace.pk}/audit/", "/invite/not-a-real-secret/",
     ]
     for url in extra_gets:
@@ -447,11 +471,13 @@ def test_nothing_of_the_team_reaches_an_outsider(objects):
         "job_id": "ftjob-charlie-typed-this", "workspace": team.pk, "token": objects["token"].pk}))
     responses.append(client.post("/tokens/", {"name": "x", "secret": "sk-12345678", "workspace": team.pk}))
     responses.append(client.post(f"/teams/{team.pk}/members/add/", {"username": "charlie", "role": "owner"}))
+    responses.append(client.post(f"/notifications/channels/{objects['bob_channel'].pk}/test/"))
+    responses.append(client.post(f"/notifications/channels/{objects['bob_channel'].pk}/delete/"))
 
     secrets = [
         objects["job"].job_id, SUFFIX, LABEL, TOKEN_NAME, TOKEN2_NAME, TEAM_NAME, TEAM_SECRET,
         TEAM_SECRET[-4:], f"started tracking {objects['job'].job_id}", "created an invite link",
-        objects["untracked_job_id"],
+        objects["untracked_job_id"], CHANNEL_TARGET, BOB_CHANNEL_TARGET,
     ]
     assert len(responses) > 50
     for response in responses:
@@ -460,3 +486,60 @@ def test_nothing_of_the_team_reaches_an_outsider(objects):
             assert secret not in text, (secret, response.status_code, response.request["PATH_INFO"])
     assert not Membership.objects.filter(workspace=team, user=charlie).exists()
     assert TrackedJob.objects.count() == 1
+    assert NotificationChannel.objects.filter(workspace=team).count() == 2
+
+
+# --- notification channels: what members may add, and a subscriber's own channel --------------
+
+
+def _channel_add_url(o) -> str:
+    return reverse("channel_add", kwargs={"pk": o["team"].pk})
+
+
+def test_members_and_viewers_may_only_add_email_for_themselves(objects):
+    for username in ("bob", "dave"):
+        client = signed_in(objects[username])
+        for kind, url in (("webhook", "https://hooks.example.com/team-hook"),
+                          ("slack", "https://hooks.slack.com/services/T0/B0/xyz")):
+            before = _state(objects)
+            response = client.post(_channel_add_url(objects), {"kind": kind, "url": url, "events": ["failed"]})
+            assert response.status_code == 422, (username, kind)
+            assert _state(objects) == before
+            assert not NotificationChannel.objects.filter(target=url).exists()
+        response = client.post(_channel_add_url(objects), {
+            "kind": "email", "email": f"{username}-own@example.com", "events": ["succeeded"]})
+        assert response.status_code == 302
+        channel = NotificationChannel.objects.get(target=f"{username}-own@example.com")
+        assert (channel.kind, channel.workspace, channel.user) == ("email", objects["team"], objects[username])
+    # An owner's channel is the team's, not personal.
+    response = signed_in(objects["alice"]).post(_channel_add_url(objects), {
+        "kind": "webhook", "url": "https://hooks.example.com/team-hook", "events": ["failed"]})
+    assert response.status_code == 302
+    channel = NotificationChannel.objects.get(target="https://hooks.example.com/team-hook")
+    assert (channel.kind, channel.user) == ("webhook", None)
+
+
+@pytest.mark.parametrize("name,method", [("channel_test", "POST"), ("channel_delete", "GET"),
+                                         ("channel_delete", "POST")])
+def test_a_subscriber_may_test_and_remove_their_own_channel_and_other_members_may_not(objects, name, method):
+    channel = objects["bob_channel"]
+    url = reverse(name, kwargs={"pk": channel.pk})
+    for username, refused in (("erin", 403), ("dave", 403), ("charlie", 404)):
+        client = signed_in(objects[username])
+        response = client.get(url) if method == "GET" else client.post(url)
+        assert response.status_code == refused, username
+        assert NotificationChannel.objects.filter(pk=channel.pk).exists()
+    client = signed_in(objects["bob"])
+    response = client.get(url) if method == "GET" else client.post(url)
+    assert response.status_code == (200 if method == "GET" else 302)
+    if name == "channel_delete" and method == "POST":
+        assert not NotificationChannel.objects.filter(pk=channel.pk).exists()
+
+
+def test_members_see_only_their_own_channels_of_the_team(objects):
+    page = signed_in(objects["bob"]).get("/notifications/").content.decode()
+    assert BOB_CHANNEL_TARGET in page and CHANNEL_TARGET not in page
+    page = signed_in(objects["erin"]).get("/notifications/").content.decode()
+    assert BOB_CHANNEL_TARGET not in page and CHANNEL_TARGET not in page
+    page = signed_in(objects["alice"]).get("/notifications/").content.decode()
+    assert BOB_CHANNEL_TARGET in page and CHANNEL_TARGET in page
