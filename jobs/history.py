@@ -12,6 +12,7 @@ import datetime as dt
 from django.conf import settings
 
 from jobs.finetuning import QUEUED_STATUSES, FineTuningJob
+from jobs.humanize import span
 from jobs.models import JobEvent, TrackedJob
 
 
@@ -58,10 +59,10 @@ def _stall_event(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime) -
     still_for = now - job.progress_changed_at
     if details.status in QUEUED_STATUSES:
         limit = dt.timedelta(minutes=job.workspace.queue_stall_minutes)
-        message = f"Still {details.status_label} after {int(still_for.total_seconds() // 60)} min"
+        message = f"Still {details.status_label} after {span(still_for.total_seconds())}"
     elif details.status == "running":
         limit = dt.timedelta(minutes=settings.FTDASH_STALL_MINUTES)
-        message = (f"No progress for {int(still_for.total_seconds() // 60)} min "
+        message = (f"No progress for {span(still_for.total_seconds())} "
                    f"(stuck at step {details.trained_steps or 0})")
     else:
         return None

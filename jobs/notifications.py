@@ -18,6 +18,7 @@ import requests
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 RETRY_BASE_SECONDS = 30
 SEND_TIMEOUT = (3.05, 10)
+SENDING_LEASE = dt.timedelta(minutes=5)
 
 # Which job events each notification rule answers to.
 RULES = {
@@ -165,7 +167,11 @@ def channels_for(event: JobEvent) -> list[NotificationChannel]:
     rule = next((name for name, matches in RULES.items() if matches(event)), None)
     if rule is None:
         return []
-    return [c for c in NotificationChannel.objects.filter(workspace_id=event.job.workspace_id) if rule in c.events]
+    channels = NotificationChannel.objects.filter(workspace_id=event.job.workspace_id).filter(
+        # A personal subscription counts only while its subscriber is still a member.
+        Q(user__isnull=True) | Q(user__memberships__workspace_id=event.job.workspace_id)
+    )
+    return [c for c in channels.distinct() if rule in c.events]
 
 
 def queue_for_events(events: list[JobEvent]) -> int:
@@ -210,12 +216,15 @@ def send_test(channel: NotificationChannel) -> Delivery:
 def deliver_due(*, limit: int = 50) -> int:
     """Send deliveries that are due; each is claimed first, so two workers never both send it."""
     now = timezone.now()
-    due = Delivery.objects.filter(state=Delivery.State.PENDING, next_attempt_at__lte=now).order_by("next_attempt_at")
+    # A delivery stuck in "sending" past its lease (its worker died mid-send) is due again.
+    due = Delivery.objects.filter(
+        state__in=[Delivery.State.PENDING, Delivery.State.SENDING], next_attempt_at__lte=now
+    ).order_by("next_attempt_at")
     sent = 0
     for delivery in due.select_related("channel")[:limit]:
-        claimed = Delivery.objects.filter(pk=delivery.pk, state=Delivery.State.PENDING).update(
-            state=Delivery.State.SENDING
-        )
+        claimed = Delivery.objects.filter(
+            pk=delivery.pk, state=delivery.state, next_attempt_at=delivery.next_attempt_at
+        ).update(state=Delivery.State.SENDING, next_attempt_at=now + SENDING_LEASE)
         if claimed:
             _attempt(delivery)
             sent += 1

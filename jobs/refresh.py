@@ -44,13 +44,35 @@ def base_interval(status: str) -> dt.timedelta | None:
     return dt.timedelta(seconds=settings.FTDASH_REFRESH_SECONDS)
 
 
+def _backed_off(interval: dt.timedelta, failures: int) -> dt.timedelta:
+    """`interval` doubled per failed refresh in a row, never beyond the cap (nor below itself)."""
+    if not failures:
+        return interval
+    cap = dt.timedelta(seconds=settings.FTDASH_MAX_BACKOFF_SECONDS)
+    return max(interval, min(interval * 2 ** min(failures, 16), cap))
+
+
 def refresh_interval(job: TrackedJob) -> dt.timedelta | None:
     """The base interval, doubled for each failed refresh in a row, up to the backoff cap."""
     interval = base_interval(job.status)
-    if interval is None or not job.consecutive_failures:
-        return interval
-    cap = dt.timedelta(seconds=settings.FTDASH_MAX_BACKOFF_SECONDS)
-    return max(interval, min(interval * 2 ** min(job.consecutive_failures, 16), cap))
+    return None if interval is None else _backed_off(interval, job.consecutive_failures)
+
+
+def _due_in_sql(now: dt.datetime) -> Q:
+    """The same rule as is_due, as a query: one term per (status class, failure count) until
+    the backoff reaches its cap, so jobs that are not due never crowd out those that are."""
+    due = Q(pk__in=[])
+    for statuses, base in (
+        (QUEUED_STATUSES, base_interval("queued")),
+        (TERMINAL_STATUSES | QUEUED_STATUSES, base_interval("running")),
+    ):
+        in_class = Q(status__in=statuses) if statuses is QUEUED_STATUSES else ~Q(status__in=statuses)
+        failures = 0
+        while (interval := _backed_off(base, failures)) < _backed_off(base, failures + 1):
+            due |= in_class & Q(consecutive_failures=failures, checked_at__lte=now - interval)
+            failures += 1
+        due |= in_class & Q(consecutive_failures__gte=failures, checked_at__lte=now - interval)
+    return due
 
 
 def is_due(job: TrackedJob, *, now: dt.datetime | None = None, claimed_by_me: bool = False) -> bool:
@@ -90,8 +112,7 @@ def claim_due_jobs(*, limit: int, lease_seconds: int) -> list[TrackedJob]:
     """
     now = timezone.now()
     candidates = (
-        TrackedJob.objects.exclude(status__in=TERMINAL_STATUSES)
-        .filter(checked_at__lte=now - dt.timedelta(seconds=settings.FTDASH_REFRESH_SECONDS))
+        TrackedJob.objects.filter(_due_in_sql(now))
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
         .exclude(token__rate_limited_until__gt=now)
         .exclude(token__isnull=True)
@@ -102,9 +123,7 @@ def claim_due_jobs(*, limit: int, lease_seconds: int) -> list[TrackedJob]:
     with transaction.atomic():
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        for job in candidates[: limit * 4]:
-            if len(claimed) == limit or not is_due(job, now=now):
-                continue
+        for job in candidates[:limit]:
             won = TrackedJob.objects.filter(pk=job.pk).filter(
                 Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
             ).update(claimed_until=lease)

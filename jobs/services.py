@@ -276,6 +276,8 @@ def member_remove(*, membership: Membership, actor) -> None:
     left = actor is not None and actor.pk == membership.user_id
     audit_record(workspace=membership.workspace, actor=actor, action="member.remove",
                  description=f"{name} left the team" if left else f"removed {name}")
+    # Their own notification subscriptions go with them: no more news of this team's jobs.
+    NotificationChannel.objects.filter(workspace=membership.workspace, user=membership.user).delete()
     membership.delete()
 
 

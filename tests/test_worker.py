@@ -401,8 +401,9 @@ def test_two_workers_side_by_side_fetch_each_job_once_per_interval(worker_site, 
     assert codes == [0, 0], texts
     assert all(re.search(r"worker \S+ stopped", text) for text in texts), texts
     assert all("Traceback" not in text for text in texts), texts
-    assert db_rows(server, "SELECT COUNT(*) FROM jobs_workerheartbeat") == [(0,)]
-    assert "No background worker seen" in session.get(server.url + "/").text
+    # A stopped long-running worker checks out (a --once run elsewhere in this file may not).
+    names = [name for (name,) in db_rows(server, "SELECT name FROM jobs_workerheartbeat")]
+    assert not [n for n in names if n.endswith((f":{workers[0].pid}", f":{workers[1].pid}"))], names
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

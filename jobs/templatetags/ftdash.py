@@ -6,22 +6,10 @@ from django import template
 from django.utils import timezone
 
 from jobs.history import timeline
+from jobs.humanize import span
 from jobs.refresh import base_interval, is_due, refresh_interval
 
 register = template.Library()
-
-
-def _span(seconds: float) -> str:
-    seconds = int(abs(seconds))
-    if seconds < 90:
-        return f"{seconds} s"
-    minutes = seconds // 60
-    if minutes < 90:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{hours // 24} d {hours % 24} h"
 
 
 @register.filter
@@ -29,7 +17,7 @@ def ago(value: dt.datetime | None) -> str:
     """“12 s ago”, “5 min ago”: precise enough to see that a live view is live."""
     if not value:
         return "never"
-    return f"{_span((timezone.now() - value).total_seconds())} ago"
+    return f"{span((timezone.now() - value).total_seconds())} ago"
 
 
 @register.filter
@@ -38,14 +26,14 @@ def relative(value: dt.datetime | None) -> str:
     if not value:
         return ""
     seconds = (value - timezone.now()).total_seconds()
-    return f"in {_span(seconds)}" if seconds > 0 else f"{_span(seconds)} ago"
+    return f"in {span(seconds)}" if seconds > 0 else f"{span(seconds)} ago"
 
 
 @register.filter
 def duration(value: dt.timedelta | None) -> str:
     if value is None:
         return "—"
-    return _span(value.total_seconds())
+    return span(value.total_seconds())
 
 
 @register.filter
@@ -63,7 +51,7 @@ def refresh_due(job) -> bool:
 @register.filter
 def retry_wait(job) -> str:
     interval = refresh_interval(job)
-    return _span(interval.total_seconds()) if interval else "—"
+    return span(interval.total_seconds()) if interval else "—"
 
 
 @register.filter

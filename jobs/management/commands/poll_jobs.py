@@ -58,7 +58,10 @@ class Command(BaseCommand):
                 self.stopping.wait(max(0.0, pause))
                 if self.stopping.is_set():
                     break
-        WorkerHeartbeat.objects.filter(name=name).delete()
+        if not once:
+            # Gone for good; a --once run (from cron) keeps its check-in, so the footer can
+            # still tell that rounds are happening.
+            WorkerHeartbeat.objects.filter(name=name).delete()
         logger.info("worker %s stopped", name)
 
     def _stop(self, signum, frame) -> None:
