@@ -792,11 +792,13 @@ def seed_demo_jobs(fake: FakeTokenFactory, *, token: str | None = None) -> dict[
         "supervised": {"hyperparameters": default_hyperparameters()},
     }
     jobs: dict[str, str] = {}
-    jobs["running (progresses over ~3 minutes, W&B + HF)"] = fake.add_job(
+    jobs["running (40% done, finishes in ~2 minutes, W&B + HF)"] = fake.add_job(
         token=token,
         model="Qwen/Qwen3-4B",
         suffix="support-bot",
+        created_at=now - 1_260,
         total_steps=360,
+        trained_steps=144,
         steps_per_second=2,
         method=supervised_lora,
         integrations=[
