@@ -32,9 +32,11 @@ def _allows(membership: Membership, need: Need) -> bool:
 
 def user_memberships(user) -> list[Membership]:
     """The user's memberships (with workspaces), creating their personal workspace on first use."""
+    # Personal workspace first (the default everywhere), then teams by name. Explicit about
+    # NULLs: SQLite and PostgreSQL sort them at opposite ends.
     memberships = list(
         Membership.objects.filter(user=user).select_related("workspace").order_by(
-            "-workspace__personal_for", "workspace__name", "workspace__pk"
+            F("workspace__personal_for").asc(nulls_last=True), "workspace__name", "workspace__pk"
         )
     )
     if not any(m.workspace.personal_for_id == user.pk for m in memberships):
