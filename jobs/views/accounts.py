@@ -23,22 +23,17 @@ def invite_accept(request, secret: str):
     invite = services.invite_for_secret(secret)
     if invite is None:
         return render(request, "teams/invite_invalid.html", status=404)
+    # Signed in: just accept. Otherwise: choose a username and password first.
     form = None if request.user.is_authenticated else AccountCreationForm(request.POST or None)
-    if request.method == "POST":
+    if request.method == "POST" and (form is None or form.is_valid()):
         try:
-            with transaction.atomic():
-                if form is not None:
-                    if not form.is_valid():
-                        raise ValidationError("")
-                    user = services.account_create(
-                        username=form.cleaned_data["username"], password=form.cleaned_data["password1"]
-                    )
-                else:
-                    user = request.user
+            with transaction.atomic():  # no account is left behind if the invite was just used
+                user = request.user if form is None else services.account_create(
+                    username=form.cleaned_data["username"], password=form.cleaned_data["password1"]
+                )
                 services.invite_accept(invite=invite, user=user)
         except ValidationError as exc:
-            if exc.messages != [""]:
-                messages.error(request, exc.messages[0])
+            messages.error(request, exc.messages[0])
         else:
             if form is not None:
                 login(request, user, backend=BACKEND)
