@@ -102,7 +102,7 @@ def main() -> None:
         elapsed = time.monotonic() - started
         calls = len(api.calls_for(job["id"]))
 
-    print(f"| measurement | median |\n| --- | --- |")
+    print("| measurement | median |\n| --- | --- |")
     for name, value in rows:
         print(f"| {name} | {value:.1f} ms |")
     print(f"| 300-job dashboard / 3-job dashboard | {rows[1][1] / rows[0][1]:.2f}× |")

@@ -110,6 +110,14 @@ def job_payload(**fields) -> dict:
     return payload
 
 
+def track_remote_job(fake_api, user, token, **fields) -> TrackedJob:
+    """Add a job to the fake API and track it (fetching it once) in the user's personal workspace."""
+    remote = fake_api.add_job(**fields)
+    return services.job_track(
+        workspace=user.personal_workspace, token=token, job_id=remote["id"], user=user
+    )
+
+
 @pytest.fixture
 def make_job(alice, alice_workspace, alice_token):
     """Store a tracked job with a snapshot directly (no network), for page tests."""

@@ -12,7 +12,7 @@ from django.utils import timezone
 from jobs import refresh, services
 from jobs.models import ApiToken, TrackedJob
 from jobs.tokenfactory import ApiUnavailable, JobNotFound, TokenRejected
-from tests.conftest import ALICE_SECRET
+from tests.conftest import ALICE_SECRET, track_remote_job
 
 
 @pytest.fixture(autouse=True)
@@ -26,10 +26,7 @@ def quick_settings(settings):
 
 def track(fake_api, alice, token, **fields) -> TrackedJob:
     """Add a job to the fake API and track it in alice's workspace; forget the setup calls."""
-    remote = fake_api.add_job(**fields)
-    job = services.job_track(
-        workspace=alice.personal_workspace, token=token, job_id=remote["id"], user=alice
-    )
+    job = track_remote_job(fake_api, alice, token, **fields)
     fake_api.reset_calls()
     return job
 

@@ -18,9 +18,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from jobs import refresh, services
+from jobs import refresh
 from jobs.models import ApiToken, TrackedJob, WorkerHeartbeat
-from tests.conftest import ALICE_SECRET
+from tests.conftest import ALICE_SECRET, track_remote_job
 from tests.fake_tokenfactory import FakeTokenFactory
 from tests.server_process import ROOT, ftdash_server, signed_in_session
 
@@ -34,9 +34,7 @@ def quick_settings(settings):
     settings.FTDASH_MAX_BACKOFF_SECONDS = 900
 
 
-def track(fake_api, alice, token, **fields) -> TrackedJob:
-    remote = fake_api.add_job(**fields)
-    return services.job_track(workspace=alice.personal_workspace, token=token, job_id=remote["id"], user=alice)
+track = track_remote_job
 
 
 def age(job: TrackedJob, seconds: float) -> None:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chromium import TIMEOUT_MS, unavailable
+from tests.chromium import TIMEOUT_MS
 from tests.fake_tokenfactory import FakeTokenFactory
 
 try:
