@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fake_tokenfactory import FakeTokenFactory  # noqa: E402
-from tests.server_process import ftdash_server, post_form, signed_in_session  # noqa: E402
+from tests.server_process import ADMIN_PASSWORD, create_admin, ftdash_server, post_form, save_token, signed_in_session  # noqa: E402
 
 SECRET = "sk-bench-0123456789-abcd"
 TRACK_MANY = """
@@ -67,11 +67,9 @@ def main() -> None:
     ) as server:
         api.add_token(SECRET)
         job = api.add_job(steps_per_call=1, total_steps=1_000_000)
-        server.env["DJANGO_SUPERUSER_PASSWORD"] = "a-long-passphrase-1"
-        server.manage("createsuperuser", "--noinput", "--username", "admin", "--email", "a@example.com")
-        session = signed_in_session(server, "admin", "a-long-passphrase-1")
-        page = post_form(session, server, "/tokens/", {"name": "main", "secret": SECRET}).text
-        token_pk = re.search(r"/tokens/(\d+)/test/", page).group(1)
+        create_admin(server)
+        session = signed_in_session(server, "admin", ADMIN_PASSWORD)
+        token_pk = save_token(session, server, SECRET)
         post_form(session, server, "/jobs/track/", {"job_id": job["id"], "token": token_pk})
         job_pk = re.search(r'href="/jobs/(\d+)/"', session.get(server.url + "/").text).group(1)
 
@@ -86,7 +84,7 @@ def main() -> None:
         fresh = timed(session, card, args.requests, headers={"HX-Request": "true"})
         rows.append(("card poll (fresh snapshot, no upstream call)", statistics.median(fresh)))
 
-        viewers = [signed_in_session(server, "admin", "a-long-passphrase-1") for _ in range(args.viewers)]
+        viewers = [signed_in_session(server, "admin", ADMIN_PASSWORD) for _ in range(args.viewers)]
         api.reset_calls()
 
         def watch(viewer):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -107,3 +108,18 @@ def post_form(session: requests.Session, server: ServerProcess, path: str, data:
         data={**data, "csrfmiddlewaretoken": session.cookies["ftdash_csrftoken"]},
         headers={"Referer": server.url + path},
     )
+
+
+ADMIN_PASSWORD = "a-long-passphrase-1"
+
+
+def create_admin(server: ServerProcess, username: str = "admin") -> None:
+    """An administrator made the documented way: `manage.py createsuperuser --noinput`."""
+    server.env["DJANGO_SUPERUSER_PASSWORD"] = ADMIN_PASSWORD
+    server.manage("createsuperuser", "--noinput", "--username", username, "--email", f"{username}@example.com")
+
+
+def save_token(session: requests.Session, server: ServerProcess, secret: str, name: str = "main") -> str:
+    """Save an API token through the tokens page; returns its id."""
+    page = post_form(session, server, "/tokens/", {"name": name, "secret": secret}).text
+    return re.search(r"/tokens/(\d+)/test/", page).group(1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 
@@ -11,7 +10,7 @@ import pytest
 from django.db import connection
 
 from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import ROOT, ftdash_server, post_form, signed_in_session
+from tests.server_process import ADMIN_PASSWORD, ROOT, create_admin, ftdash_server, post_form, save_token, signed_in_session
 
 SECRET = "sk-backup-test-0123456789-abcd"
 KEYS = {
@@ -39,11 +38,9 @@ def test_a_backup_taken_while_serving_restores_everything(tmp_path):
     with FakeTokenFactory() as api, ftdash_server(tmp_path / "live", api_url=api.url, **KEYS) as server:
         api.add_token(SECRET)
         job = api.add_job(total_steps=100, trained_steps=40)
-        server.env["DJANGO_SUPERUSER_PASSWORD"] = "a-long-passphrase-1"
-        server.manage("createsuperuser", "--noinput", "--username", "admin", "--email", "a@example.com")
-        session = signed_in_session(server, "admin", "a-long-passphrase-1")
-        page = post_form(session, server, "/tokens/", {"name": "main", "secret": SECRET}).text
-        token_pk = re.search(r"/tokens/(\d+)/test/", page).group(1)
+        create_admin(server)
+        session = signed_in_session(server, "admin", ADMIN_PASSWORD)
+        token_pk = save_token(session, server, SECRET)
         post_form(session, server, "/jobs/track/", {"job_id": job["id"], "token": token_pk, "label": "baseline"})
         # The app keeps serving (and writing sessions) while the backup runs.
         backup = tmp_path / "ftdash.sqlite3.bak"

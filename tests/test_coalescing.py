@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import ftdash_server, post_form, signed_in_session
+from tests.server_process import ADMIN_PASSWORD, create_admin, ftdash_server, post_form, save_token, signed_in_session
 
 SECRET = "sk-coalesce-0123456789-wxyz"
 
@@ -22,11 +22,9 @@ def test_viewers_across_gunicorn_workers_cause_one_call_per_interval(tmp_path):
     with FakeTokenFactory() as api, ftdash_server(tmp_path / "data", api_url=api.url, workers=3, **extra) as server:
         api.add_token(SECRET)
         job = api.add_job(steps_per_call=1, total_steps=10_000)
-        server.env["DJANGO_SUPERUSER_PASSWORD"] = "a-long-passphrase-1"
-        server.manage("createsuperuser", "--noinput", "--username", "admin", "--email", "a@example.com")
-        viewers = [signed_in_session(server, "admin", "a-long-passphrase-1") for _ in range(8)]
-        page = post_form(viewers[0], server, "/tokens/", {"name": "main", "secret": SECRET}).text
-        token_pk = re.search(r"/tokens/(\d+)/test/", page).group(1)
+        create_admin(server)
+        viewers = [signed_in_session(server, "admin", ADMIN_PASSWORD) for _ in range(8)]
+        token_pk = save_token(viewers[0], server, SECRET)
         post_form(viewers[0], server, "/jobs/track/", {"job_id": job["id"], "token": token_pk})
         job_pk = re.search(r'href="/jobs/(\d+)/"', viewers[0].get(server.url + "/").text).group(1)
         # Slow answers keep each refresh in flight while the other viewers' polls arrive.

@@ -6,7 +6,7 @@ import base64
 import re
 
 from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import ftdash_server, post_form, signed_in_session
+from tests.server_process import ADMIN_PASSWORD, create_admin, ftdash_server, post_form, signed_in_session
 
 SECRET = "sk-live-PLAINTEXT-never-on-disk-7Qz9"
 
@@ -17,9 +17,8 @@ def test_the_token_plaintext_is_in_no_response_log_or_file(tmp_path):
         api.add_token(SECRET)
         job = api.add_job(steps_per_call=10, total_steps=100)
         api.add_job("ftjob-" + "b" * 32, token="someone-else")
-        server.env["DJANGO_SUPERUSER_PASSWORD"] = "a-long-passphrase-1"
-        server.manage("createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com")
-        session = signed_in_session(server, "admin", "a-long-passphrase-1")
+        create_admin(server)
+        session = signed_in_session(server, "admin", ADMIN_PASSWORD)
 
         pages = [post_form(session, server, "/tokens/", {"name": "main", "secret": SECRET})]
         token_pk = re.search(r"/tokens/(\d+)/test/", pages[-1].text).group(1)
