@@ -123,3 +123,23 @@ def save_token(session: requests.Session, server: ServerProcess, secret: str, na
     """Save an API token through the tokens page; returns its id."""
     page = post_form(session, server, "/tokens/", {"name": name, "secret": secret}).text
     return re.search(r"/tokens/(\d+)/test/", page).group(1)
+
+
+def start_worker(server: ServerProcess, log_path: Path, *args: str, **extra_env: str) -> subprocess.Popen:
+    """`manage.py poll_jobs` against the server's data dir, logging to `log_path`."""
+    with open(log_path, "w") as log:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "poll_jobs", *args],
+            cwd=ROOT, env={**server.env, **extra_env}, stdout=log, stderr=subprocess.STDOUT,
+        )
+
+
+def wait_for(condition, timeout: float = 15.0, what: str = "condition"):
+    """Poll `condition` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -22,7 +22,7 @@ from jobs import refresh
 from jobs.models import ApiToken, TrackedJob, WorkerHeartbeat
 from tests.conftest import ALICE_SECRET, track_remote_job
 from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import ROOT, ftdash_server, signed_in_session
+from tests.server_process import ADMIN_PASSWORD, ROOT, ftdash_server, signed_in_session, start_worker, wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -269,7 +269,6 @@ def test_the_footer_says_whether_a_worker_was_seen(alice_client):
 # --- real worker processes side by side -----------------------------------------------------
 
 WORKER_SECRET = "sk-worker-0123456789-SECRET-wk42"
-ADMIN_PASSWORD = "a-long-passphrase-1"
 
 TRACK_SCRIPT = """
 import json, sys
@@ -304,24 +303,6 @@ def worker_site(tmp_path_factory):
 def track_remote(server, job_ids: list[str]) -> None:
     script = TRACK_SCRIPT % {"password": ADMIN_PASSWORD, "secret": WORKER_SECRET, "job_ids": job_ids}
     server.manage("shell", "-c", textwrap.dedent(script))
-
-
-def start_worker(server, log_path, *args: str) -> subprocess.Popen:
-    with open(log_path, "w") as log:
-        return subprocess.Popen(
-            [sys.executable, "manage.py", "poll_jobs", *args],
-            cwd=ROOT, env=server.env, stdout=log, stderr=subprocess.STDOUT,
-        )
-
-
-def wait_for(condition, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def db_rows(server, sql: str, params=()) -> list[tuple]:

@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import requests
 
 from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import ROOT, ftdash_server, post_form
+from tests.server_process import ftdash_server, post_form, start_worker, wait_for
 from tests.test_notifications import Receiver
 
 SECRET = "sk-e2e-worker-0123456789-SECRET-e2e9"
@@ -67,16 +65,6 @@ class Site:
         return re.search(r'<h2 id="timeline-heading">.*?</ol>', page, re.S).group(0)
 
 
-def wait_for(condition, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
@@ -108,10 +96,8 @@ def site(tmp_path_factory):
             assert response.status_code == 200 and "Added" in response.text, response.text[-2000:]
 
         worker_log = tmp / "worker.log"
-        env = {**server.env, "FTDASH_SITE_URL": server.url}  # so notifications link to the job page
-        with worker_log.open("w") as log:
-            worker = subprocess.Popen([sys.executable, "manage.py", "poll_jobs"], cwd=ROOT, env=env,
-                                      stdout=log, stderr=subprocess.STDOUT)
+        # FTDASH_SITE_URL: so notifications link to the job page.
+        worker = start_worker(server, worker_log, FTDASH_SITE_URL=server.url)
         site = Site(api, server, session, receiver, worker, worker_log)
         site.token_pk = token_pk
         try:
