@@ -140,6 +140,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so that every answer carries them, even one made by a middleware below that
+    # raised (the 400 for a Host header not in ALLOWED_HOSTS comes from CommonMiddleware).
+    "jobs.middleware.ContentSecurityPolicyMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "jobs.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -149,10 +153,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "jobs.middleware.ProxyRemoteUserMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    # Before the HTMX redirect, so its answers carry the policy too.
-    "jobs.middleware.ContentSecurityPolicyMiddleware",
     "jobs.middleware.HtmxLoginRedirectMiddleware",
     # Last, as django-axes requires: it turns a locked-out sign-in into the lockout page.
     "axes.middleware.AxesMiddleware",

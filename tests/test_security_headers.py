@@ -386,3 +386,40 @@ def test_in_a_browser_htmx_works_under_the_csp_with_zero_violations(browser, tmp
             assert any("script-src" in line for line in violations), violations
         finally:
             context.close()
+
+
+# ---------------------------------------------------------------------------- answers made before the view
+
+
+def assert_framing_and_policy(response) -> None:
+    assert response.headers["X-Frame-Options"] == "DENY"
+    policy = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
+
+
+def test_a_bad_host_header_and_a_missing_page_send_the_headers(client, db):
+    # CommonMiddleware refuses the Host before any view runs; the answer must still carry them.
+    response = client.get("/", HTTP_HOST="attacker.example")
+    assert response.status_code == 400
+    assert_framing_and_policy(response)
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert_framing_and_policy(response)
+
+
+def test_a_real_server_sends_the_headers_on_a_bad_host_and_a_missing_page(tmp_path):
+    import requests
+
+    from tests.server_process import ftdash_server
+
+    with ftdash_server(tmp_path / "data", api_url="http://127.0.0.1:9", workers=1) as server:
+        session = requests.Session()
+        session.trust_env = False
+        bad_host = session.get(server.url + "/accounts/login/", headers={"Host": "attacker.example"}, timeout=10)
+        assert bad_host.status_code == 400
+        assert bad_host.headers["Content-Type"].startswith("text/html")
+        assert_framing_and_policy(bad_host)
+
+        missing = session.get(server.url + "/no-such-page/", timeout=10)
+        assert missing.status_code == 404
+        assert_framing_and_policy(missing)
