@@ -12,6 +12,13 @@ point the app's base URL at ``fake.url`` and script the server's behaviour:
         ...
         assert [c.status for c in fake.calls_for(job["id"])] == [429, 200]
 
+Tests that need a job to move do it on demand, never by racing the wall clock: ``steps_per_call``
+advances a job on each GET, ``advance(job_id, steps)`` and ``update_job`` move it from the test,
+and ``FakeTokenFactory(clock=ManualClock())`` makes ``steps_per_second``/``queued_for_seconds``
+follow a clock the test turns by hand. Answers are HTTP/1.1 with keep-alive, like the real API
+behind its gateway, so connection reuse (``connections_accepted``) and a server closing pooled
+connections (``close_idle_connections``) can be tested.
+
 It is also runnable by hand for trying ftdash without a real API key::
 
     python -m tests.fake_tokenfactory --port 8765
@@ -37,7 +44,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-__all__ = ["Call", "FakeTokenFactory", "FAIL_KINDS", "seed_demo_jobs"]
+__all__ = ["Call", "FakeTokenFactory", "FAIL_KINDS", "ManualClock", "seed_demo_jobs"]
 
 JOBS_PREFIX = ["v1", "fine_tuning", "jobs"]
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
@@ -147,6 +154,24 @@ def observed_job() -> dict[str, Any]:
     return body
 
 
+class ManualClock:
+    """A monotonic clock that only moves when a test says so, for time-based progress without sleeps."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a monotonic clock never goes back")
+        with self._lock:
+            self._now += seconds
+
+
 @dataclass(frozen=True)
 class Call:
     """One request the fake received, so tests can assert on what the client actually sent."""
@@ -206,6 +231,7 @@ class _Job:
     base_steps: int  # trained_steps at base_time ...
     base_time: float  # ... from which time-based progress is measured (monotonic)
     events: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)  # oldest first, as stored
 
     @property
     def progressing(self) -> bool:
@@ -215,8 +241,13 @@ class _Job:
 class FakeTokenFactory:
     """A scriptable, thread-safe fake of the Token Factory fine-tuning API on real HTTP."""
 
-    def __init__(self) -> None:
-        """Create a stopped server with no tokens, jobs or scripted failures."""
+    def __init__(self, *, clock: Any = None) -> None:
+        """Create a stopped server with no tokens, jobs or scripted failures.
+
+        ``clock`` (a callable returning monotonic seconds, e.g. a :class:`ManualClock`) drives
+        time-based progress; the default is ``time.monotonic``.
+        """
+        self._clock = clock or time.monotonic
         self._lock = threading.RLock()
         self._tokens: set[str] = set()
         self._jobs: dict[str, _Job] = {}  # insertion order = creation order
@@ -227,7 +258,10 @@ class FakeTokenFactory:
         self._thread: threading.Thread | None = None
         # Anchor for converting monotonic instants (used for progress) into epoch seconds.
         self._wall0 = time.time()
-        self._mono0 = time.monotonic()
+        self._mono0 = self._clock()
+        # Keep-alive bookkeeping: how many connections were accepted, and which are open.
+        self._connections_accepted = 0
+        self._open_handlers: set[_Handler] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -262,6 +296,14 @@ class FakeTokenFactory:
         if server is not None:
             server.shutdown()
             server.server_close()
+        # Kept-alive connections would otherwise go on being answered after the server stopped.
+        with self._lock:
+            handlers = list(self._open_handlers)
+        for handler in handlers:
+            try:
+                handler.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         if thread is not None:
             thread.join(timeout=5)
 
@@ -317,7 +359,7 @@ class FakeTokenFactory:
             job_id = job_id or new_job_id()
             if job_id in self._jobs:
                 raise ValueError(f"job {job_id!r} already exists")
-            now = time.monotonic()
+            now = self._clock()
             body = default_job_body(job_id, int(self._wall(now)))
             body.update(copy.deepcopy(fields))
             if queued_for_seconds > 0:
@@ -362,7 +404,7 @@ class FakeTokenFactory:
         """
         with self._lock:
             job = self._get(job_id)
-            now = time.monotonic()
+            now = self._clock()
             self._advance(job, now, on_get=False)
             body = job.body
             old_status = body.get("status")
@@ -381,11 +423,68 @@ class FakeTokenFactory:
             self._advance(job, now, on_get=False)
             return copy.deepcopy(body)
 
+    def advance(self, job_id: str, steps: int = 1) -> dict[str, Any]:
+        """Move a running job on by ``steps`` now (finishing it at total_steps); returns the served job.
+
+        The explicit step control for tests that must act before, or after, a job finishes:
+        nothing depends on how fast the machine is.
+        """
+        if steps < 0:
+            raise ValueError("steps must be >= 0")
+        with self._lock:
+            job = self._get(job_id)
+            now = self._clock()
+            self._advance(job, now, on_get=False)
+            if job.body.get("status") == "running":
+                job.base_steps += steps
+                if not job.progressing:  # a static job still moves when told to
+                    job.body["trained_steps"] = job.base_steps
+                    job.body["trained_tokens"] = job.base_steps * job.tokens_per_step
+                    self._finish_if_done(job, now)
+                self._advance(job, now, on_get=False)
+            return copy.deepcopy(job.body)
+
+    def add_checkpoint(
+        self, job_id: str, *, step_number: int | None = None, metrics: dict[str, Any] | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Record a checkpoint of the job (at its current step unless given) and return it as served.
+
+        The shape follows the API notes: ``id`` (``ftckpt_<uuid>``), ``created_at``, ``step_number``,
+        ``fine_tuned_model_checkpoint``, ``fine_tuning_job_id``, ``result_files`` and ``metrics``.
+        """
+        with self._lock:
+            job = self._get(job_id)
+            now = self._clock()
+            self._advance(job, now, on_get=False)
+            step = int(job.body.get("trained_steps") or 0) if step_number is None else int(step_number)
+            checkpoint = {
+                "id": f"ftckpt_{uuid.uuid4()}",
+                "object": "fine_tuning.job.checkpoint",
+                "created_at": int(self._wall(now)),
+                "step_number": step,
+                "fine_tuned_model_checkpoint": f"{job.body.get('model')}:{job.body.get('suffix') or ''}:{job_id}:ckpt-step-{step}",
+                "fine_tuning_job_id": job_id,
+                "result_files": [new_file_id()],
+                "metrics": {
+                    "step": step,
+                    "train_loss": 1.0,
+                    "train_mean_token_accuracy": 0.5,
+                    "valid_loss": 1.1,
+                    "valid_mean_token_accuracy": 0.45,
+                    "full_valid_loss": 1.1,
+                    "full_valid_mean_token_accuracy": 0.45,
+                    **(metrics or {}),
+                },
+            }
+            checkpoint.update(copy.deepcopy(fields))
+            job.checkpoints.append(checkpoint)
+            return copy.deepcopy(checkpoint)
+
     def get_job(self, job_id: str) -> dict[str, Any]:
         """The job as it would be served now, without counting as a GET (no steps_per_call advance)."""
         with self._lock:
             job = self._get(job_id)
-            self._advance(job, time.monotonic(), on_get=False)
+            self._advance(job, self._clock(), on_get=False)
             return copy.deepcopy(job.body)
 
     # ------------------------------------------------------------------ failure scripting
@@ -437,6 +536,35 @@ class FakeTokenFactory:
         """Forget recorded calls, e.g. after a test's setup phase."""
         with self._lock:
             self._calls.clear()
+
+    # ------------------------------------------------------------------ connections
+
+    @property
+    def connections_accepted(self) -> int:
+        """How many TCP connections the server has accepted since it started."""
+        with self._lock:
+            return self._connections_accepted
+
+    def close_idle_connections(self) -> int:
+        """Close every kept-alive connection that is waiting for its next request, as a server
+        does when its keep-alive timeout runs out; returns how many were closed."""
+        with self._lock:
+            idle = [handler for handler in self._open_handlers if handler.idle]
+        for handler in idle:
+            try:
+                handler.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return len(idle)
+
+    def _connection_opened(self, handler: _Handler) -> None:
+        with self._lock:
+            self._connections_accepted += 1
+            self._open_handlers.add(handler)
+
+    def _connection_closed(self, handler: _Handler) -> None:
+        with self._lock:
+            self._open_handlers.discard(handler)
 
     # ------------------------------------------------------------------ internals: state
 
@@ -544,6 +672,28 @@ class FakeTokenFactory:
                 body["result_files"] = [new_file_id()]
         self._status_event(job, body["status"], body["finished_at"])
 
+    def _finish_if_done(self, job: _Job, now: float) -> None:
+        """End a job without progress controls that ``advance`` moved to its total (or failing) step."""
+        body = job.body
+        total = body.get("total_steps")
+        stop_at = total if isinstance(total, int) else None
+        if job.fail_with is not None and job.fail_at_step is not None:
+            stop_at = job.fail_at_step if stop_at is None else min(stop_at, job.fail_at_step)
+        if stop_at is None or body["trained_steps"] < stop_at:
+            return
+        body["trained_steps"] = job.base_steps = stop_at
+        body["trained_tokens"] = stop_at * job.tokens_per_step
+        body["finished_at"] = int(self._wall(now))
+        body["estimated_finish"] = None
+        if job.fail_with is not None:
+            body["status"] = "failed"
+            body["error"] = copy.deepcopy(job.fail_with)
+        else:
+            body["status"] = "succeeded"
+            if not body.get("result_files"):
+                body["result_files"] = [new_file_id()]
+        self._status_event(job, body["status"], body["finished_at"])
+
     def _visible(self, job: _Job, token: str) -> bool:
         return job.token is None or job.token == token
 
@@ -552,6 +702,7 @@ class FakeTokenFactory:
     def _handle(self, method: str, target: str, headers: Any) -> _Response:
         """Turn one request into a response and record it; called from handler threads."""
         received = time.monotonic()
+        now = self._clock()
         split = urlsplit(target)
         raw_path = split.path or "/"
         query = dict(parse_qsl(split.query, keep_blank_values=True))
@@ -568,8 +719,8 @@ class FakeTokenFactory:
                 job_id = parts[3]
                 if len(parts) == 4:
                     route = "job"
-                elif len(parts) == 5 and parts[4] == "events":
-                    route = "events"
+                elif len(parts) == 5 and parts[4] in ("events", "checkpoints"):
+                    route = parts[4]
 
         with self._lock:
             if self._down:
@@ -579,7 +730,7 @@ class FakeTokenFactory:
                 if failure is not None and failure.kind != "timeout":
                     response = _failure_response(failure)
                 else:
-                    response = self._serve(method, route, job_id, query, token, now=received)
+                    response = self._serve(method, route, job_id, query, token, now=now)
                     if failure is not None:
                         response.delay = failure.delay
             self._calls.append(
@@ -640,6 +791,22 @@ class FakeTokenFactory:
             self._advance(job, now, on_get=True)
             return _json_response(200, job.body)
         self._advance(job, now, on_get=False)
+        if route == "checkpoints":
+            # Newest first, as OpenAI lists them; first_id/last_id name the ends of this page.
+            page = _paginate(list(reversed(job.checkpoints)), query, key=lambda c: c["id"])
+            if isinstance(page, _Response):
+                return page
+            checkpoints, has_more = page
+            return _json_response(
+                200,
+                {
+                    "object": "list",
+                    "data": checkpoints,
+                    "first_id": checkpoints[0]["id"] if checkpoints else None,
+                    "last_id": checkpoints[-1]["id"] if checkpoints else None,
+                    "has_more": has_more,
+                },
+            )
         page = _paginate(job.events, query, key=lambda e: e["id"])
         if isinstance(page, _Response):
             return page
@@ -735,16 +902,34 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"  # one request per connection: simple, and "reset" stays deterministic
+    # Keep-alive, as the real API behind its gateway: the client's pooled connections are
+    # reused, and every answer carries a Content-Length so the client knows where it ends.
+    protocol_version = "HTTP/1.1"
     server_version = "fake-tokenfactory"
     sys_version = ""
-    timeout = 30
+    timeout = 30  # an idle kept-alive connection is closed after this long
     server: _Server
+    idle = True  # waiting for the next request on this connection
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.fake._connection_opened(self)
+
+    def finish(self) -> None:
+        self.server.fake._connection_closed(self)
+        super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced so test output stays clean."""
 
     def _dispatch(self) -> None:
+        self.idle = False
+        try:
+            self._answer()
+        finally:
+            self.idle = True
+
+    def _answer(self) -> None:
         try:
             length = int(self.headers.get("Content-Length") or 0)
             if length > 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.fake_tokenfactory import FAIL_KINDS, Call, FakeTokenFactory
+from tests.server_process import wait_for
+from tests.fake_tokenfactory import FAIL_KINDS, Call, FakeTokenFactory, ManualClock
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -22,8 +24,14 @@ FILE_ID_RE = re.compile(r"^file-[0-9a-f-]{36}$")
 
 
 @pytest.fixture
-def fake():
-    with FakeTokenFactory() as server:
+def clock():
+    return ManualClock()
+
+
+@pytest.fixture
+def fake(clock):
+    """The fake on a hand-turned clock: time-based progress moves only when a test says so."""
+    with FakeTokenFactory(clock=clock) as server:
         server.add_token(TOKEN)
         yield server
 
@@ -101,18 +109,45 @@ def test_add_job_copies_the_fields_it_is_given(fake):
 # ---------------------------------------------------------------- progression
 
 
-def test_it_advances_progress_over_time(fake):
+def test_it_advances_progress_over_time(fake, clock):
     job = fake.add_job(total_steps=1000, steps_per_second=50, tokens_per_step=100)
     assert job["trained_steps"] == 0
-    time.sleep(0.1)
+    clock.advance(0.1)
     body = get_job(fake, job["id"]).json()
     assert body["status"] == "running"
-    assert 2 <= body["trained_steps"] < 1000
-    assert body["trained_tokens"] == body["trained_steps"] * 100
-    expected_finish = time.time() + (1000 - body["trained_steps"]) / 50
-    assert abs(body["estimated_finish"] - expected_finish) <= 2
-    time.sleep(0.05)
-    assert get_job(fake, job["id"]).json()["trained_steps"] > body["trained_steps"]
+    assert body["trained_steps"] == 5
+    assert body["trained_tokens"] == 5 * 100
+    expected_finish = job["created_at"] + 0.1 + (1000 - 5) / 50
+    assert abs(body["estimated_finish"] - expected_finish) <= 1
+    clock.advance(0.05)
+    assert get_job(fake, job["id"]).json()["trained_steps"] == 7
+
+
+def test_it_advances_progress_over_real_time_by_default():
+    with FakeTokenFactory() as fake:
+        fake.add_token(TOKEN)
+        job = fake.add_job(total_steps=1_000_000, steps_per_second=1000)
+        first = get_job(fake, job["id"]).json()["trained_steps"]
+        later = wait_for(lambda: get_job(fake, job["id"]).json()["trained_steps"] > first)
+        assert later
+
+
+def test_advance_moves_a_job_on_demand_and_finishes_it(fake):
+    job = fake.add_job(total_steps=10, trained_steps=2)
+    assert fake.advance(job["id"], 3)["trained_steps"] == 5
+    assert get_job(fake, job["id"]).json()["trained_steps"] == 5  # no progress controls: it stays put
+    body = fake.advance(job["id"], 100)
+    assert body["status"] == "succeeded" and body["trained_steps"] == 10 and len(body["result_files"]) == 1
+    assert fake.advance(job["id"], 1) == body  # a finished job does not move
+
+
+def test_advance_adds_to_the_progress_controls(fake, clock):
+    error = {"code": "oom", "message": "CUDA out of memory", "param": None}
+    job = fake.add_job(total_steps=100, steps_per_second=10, fail_with=error, fail_at_step=50)
+    clock.advance(1)
+    assert fake.advance(job["id"], 20)["trained_steps"] == 30
+    body = fake.advance(job["id"], 20)
+    assert body["status"] == "failed" and body["trained_steps"] == 50 and body["error"] == error
 
 
 def test_it_advances_progress_per_call(fake):
@@ -125,28 +160,28 @@ def test_it_advances_progress_per_call(fake):
     assert fake.get_job(job["id"])["trained_steps"] == 30
 
 
-def test_it_keeps_a_job_queued_before_running(fake):
+def test_it_keeps_a_job_queued_before_running(fake, clock):
     job = fake.add_job(total_steps=1000, steps_per_second=50, queued_for_seconds=0.15)
     assert job["status"] == "queued"
-    time.sleep(0.05)
+    clock.advance(0.05)
     body = get_job(fake, job["id"]).json()
     assert body["status"] == "queued" and body["trained_steps"] == 0
-    time.sleep(0.2)
-    body = get_job(fake, job["id"]).json()
-    assert body["status"] == "running" and body["trained_steps"] >= 1
-
-
-def test_a_queued_job_with_steps_per_call_does_not_advance_until_running(fake):
-    job = fake.add_job(total_steps=100, steps_per_call=5, queued_for_seconds=0.1)
-    assert get_job(fake, job["id"]).json()["trained_steps"] == 0
-    time.sleep(0.15)
+    clock.advance(0.2)
     body = get_job(fake, job["id"]).json()
     assert body["status"] == "running" and body["trained_steps"] == 5
 
 
-def test_it_succeeds_with_finished_at_and_result_files(fake):
+def test_a_queued_job_with_steps_per_call_does_not_advance_until_running(fake, clock):
+    job = fake.add_job(total_steps=100, steps_per_call=5, queued_for_seconds=0.1)
+    assert get_job(fake, job["id"]).json()["trained_steps"] == 0
+    clock.advance(0.15)
+    body = get_job(fake, job["id"]).json()
+    assert body["status"] == "running" and body["trained_steps"] == 5
+
+
+def test_it_succeeds_with_finished_at_and_result_files(fake, clock):
     job = fake.add_job(total_steps=5, steps_per_second=50)
-    time.sleep(0.15)
+    clock.advance(0.15)
     body = get_job(fake, job["id"]).json()
     assert body["status"] == "succeeded"
     assert body["trained_steps"] == 5 and body["trained_tokens"] == 5 * 4096
@@ -154,7 +189,7 @@ def test_it_succeeds_with_finished_at_and_result_files(fake):
     assert body["estimated_finish"] is None and body["error"] is None
     assert len(body["result_files"]) == 1 and FILE_ID_RE.match(body["result_files"][0])
     # Terminal: it stays put.
-    time.sleep(0.05)
+    clock.advance(10)
     assert get_job(fake, job["id"]).json() == body
 
 
@@ -175,10 +210,10 @@ def test_it_fails_with_the_given_error(fake):
     assert bodies[-1]["result_files"] == []
 
 
-def test_it_can_fail_midway_at_a_given_step(fake):
+def test_it_can_fail_midway_at_a_given_step(fake, clock):
     error = {"code": "invalid_data", "message": "bad row", "param": "training_file"}
     job = fake.add_job(total_steps=100, steps_per_second=50, fail_with=error, fail_at_step=3)
-    time.sleep(0.12)
+    clock.advance(0.12)
     body = get_job(fake, job["id"]).json()
     assert body["status"] == "failed" and body["trained_steps"] == 3 and body["error"] == error
 
@@ -219,10 +254,10 @@ def test_update_job_to_running_ends_the_queue(fake):
 # ---------------------------------------------------------------- events
 
 
-def test_events_follow_status_changes_oldest_first(fake):
+def test_events_follow_status_changes_oldest_first(fake, clock):
     job = fake.add_job(total_steps=2, steps_per_call=1, queued_for_seconds=0.05,
                        fail_with={"code": "x", "message": "Boom", "param": None})
-    time.sleep(0.08)
+    clock.advance(0.08)
     get_job(fake, job["id"])
     get_job(fake, job["id"])
     response = get(fake, f"/v1/fine_tuning/jobs/{job['id']}/events")
@@ -328,7 +363,7 @@ def test_encoded_path_characters_are_decoded(fake):
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/v1/models", "/v1/fine_tuning", "/v1/fine_tuning/jobs/{id}/checkpoints", "/v1/fine_tuning/jobs/{id}/events/x"]
+    "path", ["/", "/v1/models", "/v1/fine_tuning", "/v1/fine_tuning/jobs/{id}/checkpoints/x", "/v1/fine_tuning/jobs/{id}/events/x"]
 )
 def test_unknown_paths_are_404_json(fake, path):
     job = fake.add_job()
@@ -388,14 +423,16 @@ def test_rate_limit_carries_retry_after_when_given(fake):
 
 def test_fail_next_timeout_delays_the_normal_answer(fake):
     job = fake.add_job()
-    fake.fail_next("timeout", delay=0.4)
+    # The answer is held back far longer than the client waits (however slow the machine) ...
+    fake.fail_next("timeout", delay=5)
     with pytest.raises(requests.exceptions.ReadTimeout):
-        get_job(fake, job["id"], timeout=0.1)
-    fake.fail_next("timeout", delay=0.1)
+        get_job(fake, job["id"], timeout=0.2)
+    # ... and a client that waits long enough gets the normal answer, no sooner than the delay.
+    fake.fail_next("timeout", delay=0.2)
     started = time.monotonic()
-    response = get_job(fake, job["id"], timeout=2)
+    response = get_job(fake, job["id"], timeout=30)
     assert response.status_code == 200 and response.json()["id"] == job["id"]
-    assert time.monotonic() - started >= 0.1
+    assert time.monotonic() - started >= 0.2
 
 
 def test_fail_next_html_is_a_200_html_page(fake):
@@ -549,3 +586,202 @@ def test_it_runs_standalone_with_a_demo_token_and_jobs():
             process.kill()
             process.wait(timeout=5)
         process.stdout.close()
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def test_checkpoints_are_listed_newest_first_with_their_ends_and_pagination(fake):
+    job = fake.add_job(total_steps=300, trained_steps=100)
+    first = fake.add_checkpoint(job["id"])
+    fake.advance(job["id"], 100)
+    second = fake.add_checkpoint(job["id"], metrics={"train_loss": 0.5})
+    third = fake.add_checkpoint(job["id"], step_number=300)
+    assert (first["step_number"], second["step_number"], third["step_number"]) == (100, 200, 300)
+    assert second["metrics"]["train_loss"] == 0.5 and second["metrics"]["step"] == 200
+
+    page = get(fake, f"/v1/fine_tuning/jobs/{job['id']}/checkpoints").json()
+    assert [c["id"] for c in page["data"]] == [third["id"], second["id"], first["id"]]
+    assert (page["first_id"], page["last_id"], page["has_more"]) == (third["id"], first["id"], False)
+    head = get(fake, f"/v1/fine_tuning/jobs/{job['id']}/checkpoints", params={"limit": 2}).json()
+    assert [c["id"] for c in head["data"]] == [third["id"], second["id"]] and head["has_more"] is True
+    tail = get(fake, f"/v1/fine_tuning/jobs/{job['id']}/checkpoints", params={"after": second["id"]}).json()
+    assert [c["id"] for c in tail["data"]] == [first["id"]] and tail["has_more"] is False
+    empty = get(fake, f"/v1/fine_tuning/jobs/{fake.add_job()['id']}/checkpoints").json()
+    assert empty == {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
+
+
+# ---------------------------------------------------------------- held to the schema
+# The job body against the published OpenAPI schema; the list, events and checkpoints shapes
+# against small JSON schemas written from the notes in /work/shared/api/README.md.
+
+API_DIR = Path(os.environ.get("FTDASH_API_NOTES", Path(__file__).resolve().parents[2] / "shared" / "api"))
+OPENAPI = API_DIR / "get-fine-tuning-job.openapi.yaml"
+
+UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def _list_of(item: dict, **extra_properties: dict) -> dict:
+    return {
+        "type": "object",
+        "required": ["object", "data", "has_more", *extra_properties],
+        "properties": {
+            "object": {"const": "list"},
+            "data": {"type": "array", "items": item},
+            "has_more": {"type": "boolean"},
+            **extra_properties,
+        },
+    }
+
+
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["id", "created_at", "level", "message"],
+    "properties": {
+        "id": {"type": "string", "minLength": 1},
+        "created_at": {"type": "integer"},
+        "level": {"enum": ["info", "warn", "error"]},
+        "message": {"type": "string"},
+    },
+}
+METRIC_NAMES = ["step", "train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy",
+                "full_valid_loss", "full_valid_mean_token_accuracy"]
+CHECKPOINT_SCHEMA = {
+    "type": "object",
+    "required": ["id", "created_at", "step_number", "fine_tuned_model_checkpoint", "fine_tuning_job_id",
+                 "result_files", "metrics"],
+    "properties": {
+        "id": {"type": "string", "pattern": f"^ftckpt_{UUID}$"},
+        "created_at": {"type": "integer"},
+        "step_number": {"type": "integer", "minimum": 0},
+        "fine_tuned_model_checkpoint": {"type": "string"},
+        "fine_tuning_job_id": {"type": "string", "pattern": "^ftjob-"},
+        "result_files": {"type": "array", "items": {"type": "string", "pattern": f"^file-{UUID}$"}},
+        "metrics": {
+            "type": "object",
+            "required": METRIC_NAMES,
+            "properties": {name: {"type": ["number", "null"]} for name in METRIC_NAMES},
+        },
+    },
+}
+NULLABLE_ID = {"type": ["string", "null"]}
+
+
+@pytest.fixture(scope="module")
+def schemas():
+    import jsonschema
+    import yaml
+
+    document = yaml.safe_load(OPENAPI.read_text())
+    # OpenAPI 3.1 schemas are JSON Schema 2020-12: point a validator at FineTuningJob inside the
+    # whole document, so its "#/components/schemas/..." references resolve.
+    job_schema = {**document, "$ref": "#/components/schemas/FineTuningJob"}
+    job_list_schema = {**document, **_list_of({"$ref": "#/components/schemas/FineTuningJob"})}
+    validator = jsonschema.Draft202012Validator
+    for schema in (job_schema, job_list_schema, EVENT_SCHEMA, CHECKPOINT_SCHEMA):
+        validator.check_schema(schema)
+    return {
+        "job": validator(job_schema),
+        "jobs": validator(job_list_schema),
+        "events": validator(_list_of(EVENT_SCHEMA)),
+        "checkpoints": validator(
+            _list_of(CHECKPOINT_SCHEMA, first_id=NULLABLE_ID, last_id=NULLABLE_ID)
+        ),
+    }
+
+
+def _errors(validator, instance) -> list[str]:
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(instance)]
+
+
+def test_the_schema_validator_is_not_vacuous(schemas):
+    """A check that passes everything proves nothing: broken bodies must be caught."""
+    good = FakeTokenFactory().add_job(total_steps=10)
+    assert _errors(schemas["job"], good) == []
+    for broken in ({**good, "status": "paused"}, {**good, "created_at": "yesterday"},
+                   {k: v for k, v in good.items() if k != "training_file"},
+                   {**good, "method": {"type": "supervised"}}, [good]):
+        assert _errors(schemas["job"], broken), broken
+    assert _errors(schemas["events"], {"object": "list", "data": [{"id": "e"}], "has_more": False})
+    assert _errors(schemas["checkpoints"], {"object": "list", "data": [], "has_more": False})  # no first_id
+
+
+def test_every_job_body_the_fake_serves_matches_the_openapi_schema(fake, clock, schemas):
+    from tests.fake_tokenfactory import observed_job, seed_demo_jobs
+
+    seeded = seed_demo_jobs(fake, token=TOKEN)
+    error = {"code": "oom", "message": "CUDA out of memory", "param": None}
+    made = [
+        fake.add_job(),
+        fake.add_job(**{k: v for k, v in observed_job().items() if k != "id"}),
+        fake.add_job(total_steps=4, steps_per_call=2),
+        fake.add_job(total_steps=4, steps_per_call=2, fail_with=error),
+        fake.add_job(status="validating_files"),
+        fake.add_job(status="failed"),
+        fake.add_job(status="cancelled"),
+        fake.add_job(queued_for_seconds=10, steps_per_second=1, total_steps=20),
+    ]
+    ids = list(seeded.values()) + [job["id"] for job in made]
+    bodies = []
+    for _ in range(3):  # as the jobs move: running, then finished
+        bodies += [get_job(fake, job_id).json() for job_id in ids]
+        clock.advance(600)
+    fake.update_job(made[0]["id"], status="cancelled")
+    bodies.append(get_job(fake, made[0]["id"]).json())
+    assert {body["status"] for body in bodies} >= {"queued", "running", "succeeded", "failed", "cancelled",
+                                                   "validating_files"}
+    for body in bodies:
+        assert _errors(schemas["job"], body) == [], body
+
+
+def test_list_events_and_checkpoints_pages_match_the_documented_shapes(fake, schemas):
+    from tests.fake_tokenfactory import seed_demo_jobs
+
+    seed_demo_jobs(fake)
+    job = fake.add_job(total_steps=20, steps_per_call=10)
+    fake.add_checkpoint(job["id"])
+    get_job(fake, job["id"])
+    fake.add_checkpoint(job["id"])
+    for params in ({}, {"limit": 2}):
+        jobs = get(fake, "/v1/fine_tuning/jobs", params=params).json()
+        assert _errors(schemas["jobs"], jobs) == [], jobs
+        events = get(fake, f"/v1/fine_tuning/jobs/{job['id']}/events", params=params).json()
+        assert _errors(schemas["events"], events) == [], events
+        checkpoints = get(fake, f"/v1/fine_tuning/jobs/{job['id']}/checkpoints", params=params).json()
+        assert _errors(schemas["checkpoints"], checkpoints) == [], checkpoints
+    assert len(checkpoints["data"]) == 2 and len(jobs["data"]) == 2 and jobs["has_more"] is True
+
+
+# ---------------------------------------------------------------- keep-alive
+
+
+def test_it_keeps_connections_alive_and_counts_them(fake):
+    job = fake.add_job()
+    with requests.Session() as session:
+        responses = [session.get(f"{fake.url}/v1/fine_tuning/jobs/{job['id']}", headers=AUTH, timeout=10)
+                     for _ in range(4)]
+    assert all(r.status_code == 200 and r.raw.version == 11 for r in responses)
+    assert "close" not in responses[-1].headers.get("Connection", "")
+    assert fake.connections_accepted == 1
+    requests.get(f"{fake.url}/v1/fine_tuning/jobs/{job['id']}", headers=AUTH, timeout=10)  # no session: a new one
+    assert fake.connections_accepted == 2
+
+
+def test_it_can_close_idle_kept_alive_connections(fake):
+    job = fake.add_job()
+    with requests.Session() as session:
+        assert session.get(f"{fake.url}/v1/fine_tuning/jobs/{job['id']}", headers=AUTH, timeout=10).ok
+        assert wait_for(lambda: fake.close_idle_connections() == 1, what="the idle connection to be closed")
+        assert session.get(f"{fake.url}/v1/fine_tuning/jobs/{job['id']}", headers=AUTH, timeout=10).ok
+    assert fake.connections_accepted == 2
+
+
+def test_a_stopped_fake_answers_nothing_even_on_a_kept_alive_connection():
+    fake = FakeTokenFactory().start()
+    fake.add_token(TOKEN)
+    with requests.Session() as session:
+        assert session.get(f"{fake.url}/v1/fine_tuning/jobs", headers=AUTH, timeout=10).ok
+        url = fake.url
+        fake.stop()
+        with pytest.raises(requests.exceptions.ConnectionError):
+            session.get(f"{url}/v1/fine_tuning/jobs", headers=AUTH, timeout=10)
