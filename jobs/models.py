@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -259,7 +261,23 @@ class NotificationChannel(models.Model):
         ordering = ["kind", "pk"]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} → {self.target}"
+        return f"{self.get_kind_display()} → {self.masked_target}"
+
+    @property
+    def masked_target(self) -> str:
+        """The target as pages, the audit trail and logs show it once saved.
+
+        A webhook URL is a credential (a Slack URL alone lets anyone post to the channel), so
+        only its scheme, host and last four characters are shown, as for API tokens.
+        """
+        if self.kind == self.Kind.EMAIL:
+            return self.target
+        parts = urlsplit(self.target)
+        rest = self.target.partition(f"{parts.scheme}://{parts.netloc}")[2]
+        if not rest.strip("/"):
+            return self.target
+        # Short paths are not shown at all: four characters of eight would give half away.
+        return f"{parts.scheme}://{parts.netloc}/…" + (rest[-4:] if len(rest) >= 12 else "")
 
 
 class Delivery(models.Model):

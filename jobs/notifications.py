@@ -2,9 +2,17 @@
 
 A job event creates one Delivery per subscribed channel (a unique constraint makes that
 exactly one, even with several workers); `poll_jobs` sends due deliveries, retrying failures
-with backoff a bounded number of times. Webhook and Slack URLs are guarded against SSRF:
-http(s) only, no redirects, and no loopback, link-local or private address, checked on the
-connected socket itself so DNS tricks cannot get around it.
+with backoff a bounded number of times.
+
+Webhook and Slack URLs are guarded against SSRF: http(s) only, no redirects, no proxy. The
+host is resolved once, *before* any connection, and refused if any of its addresses is not a
+public one (IPv6 forms that carry an IPv4 address are judged by that address); the connection
+then goes to the address that was checked, so a second DNS answer cannot swap it. Nothing is
+sent to a refused host, not even a TCP handshake, and every refusal reads the same whatever
+the port, so an owner cannot use "Send test" to scan internal hosts.
+
+Webhook URLs are credentials (a Slack URL is all it takes to post into a channel), so errors
+and logs name the host, never the full URL.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
+import socket
 from urllib.parse import urlsplit
 
 import requests
@@ -23,6 +32,7 @@ from django.urls import reverse
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from jobs.models import Delivery, JobEvent, NotificationChannel, TrackedJob
@@ -50,17 +60,67 @@ class UnsafeDestination(Exception):
 # --- Where deliveries go, and what they carry ---------------------------------------------
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return ip.is_global and not (
+        ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
+        or ip.is_reserved or ip.is_unspecified
+    )
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one stands for (mapped, compatible, NAT64, 6to4), if any."""
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if ip in NAT64 or int(ip) >> 32 == 0:  # NAT64, or the deprecated ::a.b.c.d form
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def address_allowed(address: str) -> bool:
     if settings.FTDASH_ALLOW_PRIVATE_WEBHOOKS:
         return True
     ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            # The packets end up at the IPv4 address, so that is the one to judge.
+            return _public(embedded)
+    return _public(ip)
+
+
+def _refusal(host: str) -> UnsafeDestination:
+    # One message for every refusal of a host (private, loopback, unresolvable…), never
+    # naming the address or the port: the answer must not tell an owner what is listening.
+    return UnsafeDestination(
+        f"ftdash does not send notifications to {host}: it is not a public internet address. "
+        "An administrator can allow intranet webhooks with FTDASH_ALLOW_PRIVATE_WEBHOOKS=true."
+    )
+
+
+def resolve(host: str, port: int) -> list[tuple[int, str]]:
+    """(family, address) for each address of `host`: the one DNS lookup a delivery makes."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    return list(dict.fromkeys((family, sockaddr[0]) for family, _, _, _, sockaddr in infos))
+
+
+def checked_addresses(host: str, port: int) -> list[tuple[int, str]]:
+    """The host's addresses, if ftdash may connect to every one of them; else UnsafeDestination."""
+    try:
+        addresses = resolve(host, port)
+    except (OSError, UnicodeError):
+        addresses = []
+    if not addresses or not all(address_allowed(address) for _, address in addresses):
+        raise _refusal(host)
+    return addresses
 
 
 def check_webhook_url(url: str) -> str:
-    """The URL if ftdash may post to it in principle (the address is checked again on connect)."""
+    """The URL if ftdash may post to it in principle (the host's addresses are checked on send)."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeDestination("Only http:// and https:// URLs can receive notifications.")
@@ -71,51 +131,81 @@ def check_webhook_url(url: str) -> str:
     except ValueError:
         literal = None
     if literal is not None and not address_allowed(str(literal)):
-        raise UnsafeDestination(
-            "That address is private, loopback or link-local. An administrator can allow "
-            "intranet webhooks with FTDASH_ALLOW_PRIVATE_WEBHOOKS=true."
-        )
+        raise _refusal(parts.hostname)
     if parts.hostname.lower() in ("localhost",) or parts.hostname.lower().endswith(".localhost"):
         if not settings.FTDASH_ALLOW_PRIVATE_WEBHOOKS:
-            raise UnsafeDestination("localhost cannot receive notifications.")
+            raise _refusal(parts.hostname)
     return url.strip()
 
 
-class _GuardedConnectionMixin:
-    def connect(self):
-        super().connect()
-        peer = self.sock.getpeername()[0]
-        if not address_allowed(peer):
-            self.sock.close()
-            raise UnsafeDestination(
-                f"{self.host} resolves to a private or loopback address ({peer}); refused."
-            )
+class _PinnedConnectionMixin:
+    """Connects to an address checked by `checked_addresses`, never to a fresh DNS answer.
+
+    Only the TCP connection is pinned: TLS still sends and verifies the URL's host name.
+    """
+
+    def _new_conn(self):
+        host = self.host.rstrip(".")
+        addresses = checked_addresses(host, self.port)
+        try:
+            for index, (_, address) in enumerate(addresses):
+                self._dns_host = address  # a literal: create_connection makes no DNS query for it
+                try:
+                    return super()._new_conn()
+                except (NewConnectionError, ConnectTimeoutError):
+                    if index == len(addresses) - 1:
+                        raise
+        finally:
+            self._dns_host = host
 
 
-class _GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):
+class _PinnedHTTPConnection(_PinnedConnectionMixin, HTTPConnection):
     pass
 
 
-class _GuardedHTTPSConnection(_GuardedConnectionMixin, HTTPSConnection):
+class _PinnedHTTPSConnection(_PinnedConnectionMixin, HTTPSConnection):
     pass
 
 
-class _GuardedAdapter(HTTPAdapter):
+class _PinnedAdapter(HTTPAdapter):
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
-            "http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _GuardedHTTPConnection}),
-            "https": type("GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": _GuardedHTTPSConnection}),
+            "http": type("PinnedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _PinnedHTTPConnection}),
+            "https": type("PinnedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": _PinnedHTTPSConnection}),
         }
 
 
-def _webhook_session() -> requests.Session:
+def webhook_session() -> requests.Session:
+    """A session that only reaches public addresses (see the module docstring)."""
     session = requests.Session()
     session.trust_env = False  # a proxy would connect for us and hide the real address
-    session.mount("http://", _GuardedAdapter(max_retries=0))
-    session.mount("https://", _GuardedAdapter(max_retries=0))
+    session.mount("http://", _PinnedAdapter(max_retries=0))
+    session.mount("https://", _PinnedAdapter(max_retries=0))
     session.headers["User-Agent"] = "ftdash-notifications"
     return session
+
+
+def post_json(url: str, body: dict) -> None:
+    """POST `body` to a webhook; raises with a message that names the host, never the URL."""
+    host = urlsplit(url).hostname or "the receiver"
+    try:
+        with webhook_session() as session:
+            response = session.post(url, json=body, timeout=SEND_TIMEOUT, allow_redirects=False)
+    except requests.Timeout:
+        raise RuntimeError(f"{host} did not answer in time") from None
+    except requests.exceptions.SSLError:
+        raise RuntimeError(f"the TLS handshake with {host} failed (is its certificate valid?)") from None
+    except requests.RequestException:
+        # requests' own messages quote the URL's path, which holds the webhook's secret.
+        raise RuntimeError(f"could not connect to {host}") from None
+    if not 200 <= response.status_code < 300:
+        raise RuntimeError(f"the receiver answered HTTP {response.status_code}")
+
+
+def slack_escape(text: str) -> str:
+    """Slack reads &, < and > as markup (links, @channel); everything else is plain text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def job_url(job: TrackedJob) -> str:
@@ -195,11 +285,10 @@ def send(channel: NotificationChannel, payload: dict) -> None:
         send_mail(subject, _summary(payload), settings.DEFAULT_FROM_EMAIL, [channel.target])
         return
     check_webhook_url(channel.target)
-    body = {"text": _summary(payload)} if channel.kind == NotificationChannel.Kind.SLACK else payload
-    with _webhook_session() as session:
-        response = session.post(channel.target, json=body, timeout=SEND_TIMEOUT, allow_redirects=False)
-    if not 200 <= response.status_code < 300:
-        raise RuntimeError(f"the receiver answered HTTP {response.status_code}")
+    if channel.kind == NotificationChannel.Kind.SLACK:
+        post_json(channel.target, {"text": slack_escape(_summary(payload))})
+    else:
+        post_json(channel.target, payload)
 
 
 def send_test(channel: NotificationChannel) -> Delivery:

@@ -352,14 +352,14 @@ def channel_add(*, workspace: Workspace, actor, kind: str, target: str, events: 
     )
     whose = "their own " if personal else ""
     audit_record(workspace=workspace, actor=actor, action="channel.add",
-                 description=f"added {whose}{channel.get_kind_display()} notifications to {target}")
+                 description=f"added {whose}{channel.get_kind_display()} notifications to {channel.masked_target}")
     return channel
 
 
 @transaction.atomic
 def channel_delete(*, channel: NotificationChannel, actor) -> None:
     audit_record(workspace=channel.workspace, actor=actor, action="channel.delete",
-                 description=f"removed {channel.get_kind_display()} notifications to {channel.target}")
+                 description=f"removed {channel.get_kind_display()} notifications to {channel.masked_target}")
     channel.delete()
 
 

@@ -177,7 +177,9 @@ def test_a_member_may_only_subscribe_their_own_email(client, bob, team):
 
 PRIVATE_URLS = ["http://127.0.0.1/", "http://10.0.0.1/", "http://169.254.169.254/latest/meta-data/",
                 "http://[::1]/", "http://localhost/", "http://192.168.1.20:8080/hook",
-                "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/"]
+                "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/", "http://[64:ff9b::7f00:1]/",
+                "http://[2002:7f00:1::]/", "http://[::7f00:1]/", "http://[fe80::1]/", "http://224.0.0.1/"]
+REFUSED = "is not a public internet address"
 
 
 @pytest.mark.parametrize("url", PRIVATE_URLS)
@@ -187,7 +189,7 @@ def test_webhooks_to_private_loopback_or_link_local_addresses_are_refused(alice_
                                  {"kind": "webhook", "url": url, "events": ["failed"]})
     assert response.status_code == 422
     text = response.content.decode()
-    assert ("private, loopback or link-local" in text) or ("localhost cannot receive notifications" in text)
+    assert REFUSED in text
     assert not NotificationChannel.objects.exists()
 
     settings.FTDASH_ALLOW_PRIVATE_WEBHOOKS = True
@@ -220,15 +222,74 @@ def test_a_name_that_resolves_to_loopback_is_refused_when_connecting(alice, alic
     if name is None:
         pytest.skip("no name other than localhost resolves to loopback here")
     url = receiver.url.replace("127.0.0.1", name)
-    assert notifications.check_webhook_url(url) == url  # a name: it cannot be judged before connecting
+    assert notifications.check_webhook_url(url) == url  # a name: it cannot be judged before resolving
     channel = add_channel(alice.personal_workspace, "webhook", url, actor=alice)
 
     response = alice_client.post(f"/notifications/channels/{channel.pk}/test/", follow=True)
 
-    assert "The test notification to" in response.content.decode()
-    assert "resolves to a private or loopback address (127." in response.content.decode()
+    assert f"failed: ftdash does not send notifications to {name}: it {REFUSED}" in response.content.decode()
     assert receiver.requests == []
     assert Delivery.objects.get().state == "failed"
+
+
+@pytest.fixture
+def listener():
+    """A loopback port that is listening but never answers: any connection stays in its queue."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        sock.setblocking(False)
+        yield sock
+
+
+def connections_to(sock: socket.socket) -> int:
+    count = 0
+    while True:
+        try:
+            sock.accept()[0].close()
+        except BlockingIOError:
+            return count
+        count += 1
+
+
+LOOPBACK_FORMS = ["localhost", "[::ffff:127.0.0.1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::]", "[::7f00:1]"]
+
+
+@pytest.mark.parametrize("host", LOOPBACK_FORMS)
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_refused_host_gets_no_connection_at_all(listener, host, scheme, db):
+    """Not even a TCP handshake (or a TLS ClientHello): the address is judged before connecting."""
+    port = listener.getsockname()[1]
+    with pytest.raises(notifications.UnsafeDestination, match=REFUSED):
+        notifications.post_json(f"{scheme}://{host}:{port}/hook", {"text": "hello"})
+    time.sleep(0.05)
+    assert connections_to(listener) == 0
+
+
+def test_refusals_read_the_same_for_an_open_and_a_closed_port(listener, db):
+    open_port, closed_port = listener.getsockname()[1], free_port()
+    answers = []
+    for port in (open_port, closed_port):
+        with pytest.raises(notifications.UnsafeDestination) as refused:
+            notifications.post_json(f"https://localhost:{port}/services/T1/B2/XYZ", {"text": "hi"})
+        answers.append(str(refused.value))
+    assert answers[0] == answers[1]
+    assert str(open_port) not in answers[0] and "127.0.0.1" not in answers[0]
+    assert connections_to(listener) == 0
+
+
+def test_an_allowed_name_is_called_at_its_checked_address_with_its_own_host_header(alice, receiver, private_ok):
+    url = receiver.url.replace("127.0.0.1", "localhost")
+    channel = add_channel(alice.personal_workspace, "webhook", url, actor=alice)
+    assert notifications.send_test(channel).state == "sent"
+    [request] = receiver.requests
+    assert request["headers"]["Host"] == f"localhost:{receiver.server.server_address[1]}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def test_redirects_are_not_followed(alice, private_ok):
@@ -244,7 +305,7 @@ def test_redirects_are_not_followed(alice, private_ok):
 def test_send_test_delivers_and_the_page_says_so(alice, alice_client, receiver, private_ok):
     channel = add_channel(alice.personal_workspace, "webhook", receiver.url, actor=alice)
     response = alice_client.post(f"/notifications/channels/{channel.pk}/test/", follow=True)
-    assert f"Sent a test notification to {receiver.url}" in response.content.decode()
+    assert f"Sent a test notification to {channel.masked_target}" in response.content.decode()
     [body] = receiver.json()
     assert body["event"] == "test" and body["job_id"] == "ftjob-test"
     page = alice_client.get("/notifications/").content.decode()
@@ -368,7 +429,7 @@ def test_a_failing_receiver_is_retried_with_backoff_then_given_up(alice, alice_c
     assert notifications.deliver_due() == 0
     page = alice_client.get("/notifications/").content.decode()
     assert "failed</span> the receiver answered HTTP 500" in page
-    assert channel.target in page
+    assert channel.masked_target in page and channel.target not in page
 
 
 def test_the_same_event_is_queued_once_per_channel(alice, track, fake_api, private_ok, receiver):
@@ -425,3 +486,61 @@ def test_a_former_member_gets_no_more_notifications_about_the_team(alice, bob, t
     notifications.deliver_due()
 
     assert [m.to for m in mail.outbox] == [], "an outsider was emailed about the team's job"
+
+
+# --- Slack markup, and webhook URLs as secrets --------------------------------------------------
+
+
+def test_slack_messages_escape_markup_in_labels_and_upstream_text(alice, track, fake_api, private_ok):
+    with Receiver() as slack:
+        add_channel(alice.personal_workspace, "slack", slack.url, actor=alice)
+        job = track(total_steps=100, trained_steps=50, suffix="a<b>&c")
+        services.job_label(job=job, label="<!channel> R&D <https://evil.example|click>")
+        fake_api.update_job(job.job_id, status="failed", error={
+            "code": "bad<code>", "message": "Use <@U123> & <!here> now", "param": None})
+        refreshed(job)
+        notifications.deliver_due()
+        [body] = slack.json()
+
+    text = body["text"]
+    assert "&lt;!channel&gt; R&amp;D &lt;https://evil.example|click&gt;" in text
+    assert "bad&lt;code&gt;: Use &lt;@U123&gt; &amp; &lt;!here&gt; now" in text
+    assert "a&lt;b&gt;&amp;c" in text
+    assert "<" not in text and ">" not in text
+    assert f"https://ftdash.example.com/jobs/{job.pk}/" in text
+
+
+SLACK_URL_PATH = "/services/T0AAAAAAA/B0BBBBBBB/Zx9SecretSlackTokenQ7"
+
+
+def test_webhook_urls_are_masked_on_pages_in_the_audit_trail_and_in_errors(alice, alice_client, private_ok, caplog):
+    closed = free_port()
+    url = f"http://127.0.0.1:{closed}{SLACK_URL_PATH}"
+    workspace = alice.personal_workspace
+    page = alice_client.post(f"/notifications/workspaces/{workspace.pk}/channels/",
+                             {"kind": "slack", "url": url, "events": ["failed"]}, follow=True).content.decode()
+    channel = NotificationChannel.objects.get()
+    assert channel.target == url  # stored whole: it is needed to send
+    masked = f"http://127.0.0.1:{closed}/…enQ7"
+    assert channel.masked_target == masked
+    assert f"Added Slack → {masked}" in page
+
+    with caplog.at_level("DEBUG"):
+        tested = alice_client.post(f"/notifications/channels/{channel.pk}/test/", follow=True).content.decode()
+    assert f"The test notification to {masked} failed: could not connect to 127.0.0.1" in tested
+
+    confirm = alice_client.get(f"/notifications/channels/{channel.pk}/delete/").content.decode()
+    alice_client.post(f"/notifications/channels/{channel.pk}/delete/")
+    audit = alice_client.get(f"/workspaces/{workspace.pk}/audit/").content.decode()
+    assert f"added Slack notifications to {masked}" in audit
+    assert f"removed Slack notifications to {masked}" in audit
+
+    secret = SLACK_URL_PATH.rsplit("/", 1)[1]
+    for text in (page, tested, confirm, audit, caplog.text):
+        assert secret not in text and "B0BBBBBBB" not in text
+    assert "failed: could not connect to 127.0.0.1" in caplog.text
+
+
+def test_an_email_channel_shows_its_address(alice, alice_client):
+    add_channel(alice.personal_workspace, "email", "alerts@example.com", actor=alice)
+    assert "alerts@example.com" in alice_client.get("/notifications/").content.decode()

@@ -87,9 +87,9 @@ def channel_test(request, pk: int):
     channel = channel_for_user(request.user, pk)
     delivery = notifications.send_test(channel)
     if delivery.state == Delivery.State.SENT:
-        messages.success(request, f"Sent a test notification to {channel.target}.")
+        messages.success(request, f"Sent a test notification to {channel.masked_target}.")
     else:
-        messages.error(request, f"The test notification to {channel.target} failed: {delivery.last_error}")
+        messages.error(request, f"The test notification to {channel.masked_target} failed: {delivery.last_error}")
     return redirect(reverse("notification_list") + f"#workspace-{channel.workspace_id}")
 
 
@@ -102,7 +102,7 @@ def channel_delete(request, pk: int):
         messages.success(request, f"Removed {channel}.")
         return redirect("notification_list")
     return render(request, "confirm.html", {
-        "title": f"Remove {channel.get_kind_display().lower()} notifications to {channel.target}?",
+        "title": f"Remove {channel.get_kind_display().lower()} notifications to {channel.masked_target}?",
         "body": "No more notifications will be sent there. Its delivery log goes too.",
         "button": "Remove channel",
         "cancel_url": reverse("notification_list"),
