@@ -121,6 +121,8 @@ SECURE_REDIRECT_EXEMPT = [r"(^|/)healthz$"]
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Error pages and reports hide any local that carries an API key (see the module).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "jobs.exception_reporting.CredentialScrubbingFilter"
 
 # --- Application ---------------------------------------------------------------------------
 

@@ -52,6 +52,8 @@ def _int(value: Any) -> int | None:
 def _number(value: Any) -> int | float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 
@@ -342,7 +344,8 @@ class FineTuningJob:
         integrations = payload.get("integrations")
         return cls(
             id=_str(payload.get("id")) or "",
-            status=(_str(payload.get("status")) or "unknown").strip().lower() or "unknown",
+            # At most 40 characters, what TrackedJob.status stores (PostgreSQL enforces it).
+            status=(_str(payload.get("status")) or "unknown").strip().lower()[:40] or "unknown",
             model=_str(payload.get("model")) or "",
             suffix=_str(payload.get("suffix")) or "",
             created_at=_timestamp(payload.get("created_at")),

@@ -6,7 +6,7 @@ from django.contrib.auth.forms import PasswordChangeForm, UserCreationForm
 
 from jobs.models import ApiToken, Membership, NotificationChannel, TrackedJob, Workspace
 from jobs.notifications import UnsafeDestination, check_webhook_url
-from jobs.tokenfactory import InvalidJobId, clean_job_id
+from jobs.tokenfactory import InvalidJobId, clean_api_key, clean_job_id
 
 
 # Plain text instead of Django's HTML list of validators, so no help text ever needs |safe.
@@ -85,8 +85,11 @@ class TokenForm(WorkspaceFormMixin, forms.Form):
         self.add_workspace_field(workspaces)
 
     def clean_secret(self) -> str:
-        secret = self.cleaned_data["secret"]
-        if len(secret) < 8 or any(c.isspace() for c in secret):
+        try:
+            secret = clean_api_key(self.cleaned_data["secret"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        if len(secret) < 8:
             raise forms.ValidationError(
                 "That does not look like an API token: it should be one word of at least 8 characters."
             )

@@ -26,6 +26,7 @@ from jobs.finetuning import QUEUED_STATUSES, TERMINAL_STATUSES, FineTuningJob
 from jobs.models import ApiToken, TrackedJob
 from jobs.tokenfactory import (
     ClientConfig,
+    JobForbidden,
     RateLimited,
     TokenFactoryClient,
     TokenFactoryError,
@@ -166,8 +167,28 @@ def _refresh_single_flight(job: TrackedJob, *, force: bool, claimed_by_me: bool 
             logger.warning("could not release the refresh lock of job %s", job.job_id, exc_info=True)
 
 
+UNEXPECTED_FAILURE = (
+    "Refreshing this job failed unexpectedly; the last good snapshot is shown and ftdash tries "
+    "again later. The server log has the details."
+)
+
+
 def _fetch_and_store(job: TrackedJob) -> None:
     now = timezone.now()
+    try:
+        _fetch_and_store_answer(job, now)
+    except Exception:
+        # Whatever an answer holds or a dependency raises, it must not take the pages or the
+        # worker's round down: the old snapshot stays, and the failure backs off like any other.
+        logger.exception("refresh of job %s failed unexpectedly", job.job_id)
+        try:
+            job.refresh_from_db()
+        except TrackedJob.DoesNotExist:
+            return  # removed while it was being refreshed: nothing left to record
+        _store_failure(job, now, UNEXPECTED_FAILURE, logged=True)
+
+
+def _fetch_and_store_answer(job: TrackedJob, now: dt.datetime) -> None:
     token = ApiToken.objects.filter(pk=job.token_id).first()
     if token is None:
         _store_failure(job, now, "Not refreshed: the API token this job used was deleted. "
@@ -203,7 +224,18 @@ def fetch_job(*, token: ApiToken, job_id: str) -> FineTuningJob:
     """Ask the API about one job with `token`, recording what the answer says about the token."""
     client = TokenFactoryClient(vault.decrypt(token.secret_encrypted))
     try:
-        return client.get_job(job_id)
+        try:
+            return client.get_job(job_id)
+        except JobForbidden:
+            # A 403 on one job may only mean the job is out of this token's reach (another
+            # project); the token counts as rejected only if listing jobs is refused too.
+            try:
+                client.check_key()
+            except TokenRejected:
+                raise
+            except TokenFactoryError:
+                pass
+            raise
     except RateLimited as exc:
         token.rate_limited_until = timezone.now() + dt.timedelta(seconds=exc.retry_after)
         token.save(update_fields=["rate_limited_until"])
@@ -220,8 +252,11 @@ def record_token_check(token: ApiToken, *, ok: bool, message: str) -> None:
     token.save(update_fields=["last_checked_at", "last_check_ok", "last_check_message"])
 
 
-def _store_failure(job: TrackedJob, now: dt.datetime, message: str, *, backs_off: bool = True) -> None:
-    logger.info("refresh of job %s failed: %s", job.job_id, message)
+def _store_failure(
+    job: TrackedJob, now: dt.datetime, message: str, *, backs_off: bool = True, logged: bool = False
+) -> None:
+    if not logged:
+        logger.info("refresh of job %s failed: %s", job.job_id, message)
     job.checked_at = now
     job.refresh_error = message[:500]
     job.consecutive_failures += 1 if backs_off else 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import re
 import threading
 import time
@@ -51,6 +52,24 @@ class TokenRejected(TokenFactoryError):
     permanent = True
 
 
+class TokenUnusable(TokenRejected):
+    """The stored key holds characters an HTTP header cannot carry; nothing was sent."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This token contains characters Token Factory cannot accept (often an invisible "
+            "space pasted with it). Replace it with the key exactly as the Token Factory console "
+            "shows it."
+        )
+
+
+class JobForbidden(TokenFactoryError):
+    """403 on one job while the token itself is accepted: e.g. a job of another project.
+
+    Not permanent: access can be granted later, so the job is retried with backoff.
+    """
+
+
 class JobNotFound(TokenFactoryError):
     permanent = True
 
@@ -73,6 +92,30 @@ class ApiUnavailable(TokenFactoryError):
 
 class UnreadableAnswer(TokenFactoryError):
     """The answer was not JSON, or not JSON of the expected shape."""
+
+
+# Characters that ride along when a key is copied from a web page or a chat, and are never
+# part of one.
+INVISIBLE_CHARACTERS = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+
+
+def clean_api_key(raw: str) -> str:
+    """The key without surrounding whitespace and invisible characters.
+
+    Raises ValueError with a message for the form when what is left cannot travel in an
+    HTTP header (anything but printable ASCII): sending it would fail, or send a different key.
+    """
+    key = (raw or "").translate(INVISIBLE_CHARACTERS).strip()
+    if not is_header_safe(key):
+        raise ValueError(
+            "That token contains characters Token Factory cannot accept (spaces, line breaks or "
+            "letters outside plain ASCII). Copy it again from the Token Factory console."
+        )
+    return key
+
+
+def is_header_safe(key: str) -> bool:
+    return bool(key) and all("!" <= char <= "~" for char in key)
 
 
 def clean_job_id(raw: str) -> str:
@@ -144,11 +187,16 @@ def parse_retry_after(value: str | None, *, cap: int) -> int:
 
 
 def storable_json(value: Any) -> Any:
-    """`value` with strings every database can store and every page can encode.
+    """`value` with strings and numbers every database can store and every page can encode.
 
     JSON may carry lone surrogates (\\ud800) and NUL characters; PostgreSQL's jsonb refuses
-    both and a UTF-8 response cannot encode the first. They become U+FFFD.
+    both and a UTF-8 response cannot encode the first. They become U+FFFD. Python's json also
+    accepts NaN and Infinity (and turns 1e999 into infinity), which no database's JSON takes:
+    they are kept as the strings "NaN", "Infinity" and "-Infinity", which every parser here
+    reads as "no number".
     """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, str):
         return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
     if isinstance(value, list):
@@ -201,6 +249,8 @@ class TokenFactoryClient:
         self._get("/v1/fine_tuning/jobs", params={"limit": 1})
 
     def _get(self, path: str, *, params: dict | None = None, job_id: str | None = None) -> Any:
+        if not is_header_safe(self._api_key):
+            raise TokenUnusable()
         config = self.config
         url = config.base_url + path
         for attempt in range(config.retries + 1):
@@ -243,6 +293,12 @@ class TokenFactoryClient:
         except (ValueError, RecursionError):
             payload = None
         detail = _detail_text(payload)
+        if status == 403 and job_id:
+            raise JobForbidden(
+                f"This token may not read job {job_id} (HTTP 403). The job may belong to another "
+                "Token Factory project than the token.",
+                status=status,
+            )
         if status in (401, 403):
             raise TokenRejected(
                 f"Token Factory rejected this API token (HTTP {status}). "

@@ -21,12 +21,14 @@ from jobs.tokenfactory import (
     ApiUnavailable,
     ClientConfig,
     InvalidJobId,
+    JobForbidden,
     JobNotFound,
     RateLimited,
     RequestRejected,
     TokenFactoryClient,
     TokenFactoryError,
     TokenRejected,
+    TokenUnusable,
     UnreadableAnswer,
     clean_job_id,
 )
@@ -188,18 +190,49 @@ def test_check_key_raises_token_rejected_for_a_rejected_key(mocked):
 # ---------------------------------------------------------------------------- HTTP errors
 
 
-@pytest.mark.parametrize("status", [401, 403])
-def test_a_rejected_key_raises_token_rejected(mocked, status):
-    mocked.get(JOB_URL, status=status, json={"detail": f"Invalid API key {KEY}"})
+def test_a_rejected_key_raises_token_rejected(mocked):
+    mocked.get(JOB_URL, status=401, json={"detail": f"Invalid API key {KEY}"})
 
     with pytest.raises(TokenRejected) as caught:
         make_client().get_job(JOB_ID)
 
-    assert caught.value.status == status
+    assert caught.value.status == 401
     assert caught.value.permanent
-    assert f"HTTP {status}" in caught.value.message
+    assert "HTTP 401" in caught.value.message
     assert_plain_and_keyless(caught.value)
     assert len(mocked.calls) == 1  # never retried
+
+
+def test_a_403_on_one_job_is_about_the_job_not_the_key(mocked):
+    mocked.get(JOB_URL, status=403, json={"detail": f"not allowed to access this project {KEY}"})
+
+    with pytest.raises(JobForbidden) as caught:
+        make_client().get_job(JOB_ID)
+
+    assert not isinstance(caught.value, TokenRejected)
+    assert not caught.value.permanent  # access may be granted later: retried with backoff
+    assert f"may not read job {JOB_ID}" in caught.value.message
+    assert_plain_and_keyless(caught.value)
+
+
+def test_a_403_on_the_job_list_rejects_the_key(mocked):
+    mocked.get(f"{BASE}/v1/fine_tuning/jobs", status=403, json={"detail": "forbidden"})
+
+    with pytest.raises(TokenRejected) as caught:
+        make_client().check_key()
+
+    assert "HTTP 403" in caught.value.message
+
+
+@pytest.mark.parametrize("key", ["sk-abc\u200bdef", "sk-\u00e9t\u00e9-123456", "sk-line\nbreak", "sk-abc def"])
+def test_a_key_headers_cannot_carry_is_refused_before_anything_is_sent(mocked, key):
+    with pytest.raises(TokenUnusable) as caught:
+        make_client(key).get_job(JOB_ID)
+
+    assert "contains characters Token Factory cannot accept" in caught.value.message
+    assert caught.value.permanent
+    assert key not in caught.value.message
+    assert len(mocked.calls) == 0
 
 
 def test_an_unknown_job_raises_job_not_found_naming_the_job(mocked):
@@ -596,7 +629,7 @@ SLOW_ANSWER_SECONDS = 60
     "kind, error, calls",
     [
         ("401", TokenRejected, 1),
-        ("403", TokenRejected, 1),
+        ("403", JobForbidden, 1),
         ("404", JobNotFound, 1),
         ("422", RequestRejected, 1),
         ("500", ApiUnavailable, 1),

@@ -73,14 +73,18 @@ class Command(BaseCommand):
         lease = refresh.lock_seconds() * 2
         jobs = refresh.claim_due_jobs(limit=concurrency * 4, lease_seconds=lease)
         # Bounded: at most `concurrency` upstream calls at once, however many jobs are due.
-        for job in pool.map(_refresh_in_thread, jobs):
-            if job.refresh_error:
-                logger.info("job %s: %s", job.job_id, job.refresh_error)
+        # Each job's failure stays its own (see _refresh_in_thread): the round always goes on
+        # to the deliveries.
+        list(pool.map(_refresh_in_thread, jobs))
         notifications.deliver_due()
 
 
-def _refresh_in_thread(job):
+def _refresh_in_thread(job) -> None:
     try:
-        return refresh.refresh_claimed(job)
+        refresh.refresh_claimed(job)
+    except Exception:
+        # refresh_claimed records what it can as the job's refresh error; this is what is left
+        # (the job deleted mid-refresh, the database gone for a moment).
+        logger.exception("refreshing job %s failed", job.job_id)
     finally:
         connection.close()  # each thread has its own connection; don't leak them
