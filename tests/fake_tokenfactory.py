@@ -192,6 +192,7 @@ class _Failure:
     remaining: int
     retry_after: int | None
     delay: float
+    hold: threading.Event | None = None
 
 
 @dataclass
@@ -201,6 +202,7 @@ class _Response:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    hold: threading.Event | None = None  # answer only once this is set
     reset: bool = False
 
 
@@ -262,6 +264,8 @@ class FakeTokenFactory:
         # Keep-alive bookkeeping: how many connections were accepted, and which are open.
         self._connections_accepted = 0
         self._open_handlers: set[_Handler] = set()
+        self._in_flight = 0
+        self._max_in_flight = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -514,6 +518,15 @@ class FakeTokenFactory:
         with self._lock:
             self._failures.append(_Failure(kind, job_id, count, retry_after, delay))
 
+    def hold_next(self, *, job_id: str | None = None, longest: float = 120.0) -> threading.Event:
+        """Keep the next request (for ``job_id`` only, or any) waiting for its normal answer until
+        the returned event is set (or ``longest`` seconds pass): a call that is in flight for
+        exactly as long as the test needs, on a fast machine or a slow one."""
+        release = threading.Event()
+        with self._lock:
+            self._failures.append(_Failure("hold", job_id, 1, None, longest, release))
+        return release
+
     def set_down(self, down: bool) -> None:
         """While down, answer every request with a 503 HTML gateway page (API unavailable)."""
         with self._lock:
@@ -533,9 +546,25 @@ class FakeTokenFactory:
             return [c for c in self._calls if c.job_id == job_id]
 
     def reset_calls(self) -> None:
-        """Forget recorded calls, e.g. after a test's setup phase."""
+        """Forget recorded calls (and the in-flight high-water mark), e.g. after a test's setup phase."""
         with self._lock:
             self._calls.clear()
+            self._max_in_flight = self._in_flight
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests the server was answering at the same moment (since reset_calls)."""
+        with self._lock:
+            return self._max_in_flight
+
+    def _request_started(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+
+    def _request_ended(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     # ------------------------------------------------------------------ connections
 
@@ -727,12 +756,13 @@ class FakeTokenFactory:
                 response = _Response(503, _nginx_page(503), "text/html")
             else:
                 failure = self._take_failure(job_id)
-                if failure is not None and failure.kind != "timeout":
+                if failure is not None and failure.kind not in ("timeout", "hold"):
                     response = _failure_response(failure)
                 else:
                     response = self._serve(method, route, job_id, query, token, now=now)
                     if failure is not None:
                         response.delay = failure.delay
+                        response.hold = failure.hold
             self._calls.append(
                 Call(
                     method=method,
@@ -924,9 +954,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         self.idle = False
+        self.server.fake._request_started()
         try:
             self._answer()
         finally:
+            self.server.fake._request_ended()
             self.idle = True
 
     def _answer(self) -> None:
@@ -946,7 +978,9 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             self.connection.close()
             return
-        if response.delay > 0:
+        if response.hold is not None:
+            response.hold.wait(timeout=response.delay)
+        elif response.delay > 0:
             time.sleep(response.delay)
         try:
             self.send_response(response.status)

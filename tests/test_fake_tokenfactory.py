@@ -785,3 +785,36 @@ def test_a_stopped_fake_answers_nothing_even_on_a_kept_alive_connection():
         fake.stop()
         with pytest.raises(requests.exceptions.ConnectionError):
             session.get(f"{url}/v1/fine_tuning/jobs", headers=AUTH, timeout=10)
+
+
+# ---------------------------------------------------------------- explicit control of in-flight calls
+
+
+def test_hold_next_keeps_a_call_in_flight_until_released(fake):
+    job = fake.add_job(total_steps=100, steps_per_call=1)
+    release = fake.hold_next(job_id=job["id"])
+    answers = []
+    caller = threading.Thread(target=lambda: answers.append(get_job(fake, job["id"], timeout=60)))
+    caller.start()
+    wait_for(lambda: fake.calls_for(job["id"]), what="the held call to arrive")
+    assert get_job(fake, fake.add_job()["id"]).status_code == 200  # other calls are answered meanwhile
+    assert answers == [] and caller.is_alive()
+    release.set()
+    caller.join(timeout=30)
+    assert [a.json()["trained_steps"] for a in answers] == [1]
+    assert fake.max_in_flight == 2
+
+
+def test_max_in_flight_counts_concurrent_requests(fake):
+    release, second = fake.hold_next(), fake.hold_next()
+    callers = [threading.Thread(target=get, args=(fake, "/v1/fine_tuning/jobs"), kwargs={"timeout": 60})
+               for _ in range(2)]
+    for caller in callers:
+        caller.start()
+    wait_for(lambda: fake.max_in_flight == 2, what="both calls in flight")
+    release.set()
+    # Once the released call has ended, only the other (still held) one is in flight.
+    wait_for(lambda: (fake.reset_calls(), fake.max_in_flight)[1] == 1, what="the released call to end")
+    second.set()
+    for caller in callers:
+        caller.join(timeout=30)
