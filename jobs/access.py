@@ -13,7 +13,15 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import Http404
 
-from jobs.models import ApiToken, Invite, Membership, NotificationChannel, TrackedJob, Workspace
+from jobs.models import (
+    ApiToken,
+    Invite,
+    MemberInvitation,
+    Membership,
+    NotificationChannel,
+    TrackedJob,
+    Workspace,
+)
 
 
 class Need(Enum):
@@ -108,6 +116,23 @@ def invite_for_user(user, workspace_id: int, pk: int) -> Invite:
     if invite is None:
         raise Http404("No such invite.")
     return invite
+
+
+def invitation_for_owner(user, workspace_id: int, pk: int) -> MemberInvitation:
+    """A pending invitation of a team the user owns (to withdraw it)."""
+    membership_for(user, workspace_id, Need.MANAGE)
+    invitation = MemberInvitation.objects.filter(pk=pk, workspace_id=workspace_id).first()
+    if invitation is None:
+        raise Http404("No such invitation.")
+    return invitation
+
+
+def invitation_for_invitee(user, pk: int) -> MemberInvitation:
+    """An invitation addressed to the user; to anyone else (the team's owners too) it is a 404."""
+    invitation = MemberInvitation.objects.select_related("workspace").filter(pk=pk, user=user).first()
+    if invitation is None:
+        raise Http404("No such invitation.")
+    return invitation
 
 
 def member_of_team(user, workspace_id: int, pk: int, need: Need = Need.MANAGE) -> Membership:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import PasswordChangeForm, UserCreationForm
 
 from jobs.models import ApiToken, Membership, NotificationChannel, TrackedJob, Workspace
@@ -192,17 +191,13 @@ ROLE_CHOICES = Membership.Role.choices
 
 
 class MemberAddForm(forms.Form):
-    username = forms.CharField(label="Username", max_length=150)
+    # Not checked against the accounts here: the answer must not tell whether the name exists.
+    username = forms.CharField(
+        label="Username", max_length=150,
+        help_text="They see the invitation on their Teams page and join when they accept it.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
     role = forms.ChoiceField(label="Role", choices=ROLE_CHOICES, initial=Membership.Role.MEMBER)
-
-    def clean_username(self):
-        username = self.cleaned_data["username"].strip()
-        user = get_user_model().objects.filter(username=username, is_active=True).first()
-        if user is None:
-            raise forms.ValidationError(
-                f"There is no account named “{username}”. Send an invite link instead."
-            )
-        return user
 
 
 class RoleForm(forms.Form):

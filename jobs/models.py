@@ -189,6 +189,33 @@ class Invite(models.Model):
         return self.used_at is None and self.expires_at > timezone.now()
 
 
+class MemberInvitation(models.Model):
+    """An owner's invitation of a named account to a team, waiting for that person's answer.
+
+    Recorded the same way whether or not an account has the name (`user` is empty when none
+    has), so the owner learns nothing about which usernames exist; only the named account
+    sees it, on its Teams page, and joins by accepting.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="member_invitations")
+    username = models.CharField(max_length=150)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+        related_name="team_invitations",
+    )
+    role = models.CharField(max_length=10, choices=Membership.Role.choices, default=Membership.Role.MEMBER)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["username", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "username"], name="one_invitation_per_username")
+        ]
+
+
 class AuditEvent(models.Model):
     """Who changed what in a workspace, and when; shown to the workspace's owners."""
 

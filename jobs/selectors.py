@@ -8,7 +8,7 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from jobs.access import Need, jobs_visible_to, user_workspaces
-from jobs.models import ApiToken, AuditEvent, Membership, TrackedJob, Workspace
+from jobs.models import ApiToken, AuditEvent, MemberInvitation, Membership, TrackedJob, Workspace
 
 
 DASHBOARD_SORTS = {
@@ -77,3 +77,10 @@ def team_members(*, team: Workspace) -> list[Membership]:
 
 def audit_trail(*, workspace: Workspace, limit: int = 500) -> list[AuditEvent]:
     return list(workspace.audit_events.all()[:limit])
+
+
+def invitations_for(*, user) -> list[MemberInvitation]:
+    """Invitations waiting for the user's answer, newest first."""
+    return list(
+        user.team_invitations.select_related("workspace", "invited_by").order_by("-created_at", "-pk")
+    )

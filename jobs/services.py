@@ -21,6 +21,7 @@ from jobs.models import (
     ApiToken,
     AuditEvent,
     Invite,
+    MemberInvitation,
     Membership,
     NotificationChannel,
     TrackedJob,
@@ -240,15 +241,58 @@ def _owner_count(team: Workspace) -> int:
 
 
 @transaction.atomic
-def member_add(*, team: Workspace, user, role: str, actor) -> Membership:
+def member_invite(*, team: Workspace, username: str, role: str, actor) -> MemberInvitation:
+    """Invite the account named `username`; it joins only if that person accepts.
+
+    The invitation is recorded, and the owner answered, the same way whether or not the
+    name exists: adding people must not be a way to find out who has an account. An
+    invitation to a name nobody has reaches nobody, not even an account created under that
+    name later (which could be someone else's).
+    """
     if team.is_personal:
         raise ValidationError("Members can only be added to a team, not to a personal workspace.")
-    membership, created = Membership.objects.get_or_create(workspace=team, user=user, defaults={"role": role})
-    if not created:
-        raise ValidationError(f"{user.get_username()} is already a member of {team.name}.")
-    audit_record(workspace=team, actor=actor, action="member.add",
-                 description=f"added {user.get_username()} as {membership.get_role_display()}")
+    username = username.strip()
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    # Members are listed on the owner's own page, so saying so gives nothing away.
+    if user is not None and Membership.objects.filter(workspace=team, user=user).exists():
+        raise ValidationError(f"{username} is already a member of {team.name}.")
+    invitation, _ = MemberInvitation.objects.update_or_create(
+        workspace=team, username=username,
+        defaults={"user": user, "role": role, "invited_by": actor, "created_at": timezone.now()},
+    )
+    audit_record(workspace=team, actor=actor, action="member.invite",
+                 description=f"invited {username} as {invitation.get_role_display()}")
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: MemberInvitation, user) -> Membership:
+    """Join the team the invitation is for, with its role; the invitation is used up."""
+    invitation = MemberInvitation.objects.select_for_update().select_related("workspace").get(pk=invitation.pk)
+    team = invitation.workspace
+    invitation.delete()
+    membership, created = Membership.objects.get_or_create(
+        workspace=team, user=user, defaults={"role": invitation.role}
+    )
+    if created:  # (else they joined through an invite link meanwhile: nothing more to do)
+        audit_record(workspace=team, actor=user, action="member.join",
+                     description=f"{user.get_username()} accepted the invitation and joined as "
+                     f"{membership.get_role_display()}")
     return membership
+
+
+@transaction.atomic
+def invitation_decline(*, invitation: MemberInvitation, user) -> None:
+    audit_record(workspace=invitation.workspace, actor=user, action="member.decline",
+                 description=f"{user.get_username()} declined the invitation")
+    invitation.delete()
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: MemberInvitation, actor) -> None:
+    audit_record(workspace=invitation.workspace, actor=actor, action="member.uninvite",
+                 description=f"withdrew the invitation of {invitation.username}")
+    invitation.delete()
 
 
 @transaction.atomic
@@ -328,6 +372,7 @@ def invite_accept(*, invite: Invite, user) -> Membership:
         raise ValidationError(f"You are already a member of {invite.workspace.name}.")
     invite.used_at, invite.used_by = timezone.now(), user
     invite.save(update_fields=["used_at", "used_by"])
+    MemberInvitation.objects.filter(workspace=invite.workspace, user=user).delete()  # answered
     audit_record(workspace=invite.workspace, actor=user, action="member.join",
                  description=f"{user.get_username()} joined as {membership.get_role_display()} through an invite link")
     return membership

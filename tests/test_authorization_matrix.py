@@ -58,6 +58,9 @@ class Route:
     login_next: bool = True
     # Needs the fake Token Factory (calls upstream).
     upstream: bool = False
+    # Only this user (a key of the objects) may call it, whatever their role; everyone else,
+    # the team's owners included, gets 404 (an invitation addressed to someone).
+    addressed_to: str | None = None
 
 
 def _none(o):
@@ -82,6 +85,14 @@ def _member(o):
 
 def _invite(o):
     return {"pk": o["team"].pk, "invite_pk": o["invite"].pk}
+
+
+def _invitation(o):
+    return {"pk": o["team"].pk, "invitation_pk": o["invitation"].pk}
+
+
+def _invitation_answer(o):
+    return {"pk": o["invitation"].pk}
 
 
 def _secret(o):
@@ -143,6 +154,9 @@ ROUTES: dict[str, Route] = {
     "member_remove": Route(_member, {"GET": OWNER, "POST": OWNER}, scoped=True),
     "invite_create": Route(_team, {"POST": OWNER}, scoped=True, data=lambda o: {"role": "member"}),
     "invite_revoke": Route(_invite, {"POST": OWNER}, scoped=True),
+    "invitation_revoke": Route(_invitation, {"POST": OWNER}, scoped=True),
+    "invitation_accept": Route(_invitation_answer, {"POST": SIGNED_IN}, scoped=True, addressed_to="gina"),
+    "invitation_decline": Route(_invitation_answer, {"POST": SIGNED_IN}, scoped=True, addressed_to="gina"),
     "audit_trail": Route(_team, {"GET": OWNER}, scoped=True),
     # --- notifications
     "notification_list": Route(_none, {"GET": SIGNED_IN}),
@@ -203,10 +217,11 @@ def _user(username: str, **extra):
 
 @pytest.fixture
 def objects(alice, bob, charlie, team, make_job, fake_api):
-    """The team (alice Owner, bob Member, dave Viewer, erin Member) with two tokens, a job, an invite."""
+    """The team (alice Owner, bob Member, dave Viewer, erin Member) with two tokens, a job, an
+    invite link, and an invitation of gina (no member yet) waiting for her answer."""
     team.name = TEAM_NAME
     team.save()
-    dave, erin, frank = _user("dave"), _user("erin"), _user("frank")
+    dave, erin, frank, gina = _user("dave"), _user("erin"), _user("frank"), _user("gina")
     Membership.objects.create(workspace=team, user=dave, role=Membership.Role.VIEWER)
     erin_membership = Membership.objects.create(workspace=team, user=erin, role=Membership.Role.MEMBER)
     token = services.token_create(workspace=team, user=alice, name=TOKEN_NAME, secret=TEAM_SECRET)
@@ -216,6 +231,7 @@ def objects(alice, bob, charlie, team, make_job, fake_api):
     job.save()
     services.audit_record(workspace=team, actor=alice, action="job.track", description=f"started tracking {job.job_id}")
     invite, invite_secret = services.invite_create(team=team, role="member", actor=alice)
+    invitation = services.member_invite(team=team, username="gina", role="member", actor=alice)
     # A team-wide email channel (owners') and bob's own email subscription in the team.
     channel = services.channel_add(workspace=team, actor=alice, kind="email", target=CHANNEL_TARGET,
                                    events=["succeeded", "failed"], personal=False)
@@ -228,6 +244,7 @@ def objects(alice, bob, charlie, team, make_job, fake_api):
     fake_api.add_job(untracked)
     return {
         "alice": alice, "bob": bob, "charlie": charlie, "dave": dave, "erin": erin, "frank": frank,
+        "gina": gina, "invitation": invitation,
         "team": team, "token": token, "token2": token2, "job": job, "invite": invite,
         "invite_secret": invite_secret, "erin_membership": erin_membership, "untracked_job_id": untracked,
         "fake_api": fake_api, "channel": channel, "bob_channel": bob_channel,
@@ -268,7 +285,7 @@ def test_the_table_says_what_every_entry_needs():
         assert route.methods, name
         assert set(route.methods) <= {"GET", "POST"}, name
         assert all(role in RANK for role in route.methods.values()), name
-        if route.scoped:
+        if route.scoped and not route.addressed_to:
             assert all(RANK[r] >= RANK[VIEWER] for r in route.methods.values()), name
 
 
@@ -364,7 +381,7 @@ def _missing(o: dict) -> dict:
         pk = 987654
 
     return {**o, "job": Ghost, "token": Ghost, "team": Ghost, "erin_membership": Ghost, "invite": Ghost,
-            "channel": Ghost, "bob_channel": Ghost}
+            "channel": Ghost, "bob_channel": Ghost, "invitation": Ghost}
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if ROUTES[c[0]].form_refusal], ids=case_id)
@@ -395,7 +412,10 @@ def test_each_role_may_do_exactly_what_its_role_allows(objects, username, name, 
     allowed = needed == SIGNED_IN or (needed != SUPERUSER and RANK[role] >= RANK[needed])
     before = _state(objects)
     response = call(signed_in(objects[username]), name, method, objects)
-    if allowed:
+    if route.addressed_to:
+        assert response.status_code == 404
+        assert _state(objects) == before
+    elif allowed:
         if method == "GET":
             assert response.status_code == 200
         else:
@@ -415,6 +435,7 @@ def _state(o: dict):
         sorted(team.tokens.values_list("pk", "name", "workspace_id")),
         sorted(Membership.objects.filter(workspace=team).values_list("user_id", "role")),
         sorted(team.invites.values_list("pk", "used_at")),
+        sorted(team.member_invitations.values_list("pk", "username", "role")),
         team.__class__.objects.filter(pk=team.pk).values_list("name", "queue_stall_minutes").first(),
         sorted(NotificationChannel.objects.filter(workspace=team).values_list("pk", "kind", "target", "user_id")),
     )
@@ -543,3 +564,23 @@ def test_members_see_only_their_own_channels_of_the_team(objects):
     assert BOB_CHANNEL_TARGET not in page and CHANNEL_TARGET not in page
     page = signed_in(objects["alice"]).get("/notifications/").content.decode()
     assert BOB_CHANNEL_TARGET in page and CHANNEL_TARGET in page
+
+
+# --- adding members: an invitation, then the person's own answer --------------------------------
+
+
+def test_an_owner_adding_a_member_creates_only_an_invitation(objects):
+    team, frank = objects["team"], objects["frank"]
+    response = call(signed_in(objects["alice"]), "member_add", "POST", objects)
+    assert response.status_code == 302
+    assert not Membership.objects.filter(workspace=team, user=frank).exists()
+    assert team.member_invitations.filter(username="frank", user=frank, role="member").exists()
+
+
+@pytest.mark.parametrize("answer,joins", [("invitation_accept", True), ("invitation_decline", False)])
+def test_the_invited_person_answers_for_themselves(objects, answer, joins):
+    team, gina = objects["team"], objects["gina"]
+    response = call(signed_in(gina), answer, "POST", objects)
+    assert response.status_code == 302
+    assert not team.member_invitations.exists()
+    assert Membership.objects.filter(workspace=team, user=gina, role="member").exists() == joins

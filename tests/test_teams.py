@@ -98,32 +98,97 @@ def test_the_team_page_lists_its_members_with_their_roles(alice_client, team):
 
 def test_the_add_member_form(alice_client, team):
     page = _page(alice_client.get(f"/teams/{team.pk}/"))
-    assert ">Username<" in page and ">Role<" in page and ">Add member</button>" in page
+    assert ">Username<" in page and ">Role<" in page and ">Invite member</button>" in page
     add_form = page.split(f'action="/teams/{team.pk}/members/add/"')[1].split("</form>")[0]
     assert re.findall(r'<option value="(\w+)"[^>]*>(\w+)</option>', add_form) == [
         ("owner", "Owner"), ("member", "Member"), ("viewer", "Viewer")]
 
 
-def test_an_owner_adds_an_existing_user(alice_client, team, charlie):
-    response = alice_client.post(f"/teams/{team.pk}/members/add/", {"username": " charlie ", "role": "viewer"}, follow=True)
+def _invite_by_name(client, team, username, role="viewer"):
+    return client.post(f"/teams/{team.pk}/members/add/", {"username": username, "role": role}, follow=True)
+
+
+def _without(page: str, username: str) -> str:
+    return page.replace(username, "NAME")
+
+
+def test_adding_a_member_answers_the_same_whether_or_not_the_account_exists(alice_client, team, charlie):
+    real = _invite_by_name(alice_client, team, " charlie ")
+    ghost = _invite_by_name(alice_client, team, "ghostly")
+    assert real.status_code == ghost.status_code == 200
+    assert ("Invited charlie as Viewer. If an account named charlie exists, they will see the "
+            "invitation on their Teams page and join when they accept it.") in _page(real)
+    # The same page, but for the name itself (and the list of pending invitations, which
+    # now holds both): nothing says which one has an account.
+    real_message = re.search(r"Invited charlie[^<]*", _page(real)).group(0)
+    ghost_message = re.search(r"Invited ghostly[^<]*", _page(ghost)).group(0)
+    assert _without(real_message, "charlie") == _without(ghost_message, "ghostly")
+    pending = _page(alice_client.get(f"/teams/{team.pk}/"))
+    for name in ("charlie", "ghostly"):
+        assert re.search(rf'<li id="invitation-\d+">{name} as Viewer, invited by alice', pending)
+    assert _audit(team)[:2] == ["invited ghostly as Viewer", "invited charlie as Viewer"]
+    # Nobody was put into the team without asking.
+    assert not Membership.objects.filter(workspace=team, user=charlie).exists()
+
+
+def test_the_invited_person_accepts_on_their_teams_page(alice_client, team, charlie):
+    _invite_by_name(alice_client, team, "charlie")
+    charlie_client = _client(charlie)
+    page = _page(charlie_client.get("/teams/"))
+    assert "alice invites you to join <strong>Research team</strong> as Viewer." in page
+    accept = re.search(r'action="(/teams/invitations/\d+/accept/)"', page).group(1)
+    assert 'Decline<span class="visually-hidden"> the invitation to Research team</span>' in page
+
+    response = charlie_client.post(accept, follow=True)
+    assert "You joined Research team as Viewer." in _page(response)
     assert Membership.objects.get(workspace=team, user=charlie).role == Membership.Role.VIEWER
-    page = _page(response)
-    assert "Added charlie as Viewer." in page and ">charlie<" in page
-    assert "added charlie as Viewer" in _audit(team)
+    assert "Invitations" not in _page(charlie_client.get("/teams/"))
+    assert "charlie accepted the invitation and joined as Viewer" in _audit(team)
+    assert "Waiting for an answer" not in _page(alice_client.get(f"/teams/{team.pk}/"))
+    assert charlie_client.post(accept).status_code == 404  # used up
 
 
-def test_an_unknown_username_is_refused_clearly(alice_client, team):
-    response = alice_client.post(f"/teams/{team.pk}/members/add/", {"username": "ghost", "role": "member"})
-    assert response.status_code == 422
-    assert "There is no account named “ghost”. Send an invite link instead." in _page(response)
-    assert team.memberships.count() == 2
+def test_the_invited_person_may_decline(alice_client, team, charlie):
+    _invite_by_name(alice_client, team, "charlie")
+    charlie_client = _client(charlie)
+    decline = re.search(r'action="(/teams/invitations/\d+/decline/)"', _page(charlie_client.get("/teams/"))).group(1)
+    response = charlie_client.post(decline, follow=True)
+    assert "Declined the invitation to Research team." in _page(response)
+    assert not Membership.objects.filter(workspace=team, user=charlie).exists()
+    assert "charlie declined the invitation" in _audit(team)
 
 
-def test_adding_someone_twice_is_refused(alice_client, team, bob):
+def test_only_the_invited_person_may_answer_an_invitation(alice_client, team, charlie, bob):
+    _invite_by_name(alice_client, team, "charlie")
+    invitation = team.member_invitations.get()
+    for other in (alice_client, _client(bob), _client(_user("dora"))):
+        for answer in ("accept", "decline"):
+            assert other.post(f"/teams/invitations/{invitation.pk}/{answer}/").status_code == 404
+    assert team.member_invitations.count() == 1
+    assert not Membership.objects.filter(workspace=team, user=charlie).exists()
+
+
+def test_an_account_created_later_under_the_name_gets_no_invitation(alice_client, team):
+    _invite_by_name(alice_client, team, "latecomer")
+    latecomer = _user("latecomer")
+    assert "Invitations" not in _page(_client(latecomer).get("/teams/"))
+
+
+def test_an_owner_may_withdraw_an_invitation(alice_client, team, charlie):
+    _invite_by_name(alice_client, team, "charlie")
+    invitation = team.member_invitations.get()
+    response = alice_client.post(f"/teams/{team.pk}/invitations/{invitation.pk}/revoke/", follow=True)
+    assert "Withdrew the invitation of charlie." in _page(response)
+    assert "Invitations" not in _page(_client(charlie).get("/teams/"))
+    assert "withdrew the invitation of charlie" in _audit(team)
+
+
+def test_inviting_a_member_again_is_refused(alice_client, team, bob):
     response = alice_client.post(f"/teams/{team.pk}/members/add/", {"username": "bob", "role": "owner"})
     assert response.status_code == 422
     assert "bob is already a member of Research team." in _page(response)
     assert Membership.objects.get(workspace=team, user=bob).role == Membership.Role.MEMBER
+    assert not team.member_invitations.exists()
 
 
 def test_an_owner_changes_a_role(alice_client, team, bob):
@@ -598,6 +663,7 @@ def test_the_audit_trail_tells_who_did_what(alice_client, alice, bob, charlie, t
     job = TrackedJob.objects.get(job_id=body["id"])
     assert bob_client.post(f"/jobs/{job.pk}/remove/").status_code == 302
     alice_client.post(f"/teams/{team.pk}/members/add/", {"username": "charlie", "role": "viewer"})
+    _client(charlie).post(f"/teams/invitations/{team.member_invitations.get().pk}/accept/")
     charlie_membership = Membership.objects.get(workspace=team, user=charlie)
     alice_client.post(f"/teams/{team.pk}/members/{charlie_membership.pk}/remove/")
     moved = make_job()
@@ -613,7 +679,8 @@ def test_the_audit_trail_tells_who_did_what(alice_client, alice, bob, charlie, t
         ("alice", "added token “team-key” (…t3am)"),
         ("bob", f"started tracking {body['id']}"),
         ("bob", f"stopped tracking {body['id']}"),
-        ("alice", "added charlie as Viewer"),
+        ("alice", "invited charlie as Viewer"),
+        ("charlie", "charlie accepted the invitation and joined as Viewer"),
         ("alice", "removed charlie"),
         ("alice", f"moved {moved.job_id} in from alice (personal)"),
         ("alice", "deleted token “team-key” (…t3am)"),

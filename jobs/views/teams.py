@@ -9,7 +9,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from jobs import selectors, services
-from jobs.access import Need, invite_for_user, member_of_team, membership_for
+from jobs.access import (
+    Need,
+    invitation_for_invitee,
+    invitation_for_owner,
+    invite_for_user,
+    member_of_team,
+    membership_for,
+)
 from jobs.forms import InviteForm, MemberAddForm, RoleForm, TeamForm
 
 
@@ -29,7 +36,11 @@ def team_list(request):
         messages.success(request, f"Created the team “{team.name}”. Add members or send them an invite link.")
         return redirect("team_detail", pk=team.pk)
     status = 422 if request.method == "POST" else 200
-    context = {"form": form, "memberships": selectors.team_memberships(user=request.user)}
+    context = {
+        "form": form,
+        "memberships": selectors.team_memberships(user=request.user),
+        "invitations": selectors.invitations_for(user=request.user),
+    }
     return render(request, "teams/team_list.html", context, status=status)
 
 
@@ -54,6 +65,7 @@ def _render_team(request, membership, *, status=200, **forms):
             "rename_form": forms.get("rename_form") or TeamForm(initial={"name": team.name}),
             "role_form": RoleForm(),
             "invites": [invite for invite in team.invites.all() if invite.is_usable],
+            "invitations": list(team.member_invitations.all()),
         }
     return render(request, "teams/team_detail.html", context, status=status)
 
@@ -65,16 +77,49 @@ def member_add(request, pk: int):
     form = MemberAddForm(request.POST)
     if form.is_valid():
         try:
-            added = services.member_add(
-                team=membership.workspace, user=form.cleaned_data["username"],
+            invitation = services.member_invite(
+                team=membership.workspace, username=form.cleaned_data["username"],
                 role=form.cleaned_data["role"], actor=request.user,
             )
         except ValidationError as exc:
             form.add_error("username", exc)
         else:
-            messages.success(request, f"Added {added.user.get_username()} as {added.get_role_display()}.")
+            # The same answer whether or not the account exists (see services.member_invite).
+            messages.success(
+                request,
+                f"Invited {invitation.username} as {invitation.get_role_display()}. If an account "
+                f"named {invitation.username} exists, they will see the invitation on their Teams "
+                "page and join when they accept it.",
+            )
             return redirect("team_detail", pk=pk)
     return _render_team(request, membership, add_form=form, status=422)
+
+
+@login_required
+@require_POST
+def invitation_revoke(request, pk: int, invitation_pk: int):
+    invitation = invitation_for_owner(request.user, pk, invitation_pk)
+    services.invitation_revoke(invitation=invitation, actor=request.user)
+    messages.success(request, f"Withdrew the invitation of {invitation.username}.")
+    return redirect("team_detail", pk=pk)
+
+
+@login_required
+@require_POST
+def invitation_accept(request, pk: int):
+    invitation = invitation_for_invitee(request.user, pk)
+    membership = services.invitation_accept(invitation=invitation, user=request.user)
+    messages.success(request, f"You joined {membership.workspace.name} as {membership.get_role_display()}.")
+    return redirect("team_detail", pk=membership.workspace_id)
+
+
+@login_required
+@require_POST
+def invitation_decline(request, pk: int):
+    invitation = invitation_for_invitee(request.user, pk)
+    services.invitation_decline(invitation=invitation, user=request.user)
+    messages.success(request, f"Declined the invitation to {invitation.workspace.name}.")
+    return redirect("team_list")
 
 
 @login_required
