@@ -1,0 +1,89 @@
+"""axe-core in the real browser: every page, light and dark, wide and at a phone's 390 px.
+
+axe-core comes bundled in the ``axe-playwright-python`` package (a file on disk, never a CDN)
+and runs with its default rule set, best practices included (``region``,
+``landmark-one-main``…): any violation fails. An audit checks the page as it is loaded, in
+each colour scheme and width, without reloading it, so a flash message shown once is audited
+in every mode. All ``<details>`` are opened first so that what they hide (raw JSON, edit
+forms) is checked too, and htmx polls are held back meanwhile so that the DOM does not change
+under axe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from axe_playwright_python.sync_playwright import Axe
+
+WIDE = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+MODES = [("light", WIDE), ("dark", WIDE), ("light", PHONE), ("dark", PHONE)]
+POLLS = ("**/card/", "**/live/")
+
+_axe = Axe()
+
+
+def _abort(route) -> None:
+    route.abort()
+
+
+@dataclass
+class Audit:
+    """Collects violations over many pages; `assert_clean` reports them all at once."""
+
+    findings: list[str] = field(default_factory=list)
+    audited: list[str] = field(default_factory=list)
+
+    def check(self, page, name: str) -> None:
+        for pattern in POLLS:
+            page.route(pattern, _abort)
+        try:
+            page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
+            for scheme, viewport in MODES:
+                # Reduced motion: the stylesheet then drops its colour transitions, which axe
+                # would otherwise sample half-way from the light colours to the dark ones.
+                page.emulate_media(color_scheme=scheme, reduced_motion="reduce")
+                page.set_viewport_size(viewport)
+                where = f"{name} [{scheme}, {viewport['width']}px] {page.url}"
+                self._run_axe(page, where)
+                if viewport is PHONE:
+                    self._check_no_sideways_scroll(page, where)
+            self.audited.append(name)
+        finally:
+            page.emulate_media(color_scheme="light", reduced_motion="no-preference")
+            page.set_viewport_size(WIDE)
+            for pattern in POLLS:
+                page.unroute(pattern, _abort)
+
+    def _run_axe(self, page, where: str) -> None:
+        results = _axe.run(page)
+        for violation in results.response["violations"]:
+            nodes = "\n".join(
+                f"      {', '.join(map(str, node['target']))}: {node.get('failureSummary', '').splitlines()[-1].strip()}"
+                for node in violation["nodes"][:6]
+            )
+            more = len(violation["nodes"]) - 6
+            self.findings.append(
+                f"{where}\n  {violation['id']} ({violation['impact']}): {violation['help']}\n{nodes}"
+                + (f"\n      … and {more} more" if more > 0 else "")
+            )
+
+    def _check_no_sideways_scroll(self, page, where: str) -> None:
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > PHONE["width"]:
+            wide = page.evaluate(
+                """(limit) => Array.from(document.querySelectorAll('body *'))
+                    .filter((el) => el.getBoundingClientRect().right > limit + 0.5
+                        || (el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).overflowX === 'visible'))
+                    .slice(0, 5)
+                    .map((el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+                         (el.className && typeof el.className === 'string' ? '.' + el.className.split(' ').join('.') : ''))""",
+                PHONE["width"],
+            )
+            self.findings.append(f"{where}\n  page is {width}px wide at 390px: {', '.join(wide)}")
+
+    def assert_clean(self) -> None:
+        assert not self.findings, (
+            f"{len(self.findings)} accessibility problem(s) on {len(self.audited)} audited pages:\n\n"
+            + "\n\n".join(self.findings)
+        )
