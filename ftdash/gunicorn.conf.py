@@ -9,6 +9,8 @@ workers = int(os.environ.get("FTDASH_WORKERS", min(4, multiprocessing.cpu_count(
 timeout = 60
 graceful_timeout = 20
 accesslog = "-"
+# Invite links are secrets: the access log shows an invite's ID, never its path.
+logger_class = "ftdash.log_redaction.RedactingGunicornLogger"
 # Forwarded headers are judged by ftdash itself (FTDASH_BEHIND_PROXY, FTDASH_TRUSTED_PROXIES),
 # so gunicorn must not turn X-Forwarded-Proto into https on its own.
 secure_scheme_headers = {}

@@ -331,14 +331,20 @@ EMAIL_FILE_PATH = DATA_DIR / "sent-email"
 # --- Logging -------------------------------------------------------------------------------
 
 # One line per upstream call at INFO (jobs.tokenfactory); unhandled errors with their traceback
-# at ERROR (django.request). Everything goes to stderr, for journald or docker logs.
+# at ERROR (django.request). Everything goes to stderr, for journald or docker logs. Request
+# paths in log lines ("Not Found: /invite/…", runserver's request lines) never show an invite
+# link's secret (see ftdash.log_redaction).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_invites": {"()": "ftdash.log_redaction.RedactInviteSecrets"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_invites"]},
+    },
     "loggers": {
         "jobs": {"handlers": ["console"], "level": env_str("FTDASH_LOG_LEVEL", "INFO")},
         "django": {"handlers": ["console"], "level": "WARNING"},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }

@@ -12,6 +12,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from ftdash.log_redaction import INVITE_ID_KEY
 from jobs import services
 from jobs.forms import AccountCreationForm
 
@@ -23,6 +24,8 @@ def invite_accept(request, secret: str):
     invite = services.invite_for_secret(secret)
     if invite is None:
         return render(request, "teams/invite_invalid.html", status=404)
+    # For the request logs, which show this ID instead of the secret path.
+    request.META[INVITE_ID_KEY] = invite.pk
     # Signed in: just accept. Otherwise: choose a username and password first.
     form = None if request.user.is_authenticated else AccountCreationForm(request.POST or None)
     if request.method == "POST" and (form is None or form.is_valid()):

@@ -1,0 +1,49 @@
+"""Keeping invite secrets out of request logs (Django's loggers and gunicorn's access log).
+
+An invite link's path *is* the invite: whoever reads `/invite/<secret>/` in a log can join
+the team. Every line that would carry one shows `/invite/[id=12]/` instead, when the view
+has recognised the invite (it leaves the ID in the WSGI environ, which gunicorn's access log
+reads after the response), or `/invite/[redacted]/` for a secret that matched nothing.
+The Referer of the request after an invite page carries the same path, so it is redacted too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from gunicorn.glogging import Logger as GunicornLogger
+
+# Set by jobs.views.accounts.invite_accept in request.META, which is the WSGI environ itself.
+INVITE_ID_KEY = "ftdash.invite_id"
+_INVITE_PATH = re.compile(r"(/invite/)([^/?#\s\"']+)")
+
+
+def redact(text: str, invite_id: int | None = None) -> str:
+    if "/invite/" not in text:
+        return text
+    shown = f"[id={invite_id}]" if invite_id is not None else "[redacted]"
+    return _INVITE_PATH.sub(lambda match: match.group(1) + shown, text)
+
+
+class RedactInviteSecrets(logging.Filter):
+    """For handlers: rewrites any log line that quotes an invite link's path."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/invite/" in message:
+            meta = getattr(getattr(record, "request", None), "META", None) or {}
+            record.msg, record.args = redact(message, meta.get(INVITE_ID_KEY)), ()
+        return True
+
+
+class RedactingGunicornLogger(GunicornLogger):
+    """gunicorn's logger, with invite secrets taken out of every access-log field."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        invite_id = environ.get(INVITE_ID_KEY)
+        return {
+            key: redact(value, invite_id) if isinstance(value, str) else value
+            for key, value in atoms.items()
+        }
