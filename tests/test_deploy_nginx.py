@@ -72,7 +72,8 @@ def _tail(path: Path, lines: int = 60) -> str:
 # ---------------------------------------------------------------------------- nginx config
 
 
-def render_site(shipped: str, *, http_port: int, https_port: int, app_port: int, cert: Path, key: Path) -> str:
+def render_site(shipped: str, *, http_port: int, https_port: int, app_port: int, cert: Path, key: Path,
+                access_log: Path) -> str:
     """The shipped site with only what differs on a test machine replaced.
 
     Each substitution must hit exactly one line: if the shipped file changes shape, this fails
@@ -91,6 +92,10 @@ def render_site(shipped: str, *, http_port: int, https_port: int, app_port: int,
     for pattern, replacement in substitutions:
         text, count = re.subn(pattern, replacement, text, flags=re.MULTILINE)
         assert count == 1, f"{SHIPPED_SITE}: expected one line matching {pattern!r}, found {count}"
+    # Both servers log (with invite secrets redacted) to the same file.
+    text, count = re.subn(r"^(\s*)access_log /var/log/nginx/ftdash\.access\.log ftdash_redacted;",
+                          rf"\g<1>access_log {access_log} ftdash_redacted;", text, flags=re.MULTILINE)
+    assert count == 2, f"{SHIPPED_SITE}: expected an access_log line in each of its two servers, found {count}"
     return text
 
 
@@ -212,7 +217,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
 
             site_conf = nginx_dir / "ftdash.conf"
             site_conf.write_text(render_site(SHIPPED_SITE.read_text(), http_port=http_port, https_port=https_port,
-                                             app_port=app_port, cert=cert, key=key))
+                                             app_port=app_port, cert=cert, key=key,
+                                             access_log=nginx_dir / "ftdash.access.log"))
             main_conf = nginx_dir / "nginx.conf"
             main_conf.write_text(nginx_main_conf(nginx_dir, site_conf))
             error_log = nginx_dir / "error.log"
@@ -439,3 +445,20 @@ def test_healthz_answers_plain_http_on_the_app_port(stack):
     for source in ("127.0.0.1", "127.0.0.2"):
         response = _direct(stack, "/healthz", source=source, headers={})
         assert (response.status, response.body) == (200, b"ok\n"), (source, response.status, response.getheaders())
+
+
+def test_invite_secrets_stay_out_of_the_proxy_and_app_logs(stack, https):
+    secret = "InviteSecret" + secrets.token_urlsafe(16)
+    invite = f"{stack.site}/invite/{secret}/"
+    assert https.get(invite, timeout=5).status_code == 404  # no such invite: still a secret-shaped path
+    assert https.get(stack.http_origin + f"/ftdash/invite/{secret}/", allow_redirects=False, timeout=5).status_code == 301
+    https.get(stack.site + "/accounts/login/", headers={"Referer": invite}, timeout=5)
+    https.get(stack.site + "/healthz", timeout=5)  # a last line, so the ones before are surely written
+    time.sleep(0.2)
+
+    proxy_log = (stack.nginx_dir / "ftdash.access.log").read_text()
+    assert '"GET /ftdash/invite/[redacted]/ HTTP/1.1" 404' in proxy_log
+    assert '"GET /ftdash/invite/[redacted]/ HTTP/1.1" 301' in proxy_log
+    assert f'"{stack.site}/invite/[redacted]/"' in proxy_log
+    for log in (proxy_log, stack.app_log.read_text()):
+        assert secret not in log
