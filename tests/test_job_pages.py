@@ -215,3 +215,53 @@ def test_refresh_now_fetches_a_finished_job_again(alice_client, fake_api, alice_
     assert "Refreshed just now." in response.content.decode()
     assert "renamed-upstream" in response.content.decode()
     assert len(fake_api.calls_for(upstream["id"])) == 2
+
+
+def test_flash_messages_sit_in_a_status_region_around_a_plain_list(alice_client, make_job):
+    job = make_job()
+    response = alice_client.post(f"/jobs/{job.pk}/label/", {"label": "Support bot"}, follow=True)
+    page = response.content.decode()
+    region = re.search(r'<div class="messages" role="status">\s*<ul>\s*<li class="message message-success">Label saved.</li>', page)
+    assert region, page
+    assert not re.search(r"<ul[^>]*role=", page)
+
+
+def test_the_raw_json_can_be_scrolled_from_the_keyboard(alice_client, make_job):
+    page = alice_client.get(f"/jobs/{make_job().pk}/").content.decode()
+    assert '<pre tabindex="0" role="region" aria-label="Raw JSON">' in page
+
+
+def test_progress_comes_before_the_edit_forms_which_start_collapsed(alice_client, make_job):
+    job = make_job()
+    page = alice_client.get(f"/jobs/{job.pk}/").content.decode()
+    edit = re.search(r'<details class="job-edit">\s*<summary>Edit<span class="visually-hidden"> label[^<]*</span></summary>', page)
+    assert edit, "the label and move forms are not behind a closed Edit disclosure"
+    assert page.index('class="label-form"') > edit.start()
+    first_panel = re.search(r'<section class="panel[^"]*" aria-labelledby="([^"]+)"', page)
+    assert first_panel.group(1) == "progress-heading"
+
+    # A refused label comes back with the disclosure open, so the error is seen.
+    response = alice_client.post(f"/jobs/{job.pk}/label/", {"label": "x" * 500})
+    assert response.status_code == 422
+    assert '<details class="job-edit" open>' in response.content.decode()
+
+
+def test_ids_break_only_between_their_parts_and_each_has_a_copy_button(alice_client, make_job):
+    job = make_job(
+        validation_file="file-valid-1",
+        result_files=["file-result-1", "file-result-2"],
+        integrations=[{"type": "hf", "hf": {"output_repo_name": "acme/qwen-support"}}],
+    )
+    page = alice_client.get(f"/jobs/{job.pk}/").content.decode()
+    prefix, hex_part = job.job_id.split("-", 1)
+    assert f'<span id="job-id">{prefix}-<wbr>{hex_part}</span>' in page
+    buttons = re.findall(r'<button type="button" class="copy-button" id="[^"]+" data-copy-from="([^"]+)" aria-label="([^"]+)">Copy</button>', page)
+    assert ("job-id", "Copy job ID") in buttons and ("fact-job-id", "Copy job ID") in buttons
+    assert ("training-file", "Copy training file ID") in buttons
+    assert ("validation-file", "Copy validation file ID") in buttons
+    assert ("result-file-1", "Copy result file ID") in buttons and ("result-file-2", "Copy result file ID") in buttons
+    assert ("hf-repo-1", "Copy Hugging Face repo") in buttons
+    for source, _ in buttons:
+        assert page.count(f'id="{source}"') == 1, source
+    assert '<code id="hf-repo-1">acme/<wbr>qwen-<wbr>support</code>' in page
+    assert re.search(r'<script src="/static/js/copy\.js" defer></script>', page)
