@@ -30,7 +30,7 @@
   }
 
   function textOf(element) {
-    if ("value" in element && typeof element.value === "string" && element.tagName !== "BUTTON") {
+    if (element instanceof HTMLInputElement || element instanceof HTMLTextAreaElement) {
       return element.value;
     }
     return element.textContent.trim();
