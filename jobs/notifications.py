@@ -314,9 +314,16 @@ def deliver_due(*, limit: int = 50) -> int:
         claimed = Delivery.objects.filter(
             pk=delivery.pk, state=delivery.state, next_attempt_at=delivery.next_attempt_at
         ).update(state=Delivery.State.SENDING, next_attempt_at=now + SENDING_LEASE)
-        if claimed:
+        if not claimed:
+            continue
+        try:
             _attempt(delivery)
-            sent += 1
+        except Exception:
+            # E.g. its channel was deleted mid-send, so there is no row left to record the
+            # outcome in: the other deliveries still go out.
+            logger.exception("notification %s could not be recorded", delivery.pk)
+            continue
+        sent += 1
     return sent
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -18,9 +20,9 @@ from django.core.management import call_command
 from django.urls import URLPattern, get_resolver
 from django.utils import timezone
 
-from jobs import refresh, services, vault
+from jobs import notifications, refresh, services, vault
 from jobs.converters import DatabaseIdConverter
-from jobs.models import ApiToken, NotificationChannel, TrackedJob
+from jobs.models import ApiToken, Delivery, JobEvent, NotificationChannel, TrackedJob
 from tests.conftest import ALICE_SECRET, track_remote_job
 
 
@@ -30,6 +32,7 @@ def quick_settings(settings):
     settings.FTDASH_REFRESH_SECONDS = 5
     settings.FTDASH_MAX_BACKOFF_SECONDS = 900
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.FTDASH_WORKER_LIST_READS = False  # faults are scripted per job GET
 
 
 def age(job: TrackedJob, seconds: float) -> None:
@@ -153,6 +156,45 @@ def test_a_job_that_raises_does_not_stop_the_round_nor_another_jobs_notification
     broken.refresh_from_db()
     assert broken.refresh_error == refresh.UNEXPECTED_FAILURE and broken.consecutive_failures == 1
     assert sum(broken.job_id in r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_that_cannot_be_recorded_does_not_stop_the_others(settings, alice, make_job, caplog):
+    """Someone deletes a channel while its notification is on the wire."""
+    settings.FTDASH_ALLOW_PRIVATE_WEBHOOKS = True
+    received = []
+
+    class DeletesItsChannel(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append(self.path)
+            NotificationChannel.objects.filter(target__endswith=self.path).delete()
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), DeletesItsChannel)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        event = JobEvent.objects.create(job=make_job(status="succeeded"), kind="finished", status="succeeded")
+        for path in ("/first", "/second"):
+            channel = NotificationChannel.objects.create(
+                workspace=alice.personal_workspace, kind="webhook", target=base + path, events=["succeeded"]
+            )
+            Delivery.objects.create(channel=channel, event=event, payload={"event": "succeeded"})
+
+        with caplog.at_level(logging.WARNING, logger="jobs"):
+            notifications.deliver_due()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert sorted(received) == ["/first", "/second"]
+    assert sum("could not be recorded" in r.getMessage() for r in caplog.records) == 2
 
 
 # --- 3. Keys an HTTP header cannot carry ------------------------------------------------------
