@@ -312,6 +312,8 @@ FTDASH_MAX_BACKOFF_SECONDS = env_int("FTDASH_MAX_BACKOFF_SECONDS", 900, minimum=
 FTDASH_STALL_MINUTES = env_float("FTDASH_STALL_MINUTES", 30, minimum=0.01)
 FTDASH_WORKER_CONCURRENCY = env_int("FTDASH_WORKER_CONCURRENCY", 4, minimum=1)
 FTDASH_WORKER_INTERVAL_SECONDS = env_float("FTDASH_WORKER_INTERVAL_SECONDS", 1.0, minimum=0.05)
+# Read due jobs from each token's job list (one call per 100 jobs) rather than one by one.
+FTDASH_WORKER_LIST_READS = env_bool("FTDASH_WORKER_LIST_READS", True)
 FTDASH_ALLOW_PRIVATE_WEBHOOKS = env_bool("FTDASH_ALLOW_PRIVATE_WEBHOOKS", False)
 
 # Email: the console backend prints messages to the worker's log until SMTP is configured.

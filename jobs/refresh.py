@@ -7,13 +7,17 @@ once per interval. A failed refresh keeps the last snapshot and records why; eac
 a row doubles the interval (capped), so a broken job or an outage is not hammered.
 
 The background worker (`poll_jobs`) goes through the same path, after claiming due jobs in
-the database so that several workers share them out instead of racing.
+the database so that several workers share them out instead of racing. Where a token has
+several due jobs, the worker reads them from the job list instead (`jobs.list_refresh`), and
+stores each one through `store_snapshot` under the same lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+from collections.abc import Iterable, Iterator
 
 from django.conf import settings
 from django.core.cache import cache
@@ -104,34 +108,66 @@ def lock_seconds() -> int:
     return int(attempt * (config.retries + 1)) + 5
 
 
-def claim_due_jobs(*, limit: int, lease_seconds: int) -> list[TrackedJob]:
-    """Claim up to `limit` due jobs for this worker until the lease runs out.
+def claim_due_jobs(
+    *,
+    limit: int,
+    lease_seconds: int,
+    token_ids: Iterable[int] | None = None,
+    exclude_token_ids: Iterable[int] = (),
+) -> list[TrackedJob]:
+    """Claim up to `limit` due jobs (of the tokens `token_ids`, if given, and none of
+    `exclude_token_ids`) for this worker until the lease runs out, oldest check first.
 
     On PostgreSQL the candidates are row-locked with SKIP LOCKED, so concurrent workers pick
     different jobs without waiting; on every database the claim itself is a conditional
     UPDATE, which only one worker can win.
     """
     now = timezone.now()
+    candidates = TrackedJob.objects.filter(_due_in_sql(now))
+    if token_ids is not None:
+        candidates = candidates.filter(token_id__in=list(token_ids))
+    return _claim(
+        candidates.exclude(token_id__in=list(exclude_token_ids)).order_by("checked_at"),
+        now=now, limit=limit, lease_seconds=lease_seconds,
+    )
+
+
+def claim_jobs(jobs: Iterable[TrackedJob], *, lease_seconds: int) -> list[TrackedJob]:
+    """Claim these jobs, due or not, where no one else holds a claim: the ones won."""
+    now = timezone.now()
+    candidates = TrackedJob.objects.filter(pk__in=[job.pk for job in jobs]).order_by("pk")
+    return _claim(candidates, now=now, limit=None, lease_seconds=lease_seconds)
+
+
+def _claim(candidates, *, now: dt.datetime, limit: int | None, lease_seconds: int) -> list[TrackedJob]:
+    unclaimed = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
     candidates = (
-        TrackedJob.objects.filter(_due_in_sql(now))
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        candidates.filter(unclaimed)
         .exclude(token__rate_limited_until__gt=now)
         .exclude(token__isnull=True)
-        .order_by("checked_at")
     )
     lease = now + dt.timedelta(seconds=lease_seconds)
     claimed = []
     with transaction.atomic():
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        for job in candidates[:limit]:
-            won = TrackedJob.objects.filter(pk=job.pk).filter(
-                Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-            ).update(claimed_until=lease)
+        for job in candidates[:limit] if limit is not None else candidates:
+            won = TrackedJob.objects.filter(pk=job.pk).filter(unclaimed).update(claimed_until=lease)
             if won:
                 job.claimed_until = lease
                 claimed.append(job)
     return claimed
+
+
+def release_claims(jobs: Iterable[TrackedJob]) -> None:
+    """Give back claims this worker still holds (a claim that ran out and was taken by
+    another worker is that worker's now, and stays)."""
+    by_lease: dict[dt.datetime, list[int]] = {}
+    for job in jobs:
+        if job.claimed_until is not None:
+            by_lease.setdefault(job.claimed_until, []).append(job.pk)
+    for lease, pks in by_lease.items():
+        TrackedJob.objects.filter(pk__in=pks, claimed_until=lease).update(claimed_until=None)
 
 
 def refresh_claimed(job: TrackedJob) -> TrackedJob:
@@ -142,29 +178,39 @@ def refresh_claimed(job: TrackedJob) -> TrackedJob:
         TrackedJob.objects.filter(pk=job.pk).update(claimed_until=None)
 
 
-def _refresh_single_flight(job: TrackedJob, *, force: bool, claimed_by_me: bool = False) -> TrackedJob:
+@contextlib.contextmanager
+def refresh_lock(job: TrackedJob) -> Iterator[bool]:
+    """The single-flight lock on refreshing `job`: yields False when someone else holds it."""
     lock_key = f"ftdash:refresh-lock:{job.pk}"
     try:
         locked = cache.add(lock_key, "locked", timeout=lock_seconds())
     except Exception:
-        # A cache outage must not take the pages down; the re-check below still keeps
-        # sequential viewers from calling twice.
+        # A cache outage must not take the pages down; the re-check under the lock still
+        # keeps sequential viewers from calling twice.
         logger.warning("refresh lock unavailable for job %s", job.job_id, exc_info=True)
         locked = True
     if not locked:
-        return job  # someone else is fetching it right now; show what we have
+        yield False
+        return
     try:
+        yield True
+    finally:
+        try:
+            cache.delete(lock_key)
+        except Exception:
+            logger.warning("could not release the refresh lock of job %s", job.job_id, exc_info=True)
+
+
+def _refresh_single_flight(job: TrackedJob, *, force: bool, claimed_by_me: bool = False) -> TrackedJob:
+    with refresh_lock(job) as locked:
+        if not locked:
+            return job  # someone else is fetching it right now; show what we have
         # Whoever held the lock before us may have just refreshed it.
         job.refresh_from_db()
         if not force and not is_due(job, claimed_by_me=claimed_by_me):
             return job
         _fetch_and_store(job)
         return job
-    finally:
-        try:
-            cache.delete(lock_key)
-        except Exception:
-            logger.warning("could not release the refresh lock of job %s", job.job_id, exc_info=True)
 
 
 UNEXPECTED_FAILURE = (
@@ -185,26 +231,31 @@ def _fetch_and_store(job: TrackedJob) -> None:
             job.refresh_from_db()
         except TrackedJob.DoesNotExist:
             return  # removed while it was being refreshed: nothing left to record
-        _store_failure(job, now, UNEXPECTED_FAILURE, logged=True)
+        store_failure(job, now, UNEXPECTED_FAILURE, logged=True)
 
 
 def _fetch_and_store_answer(job: TrackedJob, now: dt.datetime) -> None:
     token = ApiToken.objects.filter(pk=job.token_id).first()
     if token is None:
-        _store_failure(job, now, "Not refreshed: the API token this job used was deleted. "
+        store_failure(job, now, "Not refreshed: the API token this job used was deleted. "
                        "Track the job again with another token.")
         return
     if token.rate_limited_until and token.rate_limited_until > now:
-        wait = int((token.rate_limited_until - now).total_seconds()) + 1
-        _store_failure(job, now, f"Token Factory is rate-limiting this token; "
-                       f"the next try is in {wait} s.", backs_off=False)
+        store_rate_limited(job, now, until=token.rate_limited_until)
         return
     try:
         details = fetch_job(token=token, job_id=job.job_id)
     except (TokenFactoryError, vault.VaultError) as exc:
         # A 429 already pauses the whole token until Retry-After; no extra backoff on top.
-        _store_failure(job, now, getattr(exc, "message", str(exc)), backs_off=not isinstance(exc, RateLimited))
+        store_failure(job, now, getattr(exc, "message", str(exc)), backs_off=not isinstance(exc, RateLimited))
         return
+    store_snapshot(job, details, now=now)
+
+
+def store_snapshot(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime) -> None:
+    """Store what the API said about `job` (asked at `now`): its history events and their
+    notifications with it. Only ever called under the job's refresh lock, so each transition
+    is recorded, and notified, once."""
     before = job.details
     job.snapshot = details.raw
     job.status = details.status
@@ -237,12 +288,17 @@ def fetch_job(*, token: ApiToken, job_id: str) -> FineTuningJob:
                 pass
             raise
     except RateLimited as exc:
-        token.rate_limited_until = timezone.now() + dt.timedelta(seconds=exc.retry_after)
-        token.save(update_fields=["rate_limited_until"])
+        pause_token(token, exc)
         raise
     except TokenRejected as exc:
         record_token_check(token, ok=False, message=exc.message)
         raise
+
+
+def pause_token(token: ApiToken, exc: RateLimited) -> None:
+    """No call with this token until the API's Retry-After has passed, whatever it asks about."""
+    token.rate_limited_until = timezone.now() + dt.timedelta(seconds=exc.retry_after)
+    token.save(update_fields=["rate_limited_until"])
 
 
 def record_token_check(token: ApiToken, *, ok: bool, message: str) -> None:
@@ -252,7 +308,14 @@ def record_token_check(token: ApiToken, *, ok: bool, message: str) -> None:
     token.save(update_fields=["last_checked_at", "last_check_ok", "last_check_message"])
 
 
-def _store_failure(
+def store_rate_limited(job: TrackedJob, now: dt.datetime, *, until: dt.datetime) -> None:
+    """Record that `job` waits for its token's rate-limit pause (no extra backoff on top)."""
+    wait = int((until - now).total_seconds()) + 1
+    store_failure(job, now, f"Token Factory is rate-limiting this token; the next try is in {wait} s.",
+                  backs_off=False)
+
+
+def store_failure(
     job: TrackedJob, now: dt.datetime, message: str, *, backs_off: bool = True, logged: bool = False
 ) -> None:
     if not logged:

@@ -86,6 +86,12 @@ class RateLimited(TokenFactoryError):
         self.retry_after = retry_after
 
 
+class ListUnsupported(TokenFactoryError):
+    """The API has no job list (404 or 405 on `GET /v1/fine_tuning/jobs`): ask job by job."""
+
+    permanent = True
+
+
 class ApiUnavailable(TokenFactoryError):
     """5xx, a timeout or a refused connection: worth trying again later."""
 
@@ -127,6 +133,29 @@ def clean_job_id(raw: str) -> str:
             "letters and digits, e.g. ftjob-c7cc1f8df48144aeb180a5bf5818dc81."
         )
     return job_id
+
+
+#: The most jobs one page of the job list holds (OpenAI's and the fake's maximum).
+LIST_PAGE_LIMIT = 100
+
+#: The fields an entry of the job list must carry to stand in for `GET /v1/fine_tuning/jobs/{id}`:
+#: the schema's required ones plus progress and outcome. Storing a summary entry that lacks
+#: them would wipe what a job's page shows; such an entry is left to a GET of its own.
+FULL_JOB_FIELDS = frozenset({
+    "id", "created_at", "model", "status", "training_file",
+    "trained_steps", "total_steps", "trained_tokens", "estimated_finish",
+    "finished_at", "error", "result_files",
+})
+
+
+@dataclass(frozen=True)
+class JobListPage:
+    """One page of `GET /v1/fine_tuning/jobs`, newest first."""
+
+    jobs: list[FineTuningJob]  # the entries that are whole job objects
+    incomplete: list[str]  # IDs of entries lacking some of FULL_JOB_FIELDS
+    has_more: bool
+    last_id: str | None  # `after` for the next page
 
 
 @dataclass(frozen=True)
@@ -243,6 +272,39 @@ class TokenFactoryClient:
                 status=200,
             )
         return FineTuningJob.from_payload(payload)
+
+    def list_jobs(self, *, after: str | None = None, limit: int = LIST_PAGE_LIMIT) -> JobListPage:
+        """One page of the jobs this key can see, newest first, starting after the job `after`.
+
+        Raises ListUnsupported when the API has no list (404/405), and UnreadableAnswer when
+        the answer is not a list of jobs.
+        """
+        params: dict[str, Any] = {"limit": limit}
+        if after:
+            params["after"] = after
+        try:
+            payload = self._get("/v1/fine_tuning/jobs", params=params)
+        except (JobNotFound, UnreadableAnswer) as exc:
+            if exc.status in (404, 405):
+                raise ListUnsupported(
+                    f"Token Factory has no job list here (HTTP {exc.status}).", status=exc.status
+                ) from None
+            raise
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if not isinstance(data, list):
+            raise UnreadableAnswer("Token Factory answered, but not with a list of jobs.", status=200)
+        jobs, incomplete, last_id = [], [], None
+        for entry in data:
+            job_id = entry.get("id") if isinstance(entry, dict) else None
+            if not isinstance(job_id, str):
+                continue
+            last_id = job_id
+            if FULL_JOB_FIELDS <= entry.keys() and isinstance(entry.get("status"), str):
+                jobs.append(FineTuningJob.from_payload(entry))
+            else:
+                incomplete.append(job_id)
+        return JobListPage(jobs=jobs, incomplete=incomplete, has_more=payload.get("has_more") is True,
+                           last_id=last_id)
 
     def check_key(self) -> None:
         """Raise unless the API accepts this key (lists at most one job)."""

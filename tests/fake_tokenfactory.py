@@ -243,14 +243,19 @@ class _Job:
 class FakeTokenFactory:
     """A scriptable, thread-safe fake of the Token Factory fine-tuning API on real HTTP."""
 
-    def __init__(self, *, clock: Any = None) -> None:
+    def __init__(self, *, clock: Any = None, latency: float = 0.0) -> None:
         """Create a stopped server with no tokens, jobs or scripted failures.
 
         ``clock`` (a callable returning monotonic seconds, e.g. a :class:`ManualClock`) drives
-        time-based progress; the default is ``time.monotonic``.
+        time-based progress; the default is ``time.monotonic``. ``latency`` (seconds) delays
+        every answer, like a real API across the internet (see :meth:`set_latency`).
         """
         self._clock = clock or time.monotonic
         self._lock = threading.RLock()
+        self._latency = 0.0
+        self.set_latency(latency)
+        self._list_supported = True
+        self._list_fields: frozenset[str] | None = None
         self._tokens: set[str] = set()
         self._jobs: dict[str, _Job] = {}  # insertion order = creation order
         self._failures: list[_Failure] = []
@@ -399,6 +404,10 @@ class FakeTokenFactory:
             self._advance(job, now, on_get=False)
             return copy.deepcopy(job.body)
 
+    def add_jobs(self, n: int, **options: Any) -> list[dict[str, Any]]:
+        """Create ``n`` jobs alike (the options and fields of :meth:`add_job`), oldest first."""
+        return [self.add_job(**options) for _ in range(n)]
+
     def update_job(self, job_id: str, **fields: Any) -> dict[str, Any]:
         """Set body fields directly (e.g. ``status="failed", error={...}``) and return the served job.
 
@@ -526,6 +535,21 @@ class FakeTokenFactory:
         with self._lock:
             self._failures.append(_Failure("hold", job_id, 1, None, longest, release))
         return release
+
+    def set_latency(self, seconds: float) -> None:
+        """Delay every answer by ``seconds`` from now on (on top of any scripted delay)."""
+        if seconds < 0:
+            raise ValueError("latency must be >= 0")
+        with self._lock:
+            self._latency = float(seconds)
+
+    def set_job_list(self, *, supported: bool = True, fields: Any = None) -> None:
+        """Shape ``GET /v1/fine_tuning/jobs`` like other APIs do: ``supported=False`` answers 404
+        (an API without the list); ``fields`` (names) keeps only those fields of each entry (a
+        summary list). The defaults restore full job objects."""
+        with self._lock:
+            self._list_supported = bool(supported)
+            self._list_fields = None if fields is None else frozenset(fields)
 
     def set_down(self, down: bool) -> None:
         """While down, answer every request with a 503 HTML gateway page (API unavailable)."""
@@ -763,6 +787,8 @@ class FakeTokenFactory:
                     if failure is not None:
                         response.delay = failure.delay
                         response.hold = failure.hold
+            if response.hold is None:
+                response.delay += self._latency
             self._calls.append(
                 Call(
                     method=method,
@@ -803,6 +829,8 @@ class FakeTokenFactory:
         if method not in ("GET", "HEAD") or route is None:
             return _not_found()
         if route == "list":
+            if not self._list_supported:
+                return _not_found()
             visible = [j for j in reversed(self._jobs.values()) if self._visible(j, token)]  # newest first
             page = _paginate(visible, query, key=lambda j: j.body["id"])
             if isinstance(page, _Response):
@@ -810,10 +838,11 @@ class FakeTokenFactory:
             items, has_more = page
             for job in items:
                 self._advance(job, now, on_get=False)
-            return _json_response(
-                200,
-                {"object": "list", "data": [copy.deepcopy(j.body) for j in items], "has_more": has_more},
-            )
+            fields = self._list_fields
+            data = [
+                {k: v for k, v in j.body.items() if fields is None or k in fields} for j in items
+            ]
+            return _json_response(200, {"object": "list", "data": copy.deepcopy(data), "has_more": has_more})
         job = self._jobs.get(job_id or "")
         if job is None or not self._visible(job, token):
             return _not_found("Fine-tuning job not found")

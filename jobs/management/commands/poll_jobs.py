@@ -1,21 +1,26 @@
-"""The background worker: refresh due jobs and send notifications, so nobody has to watch."""
+"""The background worker: refresh due jobs and send notifications, so nobody has to watch.
+
+Each round claims the due jobs, reads them from each token's job list where it can (see
+`jobs.list_refresh`) and asks for the rest one by one, all through one bounded thread pool.
+"""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from jobs import notifications, refresh
+from jobs import list_refresh, notifications, refresh
 from jobs.models import WorkerHeartbeat
 
 logger = logging.getLogger("jobs.worker")
@@ -35,19 +40,27 @@ class Command(BaseCommand):
             default=settings.FTDASH_WORKER_CONCURRENCY,
             help="Upstream calls in flight at once (default: FTDASH_WORKER_CONCURRENCY).",
         )
+        parser.add_argument(
+            "--list-reads",
+            action=argparse.BooleanOptionalAction,
+            default=settings.FTDASH_WORKER_LIST_READS,
+            help="Read a token's due jobs from its job list, one call per 100 jobs, rather than "
+            "one call per job (default: FTDASH_WORKER_LIST_READS).",
+        )
 
-    def handle(self, *args, once: bool, concurrency: int, **options):
+    def handle(self, *args, once: bool, concurrency: int, list_reads: bool, **options):
         self.stopping = threading.Event()
         if not once:
             signal.signal(signal.SIGTERM, self._stop)
             signal.signal(signal.SIGINT, self._stop)
         name = f"{socket.gethostname()}:{os.getpid()}"
-        logger.info("worker %s started (concurrency %d)", name, concurrency)
+        logger.info("worker %s started (concurrency %d, list reads %s)", name, concurrency,
+                    "on" if list_reads else "off")
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ftdash-refresh") as pool:
             while True:
                 started = time.monotonic()
                 try:
-                    self.round(pool, name=name, concurrency=concurrency)
+                    self.round(pool, name=name, concurrency=concurrency, list_reads=list_reads)
                 except Exception:
                     # An outage of the database (or anything else) must not end the worker.
                     logger.exception("worker round failed; trying again")
@@ -68,15 +81,56 @@ class Command(BaseCommand):
         logger.info("worker got signal %d; stopping after this round", signum)
         self.stopping.set()
 
-    def round(self, pool: ThreadPoolExecutor, *, name: str, concurrency: int) -> None:
+    def round(self, pool: ThreadPoolExecutor, *, name: str, concurrency: int, list_reads: bool) -> None:
         WorkerHeartbeat.objects.update_or_create(name=name, defaults={"last_seen": timezone.now()})
-        lease = refresh.lock_seconds() * 2
-        jobs = refresh.claim_due_jobs(limit=concurrency * 4, lease_seconds=lease)
+        started = time.monotonic()
+        one_by_one_limit = concurrency * 4
+        if list_reads:
+            # A list read takes a few calls in a row: a longer lease, so that no other worker
+            # (nor a page) takes its jobs on before it is done.
+            lease = refresh.lock_seconds() * 4
+            claims = list_refresh.claim_round(one_by_one_limit=one_by_one_limit, lease_seconds=lease)
+        else:
+            lease = refresh.lock_seconds() * 2
+            claims = list_refresh.RoundClaims(
+                one_by_one=refresh.claim_due_jobs(limit=one_by_one_limit, lease_seconds=lease)
+            )
         # Bounded: at most `concurrency` upstream calls at once, however many jobs are due.
-        # Each job's failure stays its own (see _refresh_in_thread): the round always goes on
-        # to the deliveries.
-        list(pool.map(_refresh_in_thread, jobs))
+        # Each job's and each list's failure stays its own (see the *_in_thread functions):
+        # the round always goes on to the deliveries.
+        pending = {pool.submit(_refresh_in_thread, job) for job in claims.one_by_one}
+        lists = {
+            pool.submit(_list_in_thread, token_id, jobs, lease) for token_id, jobs in claims.by_list.items()
+        }
+        pages = from_lists = one_by_one = 0
+        one_by_one += len(claims.one_by_one)
+        pending |= lists
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done & lists:
+                read = future.result()
+                pages += read.pages
+                from_lists += read.stored
+                one_by_one += len(read.fall_back)
+                pending |= {pool.submit(_refresh_in_thread, job) for job in read.fall_back}
+        if pages or one_by_one:
+            logger.info(
+                "round: %d jobs stored from %d list pages, %d handed to one-by-one refreshes, in %d ms",
+                from_lists, pages, one_by_one, (time.monotonic() - started) * 1000,
+            )
         notifications.deliver_due()
+
+
+def _list_in_thread(token_id: int, jobs: list, lease: int) -> list_refresh.ListRead:
+    try:
+        return list_refresh.refresh_from_list(token_id=token_id, due=jobs, lease_seconds=lease)
+    except Exception:
+        # Asking for them one by one records what goes wrong per job; those already stored
+        # from the list are no longer due, so they are not asked for twice.
+        logger.exception("reading the job list of token %s failed", token_id)
+        return list_refresh.ListRead(fall_back=jobs)
+    finally:
+        connection.close()
 
 
 def _refresh_in_thread(job) -> None:
