@@ -214,6 +214,8 @@ else:
 # The cache holds the single-flight refresh locks, so it must be shared by every process
 # serving the site: Redis is, the database cache is too (for every process using the same
 # database), a per-process memory cache is not.
+# "rendered" keeps live parts rendered once per job version (jobs.live): shared through Redis
+# when there is one, else per process, which still renders once per process, not per viewer.
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CACHES = {
@@ -223,12 +225,20 @@ if REDIS_URL:
             "KEY_PREFIX": "ftdash",
         }
     }
+    CACHES["rendered"] = CACHES["default"]
+    # Polls check the session on every request: from Redis, not a database query.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
             "LOCATION": "ftdash_cache",
-        }
+        },
+        "rendered": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "ftdash-rendered",
+            "OPTIONS": {"MAX_ENTRIES": 5000},
+        },
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, QuerySet
+from django.db.models import Case, Count, QuerySet, Value, When
 from django.utils import timezone
 
 from jobs.access import Need, jobs_visible_to, user_workspaces
+from jobs.finetuning import TERMINAL_STATUSES
 from jobs.models import ApiToken, AuditEvent, MemberInvitation, Membership, TrackedJob, Workspace
 
 
@@ -40,7 +41,9 @@ def jobs_for_dashboard(
         jobs = jobs.filter(snapshot__model__icontains=model)
     if period in DASHBOARD_PERIODS:
         jobs = jobs.filter(created_at__gte=timezone.now() - dt.timedelta(days=DASHBOARD_PERIODS[period][1]))
-    return jobs.order_by(*DASHBOARD_SORTS.get(sort, DASHBOARD_SORTS["newest"])[1])
+    # Jobs that can still change come first, whatever the sort: they are what people watch.
+    finished = Case(When(status__in=TERMINAL_STATUSES, then=Value(1)), default=Value(0))
+    return jobs.order_by(finished, *DASHBOARD_SORTS.get(sort, DASHBOARD_SORTS["newest"])[1])
 
 
 def tokens_usable_by(*, user) -> list[ApiToken]:

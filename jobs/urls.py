@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 
 from jobs.converters import DatabaseIdConverter
-from jobs.views import accounts, dashboard, notification_channels, setup, teams, tokens, tracked_jobs
+from jobs.views import accounts, dashboard, live, notification_channels, setup, teams, tokens, tracked_jobs
 
 register_converter(DatabaseIdConverter, "id")
 
@@ -9,10 +9,10 @@ urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("setup/", setup.first_admin, name="first_admin"),
     path("healthz", setup.healthz, name="healthz"),
+    path("live/cards/", live.dashboard_cards, name="dashboard_live"),
     path("jobs/track/", dashboard.track_job, name="track_job"),
     path("jobs/<id:pk>/", tracked_jobs.job_detail, name="job_detail"),
-    path("jobs/<id:pk>/card/", tracked_jobs.job_card, name="job_card"),
-    path("jobs/<id:pk>/live/", tracked_jobs.job_live, name="job_live"),
+    path("jobs/<id:pk>/live/", live.job_parts, name="job_live"),
     path("jobs/<id:pk>/refresh/", tracked_jobs.job_refresh, name="job_refresh"),
     path("jobs/<id:pk>/label/", tracked_jobs.job_label, name="job_label"),
     path("jobs/<id:pk>/remove/", tracked_jobs.job_remove, name="job_remove"),

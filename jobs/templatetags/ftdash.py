@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from jobs.history import timeline
 from jobs.humanize import span
+from jobs.live import job_version
 from jobs.refresh import base_interval, is_due, refresh_interval
 
 register = template.Library()
@@ -46,6 +47,11 @@ def poll_seconds(job) -> int:
 @register.filter
 def refresh_due(job) -> bool:
     return is_due(job)
+
+
+@register.filter
+def live_version(job) -> str:
+    return job_version(job)
 
 
 @register.filter

@@ -1,17 +1,23 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from jobs import selectors, services
+from jobs import refresh, selectors, services
 from jobs.access import Need, membership_for, user_memberships
 from jobs.forms import DashboardFilterForm, TrackJobForm
 from jobs.tokenfactory import TokenFactoryError
 from jobs.vault import VaultError
+
+# Live jobs come first (see selectors.jobs_for_dashboard), so the first page shows them all
+# unless a team runs more than this many at once.
+JOBS_PER_PAGE = 50
 
 
 @require_GET
@@ -60,15 +66,23 @@ def _render_dashboard(request, form: TrackJobForm, status: int = 200):
         auto_id="filter_%s",  # the track form on the same page has its own id_workspace
     )
     filters = filter_form.filters()
-    jobs = list(selectors.jobs_for_dashboard(user=request.user, **filters))
+    all_jobs = selectors.jobs_for_dashboard(user=request.user, **filters)
+    page = Paginator(all_jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    jobs = list(page.object_list)
+    query = request.GET.copy()
+    query.pop("page", None)
     context = {
         "jobs": jobs,
+        "page": page,
+        "page_query": query.urlencode(),
+        "live_due": any(refresh.is_due(job) for job in jobs),
+        "poll_seconds": settings.FTDASH_REFRESH_SECONDS,
         "form": form,
         "tokens": form.tokens,
         "memberships": memberships,
         "filter_form": filter_form,
         "filtered": any(filters[k] for k in ("workspace", "status", "model", "period")),
         "shown_workspace": filters["workspace"],
-        "running_count": sum(1 for job in jobs if job.status == "running"),
+        "running_count": all_jobs.filter(status="running").count(),
     }
     return render(request, "jobs/dashboard.html", context, status=status)

@@ -5,7 +5,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HTMX_STOP_POLLING
 
 from jobs import refresh, selectors, services
 from jobs.access import Need, job_for_user, membership_for
@@ -28,29 +27,6 @@ def _render_detail(request, job, *, label_form=None, move_form=None, status=200)
             tokens=tokens, initial={"workspace": job.workspace_id, "token": job.token_id}
         )
     return render(request, "jobs/job_detail.html", context, status=status)
-
-
-@login_required
-@require_GET
-def job_card(request, pk: int):
-    """The dashboard card, polled while the job runs."""
-    return _poll(request, pk, "jobs/dashboard.html#job-card")
-
-
-@login_required
-@require_GET
-def job_live(request, pk: int):
-    """The live part of the job page, polled while the job runs."""
-    return _poll(request, pk, "jobs/job_detail.html#job-live")
-
-
-def _poll(request, pk: int, template_name: str):
-    job = refresh.refresh_if_due(job_for_user(request.user, pk))
-    response = render(request, template_name, {"job": job})
-    if job.is_terminal:
-        # The fragment just rendered has no polling trigger, so polling ends here for good.
-        response.status_code = HTMX_STOP_POLLING
-    return response
 
 
 @login_required

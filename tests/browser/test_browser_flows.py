@@ -199,7 +199,7 @@ def test_session_expiry_sends_poll_to_sign_in(dashboard, context, fake_api, api_
     job_id = fake_api.add_job(token=api_secret, total_steps=1000, steps_per_second=1, suffix="long-run")["id"]
     track_job(page, job_id)
     job_path = open_job_page(page, job_id)
-    expect(page.locator("#job-live")).to_have_attribute("hx-get", re.compile(r"/live/$"))
+    expect(page.locator("#job-live")).to_have_attribute("data-live-url", re.compile(r"/live/$"))
     page.evaluate("window.__marker = 1")
 
     context.clear_cookies()  # the session ends (expired, or signed out in another tab)
@@ -221,14 +221,14 @@ def test_session_expiry_sends_poll_to_sign_in(dashboard, context, fake_api, api_
 @pytest.mark.browser
 def test_dashboard_card_stops_polling_when_job_finishes(dashboard, fake_api, api_secret):
     page = dashboard
-    card_requests = record_requests(page, "/card/")
+    card_requests = record_requests(page, "/live/cards/")
     job_id = fake_api.add_job(token=api_secret, total_steps=30, steps_per_second=15, suffix="short")["id"]
     card = track_job(page, job_id)
 
     expect(card.locator(".badge")).to_have_text("succeeded")
     expect(card.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
     expect(card).to_contain_text("Finished")
-    assert card_requests, "the card never polled /card/"
+    assert card_requests, "the dashboard never polled /live/cards/"
     assert_no_more_requests(page, card_requests)
-    assert card.get_attribute("hx-get") is None
+    assert card.get_attribute("data-live-active") is None
     assert job_card(page, job_id).count() == 1

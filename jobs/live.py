@@ -1,0 +1,117 @@
+"""Live updates: what a page's one poll per interval costs, and what it gets back.
+
+A page marks each live part with the job's *version* (see `job_version`) and asks once per
+interval for all of them. The answer holds only the parts whose job changed since, each
+rendered once per job version and variant and then shared through the cache by every viewer;
+when nothing changed nothing is rendered at all. Finding out costs one query for the
+versions of every job the page shows, whatever their number.
+
+A poll still refreshes a due job itself (through the single-flight refresh, so viewers never
+multiply API calls), a few per poll so that it never waits on many; a running worker claims
+due jobs first, and then a poll finds nothing due.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+
+from django.core.cache import caches
+from django.db.models import F, QuerySet
+
+from jobs import refresh
+from jobs.access import jobs_visible_to
+from jobs.models import TrackedJob
+
+# What a rendered card or live panel shows besides the snapshot (fetched_at moves with every
+# stored snapshot): any change to these is a new version.
+VERSION_FIELDS = (
+    "fetched_at",
+    "checked_at",
+    "refresh_error",
+    "consecutive_failures",
+    "label",
+    "status",
+    "stalled_at",
+    "workspace_id",
+    "token_id",
+)
+# What `refresh.is_due` needs, on top of the version fields.
+DUE_FIELDS = ("claimed_until",)
+MAX_KEYS_PER_POLL = 500
+REFRESHES_PER_POLL = 4
+RENDERED_SECONDS = 3600
+
+
+def job_version(job: TrackedJob) -> str:
+    """A short tag that changes whenever anything a live part shows of `job` changes."""
+    text = "|".join(str(getattr(job, name)) for name in VERSION_FIELDS)
+    return hashlib.blake2s(text.encode(), digest_size=6).hexdigest()
+
+
+def parse_shown(values: Iterable[str]) -> dict[int, str]:
+    """`["12.ab34", …]` from the query string as {job pk: version shown}; junk is skipped."""
+    shown: dict[int, str] = {}
+    for value in values:
+        pk, _, version = value.partition(".")
+        if pk.isascii() and pk.isdigit() and len(pk) <= 18 and len(version) <= 32:
+            shown[int(pk)] = version
+        if len(shown) >= MAX_KEYS_PER_POLL:
+            break
+    return shown
+
+
+def _versions_of(user, pks: Iterable[int]) -> QuerySet[TrackedJob]:
+    return (
+        TrackedJob.objects.filter(workspace__memberships__user=user, pk__in=list(pks))
+        .annotate(my_role=F("workspace__memberships__role"))
+        .only("pk", "job_id", "workspace", "token",
+              *(name for name in VERSION_FIELDS + DUE_FIELDS if not name.endswith("_id")))
+    )
+
+
+def changed_jobs(user, shown: dict[int, str]) -> tuple[list[TrackedJob], list[int]]:
+    """The jobs among `shown` whose version moved on (fully loaded), and the pks the user may
+    no longer see (removed, or their membership ended)."""
+    if not shown:
+        return [], []
+    current = {job.pk: job for job in _versions_of(user, shown)}
+    gone = [pk for pk in shown if pk not in current]
+    due = [job.pk for job in current.values() if refresh.is_due(job)][:REFRESHES_PER_POLL]
+    if due:
+        for job in jobs_visible_to(user).filter(pk__in=due):
+            refresh.refresh_if_due(job)
+        current.update({job.pk: job for job in _versions_of(user, due)})
+    changed = [pk for pk, job in current.items() if job_version(job) != shown[pk]]
+    if not changed:
+        return [], gone
+    jobs = {job.pk: job for job in jobs_visible_to(user).filter(pk__in=changed)}
+    return [jobs[pk] for pk in changed if pk in jobs], gone
+
+
+def rendered(jobs: list[TrackedJob], *, part: str, render: Callable[[TrackedJob], str]) -> list[str]:
+    """Each job's `part` rendered once per version and variant, shared by every viewer."""
+    keys = {job.pk: _render_key(job, part) for job in jobs}
+    try:
+        cached = caches["rendered"].get_many(list(keys.values()))
+    except Exception:
+        cached = {}  # a cache outage costs renders, never the page
+    fresh = {}
+    html = []
+    for job in jobs:
+        key = keys[job.pk]
+        if key not in cached:
+            fresh[key] = cached[key] = render(job)
+        html.append(cached[key])
+    if fresh:
+        try:
+            caches["rendered"].set_many(fresh, RENDERED_SECONDS)
+        except Exception:
+            pass
+    return html
+
+
+def _render_key(job: TrackedJob, part: str) -> str:
+    # The one way a part differs between viewers: edit links for owners and members only.
+    variant = "edit" if job.can_edit else "view"
+    return f"ftdash:live:{part}:{job.pk}:{job_version(job)}:{variant}"

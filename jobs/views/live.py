@@ -1,0 +1,51 @@
+"""The one poll per page and interval (see jobs.live and static/js/live.js).
+
+Both answer 204 with no body when nothing the page shows has changed, and otherwise the
+changed parts only, which the page morphs in place by their ids.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_GET
+
+from jobs import live
+
+GONE = (
+    '<{tag} id="{id}" class="{css} live-gone" data-live-gone>'
+    "<p>This job is no longer tracked here: it was removed, or moved out of your workspaces.</p>"
+    "</{tag}>"
+)
+
+
+@login_required
+@require_GET
+def dashboard_cards(request):
+    """The dashboard's cards whose jobs changed since the versions in `?v=<pk>.<version>`."""
+    return _changed_parts(request, live.parse_shown(request.GET.getlist("v")), part="card")
+
+
+@login_required
+@require_GET
+def job_parts(request, pk: int):
+    """The live parts of a job page, if the job changed since `?v=<pk>.<version>`."""
+    shown = live.parse_shown(request.GET.getlist("v"))
+    return _changed_parts(request, {pk: shown.get(pk, "")}, part="job")
+
+
+PARTS = {
+    "card": ("jobs/dashboard.html#job-card", "job-{pk}", "li", "job-card"),
+    "job": ("jobs/job_detail.html#job-live", "job-live", "div", "job-live"),
+}
+
+
+def _changed_parts(request, shown: dict[int, str], *, part: str) -> HttpResponse:
+    jobs, gone = live.changed_jobs(request.user, shown)
+    if not jobs and not gone:
+        return HttpResponse(status=204)
+    template_name, element_id, tag, css = PARTS[part]
+    html = live.rendered(jobs, part=part, render=lambda job: render_to_string(template_name, {"job": job}))
+    html += [GONE.format(tag=tag, id=element_id.format(pk=pk), css=css) for pk in gone]
+    return HttpResponse("".join(html))

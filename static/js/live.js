@@ -1,0 +1,230 @@
+// Live updates: one request per page per interval, for every live part at once.
+//
+// A page opts in with data-live-url on an element. Its live parts carry data-live-key (the
+// job), data-live-version (what the server last rendered) and, while the job can still
+// change, data-live-active. Each poll sends the versions shown; the server answers 204 when
+// nothing changed, or the changed parts, which are morphed into place: nodes that stay the
+// same are kept, so focus, text selection, scroll and open <details> survive. Status changes
+// are announced in a polite live region, the tab title follows them, and relative times
+// ("12 s ago", "in 5 min") are kept truthful here, without asking the server.
+//
+// Strict CSP: a static file, no eval, no inline handlers.
+(function () {
+  "use strict";
+
+  var HIDDEN_INTERVAL_MS = 60000;
+  var root = document.querySelector("[data-live-url]");
+  var timer = null;
+  var inFlight = false;
+  var lastPoll = Date.now();
+
+  function liveParts() {
+    return Array.prototype.slice.call(document.querySelectorAll("[data-live-key][data-live-active]"));
+  }
+
+  function visibleInterval() {
+    var seconds = parseFloat(root.getAttribute("data-live-interval")) || 5;
+    return Math.max(1, seconds) * 1000;
+  }
+
+  function interval() {
+    return document.visibilityState === "hidden" ? HIDDEN_INTERVAL_MS : visibleInterval();
+  }
+
+  function schedule(delay) {
+    clearTimeout(timer);
+    timer = null;
+    if (liveParts().length) {
+      timer = setTimeout(poll, delay === undefined ? interval() : delay);
+    }
+  }
+
+  function poll() {
+    var parts = liveParts();
+    if (!parts.length || inFlight) { return; }
+    var seen = {};
+    var query = [];
+    parts.forEach(function (part) {
+      var key = part.getAttribute("data-live-key");
+      if (!seen[key]) {
+        seen[key] = true;
+        query.push("v=" + encodeURIComponent(key + "." + part.getAttribute("data-live-version")));
+      }
+    });
+    var url = root.getAttribute("data-live-url");
+    inFlight = true;
+    lastPoll = Date.now();
+    fetch(url + (url.indexOf("?") < 0 ? "?" : "&") + query.join("&"), {
+      credentials: "same-origin",
+      headers: { "HX-Request": "true", "HX-Current-URL": window.location.href }
+    }).then(function (response) {
+      // An expired session: the server names the sign-in page to send the whole tab to.
+      var redirect = response.headers.get("HX-Redirect");
+      if (redirect) { window.location.assign(redirect); return null; }
+      return response.status === 200 ? response.text() : null;
+    }).then(function (html) {
+      if (html) { apply(html); }
+    }).catch(function () {
+      // Offline or the server restarting: try again at the next interval.
+    }).then(function () {
+      inFlight = false;
+      schedule();
+    });
+  }
+
+  function apply(html) {
+    var template = document.createElement("template");
+    template.innerHTML = html;
+    Array.prototype.slice.call(template.content.children).forEach(function (incoming) {
+      var current = incoming.id && document.getElementById(incoming.id);
+      if (!current) { return; }
+      var before = current.getAttribute("data-status");
+      morph(current, incoming);
+      var after = current.getAttribute("data-status");
+      if (after && before && after !== before) {
+        announce((current.getAttribute("data-live-name") || "A job") + " is now " + after.replace(/_/g, " ") + ".");
+      }
+    });
+    updateTitle();
+    updateTimes();
+  }
+
+  // --- Morphing: change only what differs -----------------------------------------------
+
+  function sameKind(a, b) {
+    if (a.nodeType !== b.nodeType) { return false; }
+    if (a.nodeType !== 1) { return true; }
+    return a.tagName === b.tagName && (a.id || "") === (b.id || "");
+  }
+
+  function morph(current, incoming) {
+    if (current.nodeType !== 1) {
+      if (current.nodeValue !== incoming.nodeValue) { current.nodeValue = incoming.nodeValue; }
+      return;
+    }
+    syncAttributes(current, incoming);
+    morphChildren(current, incoming);
+  }
+
+  function keepsOwnState(element, name) {
+    // Whether a <details> is open is the reader's choice, not the server's; so is what is
+    // typed into a field that has focus.
+    if (name === "open" && element.tagName === "DETAILS") { return true; }
+    return name === "value" && element === document.activeElement;
+  }
+
+  function syncAttributes(current, incoming) {
+    Array.prototype.slice.call(current.attributes).forEach(function (attribute) {
+      if (!incoming.hasAttribute(attribute.name) && !keepsOwnState(current, attribute.name)) {
+        current.removeAttribute(attribute.name);
+      }
+    });
+    Array.prototype.slice.call(incoming.attributes).forEach(function (attribute) {
+      if (current.getAttribute(attribute.name) !== attribute.value && !keepsOwnState(current, attribute.name)) {
+        current.setAttribute(attribute.name, attribute.value);
+      }
+    });
+  }
+
+  function childWithId(parent, id) {
+    for (var node = parent.firstElementChild; node; node = node.nextElementSibling) {
+      if (node.id === id) { return node; }
+    }
+    return null;
+  }
+
+  function morphChildren(current, incoming) {
+    var cursor = current.firstChild;
+    Array.prototype.slice.call(incoming.childNodes).forEach(function (wanted) {
+      var match = null;
+      if (wanted.nodeType === 1 && wanted.id) {
+        match = childWithId(current, wanted.id);
+      } else if (cursor && sameKind(cursor, wanted)) {
+        match = cursor;
+      }
+      if (match) {
+        if (match !== cursor) { current.insertBefore(match, cursor); }
+        morph(match, wanted);
+        cursor = match.nextSibling;
+      } else {
+        current.insertBefore(wanted, cursor);
+      }
+    });
+    while (cursor) {
+      var next = cursor.nextSibling;
+      current.removeChild(cursor);
+      cursor = next;
+    }
+  }
+
+  // --- What the page says about the changes ---------------------------------------------
+
+  function announce(text) {
+    var region = document.getElementById("live-announcer");
+    if (!region) { return; }
+    var line = document.createElement("p");
+    line.textContent = text;
+    region.appendChild(line);
+    while (region.childNodes.length > 5) { region.removeChild(region.firstChild); }
+  }
+
+  function updateTitle() {
+    var titled = document.querySelector("[data-page-title]");
+    if (titled) {
+      document.title = titled.getAttribute("data-page-title");
+      return;
+    }
+    if (!root.hasAttribute("data-live-count-running")) { return; }
+    var running = document.querySelectorAll("[data-live-key][data-status='running']").length;
+    var base = document.title.replace(/^\(\d+ running\) /, "");
+    document.title = (running ? "(" + running + " running) " : "") + base;
+  }
+
+  // --- Relative times -------------------------------------------------------------------
+
+  // The same words as jobs/humanize.py: "12 s", "5 min", "3 h 20 min", "2 d 4 h".
+  function span(seconds) {
+    seconds = Math.floor(Math.abs(seconds));
+    if (seconds < 90) { return seconds + " s"; }
+    var minutes = Math.floor(seconds / 60);
+    if (minutes < 90) { return minutes + " min"; }
+    var hours = Math.floor(minutes / 60);
+    minutes = minutes % 60;
+    if (hours < 48) { return minutes ? hours + " h " + minutes + " min" : hours + " h"; }
+    return Math.floor(hours / 24) + " d " + (hours % 24) + " h";
+  }
+
+  function updateTimes() {
+    var now = Date.now();
+    document.querySelectorAll("time[data-relative]").forEach(function (element) {
+      var when = Date.parse(element.getAttribute("datetime"));
+      if (isNaN(when)) { return; }
+      var seconds = (when - now) / 1000;
+      var kind = element.getAttribute("data-relative");
+      var text;
+      if (kind === "since") {
+        text = span(seconds);
+      } else if (kind === "ago" || seconds <= 0) {
+        text = span(seconds) + " ago";
+      } else {
+        text = "in " + span(seconds);
+      }
+      if (element.textContent !== text) { element.textContent = text; }
+    });
+  }
+
+  updateTimes();
+  setInterval(updateTimes, 1000);
+
+  if (!root) { return; }
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") {
+      // Catch up at once if a poll is due by the visible interval; else keep the rhythm.
+      var waited = Date.now() - lastPoll;
+      schedule(Math.max(0, visibleInterval() - waited));
+    } else {
+      schedule();
+    }
+  });
+  schedule(root.hasAttribute("data-live-due") ? 0 : undefined);
+})();
