@@ -13,7 +13,8 @@ SECRET = "sk-live-PLAINTEXT-never-on-disk-7Qz9"
 
 def test_the_token_plaintext_is_in_no_response_log_or_file(tmp_path):
     data_dir = tmp_path / "data"
-    with FakeTokenFactory() as api, ftdash_server(data_dir, api_url=api.url) as server:
+    # SQLite on every leg: the database is then a file in the data dir that this test can read.
+    with FakeTokenFactory() as api, ftdash_server(data_dir, api_url=api.url, DATABASE_URL="") as server:
         api.add_token(SECRET)
         job = api.add_job(steps_per_call=10, total_steps=100)
         api.add_job("ftjob-" + "b" * 32, token="someone-else")
