@@ -642,7 +642,7 @@ KNOWN_KEYS = sorted(
 
 @settings(max_examples=200, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payload=json_values, key=st.sampled_from(KNOWN_KEYS), value=json_values)
-def test_any_json_never_breaks_parsing_or_what_templates_read(payload, key, value):
+def test_any_json_never_breaks_parsing_or_the_properties_templates_read(payload, key, value):
     read_everything(FineTuningJob.from_payload(payload))
 
     with_odd_field = copy.deepcopy(OBSERVED_JOB)
@@ -714,3 +714,29 @@ def test_schema_shaped_jobs_with_odd_leaves_never_break(method, hyperparameters,
     )
     read_everything(FineTuningJob.from_payload(payload))
 
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=60, deadline=None, derandomize=True, database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(key=st.sampled_from(KNOWN_KEYS), value=json_values)
+def test_any_json_in_a_known_field_still_renders_the_job_page_and_the_dashboard(make_job, alice_client, key, value):
+    """The templates themselves, not only the properties they read: a stored snapshot (made
+    storable the way a refresh makes it) with any value in any known field renders both pages."""
+    from jobs.models import TrackedJob
+    from jobs.tokenfactory import storable_json
+
+    tracked = make_job()
+    snapshot = copy.deepcopy(OBSERVED_JOB)
+    snapshot["id"] = tracked.job_id
+    snapshot[key] = value
+    TrackedJob.objects.filter(pk=tracked.pk).update(snapshot=storable_json(snapshot))
+
+    detail = alice_client.get(f"/jobs/{tracked.pk}/")
+    dashboard = alice_client.get("/")
+
+    assert detail.status_code == 200 and dashboard.status_code == 200
+    assert tracked.job_id in detail.content.decode() and tracked.job_id in dashboard.content.decode()
+    TrackedJob.objects.filter(pk=tracked.pk).delete()  # the next example starts from one job again
