@@ -21,7 +21,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from jobs import services
 from jobs.access import user_memberships
-from jobs.models import Membership, NotificationChannel, TrackedJob
+from jobs.models import ApiToken, Delivery, Membership, NotificationChannel, TrackedJob, Workspace
 from tests.conftest import job_payload
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -61,6 +61,9 @@ class Route:
     # Only this user (a key of the objects) may call it, whatever their role; everyone else,
     # the team's owners included, gets 404 (an invitation addressed to someone).
     addressed_to: str | None = None
+    # After an allowed POST by the user (a key of the objects): did the write really happen?
+    # A 2xx can be a form re-rendered with an error, a 3xx a redirect that changed nothing.
+    effect: Callable[[dict, str], bool] | None = None
 
 
 def _none(o):
@@ -103,6 +106,16 @@ def _channel(o):
     return {"pk": o["channel"].pk}
 
 
+def _fresh(instance):
+    return type(instance).objects.get(pk=instance.pk)
+
+
+def _left_unless_sole_owner(o, username) -> bool:
+    """Members and viewers leave; the sole owner (alice) is refused, with a message, and stays."""
+    still_member = Membership.objects.filter(workspace=o["team"], user=o[username]).exists()
+    return still_member == (username == "alice")
+
+
 def _new_account(o):
     return {"username": "newcomer", "password1": PASSWORD, "password2": PASSWORD}
 
@@ -126,35 +139,56 @@ ROUTES: dict[str, Route] = {
     "dashboard": Route(_none, {"GET": SIGNED_IN}, login_next=False),
     "track_job": Route(_none, {"POST": MEMBER}, form_refusal=True, upstream=True,
                        data=lambda o: {"job_id": o["untracked_job_id"], "workspace": o["team"].pk,
-                                       "token": o["token"].pk}),
+                                       "token": o["token"].pk},
+                       effect=lambda o, u: o["team"].jobs.filter(job_id=o["untracked_job_id"]).exists()),
     "job_detail": Route(_job, {"GET": VIEWER}, scoped=True),
     "job_card": Route(_job, {"GET": VIEWER}, scoped=True),
     "job_live": Route(_job, {"GET": VIEWER}, scoped=True),
-    "job_refresh": Route(_job, {"POST": MEMBER}, scoped=True, upstream=True),
-    "job_label": Route(_job, {"POST": MEMBER}, scoped=True, data=lambda o: {"label": "relabelled"}),
-    "job_remove": Route(_job, {"GET": MEMBER, "POST": MEMBER}, scoped=True),
+    "job_refresh": Route(_job, {"POST": MEMBER}, scoped=True, upstream=True,
+                         effect=lambda o, u: bool(o["fake_api"].calls_for(o["job"].job_id))),
+    "job_label": Route(_job, {"POST": MEMBER}, scoped=True, data=lambda o: {"label": "relabelled"},
+                       effect=lambda o, u: _fresh(o["job"]).label == "relabelled"),
+    "job_remove": Route(_job, {"GET": MEMBER, "POST": MEMBER}, scoped=True,
+                        effect=lambda o, u: not TrackedJob.objects.filter(pk=o["job"].pk).exists()),
     "job_move": Route(_job, {"POST": MEMBER}, scoped=True,
-                      data=lambda o: {"workspace": o["team"].pk, "token": o["token2"].pk}),
+                      data=lambda o: {"workspace": o["team"].pk, "token": o["token2"].pk},
+                      effect=lambda o, u: _fresh(o["job"]).token_id == o["token2"].pk),
     # --- tokens
     "token_list": Route(_none, {"GET": SIGNED_IN, "POST": SIGNED_IN},
-                        data=lambda o: {"name": "my own", "secret": "sk-own-token-12345678"}),
+                        data=lambda o: {"name": "my own", "secret": "sk-own-token-12345678"},
+                        effect=lambda o, u: ApiToken.objects.filter(name="my own").exists()),
     "token_edit": Route(_token, {"GET": OWNER, "POST": OWNER}, scoped=True,
-                        data=lambda o: {"name": "renamed token", "workspace": o["team"].pk}),
-    "token_delete": Route(_token, {"GET": OWNER, "POST": OWNER}, scoped=True),
-    "token_test": Route(_token, {"POST": OWNER}, scoped=True, upstream=True),
+                        data=lambda o: {"name": "renamed token", "workspace": o["team"].pk},
+                        effect=lambda o, u: _fresh(o["token"]).name == "renamed token"),
+    "token_delete": Route(_token, {"GET": OWNER, "POST": OWNER}, scoped=True,
+                          effect=lambda o, u: not ApiToken.objects.filter(pk=o["token"].pk).exists()),
+    "token_test": Route(_token, {"POST": OWNER}, scoped=True, upstream=True,
+                        effect=lambda o, u: any(c.token == TEAM_SECRET for c in o["fake_api"].calls)),
     # --- teams
-    "team_list": Route(_none, {"GET": SIGNED_IN, "POST": SIGNED_IN}, data=lambda o: {"name": "Another team"}),
+    "team_list": Route(_none, {"GET": SIGNED_IN, "POST": SIGNED_IN}, data=lambda o: {"name": "Another team"},
+                       effect=lambda o, u: Membership.objects.filter(
+                           workspace__name="Another team", user=o[u], role=Membership.Role.OWNER).exists()),
     "team_detail": Route(_team, {"GET": VIEWER}, scoped=True),
-    "team_rename": Route(_team, {"POST": OWNER}, scoped=True, data=lambda o: {"name": "Renamed team"}),
-    "team_delete": Route(_team, {"GET": OWNER, "POST": OWNER}, scoped=True),
-    "team_leave": Route(_team, {"GET": VIEWER, "POST": VIEWER}, scoped=True),
+    "team_rename": Route(_team, {"POST": OWNER}, scoped=True, data=lambda o: {"name": "Renamed team"},
+                         effect=lambda o, u: _fresh(o["team"]).name == "Renamed team"),
+    "team_delete": Route(_team, {"GET": OWNER, "POST": OWNER}, scoped=True,
+                         effect=lambda o, u: not Workspace.objects.filter(pk=o["team"].pk).exists()),
+    "team_leave": Route(_team, {"GET": VIEWER, "POST": VIEWER}, scoped=True,
+                        effect=lambda o, u: _left_unless_sole_owner(o, u)),
     "member_add": Route(_team, {"POST": OWNER}, scoped=True,
-                        data=lambda o: {"username": "frank", "role": "member"}),
-    "member_role": Route(_member, {"POST": OWNER}, scoped=True, data=lambda o: {"role": "viewer"}),
-    "member_remove": Route(_member, {"GET": OWNER, "POST": OWNER}, scoped=True),
-    "invite_create": Route(_team, {"POST": OWNER}, scoped=True, data=lambda o: {"role": "member"}),
-    "invite_revoke": Route(_invite, {"POST": OWNER}, scoped=True),
-    "invitation_revoke": Route(_invitation, {"POST": OWNER}, scoped=True),
+                        data=lambda o: {"username": "frank", "role": "member"},
+                        effect=lambda o, u: o["team"].member_invitations.filter(username="frank").exists()),
+    "member_role": Route(_member, {"POST": OWNER}, scoped=True, data=lambda o: {"role": "viewer"},
+                         effect=lambda o, u: _fresh(o["erin_membership"]).role == Membership.Role.VIEWER),
+    "member_remove": Route(_member, {"GET": OWNER, "POST": OWNER}, scoped=True,
+                           effect=lambda o, u: not Membership.objects.filter(pk=o["erin_membership"].pk).exists()),
+    "invite_create": Route(_team, {"POST": OWNER}, scoped=True, data=lambda o: {"role": "member"},
+                           effect=lambda o, u: o["team"].invites.count() == 2),
+    "invite_revoke": Route(_invite, {"POST": OWNER}, scoped=True,
+                           effect=lambda o, u: not o["team"].invites.filter(pk=o["invite"].pk).exists()),
+    "invitation_revoke": Route(_invitation, {"POST": OWNER}, scoped=True,
+                               effect=lambda o, u: not o["team"].member_invitations.filter(
+                                   pk=o["invitation"].pk).exists()),
     "invitation_accept": Route(_invitation_answer, {"POST": SIGNED_IN}, scoped=True, addressed_to="gina"),
     "invitation_decline": Route(_invitation_answer, {"POST": SIGNED_IN}, scoped=True, addressed_to="gina"),
     "audit_trail": Route(_team, {"GET": OWNER}, scoped=True),
@@ -163,11 +197,15 @@ ROUTES: dict[str, Route] = {
     # Every member may subscribe (members and viewers by email, for themselves); see
     # test_members_may_only_add_their_own_email_channel for what they may not add.
     "channel_add": Route(_team, {"POST": VIEWER}, scoped=True,
-                         data=lambda o: {"kind": "email", "email": "someone@example.com", "events": ["failed"]}),
-    "stall_settings": Route(_team, {"POST": OWNER}, scoped=True, data=lambda o: {"queue_stall_minutes": 42}),
+                         data=lambda o: {"kind": "email", "email": "someone@example.com", "events": ["failed"]},
+                         effect=lambda o, u: NotificationChannel.objects.filter(workspace=o["team"]).count() == 3),
+    "stall_settings": Route(_team, {"POST": OWNER}, scoped=True, data=lambda o: {"queue_stall_minutes": 42},
+                            effect=lambda o, u: _fresh(o["team"]).queue_stall_minutes == 42),
     # A team-wide channel: its owners' business (a subscriber's own one: see the tests below).
-    "channel_test": Route(_channel, {"POST": OWNER}, scoped=True),
-    "channel_delete": Route(_channel, {"GET": OWNER, "POST": OWNER}, scoped=True),
+    "channel_test": Route(_channel, {"POST": OWNER}, scoped=True,
+                          effect=lambda o, u: Delivery.objects.filter(channel=o["channel"]).exists()),
+    "channel_delete": Route(_channel, {"GET": OWNER, "POST": OWNER}, scoped=True,
+                            effect=lambda o, u: not NotificationChannel.objects.filter(pk=o["channel"].pk).exists()),
 }
 
 # Django's own auth views that we keep: the rest of django.contrib.auth.urls is not ours.
@@ -278,6 +316,20 @@ def test_the_table_covers_every_url():
     stale = ROUTES.keys() - names
     assert not missing, f"URL names without an entry in ROUTES (add who may call them): {sorted(missing)}"
     assert not stale, f"ROUTES entries for URLs that no longer exist: {sorted(stale)}"
+
+
+# Allowed POSTs whose effect is checked elsewhere, and why.
+EFFECT_CHECKED_ELSEWHERE = {
+    "password_change": "the table's body uses a wrong old password; test_tokens/test_first_run change one",
+}
+
+
+def test_every_write_someone_may_make_says_what_it_changes():
+    for name, route in ROUTES.items():
+        needed = route.methods.get("POST")
+        if needed in (None, PUBLIC, SUPERUSER) or route.addressed_to or name in EFFECT_CHECKED_ELSEWHERE:
+            continue
+        assert route.effect is not None, f"{name}: an allowed POST must say what state it changes"
 
 
 def test_the_table_says_what_every_entry_needs():
@@ -420,6 +472,8 @@ def test_each_role_may_do_exactly_what_its_role_allows(objects, username, name, 
             assert response.status_code == 200
         else:
             assert 200 <= response.status_code < 400, response.status_code
+            if route.effect is not None:
+                assert route.effect(objects, username), f"{name} answered {response.status_code} but changed nothing"
     elif route.form_refusal:
         assert response.status_code in (403, 422)
         assert _state(objects) == before
