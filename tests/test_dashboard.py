@@ -79,7 +79,7 @@ def test_it_explains_why_a_job_could_not_be_tracked_and_saves_nothing(
     settings.FTDASH_API_READ_TIMEOUT = 0.3
     settings.FTDASH_API_RETRIES = 0
     job = fake_api.add_job()
-    fake_api.fail_next(failure, delay=1.0)
+    fake_api.fail_next(failure, delay=60)  # a "timeout" answer comes long after the 0.3 s read timeout
     response = alice_client.post("/jobs/track/", {"job_id": job["id"], "token": alice_token.pk})
     assert response.status_code == 422
     page = response.content.decode()
