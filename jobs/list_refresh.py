@@ -204,7 +204,7 @@ def _store_listed(claim: TrackedJob, details: FineTuningJob, *, asked_at: dt.dat
     with refresh.refresh_lock(claim) as locked:
         if not locked:
             return False
-        job = TrackedJob.objects.filter(pk=claim.pk).first()
+        job = _current(claim)
         if job is None or job.claimed_until != claim.claimed_until or job.checked_at >= asked_at:
             return False  # removed, claim run out and taken by another worker, or newer answer
         try:
@@ -219,6 +219,14 @@ def _store_listed(claim: TrackedJob, details: FineTuningJob, *, asked_at: dt.dat
         return True
 
 
+def _current(claim: TrackedJob) -> TrackedJob | None:
+    """The job as stored now (by primary key, no ordering: this runs once per listed job)."""
+    try:
+        return TrackedJob.objects.get(pk=claim.pk)
+    except TrackedJob.DoesNotExist:
+        return None
+
+
 def _record_failure(waiting: dict[str, list[TrackedJob]], message: str, *, now: dt.datetime) -> None:
     """The list call failed for all of them: record it on each (backing off) and give them back."""
     jobs = [job for group in waiting.values() for job in group]
@@ -226,7 +234,7 @@ def _record_failure(waiting: dict[str, list[TrackedJob]], message: str, *, now: 
     try:
         for claim in jobs:
             with refresh.refresh_lock(claim) as locked:
-                job = TrackedJob.objects.filter(pk=claim.pk).first() if locked else None
+                job = _current(claim) if locked else None
                 if job is not None and job.claimed_until == claim.claimed_until:
                     refresh.store_failure(job, now, message)
     finally:
