@@ -18,7 +18,8 @@ from axe_playwright_python.sync_playwright import Axe
 
 WIDE = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-MODES = [("light", WIDE), ("dark", WIDE), ("light", PHONE), ("dark", PHONE)]
+# Colours do not depend on the width, so the phone width is checked in one scheme only.
+MODES = [("light", WIDE), ("dark", WIDE), ("light", PHONE)]
 # htmx polls (job cards, the job page's live parts), answered with an error while axe runs.
 POLLS = re.compile(r"/(card|live)/")
 
@@ -45,6 +46,8 @@ class Audit:
                 # would otherwise sample half-way from the light colours to the dark ones.
                 page.emulate_media(color_scheme=scheme, reduced_motion="reduce")
                 page.set_viewport_size(viewport)
+                # Let the browser lay out and paint the new scheme before axe reads colours.
+                page.evaluate("new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
                 where = f"{name} [{scheme}, {viewport['width']}px] {page.url}"
                 self._run_axe(page, where)
                 if viewport is PHONE:
@@ -56,6 +59,8 @@ class Audit:
             page.unroute(POLLS, _abort)
 
     def _run_axe(self, page, where: str) -> None:
+        # A fresh axe for every run: one kept across a colour-scheme switch reuses colours it
+        # worked out before the switch.
         results = _axe.run(page)
         for violation in results.response["violations"]:
             nodes = "\n".join(
