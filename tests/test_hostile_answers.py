@@ -66,9 +66,9 @@ def test_nan_and_infinity_in_an_answer_are_stored_and_the_job_is_shown(fake_api,
                         suffix="still-readable")
     age(job, 6)
 
-    for url in (f"/jobs/{job.pk}/card/", f"/jobs/{job.pk}/live/", f"/jobs/{job.pk}/", "/"):
-        response = alice_client.get(url, HTTP_HX_REQUEST="true" if "card" in url or "live" in url else "")
-        assert response.status_code in (200, 286), url
+    for url in (f"/live/cards/?v={job.pk}.old", f"/jobs/{job.pk}/live/", f"/jobs/{job.pk}/", "/"):
+        response = alice_client.get(url, HTTP_HX_REQUEST="true" if "live" in url else "")
+        assert response.status_code == 200, url
 
     job.refresh_from_db()
     assert job.refresh_error == ""
@@ -114,7 +114,7 @@ def test_an_unexpected_failure_is_recorded_backs_off_and_keeps_the_snapshot(
     age(job, 6)
 
     with caplog.at_level(logging.INFO, logger="jobs"):
-        response = alice_client.get(f"/jobs/{job.pk}/card/", HTTP_HX_REQUEST="true")
+        response = alice_client.get(f"/live/cards/?v={job.pk}.old", HTTP_HX_REQUEST="true")
 
     assert response.status_code == 200
     job.refresh_from_db()
@@ -127,7 +127,7 @@ def test_an_unexpected_failure_is_recorded_backs_off_and_keeps_the_snapshot(
     assert len(problems) == 1 and job.job_id in problems[0].getMessage() and problems[0].exc_info
 
     age(job, 6)  # due again under the old interval, not under the backed-off one
-    alice_client.get(f"/jobs/{job.pk}/card/", HTTP_HX_REQUEST="true")
+    alice_client.get(f"/live/cards/?v={job.pk}.old", HTTP_HX_REQUEST="true")
     job.refresh_from_db()
     assert job.consecutive_failures == 1
 

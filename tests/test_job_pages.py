@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import re
 
+from django.utils import timezone
+
 from jobs.models import TrackedJob
 from tests.conftest import job_payload
 
@@ -124,33 +126,26 @@ def test_an_unknown_status_and_odd_types_do_not_break_the_pages(alice_client, ma
     assert alice_client.get(f"/jobs/{job.pk}/live/", **HTMX).status_code == 200
 
 
-def test_the_live_fragment_polls_while_running_and_stops_with_286_when_done(alice_client, make_job):
+def test_the_live_part_polls_while_running_and_stops_once_done(alice_client, make_job):
     job = make_job(status="running")
     response = alice_client.get(f"/jobs/{job.pk}/live/", **HTMX)
     assert response.status_code == 200
-    body = response.content.decode()
-    assert body.lstrip().startswith("<title>running · ")
-    assert f'hx-get="/jobs/{job.pk}/live/"' in body
-    TrackedJob.objects.filter(pk=job.pk).update(status="succeeded", snapshot=job_payload(status="succeeded"))
+    live = re.search(r'<div id="job-live"[^>]*>', response.content.decode(), re.S).group(0)
+    assert f'data-live-url="/jobs/{job.pk}/live/"' in live and "data-live-active" in live
+    assert 'data-page-title="running · ' in live
+    TrackedJob.objects.filter(pk=job.pk).update(
+        status="succeeded", snapshot=job_payload(status="succeeded"), fetched_at=timezone.now()
+    )
     response = alice_client.get(f"/jobs/{job.pk}/live/", **HTMX)
-    assert response.status_code == 286
-    assert "hx-trigger" not in response.content.decode()
-    assert "<title>succeeded · " in response.content.decode()
-
-
-def test_the_card_fragment_stops_with_286_when_done(alice_client, make_job):
-    running = make_job(status="running")
-    assert alice_client.get(f"/jobs/{running.pk}/card/", **HTMX).status_code == 200
-    cancelled = make_job(status="cancelled")
-    response = alice_client.get(f"/jobs/{cancelled.pk}/card/", **HTMX)
-    assert response.status_code == 286
-    assert "hx-trigger" not in response.content.decode()
+    live = re.search(r'<div id="job-live"[^>]*>', response.content.decode(), re.S).group(0)
+    assert "data-live-active" not in live  # the final render: the page stops asking
+    assert 'data-page-title="succeeded · ' in live
 
 
 def test_a_poll_after_the_session_expired_redirects_the_whole_tab(client, alice, make_job):
     job = make_job()
     response = client.get(
-        f"/jobs/{job.pk}/card/", HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL=f"http://testserver/jobs/{job.pk}/"
+        f"/jobs/{job.pk}/live/", HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL=f"http://testserver/jobs/{job.pk}/"
     )
     assert response.status_code == 401
     assert response["HX-Redirect"] == f"/accounts/login/?next=/jobs/{job.pk}/"
@@ -168,7 +163,7 @@ def test_a_poll_never_redirects_off_site_after_expiry(client, alice, make_job):
 def test_outsiders_get_404_for_every_job_url(client, charlie, make_job):
     job = make_job()
     client.force_login(charlie)
-    for url in ("/", "/card/", "/live/", "/remove/"):
+    for url in ("/", "/live/", "/remove/"):
         assert client.get(f"/jobs/{job.pk}{url}", **HTMX).status_code == 404
     for url in ("/refresh/", "/label/", "/remove/"):
         assert client.post(f"/jobs/{job.pk}{url}", {"label": "x"}).status_code == 404

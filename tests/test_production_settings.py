@@ -217,7 +217,7 @@ def test_migrations_are_complete_and_apply_to_an_empty_database(tmp_path):
 # ---------------------------------------------------------------------------- served under a prefix
 
 
-URL_ATTRIBUTES = {"href", "action", "src", "hx-get", "hx-post", "hx-put", "hx-patch", "hx-delete"}
+URL_ATTRIBUTES = {"href", "action", "src", "data-live-url", "hx-get", "hx-post", "hx-put", "hx-patch", "hx-delete"}
 
 
 class _UrlCollector(HTMLParser):
@@ -270,7 +270,7 @@ def test_every_url_and_redirect_carries_the_prefix(tmp_path):
         server.manage("createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com")
         assert get("/").headers["Location"] == "/ftdash/accounts/login/"
         assert get("/tokens/").headers["Location"] == "/ftdash/accounts/login/?next=/ftdash/tokens/"
-        expired = get("/jobs/1/card/", headers={"HX-Request": "true", "HX-Current-URL": server.url + "/ftdash/"})
+        expired = get("/live/cards/?v=1.x", headers={"HX-Request": "true", "HX-Current-URL": server.url + "/ftdash/"})
         assert expired.status_code == 401
         assert expired.headers["HX-Redirect"].startswith("/ftdash/accounts/login/?next=/ftdash/")
 
@@ -290,13 +290,13 @@ def test_every_url_and_redirect_carries_the_prefix(tmp_path):
         assert (tracked.status_code, tracked.headers["Location"]) == (302, "/ftdash/")
         dashboard = get("/")
         assert_urls_prefixed(dashboard)
-        job_pk = re.search(r'hx-get="/ftdash/jobs/(\d+)/card/"', dashboard.text).group(1)
-        assert 'hx-get="/jobs' not in dashboard.text
+        assert 'data-live-url="/ftdash/live/cards/"' in dashboard.text
+        job_pk = re.search(r'href="/ftdash/jobs/(\d+)/"', dashboard.text).group(1)
 
         for path in (f"/jobs/{job_pk}/", f"/jobs/{job_pk}/remove/", f"/tokens/{token_pk}/edit/",
                      f"/tokens/{token_pk}/delete/"):
             assert_urls_prefixed(get(path))
-        for path in (f"/jobs/{job_pk}/card/", f"/jobs/{job_pk}/live/"):
+        for path in (f"/live/cards/?v={job_pk}.old", f"/jobs/{job_pk}/live/"):
             assert_urls_prefixed(get(path, headers={"HX-Request": "true"}))
 
         refreshed = post(f"/jobs/{job_pk}/refresh/", {})

@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Count, Q
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -67,7 +68,10 @@ def _render_dashboard(request, form: TrackJobForm, status: int = 200):
     )
     filters = filter_form.filters()
     all_jobs = selectors.jobs_for_dashboard(user=request.user, **filters)
-    page = Paginator(all_jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    counts = all_jobs.aggregate(total=Count("pk"), running=Count("pk", filter=Q(status="running")))
+    paginator = Paginator(all_jobs, JOBS_PER_PAGE)
+    paginator.count = counts["total"]  # counted above with the running jobs, in one query
+    page = paginator.get_page(request.GET.get("page"))
     jobs = list(page.object_list)
     query = request.GET.copy()
     query.pop("page", None)
@@ -83,6 +87,6 @@ def _render_dashboard(request, form: TrackJobForm, status: int = 200):
         "filter_form": filter_form,
         "filtered": any(filters[k] for k in ("workspace", "status", "model", "period")),
         "shown_workspace": filters["workspace"],
-        "running_count": all_jobs.filter(status="running").count(),
+        "running_count": counts["running"],
     }
     return render(request, "jobs/dashboard.html", context, status=status)

@@ -7,16 +7,18 @@ changed parts only, which the page morphs in place by their ids.
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
 from jobs import live
 
+# A dashboard card whose job the viewer can no longer see (removed, or moved out of their
+# workspaces) becomes this notice, which polls no more.
 GONE = (
-    '<{tag} id="{id}" class="{css} live-gone" data-live-gone>'
+    '<li id="job-{pk}" class="job-card live-gone" data-live-gone>'
     "<p>This job is no longer tracked here: it was removed, or moved out of your workspaces.</p>"
-    "</{tag}>"
+    "</li>"
 )
 
 
@@ -35,17 +37,15 @@ def job_parts(request, pk: int):
     return _changed_parts(request, {pk: shown.get(pk, "")}, part="job")
 
 
-PARTS = {
-    "card": ("jobs/dashboard.html#job-card", "job-{pk}", "li", "job-card"),
-    "job": ("jobs/job_detail.html#job-live", "job-live", "div", "job-live"),
-}
+PARTS = {"card": "jobs/dashboard.html#job-card", "job": "jobs/job_detail.html#job-live"}
 
 
 def _changed_parts(request, shown: dict[int, str], *, part: str) -> HttpResponse:
     jobs, gone = live.changed_jobs(request.user, shown)
+    if gone and part == "job":
+        raise Http404("No such job.")  # as for every other URL of a job one may not see
     if not jobs and not gone:
         return HttpResponse(status=204)
-    template_name, element_id, tag, css = PARTS[part]
-    html = live.rendered(jobs, part=part, render=lambda job: render_to_string(template_name, {"job": job}))
-    html += [GONE.format(tag=tag, id=element_id.format(pk=pk), css=css) for pk in gone]
+    html = live.rendered(jobs, part=part, render=lambda job: render_to_string(PARTS[part], {"job": job}))
+    html += [GONE.format(pk=pk) for pk in gone]
     return HttpResponse("".join(html))

@@ -61,6 +61,11 @@
       // An expired session: the server names the sign-in page to send the whole tab to.
       var redirect = response.headers.get("HX-Redirect");
       if (redirect) { window.location.assign(redirect); return null; }
+      if (response.status === 404) {
+        // The job was removed, or moved out of reach: nothing here will change any more.
+        liveParts().forEach(function (part) { part.removeAttribute("data-live-active"); });
+        announce("This job is no longer tracked here.");
+      }
       return response.status === 200 ? response.text() : null;
     }).then(function (html) {
       if (html) { apply(html); }
