@@ -260,3 +260,14 @@ def test_later_pages_keep_the_filters(alice_client, alice, alice_workspace, alic
 
     assert "Page 2 of 3" in page
     assert "status=succeeded&amp;page=3" in page and "status=succeeded&amp;page=1" in page
+
+
+def test_an_unchanged_answer_fits_in_a_few_hundred_bytes(alice_client, make_job):
+    jobs = [make_job(status="running") for _ in range(20)]
+
+    response = poll_cards(alice_client, *jobs)
+
+    assert response.status_code == 204
+    header_bytes = sum(len(name) + len(value) + 4 for name, value in response.items())
+    assert header_bytes + len(response.content) <= 250  # the status line, Date and Server aside
+    assert "Content-Security-Policy" not in response  # no document to govern
