@@ -77,16 +77,27 @@ def changed_jobs(user, shown: dict[int, str]) -> tuple[list[TrackedJob], list[in
         return [], []
     current = {job.pk: job for job in _versions_of(user, shown)}
     gone = [pk for pk in shown if pk not in current]
-    due = [job.pk for job in current.values() if refresh.is_due(job)][:REFRESHES_PER_POLL]
+    due = [job.pk for job in current.values() if refresh.is_due(job)]
     if due:
-        for job in jobs_visible_to(user).filter(pk__in=due):
-            refresh.refresh_if_due(job)
-        current.update({job.pk: job for job in _versions_of(user, due)})
+        refreshed = refresh_due(jobs_visible_to(user).filter(pk__in=due))
+        current.update({job.pk: job for job in refreshed})
     changed = [pk for pk, job in current.items() if job_version(job) != shown[pk]]
     if not changed:
         return [], gone
     jobs = {job.pk: job for job in jobs_visible_to(user).filter(pk__in=changed)}
     return [jobs[pk] for pk in changed if pk in jobs], gone
+
+
+def refresh_due(jobs: Iterable[TrackedJob]) -> list[TrackedJob]:
+    """Refresh the first few of `jobs` that are due, in place, and return those.
+
+    What a viewer's page load or poll does when no worker got there first; single-flight,
+    so many viewers still cause one API call per job and interval.
+    """
+    due = [job for job in jobs if refresh.is_due(job)][:REFRESHES_PER_POLL]
+    for job in due:
+        refresh.refresh_if_due(job)
+    return due
 
 
 def rendered(jobs: list[TrackedJob], *, part: str, render: Callable[[TrackedJob], str]) -> list[str]:

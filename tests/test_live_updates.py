@@ -271,3 +271,14 @@ def test_an_unchanged_answer_fits_in_a_few_hundred_bytes(alice_client, make_job)
     header_bytes = sum(len(name) + len(value) + 4 for name, value in response.items())
     assert header_bytes + len(response.content) <= 250  # the status line, Date and Server aside
     assert "Content-Security-Policy" not in response  # no document to govern
+
+
+def test_a_plain_reload_shows_fresh_data_without_javascript(alice_client, fake_api, alice, alice_token):
+    job = track_remote_job(fake_api, alice, alice_token, total_steps=100, trained_steps=10)
+    fake_api.update_job(job.job_id, trained_steps=55)
+    TrackedJob.objects.filter(pk=job.pk).update(checked_at=timezone.now() - dt.timedelta(seconds=6))
+
+    assert "55%" in alice_client.get("/").content.decode()
+    TrackedJob.objects.filter(pk=job.pk).update(checked_at=timezone.now() - dt.timedelta(seconds=6))
+    fake_api.update_job(job.job_id, trained_steps=80)
+    assert "80%" in alice_client.get(f"/jobs/{job.pk}/").content.decode()

@@ -10,7 +10,7 @@ from django.db.models import Count, Q
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from jobs import refresh, selectors, services
+from jobs import live, refresh, selectors, services
 from jobs.access import Need, membership_for, user_memberships
 from jobs.forms import DashboardFilterForm, TrackJobForm
 from jobs.tokenfactory import TokenFactoryError
@@ -73,6 +73,8 @@ def _render_dashboard(request, form: TrackJobForm, status: int = 200):
     paginator.count = counts["total"]  # counted above with the running jobs, in one query
     page = paginator.get_page(request.GET.get("page"))
     jobs = list(page.object_list)
+    # Fresh on a plain reload too, with or without JavaScript.
+    live.refresh_due(jobs)
     query = request.GET.copy()
     query.pop("page", None)
     context = {

@@ -14,7 +14,8 @@ from jobs.forms import JobMoveForm, LabelForm
 @login_required
 @require_GET
 def job_detail(request, pk: int):
-    job = job_for_user(request.user, pk)
+    # Fresh on a plain reload too, with or without JavaScript.
+    job = refresh.refresh_if_due(job_for_user(request.user, pk))
     return _render_detail(request, job)
 
 
