@@ -126,6 +126,10 @@ class TrackedJob(models.Model):
     # When trained_steps (or the status) last changed, for stall detection.
     progress_changed_at = models.DateTimeField(null=True, blank=True)
     stalled_at = models.DateTimeField(null=True, blank=True)
+    # When the stored training events / checkpoints last changed (jobs.training_log): part of
+    # the live version, so a new event or checkpoint re-renders the page's panels and cards.
+    events_synced_at = models.DateTimeField(null=True, blank=True)
+    checkpoints_synced_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -256,6 +260,48 @@ class JobEvent(models.Model):
 
     def get_status_label(self) -> str:
         return self.status.replace("_", " ")
+
+
+class TrainingEvent(models.Model):
+    """What Token Factory said about a job's training (its events endpoint), kept locally so
+    the log outlives the provider's retention. Not `JobEvent`, which is ftdash's own history."""
+
+    class Level(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    job = models.ForeignKey(TrackedJob, on_delete=models.CASCADE, related_name="training_events")
+    upstream_id = models.CharField(max_length=200)
+    created_at = models.DateTimeField(null=True)
+    level = models.CharField(max_length=20)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "upstream_id"], name="training_event_once")
+        ]
+        indexes = [models.Index(fields=["job", "created_at"])]
+
+
+class TrainingCheckpoint(models.Model):
+    """A checkpoint the API reported for a job, with its metrics as the API names them."""
+
+    job = models.ForeignKey(TrackedJob, on_delete=models.CASCADE, related_name="checkpoints")
+    upstream_id = models.CharField(max_length=200)
+    created_at = models.DateTimeField(null=True)
+    step = models.IntegerField(null=True)
+    # train_loss, valid_loss, full_valid_loss and the three *_mean_token_accuracy; non-finite
+    # values arrive stored as the strings "NaN"/"Infinity" (tokenfactory.storable_json).
+    metrics = models.JSONField(default=dict)
+    fine_tuned_model_checkpoint = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["step", "created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "upstream_id"], name="training_checkpoint_once")
+        ]
 
 
 class NotificationChannel(models.Model):
