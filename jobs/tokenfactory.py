@@ -92,6 +92,12 @@ class ListUnsupported(TokenFactoryError):
     permanent = True
 
 
+class NotOffered(TokenFactoryError):
+    """404 or 405 on an endpoint that not every Token Factory offers (cancel, files, models)."""
+
+    permanent = True
+
+
 class ApiUnavailable(TokenFactoryError):
     """5xx, a timeout or a refused connection: worth trying again later."""
 
@@ -156,6 +162,15 @@ class JobListPage:
     incomplete: list[str]  # IDs of entries lacking some of FULL_JOB_FIELDS
     has_more: bool
     last_id: str | None  # `after` for the next page
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What `GET /v1/files/{id}` says about a file; None where it said nothing usable."""
+
+    id: str
+    filename: str | None
+    bytes: int | None
 
 
 @dataclass(frozen=True)
@@ -306,11 +321,56 @@ class TokenFactoryClient:
         return JobListPage(jobs=jobs, incomplete=incomplete, has_more=payload.get("has_more") is True,
                            last_id=last_id)
 
+    def get_file(self, file_id: str) -> FileInfo:
+        """`GET /v1/files/{id}`: the file's name and size. NotOffered on 404/405."""
+        payload = self._get_offered(f"/v1/files/{quote(file_id, safe='')}", what="file details")
+        if not isinstance(payload, dict):
+            raise UnreadableAnswer("Token Factory answered, but not with a file.", status=200)
+        name, size = payload.get("filename"), payload.get("bytes")
+        return FileInfo(
+            id=file_id,
+            filename=name[:300] if isinstance(name, str) and name else None,
+            bytes=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
+        )
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """`GET /v0/models`: the custom models of this key's project, as dict entries (others
+        skipped). NotOffered when the API has no such endpoint (404/405)."""
+        payload = self._get_offered("/v0/models", what="a list of custom models")
+        data = payload.get("data") if isinstance(payload, dict) else payload
+        if not isinstance(data, list):
+            raise UnreadableAnswer("Token Factory answered, but not with a list of models.", status=200)
+        return [entry for entry in data if isinstance(entry, dict)]
+
+    def cancel_job(self, job_id: str) -> None:
+        """`POST /v1/fine_tuning/jobs/{id}/cancel`. NotOffered when the API answers 404/405."""
+        job_id = clean_job_id(job_id)
+        try:
+            self._request("POST", f"/v1/fine_tuning/jobs/{quote(job_id, safe='')}/cancel")
+        except (JobNotFound, UnreadableAnswer) as exc:
+            if exc.status in (404, 405):
+                raise NotOffered(
+                    "This Token Factory endpoint does not offer cancelling.", status=exc.status
+                ) from None
+            raise
+
+    def _get_offered(self, path: str, *, what: str) -> Any:
+        try:
+            return self._get(path)
+        except (JobNotFound, UnreadableAnswer) as exc:
+            if exc.status in (404, 405):
+                raise NotOffered(f"Token Factory does not offer {what} here (HTTP {exc.status}).",
+                                 status=exc.status) from None
+            raise
+
     def check_key(self) -> None:
         """Raise unless the API accepts this key (lists at most one job)."""
         self._get("/v1/fine_tuning/jobs", params={"limit": 1})
 
     def _get(self, path: str, *, params: dict | None = None, job_id: str | None = None) -> Any:
+        return self._request("GET", path, params=params, job_id=job_id)
+
+    def _request(self, method: str, path: str, *, params: dict | None = None, job_id: str | None = None) -> Any:
         if not is_header_safe(self._api_key):
             raise TokenUnusable()
         config = self.config
@@ -319,7 +379,8 @@ class TokenFactoryClient:
             last_try = attempt == config.retries
             started = time.monotonic()
             try:
-                response = _shared_session().get(
+                response = _shared_session().request(
+                    method,
                     url,
                     params=params,
                     headers={"Authorization": f"Bearer {self._api_key}"},
@@ -328,19 +389,19 @@ class TokenFactoryClient:
                 )
             except requests.exceptions.ReadTimeout:
                 # Not retried: a slow API would only get slower, and a person is waiting.
-                self._log(path, job_id, "timeout", started, logging.WARNING)
+                self._log(method, path, job_id, "timeout", started, logging.WARNING)
                 raise ApiUnavailable(
                     f"Token Factory did not answer within {config.read_timeout:g} s."
                 ) from None
             except requests.exceptions.RequestException as exc:
-                self._log(path, job_id, type(exc).__name__, started, logging.WARNING)
+                self._log(method, path, job_id, type(exc).__name__, started, logging.WARNING)
                 if not last_try:
                     time.sleep(config.backoff_seconds * 2**attempt)
                     continue
                 raise ApiUnavailable(
                     f"Could not connect to Token Factory at {config.base_url}."
                 ) from None
-            self._log(path, job_id, response.status_code, started, logging.INFO)
+            self._log(method, path, job_id, response.status_code, started, logging.INFO)
             if response.status_code in RETRIED_STATUSES and not last_try:
                 time.sleep(config.backoff_seconds * 2**attempt)
                 continue
@@ -406,10 +467,11 @@ class TokenFactoryClient:
         return payload
 
     @staticmethod
-    def _log(path: str, job_id: str | None, outcome: Any, started: float, level: int) -> None:
+    def _log(method: str, path: str, job_id: str | None, outcome: Any, started: float, level: int) -> None:
         logger.log(
             level,
-            "upstream GET %s job=%s status=%s duration_ms=%d",
+            "upstream %s %s job=%s status=%s duration_ms=%d",
+            method,
             path,
             job_id or "-",
             outcome,

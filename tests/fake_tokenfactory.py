@@ -261,6 +261,12 @@ class FakeTokenFactory:
         self._failures: list[_Failure] = []
         self._calls: list[Call] = []
         self._down = False
+        # Files, custom models and cancelling (see add_file, add_model, set_cancel).
+        self._files: dict[str, dict[str, Any]] = {}
+        self._files_supported = True
+        self._models: list[dict[str, Any]] = []
+        self._models_status = 200
+        self._cancel_status = 200
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         # Anchor for converting monotonic instants (used for progress) into epoch seconds.
@@ -556,6 +562,43 @@ class FakeTokenFactory:
         with self._lock:
             self._down = bool(down)
 
+    # ------------------------------------------------------------------ files, models, cancel
+
+    def add_file(self, file_id: str | None = None, *, filename: str = "train.jsonl", size: int = 1024,
+                 **fields: Any) -> dict[str, Any]:
+        """Serve ``GET /v1/files/{id}`` for this file (others answer 404); returns the file object."""
+        with self._lock:
+            file_id = file_id or new_file_id()
+            body = {"id": file_id, "object": "file", "bytes": size, "created_at": int(time.time()),
+                    "filename": filename, "purpose": "fine-tune", "status": "processed", **fields}
+            self._files[file_id] = body
+            return copy.deepcopy(body)
+
+    def set_files(self, *, supported: bool = True) -> None:
+        """``supported=False``: ``GET /v1/files/{id}`` answers 404 for every file (an API without it)."""
+        with self._lock:
+            self._files_supported = bool(supported)
+
+    def add_model(self, *, job_id: str, checkpoint_id: str | None = None, status: str = "active",
+                  name: str | None = None, **fields: Any) -> dict[str, Any]:
+        """List a custom model deployed from a job's checkpoint in ``GET /v0/models``."""
+        with self._lock:
+            entry = {"id": f"model-{uuid.uuid4().hex[:12]}", "object": "model",
+                     "name": name or f"custom-{uuid.uuid4().hex[:6]}", "job_id": job_id,
+                     "checkpoint_id": checkpoint_id, "status": status, **fields}
+            self._models.append(entry)
+            return copy.deepcopy(entry)
+
+    def set_models(self, *, status: int = 200) -> None:
+        """Answer ``GET /v0/models`` with this status: 404 or 405 is an API without the endpoint."""
+        with self._lock:
+            self._models_status = int(status)
+
+    def set_cancel(self, *, status: int = 200) -> None:
+        """Answer ``POST .../cancel`` with this status: 404 or 405 is an API that cannot cancel."""
+        with self._lock:
+            self._cancel_status = int(status)
+
     # ------------------------------------------------------------------ call log
 
     @property
@@ -747,6 +790,22 @@ class FakeTokenFactory:
                 body["result_files"] = [new_file_id()]
         self._status_event(job, body["status"], body["finished_at"])
 
+    def _cancel(self, job_id: str, token: str, *, now: float) -> _Response:
+        if self._cancel_status != 200:
+            detail = "Method Not Allowed" if self._cancel_status == 405 else "Not Found"
+            return _json_response(self._cancel_status, {"detail": detail})
+        job = self._jobs.get(job_id)
+        if job is None or not self._visible(job, token):
+            return _not_found("Fine-tuning job not found")
+        self._advance(job, now, on_get=False)
+        if job.body.get("status") not in TERMINAL_STATUSES:
+            job.body["status"] = "cancelled"
+            job.body["finished_at"] = int(self._wall(now))
+            job.body["estimated_finish"] = None
+            job.queued_until = None
+            self._status_event(job, "cancelled", job.body["finished_at"])
+        return _json_response(200, job.body)
+
     def _visible(self, job: _Job, token: str) -> bool:
         return job.token is None or job.token == token
 
@@ -772,8 +831,13 @@ class FakeTokenFactory:
                 job_id = parts[3]
                 if len(parts) == 4:
                     route = "job"
-                elif len(parts) == 5 and parts[4] in ("events", "checkpoints"):
+                elif len(parts) == 5 and parts[4] in ("events", "checkpoints", "cancel"):
                     route = parts[4]
+        elif parts[:2] == ["v1", "files"] and len(parts) == 3:
+            # Recorded like a job's ID, so calls_for(file_id) and fail_next(job_id=file_id) work.
+            job_id, route = parts[2], "file"
+        elif parts == ["v0", "models"]:
+            route = "models"
 
         with self._lock:
             if self._down:
@@ -826,8 +890,17 @@ class FakeTokenFactory:
             return _json_response(401, {"detail": "Not authenticated"}, auth_headers)
         if token not in self._tokens:
             return _json_response(401, {"detail": "Invalid API key"}, auth_headers)
-        if method not in ("GET", "HEAD") or route is None:
+        if route == "cancel" and method == "POST":
+            return self._cancel(job_id or "", token, now=now)
+        if method not in ("GET", "HEAD") or route in (None, "cancel"):
             return _not_found()
+        if route == "file":
+            file = self._files.get(job_id or "") if self._files_supported else None
+            return _json_response(200, file) if file else _not_found("File not found")
+        if route == "models":
+            if self._models_status != 200:
+                return _json_response(self._models_status, {"detail": "Not Found"})
+            return _json_response(200, {"object": "list", "data": copy.deepcopy(self._models)})
         if route == "list":
             if not self._list_supported:
                 return _not_found()
