@@ -82,6 +82,18 @@ class ApiToken(models.Model):
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_check_ok = models.BooleanField(null=True)
     last_check_message = models.CharField(max_length=300, blank=True)
+    # A Token Factory project: sent as `ai_project_id` on every call made with this key.
+    ai_project_id = models.CharField(max_length=200, blank=True)
+    # Watching (jobs.discovery): the worker lists the key's jobs every FTDASH_DISCOVERY_SECONDS
+    # and tracks those created since `watch_since` whose suffix or model matches the pattern.
+    watch_new_jobs = models.BooleanField(default=False)
+    watch_since = models.DateTimeField(null=True, blank=True)
+    watch_pattern = models.CharField(max_length=200, blank=True)
+    watch_next_at = models.DateTimeField(null=True, blank=True)
+    watch_failures = models.PositiveIntegerField(default=0)
+    watch_claimed_until = models.DateTimeField(null=True, blank=True)
+    # Why the watch stopped by itself (the API rejected the key), shown on the tokens page.
+    watch_stopped_message = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["name", "pk"]
@@ -247,6 +259,7 @@ class JobEvent(models.Model):
         FIRST_PROGRESS = "first_progress", "First progress"
         FINISHED = "finished", "Finished"
         STALLED = "stalled", "Stalled"
+        STARTED = "started", "Found by a watched token"
 
     job = models.ForeignKey(TrackedJob, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -304,6 +317,81 @@ class TrainingCheckpoint(models.Model):
         ]
 
 
+class RemovedJob(models.Model):
+    """A job someone stopped tracking in a workspace: a watch must not bring it back.
+
+    Forgotten again when someone tracks the job by hand or by import.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="removed_jobs")
+    job_id = models.CharField(max_length=100)
+    removed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "job_id"], name="remember_removed_job_once")
+        ]
+
+
+class ImportRun(models.Model):
+    """One reading of a token's whole job list for "Import jobs", page by page.
+
+    Long lists are read by the worker (or, without one, by the page's progress poll), a page
+    at a time under a claim; `cursor` is where the next page starts, so a list that failed
+    half-way keeps what was read and resumes there. At most one run per token is reading.
+    """
+
+    class State(models.TextChoices):
+        READING = "reading", "Reading"
+        FAILED = "failed", "Stopped by an error"
+        DONE = "done", "Read"
+
+    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, related_name="import_runs")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.READING)
+    pages_read = models.PositiveIntegerField(default=0)
+    jobs_found = models.PositiveIntegerField(default=0)
+    cursor = models.CharField(max_length=200, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["token"], condition=models.Q(state="reading"), name="one_reading_import_per_token"
+            )
+        ]
+
+    @property
+    def is_reading(self) -> bool:
+        return self.state == self.State.READING
+
+
+class ImportListing(models.Model):
+    """A job an import run found on the list: what the import page shows and tracks from."""
+
+    run = models.ForeignKey(ImportRun, on_delete=models.CASCADE, related_name="listings")
+    job_id = models.CharField(max_length=100)
+    status = models.CharField(max_length=40)
+    model = models.CharField(max_length=300, blank=True)
+    suffix = models.CharField(max_length=300, blank=True)
+    job_created_at = models.DateTimeField(null=True, blank=True)
+    # The whole job when the list entry was one (tracked without a GET), else null.
+    snapshot = models.JSONField(null=True, blank=True)
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "job_id"], name="list_job_once_per_import")
+        ]
+
+
 class NotificationChannel(models.Model):
     class Kind(models.TextChoices):
         EMAIL = "email", "Email"
@@ -315,6 +403,7 @@ class NotificationChannel(models.Model):
         ("failed", "Failed"),
         ("cancelled", "Cancelled"),
         ("stalled", "Stalled"),
+        ("started", "Started (found by a watched token)"),
     ]
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="channels")
