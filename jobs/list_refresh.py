@@ -128,7 +128,10 @@ def refresh_from_list(*, token_id: int, due: list[TrackedJob], lease_seconds: in
         waiting.setdefault(job.job_id, []).append(job)
     token = ApiToken.objects.filter(pk=token_id).first()
     try:
-        client = TokenFactoryClient(vault.decrypt(token.secret_encrypted)) if token else None
+        client = (
+            TokenFactoryClient(vault.decrypt(token.secret_encrypted), project_id=token.ai_project_id)
+            if token else None
+        )
     except vault.VaultError:
         client = None
     if client is None:

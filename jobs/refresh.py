@@ -273,7 +273,7 @@ def store_snapshot(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime)
 
 def fetch_job(*, token: ApiToken, job_id: str) -> FineTuningJob:
     """Ask the API about one job with `token`, recording what the answer says about the token."""
-    client = TokenFactoryClient(vault.decrypt(token.secret_encrypted))
+    client = TokenFactoryClient(vault.decrypt(token.secret_encrypted), project_id=token.ai_project_id)
     try:
         try:
             return client.get_job(job_id)

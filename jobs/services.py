@@ -121,7 +121,7 @@ def token_delete(*, token: ApiToken, actor) -> None:
 def token_check(*, token: ApiToken) -> tuple[bool, str]:
     """Ask the API whether it accepts the token; remember and return the verdict."""
     try:
-        TokenFactoryClient(vault.decrypt(token.secret_encrypted)).check_key()
+        TokenFactoryClient(vault.decrypt(token.secret_encrypted), project_id=token.ai_project_id).check_key()
     except vault.VaultError as exc:
         ok, message = False, str(exc)
     except TokenFactoryError as exc:

@@ -267,9 +267,16 @@ def _detail_text(payload: Any) -> str:
 
 
 class TokenFactoryClient:
-    def __init__(self, api_key: str, config: ClientConfig | None = None) -> None:
+    def __init__(self, api_key: str, config: ClientConfig | None = None, *, project_id: str = "") -> None:
         self._api_key = api_key
         self.config = config or ClientConfig.from_settings()
+        # A Token Factory project the key works in: sent as `ai_project_id` on every call.
+        self.project_id = (project_id or "").strip()
+
+    def _with_project(self, params: dict | None) -> dict | None:
+        if not self.project_id:
+            return params
+        return {**(params or {}), "ai_project_id": self.project_id}
 
     def __repr__(self) -> str:  # never show the key, even in a traceback's locals
         return f"<TokenFactoryClient {self.config.base_url}>"
@@ -382,7 +389,7 @@ class TokenFactoryClient:
                 response = _shared_session().request(
                     method,
                     url,
-                    params=params,
+                    params=self._with_project(params),
                     headers={"Authorization": f"Bearer {self._api_key}"},
                     timeout=(config.connect_timeout, config.read_timeout),
                     allow_redirects=False,
