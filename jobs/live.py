@@ -35,6 +35,8 @@ VERSION_FIELDS = (
     "stalled_at",
     "workspace_id",
     "token_id",
+    "events_synced_at",
+    "checkpoints_synced_at",
 )
 # What `refresh.is_due` needs, on top of the version fields.
 DUE_FIELDS = ("claimed_until",)

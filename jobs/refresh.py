@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import history, notifications, vault
+from jobs import history, notifications, training_log, vault
 from jobs.finetuning import QUEUED_STATUSES, TERMINAL_STATUSES, FineTuningJob
 from jobs.models import ApiToken, TrackedJob
 from jobs.tokenfactory import (
@@ -92,8 +92,31 @@ def is_due(job: TrackedJob, *, now: dt.datetime | None = None, claimed_by_me: bo
 def refresh_if_due(job: TrackedJob) -> TrackedJob:
     """Refresh a stale snapshot of a running job; what the pages' polls call."""
     if not is_due(job):
+        if training_log.final_sync_pending(job) and training_log.claim_final_retry(job):
+            return _sync_finished_log(job)
         return job
     return _refresh_single_flight(job, force=False)
+
+
+def _sync_finished_log(job: TrackedJob) -> TrackedJob:
+    """The one read of a finished job's events and checkpoints that its last refresh did not
+    do (tracked when already finished, or that read failed), single-flight like a refresh."""
+    with refresh_lock(job) as locked:
+        if not locked:
+            return job
+        job.refresh_from_db()
+        token = ApiToken.objects.filter(pk=job.token_id).first()
+        now = timezone.now()
+        if not training_log.final_sync_pending(job) or token is None or (
+            token.rate_limited_until and token.rate_limited_until > now
+        ):
+            return job
+        try:
+            client = TokenFactoryClient(vault.decrypt(token.secret_encrypted), project_id=token.ai_project_id)
+        except vault.VaultError:
+            return job
+        training_log.sync_after_snapshot(job, client, before=job.details)
+        return job
 
 
 def refresh_now(job: TrackedJob) -> TrackedJob:
@@ -249,7 +272,11 @@ def _fetch_and_store_answer(job: TrackedJob, now: dt.datetime) -> None:
         # A 429 already pauses the whole token until Retry-After; no extra backoff on top.
         store_failure(job, now, getattr(exc, "message", str(exc)), backs_off=not isinstance(exc, RateLimited))
         return
+    before = job.details
     store_snapshot(job, details, now=now)
+    # Under the same lock, with the same token: viewers never multiply these calls either.
+    client = TokenFactoryClient(vault.decrypt(token.secret_encrypted), project_id=token.ai_project_id)
+    training_log.sync_after_snapshot(job, client, before=before)
 
 
 def store_snapshot(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime) -> None:

@@ -174,6 +174,14 @@ class FileInfo:
 
 
 @dataclass(frozen=True)
+class ListPage:
+    """One page of a job's events or checkpoints: the entries with a string `id`, as sent."""
+
+    items: list[dict[str, Any]]
+    has_more: bool
+
+
+@dataclass(frozen=True)
 class ClientConfig:
     base_url: str
     connect_timeout: float
@@ -373,6 +381,36 @@ class TokenFactoryClient:
     def check_key(self) -> None:
         """Raise unless the API accepts this key (lists at most one job)."""
         self._get("/v1/fine_tuning/jobs", params={"limit": 1})
+
+    def list_events(self, job_id: str, *, after: str | None = None, limit: int = LIST_PAGE_LIMIT) -> ListPage:
+        """One page of a job's events (Token Factory: oldest first; OpenAI: newest first)."""
+        return self._list_page(job_id, "events", after=after, limit=limit)
+
+    def list_checkpoints(self, job_id: str, *, after: str | None = None, limit: int = LIST_PAGE_LIMIT) -> ListPage:
+        """One page of a job's checkpoints (newest first, as OpenAI lists them)."""
+        return self._list_page(job_id, "checkpoints", after=after, limit=limit)
+
+    def _list_page(self, job_id: str, what: str, *, after: str | None, limit: int) -> ListPage:
+        job_id = clean_job_id(job_id)
+        params: dict[str, Any] = {"limit": limit}
+        if after:
+            params["after"] = after
+        path = f"/v1/fine_tuning/jobs/{quote(job_id, safe='')}/{what}"
+        try:
+            payload = self._get(path, params=params, job_id=job_id)
+        except (JobNotFound, UnreadableAnswer) as exc:
+            if exc.status == 405 or (exc.status == 404 and after is None):
+                # The job itself was just read: a 404 here means the endpoint, not the job.
+                raise NotOffered(
+                    f"This Token Factory endpoint does not offer the job's {what} (HTTP {exc.status}).",
+                    status=exc.status,
+                ) from None
+            raise
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if not isinstance(data, list):
+            raise UnreadableAnswer(f"Token Factory answered, but not with a list of {what}.", status=200)
+        items = [item for item in data if isinstance(item, dict) and isinstance(item.get("id"), str)]
+        return ListPage(items=items, has_more=payload.get("has_more") is True and bool(items))
 
     def _get(self, path: str, *, params: dict | None = None, job_id: str | None = None) -> Any:
         return self._request("GET", path, params=params, job_id=job_id)

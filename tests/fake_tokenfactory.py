@@ -255,6 +255,8 @@ class FakeTokenFactory:
         self._latency = 0.0
         self.set_latency(latency)
         self._list_supported = True
+        self._events_newest_first = False
+        self._training_log_supported = True
         self._list_fields: frozenset[str] | None = None
         self._tokens: set[str] = set()
         self._jobs: dict[str, _Job] = {}  # insertion order = creation order
@@ -498,6 +500,24 @@ class FakeTokenFactory:
             checkpoint.update(copy.deepcopy(fields))
             job.checkpoints.append(checkpoint)
             return copy.deepcopy(checkpoint)
+
+    def add_event(self, job_id: str, message: str, *, level: str = "info", created_at: int | None = None) -> dict[str, Any]:
+        """Record an event of the job (now, unless ``created_at`` is given) and return it as served."""
+        with self._lock:
+            job = self._get(job_id)
+            at = int(self._wall(self._clock())) if created_at is None else created_at
+            self._add_event(job, at, level, message)
+            return copy.deepcopy(job.events[-1])
+
+    def set_events_order(self, *, newest_first: bool) -> None:
+        """Serve events newest first, as OpenAI does (Token Factory: oldest first, the default)."""
+        with self._lock:
+            self._events_newest_first = bool(newest_first)
+
+    def set_training_log(self, *, supported: bool = True) -> None:
+        """Without it, the events and checkpoints endpoints answer 404, as an API lacking them would."""
+        with self._lock:
+            self._training_log_supported = bool(supported)
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         """The job as it would be served now, without counting as a GET (no steps_per_call advance)."""
@@ -923,6 +943,8 @@ class FakeTokenFactory:
             self._advance(job, now, on_get=True)
             return _json_response(200, job.body)
         self._advance(job, now, on_get=False)
+        if not self._training_log_supported:
+            return _not_found()
         if route == "checkpoints":
             # Newest first, as OpenAI lists them; first_id/last_id name the ends of this page.
             page = _paginate(list(reversed(job.checkpoints)), query, key=lambda c: c["id"])
@@ -939,7 +961,8 @@ class FakeTokenFactory:
                     "has_more": has_more,
                 },
             )
-        page = _paginate(job.events, query, key=lambda e: e["id"])
+        events = list(reversed(job.events)) if self._events_newest_first else job.events
+        page = _paginate(events, query, key=lambda e: e["id"])
         if isinstance(page, _Response):
             return page
         events, has_more = page
