@@ -1,0 +1,221 @@
+"""Chart geometry for the training curves, as pure functions: numbers in, coordinates out.
+
+No chart library and no script: `templates/jobs/charts.html` draws what `line_chart` computes as
+inline SVG (strict CSP, readable without JavaScript, updated by the live poll like any markup).
+Everything here is deterministic and free of Django, so it is tested on its own
+(tests/test_charts.py). What upstream sends is not trusted to be a number: None, NaN,
+infinities, booleans and strings ("NaN" as storable_json keeps them) are skipped as missing,
+lines break at such gaps, a lone point is drawn as a marker, and a series with no point at all
+is reported as missing instead of drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Point = tuple[float, float]
+
+
+def finite(value: Any) -> float | None:
+    """`value` as a float if it is a finite real number (not a bool, not a string), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def format_number(value: Any, digits: int = 4) -> str:
+    """A metric as people read it: 4 significant digits, "—" when it is missing."""
+    number = finite(value)
+    if number is None:
+        return "—"
+    text = f"{number:.{digits}g}"
+    return text.replace("e-0", "e-").replace("e+0", "e+")
+
+
+def nice_step(span: float, count: int = 5) -> float:
+    """A 1, 2 or 5 times a power of ten close to `span / count`."""
+    if not span > 0 or not math.isfinite(span):
+        return 1.0
+    raw = span / max(1, count)
+    power = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 5, 10):
+        if raw <= factor * power * 1.0000001:
+            return factor * power
+    return 10 * power
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values (1-2-5 steps) covering [low, high]; the ends are widened to ticks."""
+    if high < low:
+        low, high = high, low
+    if high == low:
+        pad = abs(low) * 0.1 or 1.0
+        low, high = low - pad, high + pad
+    step = nice_step(high - low, count)
+    first = math.floor(low / step + 1e-9) * step
+    last = math.ceil(high / step - 1e-9) * step
+    ticks = []
+    n = int(round((last - first) / step))
+    for i in range(n + 1):
+        # Rounded to the step's precision, so 0.1 + 0.2 shows as 0.3.
+        ticks.append(round(first + i * step, max(0, -math.floor(math.log10(step)) + 1)))
+    return ticks
+
+
+def format_tick(value: float, ticks: Sequence[float]) -> str:
+    """A tick label with as many decimals as the step between ticks needs, and no more."""
+    step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
+    decimals = max(0, -math.floor(math.log10(step))) if step > 0 else 0
+    if abs(value) >= 1e6 or (value and abs(value) < 1e-4):
+        return f"{value:.2g}"
+    return f"{value:.{decimals}f}"
+
+
+def linear_scale(domain: tuple[float, float], span: tuple[float, float]) -> Callable[[float], float]:
+    """Map `domain` linearly onto `span` (which may run backwards, as SVG's y axis does)."""
+    d0, d1 = domain
+    r0, r1 = span
+    if d1 == d0:
+        return lambda value: (r0 + r1) / 2
+    ratio = (r1 - r0) / (d1 - d0)
+    return lambda value: r0 + (value - d0) * ratio
+
+
+def segments(points: Iterable[tuple[Any, Any]]) -> list[list[Point]]:
+    """The runs of consecutive points with finite x and y; a missing one breaks the line."""
+    runs: list[list[Point]] = [[]]
+    for x, y in points:
+        fx, fy = finite(x), finite(y)
+        if fx is None or fy is None:
+            if runs[-1]:
+                runs.append([])
+            continue
+        runs[-1].append((fx, fy))
+    return [run for run in runs if run]
+
+
+def path_data(run: Sequence[Point], sx: Callable[[float], float], sy: Callable[[float], float]) -> str:
+    """SVG path data ("M x y L x y …") through the points of one run."""
+    return " ".join(
+        f"{'M' if i == 0 else 'L'}{sx(x):.1f} {sy(y):.1f}" for i, (x, y) in enumerate(run)
+    )
+
+
+@dataclass(frozen=True)
+class SeriesSpec:
+    key: str  # the metric's name in the data
+    label: str  # as the legend says it
+    style: str  # CSS class suffix: colour and dash pattern (solid, dashed, dotted)
+
+
+@dataclass
+class Marker:
+    cx: float
+    cy: float
+    text: str  # the exact value, shown on hover (<title>)
+
+
+@dataclass
+class DrawnSeries:
+    spec: SeriesSpec
+    paths: list[str]
+    markers: list[Marker]
+    lone: bool  # only single points: markers stand in for the line
+
+
+@dataclass
+class Tick:
+    position: float
+    label: str
+
+
+@dataclass
+class Chart:
+    title: str
+    width: int
+    height: int
+    plot: tuple[float, float, float, float]  # left, top, right, bottom
+    series: list[DrawnSeries] = field(default_factory=list)
+    missing: list[SeriesSpec] = field(default_factory=list)
+    x_ticks: list[Tick] = field(default_factory=list)
+    y_ticks: list[Tick] = field(default_factory=list)
+    x_label: str = "Step"
+
+    @property
+    def empty(self) -> bool:
+        return not self.series
+
+    @property
+    def point_count(self) -> int:
+        return sum(len(drawn.markers) for drawn in self.series)
+
+
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 56, 16, 12, 40
+
+
+def line_chart(
+    title: str,
+    specs: Sequence[SeriesSpec],
+    rows: Sequence[dict[str, Any]],
+    *,
+    x_key: str = "step",
+    width: int = 640,
+    height: int = 260,
+) -> Chart:
+    """A chart of each spec's metric against `x_key` over `rows` (sorted by x here)."""
+    left, top = MARGIN_LEFT, MARGIN_TOP
+    right, bottom = width - MARGIN_RIGHT, height - MARGIN_BOTTOM
+    chart = Chart(title=title, width=width, height=height, plot=(left, top, right, bottom))
+    ordered = sorted(
+        (row for row in rows if finite(row.get(x_key)) is not None), key=lambda row: finite(row.get(x_key))
+    )
+    runs_by_spec = {
+        spec: segments((row.get(x_key), row.get(spec.key)) for row in ordered) for spec in specs
+    }
+    points = [point for runs in runs_by_spec.values() for run in runs for point in run]
+    chart.missing = [spec for spec in specs if not runs_by_spec[spec]]
+    if not points:
+        return chart
+    xs = [x for x, _ in points]
+    ys = [y for _, y in points]
+    x_ticks = nice_ticks(min(xs), max(xs)) if min(xs) != max(xs) else _around(xs[0])
+    y_ticks = nice_ticks(min(ys), max(ys))
+    sx = linear_scale((x_ticks[0], x_ticks[-1]), (left, right))
+    sy = linear_scale((y_ticks[0], y_ticks[-1]), (bottom, top))
+    chart.x_ticks = [Tick(sx(t), format_tick(t, x_ticks)) for t in x_ticks]
+    chart.y_ticks = [Tick(sy(t), format_tick(t, y_ticks)) for t in y_ticks]
+    for spec in specs:
+        runs = runs_by_spec[spec]
+        if not runs:
+            continue
+        chart.series.append(DrawnSeries(
+            spec=spec,
+            paths=[path_data(run, sx, sy) for run in runs if len(run) > 1],
+            markers=[
+                Marker(round(sx(x), 1), round(sy(y), 1), f"{spec.label} at step {x:g}: {format_number(y, 6)}")
+                for run in runs for x, y in run
+            ],
+            lone=all(len(run) == 1 for run in runs),
+        ))
+    return chart
+
+
+def _around(x: float) -> list[float]:
+    """Ticks for a lone x value: it sits in the middle of a small range."""
+    step = nice_step(abs(x) * 0.2 or 2.0, 2)
+    return [x - step, x, x + step]
+
+
+def sparkline(values: Sequence[Any], *, width: int = 80, height: int = 20) -> str:
+    """Path data of a tiny line through the finite values in order ("" when fewer than two)."""
+    points = [(i, v) for i, v in enumerate(finite(value) for value in values) if v is not None]
+    if len(points) < 2:
+        return ""
+    ys = [y for _, y in points]
+    sx = linear_scale((points[0][0], points[-1][0]), (1, width - 1))
+    sy = linear_scale((min(ys), max(ys)), (height - 2, 2))
+    return path_data(points, sx, sy)
