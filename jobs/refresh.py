@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import history, notifications, training_log, vault
+from jobs import deployments, files, history, notifications, training_log, vault
 from jobs.finetuning import QUEUED_STATUSES, TERMINAL_STATUSES, FineTuningJob
 from jobs.models import ApiToken, TrackedJob
 from jobs.tokenfactory import (
@@ -283,6 +283,10 @@ def store_snapshot(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime)
     """Store what the API said about `job` (asked at `now`): its history events and their
     notifications with it. Only ever called under the job's refresh lock, so each transition
     is recorded, and notified, once."""
+    # Beside the snapshot, under the same lock, before the new version is saved: the names of
+    # the job's files and the models deployed from it, into the cache that pages read.
+    files.remember_files(job, details)
+    deployments.refresh_models(job)
     before = job.details
     job.snapshot = details.raw
     job.status = details.status

@@ -2,6 +2,7 @@ from django.urls import path, register_converter
 
 from jobs.converters import DatabaseIdConverter
 from jobs.views import accounts, dashboard, live, notification_channels, setup, teams, tokens, tracked_jobs
+from jobs.views import cancel, compare, export
 
 register_converter(DatabaseIdConverter, "id")
 
@@ -17,6 +18,11 @@ urlpatterns = [
     path("jobs/<id:pk>/label/", tracked_jobs.job_label, name="job_label"),
     path("jobs/<id:pk>/remove/", tracked_jobs.job_remove, name="job_remove"),
     path("jobs/<id:pk>/move/", tracked_jobs.job_move, name="job_move"),
+    path("jobs/<id:pk>/cancel/", cancel.job_cancel, name="job_cancel"),
+    path("jobs/<id:pk>/export.json", export.job_export_json, name="job_export_json"),
+    path("jobs/<id:pk>/metrics.csv", export.job_export_metrics, name="job_export_metrics"),
+    path("jobs/export.csv", export.dashboard_export, name="dashboard_export"),
+    path("jobs/compare/", compare.job_compare, name="job_compare"),
     path("tokens/", tokens.token_list, name="token_list"),
     path("tokens/<id:pk>/edit/", tokens.token_edit, name="token_edit"),
     path("tokens/<id:pk>/delete/", tokens.token_delete, name="token_delete"),

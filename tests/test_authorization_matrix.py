@@ -154,6 +154,14 @@ ROUTES: dict[str, Route] = {
     "job_move": Route(_job, {"POST": MEMBER}, scoped=True,
                       data=lambda o: {"workspace": o["team"].pk, "token": o["token2"].pk},
                       effect=lambda o, u: _fresh(o["job"]).token_id == o["token2"].pk),
+    "job_cancel": Route(_job, {"GET": MEMBER, "POST": MEMBER}, scoped=True, upstream=True,
+                        effect=lambda o, u: any(c.method == "POST" and c.path.endswith("/cancel")
+                                                for c in o["fake_api"].calls_for(o["job"].job_id))),
+    "job_export_json": Route(_job, {"GET": VIEWER}, scoped=True),
+    "job_export_metrics": Route(_job, {"GET": VIEWER}, scoped=True),
+    # Without ?ids= the compare page explains how to pick jobs; with ids, see test_compare.py.
+    "job_compare": Route(_none, {"GET": SIGNED_IN}),
+    "dashboard_export": Route(_none, {"GET": SIGNED_IN}),
     # --- tokens
     "token_list": Route(_none, {"GET": SIGNED_IN, "POST": SIGNED_IN},
                         data=lambda o: {"name": "my own", "secret": "sk-own-token-12345678"},

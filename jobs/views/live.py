@@ -11,7 +11,7 @@ from django.http import Http404, HttpResponse
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
-from jobs import live
+from jobs import deployments, live
 
 # A dashboard card whose job the viewer can no longer see (removed, or moved out of their
 # workspaces) becomes this notice, which polls no more.
@@ -46,6 +46,7 @@ def _changed_parts(request, shown: dict[int, str], *, part: str) -> HttpResponse
         raise Http404("No such job.")  # as for every other URL of a job one may not see
     if not jobs and not gone:
         return _nothing_changed()
+    deployments.attach(jobs)  # what the parts show of deployments, in one cache read
     html = live.rendered(jobs, part=part, render=lambda job: render_to_string(PARTS[part], {"job": job}))
     html += [GONE.format(pk=pk) for pk in gone]
     return HttpResponse("".join(html))

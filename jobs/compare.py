@@ -1,0 +1,159 @@
+"""Comparing 2–4 jobs side by side: key facts, hyperparameters (differences marked), final
+metrics and the training curves of all of them.
+
+`jobs_to_compare` is the access check: every job asked for must be one the viewer may see,
+else the whole page is a 404, as any other page of a job they may not see.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import Http404
+
+from jobs.access import jobs_visible_to
+from jobs.export import METRIC_KEYS, metric_value
+from jobs.finetuning import display_value
+from jobs.models import TrackedJob, TrainingCheckpoint
+
+MIN_JOBS, MAX_JOBS = 2, 4
+METRIC_LABELS = {
+    "train_loss": "Train loss",
+    "valid_loss": "Valid loss",
+    "full_valid_loss": "Full-valid loss",
+    "train_mean_token_accuracy": "Train mean token accuracy",
+    "valid_mean_token_accuracy": "Valid mean token accuracy",
+    "full_valid_mean_token_accuracy": "Full-valid mean token accuracy",
+}
+
+
+class WrongCount(ValueError):
+    """Fewer than two or more than four jobs: the message says so."""
+
+
+def parse_ids(values: Iterable[str]) -> list[int]:
+    """The job keys from `?ids=…` in order, each once; junk is a 404 like any unknown job."""
+    ids: list[int] = []
+    for value in values:
+        if not (value.isascii() and value.isdigit() and len(value) <= 18):
+            raise Http404("No such job.")
+        if int(value) not in ids:
+            ids.append(int(value))
+    if not MIN_JOBS <= len(ids) <= MAX_JOBS:
+        raise WrongCount(
+            f"Pick between {MIN_JOBS} and {MAX_JOBS} jobs to compare (you picked {len(ids)})."
+        )
+    return ids
+
+
+def jobs_to_compare(user, ids: list[int]) -> list[TrackedJob]:
+    jobs = {job.pk: job for job in jobs_visible_to(user).filter(pk__in=ids)}
+    if len(jobs) != len(ids):
+        raise Http404("No such job.")
+    return [jobs[pk] for pk in ids]
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    values: list[str]
+
+    @property
+    def differs(self) -> bool:
+        return len(set(self.values)) > 1
+
+
+def _date(value: dt.datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+def _or_dash(value: Any) -> str:
+    return "—" if value in (None, "") else display_value(value)
+
+
+def key_facts(jobs: list[TrackedJob]) -> list[Row]:
+    details = [job.details for job in jobs]
+    return [
+        Row("Status", [d.status_label for d in details]),
+        Row("Model", [_or_dash(d.model) for d in details]),
+        Row("Suffix", [_or_dash(d.suffix) for d in details]),
+        Row("Workspace", [job.workspace.name for job in jobs]),
+        Row("Created", [_date(d.created_at) for d in details]),
+        Row("Finished", [_date(d.finished_at) for d in details]),
+        Row("Steps", [f"{_or_dash(d.trained_steps)} of {_or_dash(d.total_steps)}" for d in details]),
+        Row("Trained tokens", [f"{d.trained_tokens:,}" if d.trained_tokens is not None else "—" for d in details]),
+        Row("Seed", [_or_dash(d.seed) for d in details]),
+        Row("Training file", [_or_dash(d.training_file) for d in details]),
+        Row("Validation file", [_or_dash(d.validation_file) for d in details]),
+    ]
+
+
+def hyperparameters(jobs: list[TrackedJob]) -> list[Row]:
+    """Every setting any of the jobs has, in the order first met; "—" where a job has none."""
+    labels: dict[str, str] = {}
+    values: list[dict[str, str]] = []
+    for job in jobs:
+        method = job.details.method
+        shown = {}
+        if method is not None:
+            shown["method"] = method.title
+            labels.setdefault("method", "Method")
+            for h in method.hyperparameters:
+                labels.setdefault(h.key, h.label)
+                shown[h.key] = h.display
+        values.append(shown)
+    return [Row(label, [v.get(key, "—") for v in values]) for key, label in labels.items()]
+
+
+def checkpoints_of(jobs: list[TrackedJob]) -> dict[int, list[TrainingCheckpoint]]:
+    """Each job's stored checkpoints, oldest step first (one query for all jobs)."""
+    by_job: dict[int, list[TrainingCheckpoint]] = {job.pk: [] for job in jobs}
+    for checkpoint in TrainingCheckpoint.objects.filter(job__in=[j.pk for j in jobs]).order_by("job", "step", "created_at", "pk"):
+        by_job[checkpoint.job_id].append(checkpoint)
+    return by_job
+
+
+def final_metrics(jobs: list[TrackedJob], checkpoints: dict[int, list[TrainingCheckpoint]]) -> list[Row]:
+    """Each metric's value at the job's last checkpoint that has it (missing and NaN skipped)."""
+    rows = [Row("Checkpoints", [str(len(checkpoints[job.pk])) for job in jobs])]
+    for key in METRIC_KEYS:
+        values = []
+        for job in jobs:
+            found = [metric_value(c.metrics.get(key)) for c in checkpoints[job.pk] if isinstance(c.metrics, dict)]
+            found = [v for v in found if v is not None]
+            values.append(f"{found[-1]:.4g}" if found else "—")
+        rows.append(Row(METRIC_LABELS[key], values))
+    return rows
+
+
+def series(jobs: list[TrackedJob], checkpoints: dict[int, list[TrainingCheckpoint]], key: str) -> list[tuple[TrackedJob, list[tuple[int, float]]]]:
+    """For one metric, each job's (step, value) points where both are known."""
+    out = []
+    for job in jobs:
+        points = []
+        for c in checkpoints[job.pk]:
+            value = metric_value(c.metrics.get(key)) if isinstance(c.metrics, dict) else None
+            if c.step is not None and value is not None:
+                points.append((c.step, value))
+        out.append((job, points))
+    return out
+
+
+@dataclass(frozen=True)
+class MetricCurves:
+    key: str
+    label: str
+    series: list[tuple[TrackedJob, list[tuple[int, float]]]]
+
+    @property
+    def has_points(self) -> bool:
+        return any(points for _, points in self.series)
+
+
+def charts(jobs: list[TrackedJob], checkpoints: dict[int, list[TrainingCheckpoint]]) -> list[MetricCurves]:
+    """One chart per metric that any of the jobs reported, every job's curve on it."""
+    curves = [MetricCurves(key, METRIC_LABELS[key], series(jobs, checkpoints, key)) for key in METRIC_KEYS]
+    return [c for c in curves if c.has_points]

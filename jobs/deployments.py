@@ -1,0 +1,137 @@
+"""Custom models deployed from a job's checkpoints (`GET /v0/models`), kept in the cache.
+
+One call lists every custom model a key's project has, so it is made per token, not per job,
+and at a slow interval (`FTDASH_MODELS_REFRESH_SECONDS`, default 5 min): during a job's
+refresh (beside the snapshot, under its single-flight lock) and by the worker's rounds for
+tokens whose jobs have all finished (which is when models get deployed). Pages read the cache
+only. An API without the endpoint (404/405) is remembered per API base URL for an hour and
+changes nothing on the page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+
+from jobs import vault
+from jobs.models import ApiToken, TrackedJob
+from jobs.tokenfactory import NotOffered, TokenFactoryClient, TokenFactoryError
+
+logger = logging.getLogger(__name__)
+
+KEPT_SECONDS = 7 * 24 * 3600
+NOT_OFFERED_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    checkpoint: str
+    status: str
+
+
+def interval_seconds() -> int:
+    return int(getattr(settings, "FTDASH_MODELS_REFRESH_SECONDS", 300))
+
+
+def _base_hash() -> str:
+    base_url = settings.FTDASH_API_BASE_URL.rstrip("/")
+    return hashlib.blake2s(base_url.encode(), digest_size=10).hexdigest()
+
+
+def _models_key(token_id: int) -> str:
+    return f"ftdash:models:{_base_hash()}:{token_id}"
+
+
+def _due_key(token_id: int) -> str:
+    return f"ftdash:models-asked:{_base_hash()}:{token_id}"
+
+
+def _not_offered_key() -> str:
+    return f"ftdash:models-not-offered:{_base_hash()}"
+
+
+def _text(value, limit: int = 200) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def by_job(entries: Iterable[dict]) -> dict[str, list[dict]]:
+    """The list's entries that name a job, grouped by job ID (as plain data for the cache)."""
+    grouped: dict[str, list[dict]] = {}
+    for entry in entries:
+        job_id = entry.get("job_id")
+        if not isinstance(job_id, str) or not job_id:
+            continue
+        grouped.setdefault(job_id, []).append({
+            "name": _text(entry.get("name")) or _text(entry.get("id")) or "unnamed model",
+            "checkpoint": _text(entry.get("checkpoint_id")),
+            "status": _text(entry.get("status"), 40),
+        })
+    return grouped
+
+
+def refresh_models(job: TrackedJob, *, force: bool = False) -> None:
+    """List the custom models of the job's token if their interval has passed (or `force`).
+    Never raises."""
+    if not job.token_id:
+        return
+    try:
+        if cache.get(_not_offered_key()):
+            return
+        # cache.add is the single flight: one caller per token and interval asks.
+        if not cache.add(_due_key(job.token_id), True, interval_seconds()):
+            if not force:
+                return
+            cache.set(_due_key(job.token_id), True, interval_seconds())
+        token = ApiToken.objects.filter(pk=job.token_id).first()
+        if token is None:
+            return
+        try:
+            entries = TokenFactoryClient(vault.decrypt(token.secret_encrypted), project_id=token.ai_project_id).list_models()
+        except NotOffered:
+            cache.set(_not_offered_key(), True, NOT_OFFERED_SECONDS)
+            return
+        except TokenFactoryError as exc:
+            logger.info("custom models of token %s: %s", token.pk, exc.message)
+            return  # keep what was known; the next interval asks again
+        cache.set(_models_key(token.pk), by_job(entries), KEPT_SECONDS)
+    except Exception:
+        logger.warning("could not list the custom models of job %s's token", job.job_id, exc_info=True)
+
+
+def attach(jobs: Iterable[TrackedJob]) -> None:
+    """Read the deployments of all `jobs` in one cache call, for `deployments_of`."""
+    jobs = list(jobs)
+    keys = {_models_key(job.token_id) for job in jobs if job.token_id}
+    try:
+        known = cache.get_many(list(keys)) if keys else {}
+    except Exception:
+        known = {}
+    for job in jobs:
+        grouped = known.get(_models_key(job.token_id)) if job.token_id else None
+        job._deployments = _rows(grouped, job.job_id)
+
+
+def deployments_of(job: TrackedJob) -> list[Deployment]:
+    """The custom models made from `job`, from the cache (attached, or read now)."""
+    if hasattr(job, "_deployments"):
+        return job._deployments
+    if not job.token_id:
+        return []
+    try:
+        grouped = cache.get(_models_key(job.token_id))
+    except Exception:
+        grouped = None
+    job._deployments = _rows(grouped, job.job_id)
+    return job._deployments
+
+
+def _rows(grouped, job_id: str) -> list[Deployment]:
+    if not isinstance(grouped, dict):
+        return []
+    return [Deployment(**row) for row in grouped.get(job_id, []) if isinstance(row, dict)]
