@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.contrib.auth.forms import PasswordChangeForm, UserCreationForm
 
 from jobs.models import ApiToken, Membership, NotificationChannel, TrackedJob, Workspace
 from jobs.notifications import UnsafeDestination, check_webhook_url
-from jobs.tokenfactory import InvalidJobId, clean_api_key, clean_job_id
+from jobs.tokenfactory import JOB_ID_PATTERN, InvalidJobId, clean_api_key, clean_job_id
+
+#: Most job IDs one "Track a job" submission may hold (each one is a call to the API).
+MAX_JOB_IDS = 50
 
 
 # Plain text instead of Django's HTML list of validators, so no help text ever needs |safe.
@@ -78,10 +83,35 @@ class TokenForm(WorkspaceFormMixin, forms.Form):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Stored encrypted; ftdash never shows it again.",
     )
+    ai_project_id = forms.CharField(
+        label="Project ID (optional)",
+        max_length=200,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        help_text="For accounts with several Token Factory projects: sent as ai_project_id with every call made with this token.",
+    )
+    watch = forms.BooleanField(
+        label="Watch for new jobs",
+        required=False,
+        help_text="The background worker lists this token's jobs regularly and starts tracking every job created from now on.",
+    )
+    watch_pattern = forms.CharField(
+        label="Only jobs whose suffix or model matches (optional)",
+        max_length=200,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "placeholder": "prod-*, Qwen/*"}),
+        help_text="Shell-style patterns, comma-separated, not case-sensitive: * matches anything, ? one character.",
+    )
 
     def __init__(self, *args, workspaces: list[Workspace], **kwargs):
         super().__init__(*args, **kwargs)
         self.add_workspace_field(workspaces)
+
+    def clean_ai_project_id(self) -> str:
+        value = self.cleaned_data["ai_project_id"].strip()
+        if value and not all("!" <= char <= "~" for char in value):
+            raise forms.ValidationError("A project ID is one word of plain letters, digits and punctuation.")
+        return value
 
     def clean_secret(self) -> str:
         try:
@@ -99,7 +129,10 @@ class TokenEditForm(TokenForm):
     """Rename, replace the secret (blank keeps the stored one) or move to another workspace."""
 
     def __init__(self, *args, token: ApiToken, **kwargs):
-        kwargs.setdefault("initial", {}).update(name=token.name, workspace=token.workspace_id)
+        kwargs.setdefault("initial", {}).update(
+            name=token.name, workspace=token.workspace_id, ai_project_id=token.ai_project_id,
+            watch=token.watch_new_jobs, watch_pattern=token.watch_pattern,
+        )
         super().__init__(*args, **kwargs)
         self.default_workspace = token.workspace  # left out: the token stays where it is
         self.fields["secret"].required = False
@@ -153,10 +186,11 @@ class WorkspaceTokenForm(WorkspaceFormMixin, forms.Form):
 class TrackJobForm(WorkspaceTokenForm):
     job_id = forms.CharField(
         label="Job ID",
-        max_length=200,
-        widget=forms.TextInput(
-            attrs={"placeholder": "ftjob-…", "autocomplete": "off", "spellcheck": "false"}
+        max_length=50 * 80,
+        widget=forms.Textarea(
+            attrs={"placeholder": "ftjob-…", "autocomplete": "off", "spellcheck": "false", "rows": 1}
         ),
+        help_text="Several at once: one per line, or separated by spaces or commas.",
     )
     label = forms.CharField(label="Label (optional)", max_length=100, required=False)
     field_order = ["job_id", "workspace", "token", "label"]
@@ -165,11 +199,18 @@ class TrackJobForm(WorkspaceTokenForm):
         super().__init__(*args, **kwargs)
         self.order_fields(self.field_order)
 
-    def clean_job_id(self) -> str:
-        try:
-            return clean_job_id(self.cleaned_data["job_id"])
-        except InvalidJobId as exc:
-            raise forms.ValidationError(exc.message) from None
+    def clean_job_id(self) -> list[str]:
+        """The IDs given, in order and each once. A lone ID must be valid; among several, the
+        invalid ones are reported per ID with the others' outcomes."""
+        ids = list(dict.fromkeys(part for part in re.split(r"[\s,;]+", self.cleaned_data["job_id"]) if part))
+        if len(ids) > MAX_JOB_IDS:
+            raise forms.ValidationError(f"At most {MAX_JOB_IDS} job IDs at once, please; that was {len(ids)}.")
+        if not any(JOB_ID_PATTERN.fullmatch(job_id) for job_id in ids):
+            try:
+                clean_job_id(ids[0] if ids else "")
+            except InvalidJobId as exc:
+                raise forms.ValidationError(exc.message) from None
+        return ids
 
 
 class JobMoveForm(WorkspaceTokenForm):
@@ -261,6 +302,10 @@ class DashboardFilterForm(forms.Form):
                       ("validating_files", "Validating files"), ("succeeded", "Succeeded"),
                       ("failed", "Failed"), ("cancelled", "Cancelled"), ("stalled", "Stalled")]
 
+    q = forms.CharField(
+        label="Search", required=False, max_length=200,
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Job ID, label, suffix or model"}),
+    )
     workspace = forms.TypedChoiceField(label="Workspace", required=False, coerce=int, empty_value=None)
     status = forms.ChoiceField(label="Status", required=False, choices=STATUS_CHOICES)
     model = forms.CharField(label="Model", required=False, max_length=200)
@@ -281,9 +326,33 @@ class DashboardFilterForm(forms.Form):
             self.is_valid()  # fills cleaned_data with the fields that are valid, drops the rest
             data = self.cleaned_data
         return {
+            "q": (data.get("q") or "").strip(),
             "workspace": self.workspaces.get(data.get("workspace")),
             "status": data.get("status", ""),
             "model": (data.get("model") or "").strip(),
             "period": data.get("period", ""),
             "sort": data.get("sort") or "newest",
         }
+
+
+class ImportFilterForm(forms.Form):
+    """Narrowing a token's listed jobs on the "Import jobs" page (a GET form, shareable)."""
+
+    status = forms.ChoiceField(label="Status", required=False)
+    model = forms.ChoiceField(label="Model", required=False)
+    created_from = forms.DateField(label="Created from", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    created_to = forms.DateField(label="Created to", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, statuses: list[str], models: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["status"].choices = [("", "Any status")] + [(s, s.replace("_", " ")) for s in statuses]
+        self.fields["model"].choices = [("", "Any model")] + [(m, m) for m in models]
+
+    def filters(self) -> dict:
+        """Valid filters only: a bad value in the URL is ignored, never an error page."""
+        data = {}
+        if self.is_bound:
+            self.is_valid()
+            data = self.cleaned_data
+        return {key: data.get(key) or ("" if key in ("status", "model") else None)
+                for key in ("status", "model", "created_from", "created_to")}

@@ -25,6 +25,18 @@ def record_tracking_started(job: TrackedJob, *, now: dt.datetime) -> None:
     )
 
 
+def record_job_started(job: TrackedJob, *, token_name: str, now: dt.datetime) -> JobEvent:
+    """The first event of a job a watched token found: it started (and ftdash noticed)."""
+    job.progress_changed_at = now
+    job.save(update_fields=["progress_changed_at"])
+    return JobEvent.objects.create(
+        job=job, kind=JobEvent.Kind.STARTED, status=job.status,
+        message=f"Job started; found by watching token “{token_name}” while it was "
+        f"{job.details.status_label}."[:300],
+        at=now,
+    )
+
+
 def record_changes(
     job: TrackedJob, *, before: FineTuningJob, after: FineTuningJob, now: dt.datetime
 ) -> list[JobEvent]:

@@ -50,6 +50,7 @@ RULES = {
     "failed": lambda event: event.kind == JobEvent.Kind.FINISHED and event.status == "failed",
     "cancelled": lambda event: event.kind == JobEvent.Kind.FINISHED and event.status in ("cancelled", "canceled"),
     "stalled": lambda event: event.kind == JobEvent.Kind.STALLED,
+    "started": lambda event: event.kind == JobEvent.Kind.STARTED,
 }
 
 
@@ -221,7 +222,7 @@ def event_payload(event: JobEvent) -> dict:
     job = event.job
     details = job.details
     payload = {
-        "event": "stalled" if event.kind == JobEvent.Kind.STALLED else event.status,
+        "event": {JobEvent.Kind.STALLED: "stalled", JobEvent.Kind.STARTED: "started"}.get(event.kind, event.status),
         "message": event.message,
         "job_id": job.job_id,
         "label": job.label,

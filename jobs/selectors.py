@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Case, Count, QuerySet, Value, When
+from django.db.models import Case, Count, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from jobs.access import Need, jobs_visible_to, user_workspaces
@@ -29,8 +29,15 @@ def jobs_for_dashboard(
     model: str = "",
     period: str = "",
     sort: str = "newest",
+    q: str = "",
 ) -> QuerySet[TrackedJob]:
     jobs = jobs_visible_to(user)
+    if q:
+        # Partial and case-insensitive, in the same query as the rest (no query per job).
+        jobs = jobs.filter(
+            Q(job_id__icontains=q) | Q(label__icontains=q)
+            | Q(snapshot__suffix__icontains=q) | Q(snapshot__model__icontains=q)
+        )
     if workspace is not None:
         jobs = jobs.filter(workspace=workspace)
     if status == "stalled":

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import history, vault
+from jobs import history, notifications, vault
 from jobs.access import user_memberships
 from jobs.models import (
     ApiToken,
@@ -24,11 +24,22 @@ from jobs.models import (
     MemberInvitation,
     Membership,
     NotificationChannel,
+    RemovedJob,
     TrackedJob,
     Workspace,
 )
+from jobs.finetuning import FineTuningJob
 from jobs.refresh import fetch_job, record_token_check
-from jobs.tokenfactory import TokenFactoryClient, TokenFactoryError, clean_job_id
+from jobs.tokenfactory import (
+    InvalidJobId,
+    JobNotFound,
+    RateLimited,
+    TokenFactoryClient,
+    TokenFactoryError,
+    TokenRejected,
+    clean_job_id,
+)
+from jobs.vault import VaultError
 
 
 @transaction.atomic
@@ -42,35 +53,65 @@ def first_admin_create(*, username: str, password: str):
     return user
 
 
-def token_create(*, workspace: Workspace, user, name: str, secret: str) -> ApiToken:
+def token_create(
+    *, workspace: Workspace, user, name: str, secret: str, ai_project_id: str = "",
+    watch: bool = False, watch_pattern: str = "",
+) -> ApiToken:
     secret = secret.strip()
     try:
         with transaction.atomic():
-            token = ApiToken.objects.create(
+            token = ApiToken(
                 workspace=workspace,
                 name=name.strip(),
                 secret_encrypted=vault.encrypt(secret),
                 last4=secret[-4:],
                 created_by=user,
+                ai_project_id=ai_project_id.strip(),
             )
+            _set_watch(token, watch=watch, pattern=watch_pattern)
+            token.save()
             audit_record(workspace=workspace, actor=user, action="token.add",
-                         description=f"added token “{token.name}” ({token.masked})")
+                         description=f"added token “{token.name}” ({token.masked})"
+                         + (", watching for new jobs" if watch else ""))
             return token
     except IntegrityError:
         raise ValidationError(f"There is already a token named “{name}” here.") from None
 
 
+def _set_watch(token: ApiToken, *, watch: bool, pattern: str) -> list[str]:
+    """Switch the token's watch on or off; a watch switched on counts from now. The fields set."""
+    token.watch_pattern = pattern.strip()
+    fields = ["watch_pattern"]
+    if watch and not token.watch_new_jobs:
+        now = timezone.now()
+        token.watch_new_jobs, token.watch_since, token.watch_next_at = True, now, now
+        token.watch_failures, token.watch_stopped_message = 0, ""
+        fields += ["watch_new_jobs", "watch_since", "watch_next_at", "watch_failures", "watch_stopped_message"]
+    elif not watch and token.watch_new_jobs:
+        token.watch_new_jobs, token.watch_since, token.watch_next_at = False, None, None
+        fields += ["watch_new_jobs", "watch_since", "watch_next_at"]
+    return fields
+
+
 def token_update(
-    *, token: ApiToken, actor, name: str, secret: str = "", workspace: Workspace | None = None
+    *, token: ApiToken, actor, name: str, secret: str = "", workspace: Workspace | None = None,
+    ai_project_id: str | None = None, watch: bool | None = None, watch_pattern: str = "",
 ) -> ApiToken:
-    """Rename a token, replace its secret (a blank secret keeps the old) or move it.
+    """Rename a token, replace its secret (a blank secret keeps the old) or move it; set its
+    project and its watch (None leaves them as they are).
 
     A moved token takes the jobs tracked with it along, so a job always lives in the same
     workspace as the token that reads it.
     """
     old_name, old_workspace = token.name, token.workspace
+    old_project, was_watching = token.ai_project_id, token.watch_new_jobs
     token.name = name.strip()
     fields = ["name"]
+    if ai_project_id is not None:
+        token.ai_project_id = ai_project_id.strip()
+        fields.append("ai_project_id")
+    if watch is not None:
+        fields += _set_watch(token, watch=watch, pattern=watch_pattern)
     if workspace is not None and workspace.pk != token.workspace_id:
         token.workspace = workspace
         fields.append("workspace")
@@ -106,6 +147,14 @@ def token_update(
             if secret:
                 audit_record(workspace=token.workspace, actor=actor, action="token.replace",
                              description=f"replaced the secret of token “{token.name}” ({token.masked})")
+            if old_project != token.ai_project_id:
+                audit_record(workspace=token.workspace, actor=actor, action="token.project",
+                             description=f"set the project of token “{token.name}” to "
+                             f"{token.ai_project_id or 'none'}")
+            if was_watching != token.watch_new_jobs:
+                audit_record(workspace=token.workspace, actor=actor, action="token.watch",
+                             description=("started" if token.watch_new_jobs else "stopped")
+                             + f" watching token “{token.name}” for new jobs")
     except IntegrityError:
         raise ValidationError(f"There is already a token named “{name}” there.") from None
     return token
@@ -163,9 +212,75 @@ def job_track(*, workspace: Workspace, token: ApiToken, job_id: str, user, label
             audit_record(workspace=workspace, actor=user, action="job.track",
                          description=f"started tracking {job_id}")
             history.record_tracking_started(job, now=now)
+            RemovedJob.objects.filter(workspace=workspace, job_id=job_id).delete()  # wanted again
             return job
     except IntegrityError:  # tracked by someone else a moment ago
         raise ValidationError(f"{job_id} is already tracked in {workspace.name}.") from None
+
+
+def job_track_many(
+    *, workspace: Workspace, token: ApiToken, job_ids: list[str], user, label: str = ""
+) -> list[tuple[str, str, str]]:
+    """Track each of `job_ids` (in order, repeats once): (job ID, outcome, what happened) each.
+
+    Outcomes: "tracked", "already", "not_found", "refused", "invalid", "not_tried". Once the
+    API rejects or rate-limits the token, the IDs left are not tried: each would fail alike.
+    """
+    results: list[tuple[str, str, str]] = []
+    stop: str = ""
+    for raw in dict.fromkeys(job_ids):
+        if stop:
+            results.append((raw, "not_tried", stop))
+            continue
+        try:
+            job = job_track(workspace=workspace, token=token, job_id=raw, user=user, label=label)
+        except InvalidJobId:
+            results.append((raw, "invalid", "not a fine-tuning job ID"))
+        except JobNotFound as exc:
+            results.append((raw, "not_found", exc.message))
+        except (TokenRejected, RateLimited) as exc:
+            results.append((raw, "refused", exc.message))
+            stop = "not tried: " + exc.message
+        except TokenFactoryError as exc:
+            results.append((raw, "refused", exc.message))
+        except VaultError as exc:
+            results.append((raw, "refused", str(exc)))
+            stop = "not tried: " + str(exc)
+        except ValidationError as exc:
+            message = " ".join(exc.messages)
+            results.append((raw, "already" if "already tracked" in message else "refused", message))
+        else:
+            results.append((job.job_id, "tracked", f"now tracking it in {workspace.name}"))
+    return results
+
+
+def job_track_listed(
+    *, workspace: Workspace, token: ApiToken, details: FineTuningJob, user, now: dt.datetime,
+    found_by_watch: bool = False,
+) -> TrackedJob | None:
+    """Track a job whose whole snapshot is at hand (a job list's entry): no call to the API.
+
+    Returns None when the workspace already tracks it. A job found by a watch records a
+    "started" event (and queues its notifications) instead of "tracking started"; with the
+    unique constraint on (workspace, job), two workers finding it at once track and notify once.
+    """
+    try:
+        with transaction.atomic():
+            job = TrackedJob.objects.create(
+                workspace=workspace, token=token, job_id=details.id, added_by=user,
+                snapshot=details.raw, status=details.status, fetched_at=now, checked_at=now,
+            )
+            if found_by_watch:
+                notifications.queue_for_events([history.record_job_started(job, token_name=token.name, now=now)])
+                audit_record(workspace=workspace, actor=None, action="job.discover",
+                             description=f"started tracking {details.id}, found by watching "
+                             f"token “{token.name}”")
+            else:
+                history.record_tracking_started(job, now=now)
+                RemovedJob.objects.filter(workspace=workspace, job_id=details.id).delete()
+            return job
+    except IntegrityError:
+        return None
 
 
 def job_label(*, job: TrackedJob, label: str) -> TrackedJob:
@@ -178,6 +293,10 @@ def job_label(*, job: TrackedJob, label: str) -> TrackedJob:
 def job_remove(*, job: TrackedJob, actor) -> None:
     audit_record(workspace=job.workspace, actor=actor, action="job.remove",
                  description=f"stopped tracking {job.job_id}")
+    # Remembered, so that a watched token does not bring it straight back.
+    RemovedJob.objects.update_or_create(
+        workspace=job.workspace, job_id=job.job_id, defaults={"removed_at": timezone.now()}
+    )
     job.delete()
 
 

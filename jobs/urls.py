@@ -4,6 +4,8 @@ from jobs.converters import DatabaseIdConverter
 from jobs.views import accounts, dashboard, live, notification_channels, setup, teams, tokens, tracked_jobs
 from jobs.views import cancel, compare, export
 
+from jobs.views import imports as job_imports
+
 register_converter(DatabaseIdConverter, "id")
 
 urlpatterns = [
@@ -27,6 +29,11 @@ urlpatterns = [
     path("tokens/<id:pk>/edit/", tokens.token_edit, name="token_edit"),
     path("tokens/<id:pk>/delete/", tokens.token_delete, name="token_delete"),
     path("tokens/<id:pk>/test/", tokens.token_test, name="token_test"),
+    path("tokens/<id:pk>/import/", job_imports.token_import, name="token_import"),
+    path("tokens/<id:pk>/import/start/", job_imports.import_start, name="token_import_start"),
+    path("tokens/<id:pk>/import/resume/", job_imports.import_resume, name="token_import_resume"),
+    path("tokens/<id:pk>/import/progress/", job_imports.import_progress, name="token_import_progress"),
+    path("tokens/<id:pk>/import/track/", job_imports.import_track, name="token_import_track"),
     path("teams/", teams.team_list, name="team_list"),
     path("teams/<id:pk>/", teams.team_detail, name="team_detail"),
     path("teams/<id:pk>/rename/", teams.team_rename, name="team_rename"),

@@ -37,11 +37,19 @@ def track_job(request):
     form = TrackJobForm(request.POST, tokens=selectors.tokens_usable_by(user=request.user))
     if form.is_valid():
         workspace = membership_for(request.user, form.cleaned_data["workspace"].pk, Need.EDIT_JOBS).workspace
+        job_ids = form.cleaned_data["job_id"]
+        if len(job_ids) > 1:
+            results = services.job_track_many(
+                workspace=workspace, token=form.cleaned_data["token"], job_ids=job_ids,
+                label=form.cleaned_data["label"], user=request.user,
+            )
+            _report_results(request, results)
+            return redirect("dashboard")
         try:
             job = services.job_track(
                 workspace=workspace,
                 token=form.cleaned_data["token"],
-                job_id=form.cleaned_data["job_id"],
+                job_id=job_ids[0],
                 label=form.cleaned_data["label"],
                 user=request.user,
             )
@@ -55,6 +63,22 @@ def track_job(request):
             messages.success(request, f"Now tracking {job.job_id}.")
             return redirect("dashboard")
     return _render_dashboard(request, form, status=422)
+
+
+OUTCOME_LEVELS = {"tracked": messages.SUCCESS, "already": messages.INFO}
+OUTCOME_WORDS = {
+    "tracked": "tracked", "already": "already tracked", "not_found": "not found",
+    "refused": "refused", "invalid": "not a job ID", "not_tried": "not tried",
+}
+
+
+def _report_results(request, results: list[tuple[str, str, str]]) -> None:
+    """One line per ID: what happened to it, and why when it was not tracked."""
+    for job_id, outcome, message in results:
+        text = f"{job_id}: {OUTCOME_WORDS[outcome]}"
+        if outcome not in ("tracked", "already", "invalid"):
+            text += f" — {message}"
+        messages.add_message(request, OUTCOME_LEVELS.get(outcome, messages.ERROR), text)
 
 
 def _render_dashboard(request, form: TrackJobForm, status: int = 200):
@@ -75,6 +99,7 @@ def _render_dashboard(request, form: TrackJobForm, status: int = 200):
     jobs = list(page.object_list)
     # Fresh on a plain reload too, with or without JavaScript.
     live.refresh_due(jobs)
+    deployments.attach(jobs)  # the cards' "deployed" marks, in one cache read
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -87,9 +112,8 @@ def _render_dashboard(request, form: TrackJobForm, status: int = 200):
         "tokens": form.tokens,
         "memberships": memberships,
         "filter_form": filter_form,
-        "filtered": any(filters[k] for k in ("workspace", "status", "model", "period")),
+        "filtered": any(filters[k] for k in ("q", "workspace", "status", "model", "period")),
         "shown_workspace": filters["workspace"],
         "running_count": counts["running"],
     }
     return render(request, "jobs/dashboard.html", context, status=status)
-    deployments.attach(jobs)  # the cards' "deployed" marks, in one cache read

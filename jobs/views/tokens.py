@@ -26,6 +26,9 @@ def token_list(request):
                     user=request.user,
                     name=form.cleaned_data["name"],
                     secret=form.cleaned_data["secret"],
+                    ai_project_id=form.cleaned_data["ai_project_id"],
+                    watch=form.cleaned_data["watch"],
+                    watch_pattern=form.cleaned_data["watch_pattern"],
                 )
             except ValidationError as exc:
                 form.add_error("name", exc)
@@ -53,6 +56,9 @@ def token_edit(request, pk: int):
                 name=form.cleaned_data["name"],
                 secret=form.cleaned_data["secret"],
                 workspace=workspace,
+                ai_project_id=form.cleaned_data["ai_project_id"],
+                watch=form.cleaned_data["watch"],
+                watch_pattern=form.cleaned_data["watch_pattern"],
             )
         except ValidationError as exc:
             form.add_error(None, exc)

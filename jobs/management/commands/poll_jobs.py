@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from jobs import list_refresh, notifications, refresh
+from jobs import discovery, imports, list_refresh, notifications, refresh
 from jobs.models import WorkerHeartbeat
 
 logger = logging.getLogger("jobs.worker")
@@ -105,6 +105,10 @@ class Command(BaseCommand):
         pages = from_lists = one_by_one = 0
         one_by_one += len(claims.one_by_one)
         pending |= lists
+        # Watched tokens due for a look, and job lists being read for "Import jobs".
+        pending |= {pool.submit(_discover_in_thread, token)
+                    for token in discovery.claim_due_watches(lease_seconds=lease)}
+        pending |= {pool.submit(_import_in_thread, run_pk) for run_pk in imports.claim_reading_runs()}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done & lists:
@@ -119,6 +123,25 @@ class Command(BaseCommand):
                 from_lists, pages, one_by_one, (time.monotonic() - started) * 1000,
             )
         notifications.deliver_due()
+
+
+def _discover_in_thread(token) -> None:
+    try:
+        discovery.discover(token)
+    except Exception:
+        # Its claim runs out, and the next round looks again.
+        logger.exception("watching token %s failed", token.pk)
+    finally:
+        connection.close()
+
+
+def _import_in_thread(run_pk: int) -> None:
+    try:
+        imports.import_advance(run_pk, pages=imports.PAGES_PER_ROUND)
+    except Exception:
+        logger.exception("reading the job list of import %s failed", run_pk)
+    finally:
+        connection.close()
 
 
 def _list_in_thread(token_id: int, jobs: list, lease: int) -> list_refresh.ListRead:

@@ -1,0 +1,167 @@
+"""Watched tokens: the worker finds jobs as they start, so nobody has to paste their IDs.
+
+A token set to "Watch for new jobs" has its job list read every FTDASH_DISCOVERY_SECONDS
+(newest first, stopping at the first job older than the watch), and every job created since
+the watch began is tracked in the token's workspace, with a "started" event on its timeline
+and a "job started" notification for the channels that ask for it. Skipped: jobs whose
+suffix and model both miss the token's pattern, jobs already tracked there, and jobs someone
+removed from that workspace (`RemovedJob`) until someone tracks them again.
+
+The pattern is one or more shell-style patterns (`fnmatch`: `*`, `?`, `[abc]`) separated by
+commas, matched case-insensitively against the whole suffix and the whole model name.
+
+Watching spends the same per-token budget as refreshes: nothing is asked while the token is
+paused by a 429 (and a 429 here pauses it for everything), failures back off like a job's
+refreshes, and a token the API rejects (or an API without a job list) stops being watched,
+with the reason kept for the tokens page. Each token is claimed by one worker at a time; the
+unique constraint on (workspace, job) makes a job tracked, and notified, once regardless.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import logging
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from jobs import refresh, services, vault
+from jobs.finetuning import FineTuningJob
+from jobs.models import ApiToken, RemovedJob, TrackedJob
+from jobs.tokenfactory import (
+    ListUnsupported,
+    RateLimited,
+    TokenFactoryClient,
+    TokenFactoryError,
+    TokenRejected,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Pages read per look at most: a thousand jobs started within one interval is plenty.
+MAX_PAGES = 10
+
+
+def patterns(text: str) -> list[str]:
+    return [part.strip().lower() for part in (text or "").split(",") if part.strip()]
+
+
+def pattern_matches(pattern: str, details: FineTuningJob) -> bool:
+    """Whether the job's suffix or model matches one of the token's patterns (none: all do)."""
+    wanted = patterns(pattern)
+    if not wanted:
+        return True
+    names = [(details.suffix or "").lower(), (details.model or "").lower()]
+    return any(fnmatch.fnmatchcase(name, p) for p in wanted for name in names if name)
+
+
+def _interval() -> dt.timedelta:
+    return dt.timedelta(seconds=settings.FTDASH_DISCOVERY_SECONDS)
+
+
+def _backed_off(failures: int) -> dt.timedelta:
+    """The interval doubled per failed look in a row, up to FTDASH_MAX_BACKOFF_SECONDS."""
+    cap = dt.timedelta(seconds=settings.FTDASH_MAX_BACKOFF_SECONDS)
+    return max(_interval(), min(_interval() * 2 ** min(failures, 16), cap))
+
+
+def claim_due_watches(*, lease_seconds: int, limit: int = 50) -> list[ApiToken]:
+    """Claim the watched tokens whose next look is due (and that are not rate-limited)."""
+    now = timezone.now()
+    unclaimed = Q(watch_claimed_until__isnull=True) | Q(watch_claimed_until__lt=now)
+    due = (
+        ApiToken.objects.filter(watch_new_jobs=True)
+        .filter(Q(watch_next_at__isnull=True) | Q(watch_next_at__lte=now))
+        .exclude(rate_limited_until__gt=now)
+        .filter(unclaimed)
+        .select_related("workspace")
+        .order_by("watch_next_at", "pk")[:limit]
+    )
+    lease = now + dt.timedelta(seconds=lease_seconds)
+    claimed = []
+    for token in due:
+        if ApiToken.objects.filter(pk=token.pk, watch_new_jobs=True).filter(unclaimed).update(
+            watch_claimed_until=lease
+        ):
+            token.watch_claimed_until = lease
+            claimed.append(token)
+    return claimed
+
+
+def discover(token: ApiToken) -> int:
+    """Look at a claimed token's newest jobs and track the new ones; how many were tracked."""
+    now = timezone.now()
+    try:
+        tracked = _discover(token)
+    except RateLimited as exc:
+        refresh.pause_token(token, exc)
+        _finish(token, next_at=token.rate_limited_until, failures=token.watch_failures)
+        return 0
+    except (TokenRejected, ListUnsupported, vault.VaultError) as exc:
+        message = getattr(exc, "message", str(exc))
+        if isinstance(exc, TokenRejected):
+            refresh.record_token_check(token, ok=False, message=message)
+        _stop(token, f"Stopped watching for new jobs {timezone.localtime(now):%Y-%m-%d %H:%M}: {message}")
+        return 0
+    except TokenFactoryError as exc:
+        failures = token.watch_failures + 1
+        logger.info("watching token %s failed (%d in a row): %s", token.pk, failures, exc.message)
+        _finish(token, next_at=now + _backed_off(failures), failures=failures)
+        return 0
+    _finish(token, next_at=now + _interval(), failures=0)
+    if tracked:
+        logger.info("watching token %s: tracking %d new job(s)", token.pk, tracked)
+    return tracked
+
+
+def _discover(token: ApiToken) -> int:
+    client = TokenFactoryClient(vault.decrypt(token.secret_encrypted), project_id=token.ai_project_id)
+    # The API gives whole seconds: a job created in the second the watch began counts.
+    since = (token.watch_since or timezone.now()).replace(microsecond=0)
+    tracked, after = 0, None
+    for _ in range(MAX_PAGES):
+        asked_at = timezone.now()
+        page = client.list_jobs(after=after)
+        new = [d for d in page.jobs if d.created_at is not None and d.created_at >= since]
+        tracked += _track_new(token, [d for d in new if pattern_matches(token.watch_pattern, d)], now=asked_at)
+        reached_older = any(d.created_at is not None and d.created_at < since for d in page.jobs)
+        if reached_older or not page.has_more or page.last_id is None:
+            break
+        after = page.last_id
+    return tracked
+
+
+def _track_new(token: ApiToken, found: list[FineTuningJob], *, now: dt.datetime) -> int:
+    if not found:
+        return 0
+    ids = [details.id for details in found]
+    skip = set(
+        TrackedJob.objects.filter(workspace_id=token.workspace_id, job_id__in=ids).values_list("job_id", flat=True)
+    ) | set(
+        RemovedJob.objects.filter(workspace_id=token.workspace_id, job_id__in=ids).values_list("job_id", flat=True)
+    )
+    tracked = 0
+    for details in found:
+        if details.id in skip:
+            continue
+        job = services.job_track_listed(
+            workspace=token.workspace, token=token, details=details, user=None, now=now, found_by_watch=True
+        )
+        tracked += job is not None
+    return tracked
+
+
+def _finish(token: ApiToken, *, next_at: dt.datetime | None, failures: int) -> None:
+    ApiToken.objects.filter(pk=token.pk, watch_claimed_until=token.watch_claimed_until).update(
+        watch_next_at=next_at, watch_failures=failures, watch_claimed_until=None
+    )
+
+
+def _stop(token: ApiToken, message: str) -> None:
+    logger.info("stopped watching token %s: %s", token.pk, message)
+    ApiToken.objects.filter(pk=token.pk).update(
+        watch_new_jobs=False, watch_since=None, watch_next_at=None, watch_claimed_until=None,
+        watch_stopped_message=message[:300],
+    )
