@@ -7,7 +7,7 @@ PORT ?= 8000
 export FTDASH_DATA_DIR ?= $(CURDIR)/data
 export HOST PORT
 
-.PHONY: run serve test install
+.PHONY: run serve test install bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,3 +37,8 @@ serve: install
 # PYTEST_ARGS narrows a run, e.g. make test PYTEST_ARGS='-m "not browser"'
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The live-update benchmarks of issue 9 (~15 minutes, one script at a time); writes the figures
+# into BENCHMARKS.md. make bench BENCH_ARGS='--smoke' for a quick look, '--only polls' for one.
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import Figure, Section  # noqa: E402
 from tests.fake_tokenfactory import FakeTokenFactory  # noqa: E402
 
 SEED = """
@@ -209,7 +210,8 @@ def report(results: dict, *, command: str, jobs: int, tokens: int, latency: floa
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def section(argv: list[str] | None = None):
+    """Run as the command line asks; the report as a section of BENCHMARKS.md (see bench/run.py)."""
     parser = argparse.ArgumentParser(prog="bench/worker_rounds.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="a tiny run: 20 jobs, 2 tokens, 2 s interval")
     parser.add_argument("--jobs", type=int, default=500)
@@ -224,8 +226,21 @@ def main(argv: list[str] | None = None) -> int:
     settings = dict(jobs=args.jobs, tokens=args.tokens, latency=args.latency, interval=args.interval,
                     concurrency=args.concurrency)
     results = run(intervals=args.intervals, **settings)
-    command = " ".join(["python", "bench/worker_rounds.py", *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
-    print(report(results, command=command, **settings))
+    command = " ".join([".venv/bin/python", "bench/worker_rounds.py",
+                        *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
+    lists, gets = results["list"], results["get"]
+    fewer = (gets.all_calls / max(gets.refreshed, 1)) / max(lists.all_calls / max(lists.refreshed, 1), 1e-9)
+    return Section("P7", "Worker rounds (bench/worker_rounds.py)", report(results, command=command, **settings), [
+        Figure("P7", f"worker, {args.jobs} running jobs over {args.tokens} tokens, API latency "
+               f"{args.latency * 1000:.0f} ms: calls per job refreshed, one GET per job ÷ list reads", "≥ 10× fewer",
+               f"{fewer:.0f}× fewer", fewer >= 10),
+        Figure("P7", "worker, list reads: oldest snapshot seen", f"≤ 2× the interval ({2 * args.interval} s)",
+               f"{lists.oldest:.1f} s", lists.oldest <= 2 * args.interval),
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    print(section(argv).markdown)
     return 0
 
 
