@@ -2,10 +2,10 @@
 
 `GET /v1/files/{id}` is asked during a refresh (under the job's single-flight lock, beside the
 snapshot), for file IDs the cache does not hold yet; pages read the cache and never the
-network. An answer is kept for a day; a file that does not answer (404, an error) is
-remembered briefly as "no details", so a page never waits and a refresh never repeats a
-failing call each interval. An API without the files endpoint at all is remembered per API
-base URL for an hour. Where nothing is known, the page shows the file ID as before.
+network. An answer is kept for a day; a file that does not answer is remembered as "no
+details" (an hour after a 404, five minutes after an error), so a page never waits and a
+refresh never repeats a failing call each interval. A 405 (no files endpoint at all) is
+remembered per API base URL for an hour. Where nothing is known, the page shows the file ID.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from django.core.cache import cache
 
 from jobs import vault
 from jobs.finetuning import FineTuningJob
-from jobs.models import ApiToken, TrackedJob
+from jobs.models import ApiToken
 from jobs.tokenfactory import FileInfo, NotOffered, TokenFactoryClient, TokenFactoryError
 
 logger = logging.getLogger(__name__)
 
 KNOWN_SECONDS = 24 * 3600
 FAILED_SECONDS = 300
+MISSING_SECONDS = 3600
 NOT_OFFERED_SECONDS = 3600
 #: At most this many files are asked about per refresh; the rest wait for the next one.
 MAX_PER_REFRESH = 8
@@ -70,7 +71,7 @@ def files_known(ids: Iterable[str]) -> dict[str, FileInfo]:
     return known
 
 
-def remember_files(job: TrackedJob, details: FineTuningJob) -> None:
+def remember_files(details: FineTuningJob, *, token_id: int | None) -> None:
     """Ask the API about the job's files the cache does not know yet. Never raises."""
     try:
         base_url = api_base_url()
@@ -79,25 +80,25 @@ def remember_files(job: TrackedJob, details: FineTuningJob) -> None:
             return
         cached = cache.get_many([_key(base_url, i) for i in ids])
         missing = [i for i in ids if _key(base_url, i) not in cached][:MAX_PER_REFRESH]
-        token = ApiToken.objects.filter(pk=job.token_id).first() if missing else None
+        token = ApiToken.objects.filter(pk=token_id).first() if missing and token_id else None
         if token is None:
             return
         client = TokenFactoryClient(vault.decrypt(token.secret_encrypted), project_id=token.ai_project_id)
-        not_offered = 0
         for file_id in missing:
             try:
                 info = client.get_file(file_id)
-            except NotOffered:
-                not_offered += 1
-                cache.set(_key(base_url, file_id), _FAILED, FAILED_SECONDS)
+            except NotOffered as exc:
+                if exc.status == 405:  # the endpoint itself is missing, for every file
+                    cache.set(_not_offered_key(base_url), True, NOT_OFFERED_SECONDS)
+                    return
+                # A 404 is this file's (deleted, another project's), or an API without the
+                # endpoint: either way, asking again soon will not change it.
+                cache.set(_key(base_url, file_id), _FAILED, MISSING_SECONDS)
                 continue
             except TokenFactoryError as exc:
-                logger.info("file %s of job %s: %s", file_id, job.job_id, exc.message)
+                logger.info("file %s of job %s: %s", file_id, details.id, exc.message)
                 cache.set(_key(base_url, file_id), _FAILED, FAILED_SECONDS)
                 return  # the key, a rate limit or the network: the next files would fail too
             cache.set(_key(base_url, file_id), {"filename": info.filename, "bytes": info.bytes}, KNOWN_SECONDS)
-        # A 404 may be one file's (deleted); the endpoint counts as missing when none answers.
-        if not_offered == len(ids):
-            cache.set(_not_offered_key(base_url), True, NOT_OFFERED_SECONDS)
     except Exception:
-        logger.warning("could not look up the files of job %s", job.job_id, exc_info=True)
+        logger.warning("could not look up the files of job %s", details.id, exc_info=True)

@@ -285,7 +285,7 @@ def store_snapshot(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime)
     is recorded, and notified, once."""
     # Beside the snapshot, under the same lock, before the new version is saved: the names of
     # the job's files and the models deployed from it, into the cache that pages read.
-    files.remember_files(job, details)
+    files.remember_files(details, token_id=job.token_id)
     deployments.refresh_models(job)
     before = job.details
     job.snapshot = details.raw

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import history, notifications, vault
+from jobs import files, history, notifications, vault
 from jobs.access import user_memberships
 from jobs.models import (
     ApiToken,
@@ -195,6 +195,8 @@ def job_track(*, workspace: Workspace, token: ApiToken, job_id: str, user, label
             "Token Factory is rate-limiting this token; try again in a minute."
         )
     details = fetch_job(token=token, job_id=job_id)
+    # A finished job is not refreshed again: its file names are asked about now (cached).
+    files.remember_files(details, token_id=token.pk)
     now = timezone.now()
     try:
         with transaction.atomic():
