@@ -102,6 +102,13 @@
     return a.tagName === b.tagName && (a.id || "") === (b.id || "");
   }
 
+  // The same part for sure: kind and class agree. The same kind alone may be another part
+  // that took this one's place (a notice appearing above a card's links) or this part changed
+  // (a badge whose class follows the status); see matchFor.
+  function samePart(a, b) {
+    return sameKind(a, b) && (a.nodeType !== 1 || a.getAttribute("class") === b.getAttribute("class"));
+  }
+
   function morph(current, incoming) {
     if (current.nodeType !== 1) {
       if (current.nodeValue !== incoming.nodeValue) { current.nodeValue = incoming.nodeValue; }
@@ -138,22 +145,52 @@
     return null;
   }
 
+  function wantedLater(node, wanted, from) {
+    for (var i = from; i < wanted.length; i++) {
+      if (samePart(node, wanted[i])) { return true; }
+    }
+    return false;
+  }
+
+  // Which child of `parent`, at the cursor or a little after it, becomes wanted[index]; null
+  // if wanted[index] is new. Parts that appeared or left are inserted or dropped, so the parts
+  // around them are kept (with focus and selection) instead of being morphed one into another.
+  function matchFor(parent, cursor, wanted, index) {
+    var node = wanted[index];
+    if (node.nodeType === 1 && node.id) { return childWithId(parent, node.id); }
+    if (!cursor) { return null; }
+    if (samePart(cursor, node)) { return cursor; }
+    if (node.nodeType !== 1) { return null; }
+    // Skip what is not wanted any more (never a part with an id, which may be wanted elsewhere).
+    for (var ahead = cursor; ahead; ahead = ahead.nextSibling) {
+      if (ahead !== cursor && samePart(ahead, node)) { return ahead; }
+      if ((ahead.nodeType === 1 && ahead.id) || (ahead.nodeType === 1 && wantedLater(ahead, wanted, index + 1))) {
+        break;
+      }
+    }
+    return sameKind(cursor, node) && !wantedLater(cursor, wanted, index + 1) ? cursor : null;
+  }
+
   function morphChildren(current, incoming) {
+    var wanted = Array.prototype.slice.call(incoming.childNodes);
     var cursor = current.firstChild;
-    Array.prototype.slice.call(incoming.childNodes).forEach(function (wanted) {
-      var match = null;
-      if (wanted.nodeType === 1 && wanted.id) {
-        match = childWithId(current, wanted.id);
-      } else if (cursor && sameKind(cursor, wanted)) {
-        match = cursor;
+    wanted.forEach(function (node, index) {
+      var match = matchFor(current, cursor, wanted, index);
+      if (!match) {
+        current.insertBefore(node, cursor);
+        return;
       }
-      if (match) {
+      if (match.nodeType === 1 && match.id) {
         if (match !== cursor) { current.insertBefore(match, cursor); }
-        morph(match, wanted);
-        cursor = match.nextSibling;
       } else {
-        current.insertBefore(wanted, cursor);
+        while (cursor !== match) {  // parts that left the page
+          var gone = cursor;
+          cursor = cursor.nextSibling;
+          current.removeChild(gone);
+        }
       }
+      morph(match, node);
+      cursor = match.nextSibling;
     });
     while (cursor) {
       var next = cursor.nextSibling;

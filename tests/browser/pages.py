@@ -79,3 +79,21 @@ def assert_no_more_requests(page: Page, seen: list[str], *, for_ms: int = 3000) 
     before = list(seen)
     page.wait_for_timeout(for_ms)
     assert seen == before, f"polling went on after the job finished: {seen[len(before):]}"
+
+
+def live_interval_seconds(page: Page) -> float:
+    """How often the page's live parts poll while the tab is visible, as the server set it."""
+    return float(page.locator("[data-live-url]").get_attribute("data-live-interval"))
+
+
+def set_page_visibility(page: Page, state: str) -> None:
+    """Make the page report `state` ("hidden" or "visible") and tell it so, as a browser does
+    when its tab goes to the background or comes back (headless tabs never change by themselves)."""
+    page.evaluate(
+        """state => {
+            Object.defineProperty(document, "visibilityState", { configurable: true, get: () => state });
+            Object.defineProperty(document, "hidden", { configurable: true, get: () => state === "hidden" });
+            document.dispatchEvent(new Event("visibilitychange"));
+        }""",
+        state,
+    )
