@@ -115,14 +115,9 @@ class TokenForm(WorkspaceFormMixin, forms.Form):
 
     def clean_secret(self) -> str:
         try:
-            secret = clean_api_key(self.cleaned_data["secret"])
+            return clean_api_key(self.cleaned_data["secret"])
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
-        if len(secret) < 8:
-            raise forms.ValidationError(
-                "That does not look like an API token: it should be one word of at least 8 characters."
-            )
-        return secret
 
 
 class TokenEditForm(TokenForm):

@@ -118,10 +118,14 @@ def clean_api_key(raw: str) -> str:
     HTTP header (anything but printable ASCII): sending it would fail, or send a different key.
     """
     key = (raw or "").translate(INVISIBLE_CHARACTERS).strip()
+    if len(key) < 8 or any(char.isspace() for char in key):
+        raise ValueError(
+            "That does not look like an API token: it should be one word of at least 8 characters."
+        )
     if not is_header_safe(key):
         raise ValueError(
-            "That token contains characters Token Factory cannot accept (spaces, line breaks or "
-            "letters outside plain ASCII). Copy it again from the Token Factory console."
+            "That token contains characters Token Factory cannot accept (letters outside plain "
+            "ASCII, or control characters). Copy it again from the Token Factory console."
         )
     return key
 

@@ -211,7 +211,7 @@ def test_invisible_characters_pasted_with_a_token_are_stripped(alice_client, ali
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("secret", ["sk-\u00e9t\u00e9-123456789", "sk-abc\u2028def-123", "sk-one two-3456"])
+@pytest.mark.parametrize("secret", ["sk-\u00e9t\u00e9-123456789", "sk-abc\x7fdef-123", "sk-\u0440\u0443\u0441-3456"])
 def test_a_token_with_characters_headers_cannot_carry_is_refused_plainly(alice_client, secret):
     response = alice_client.post("/tokens/", {"name": "odd", "secret": secret})
 
