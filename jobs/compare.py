@@ -14,6 +14,7 @@ from typing import Any
 
 from django.http import Http404
 
+from jobs import charts
 from jobs.access import jobs_visible_to
 from jobs.export import METRIC_KEYS, metric_value
 from jobs.finetuning import display_value
@@ -142,18 +143,64 @@ def series(jobs: list[TrackedJob], checkpoints: dict[int, list[TrainingCheckpoin
     return out
 
 
+#: One line style per job: colour and dash pattern both differ (readable without colour).
+JOB_STYLES = ("solid", "dashed", "dotted", "dashdot")
+
+
 @dataclass(frozen=True)
 class MetricCurves:
     key: str
     label: str
     series: list[tuple[TrackedJob, list[tuple[int, float]]]]
+    chart: charts.Chart
 
     @property
     def has_points(self) -> bool:
         return any(points for _, points in self.series)
 
 
-def charts(jobs: list[TrackedJob], checkpoints: dict[int, list[TrainingCheckpoint]]) -> list[MetricCurves]:
+def overlay_chart(title: str, lines: list[tuple[charts.SeriesSpec, list[tuple[int, float]]]]) -> charts.Chart:
+    """One chart with a line per job on shared scales, from jobs.charts' geometry.
+
+    (charts.line_chart takes rows with every series' value at each x; jobs are checkpointed at
+    different steps, so each job's own points are scaled and drawn here instead.)"""
+    width, height = 640, 260
+    left, top = charts.MARGIN_LEFT, charts.MARGIN_TOP
+    right, bottom = width - charts.MARGIN_RIGHT, height - charts.MARGIN_BOTTOM
+    chart = charts.Chart(title=title, width=width, height=height, plot=(left, top, right, bottom))
+    runs_by_spec = [(spec, charts.segments(sorted(points))) for spec, points in lines]
+    every = [point for _, runs in runs_by_spec for run in runs for point in run]
+    chart.missing = [spec for spec, runs in runs_by_spec if not runs]
+    if not every:
+        return chart
+    xs, ys = [x for x, _ in every], [y for _, y in every]
+    x_ticks = charts.nice_ticks(min(xs), max(xs)) if min(xs) != max(xs) else charts._around(xs[0])
+    y_ticks = charts.nice_ticks(min(ys), max(ys))
+    sx = charts.linear_scale((x_ticks[0], x_ticks[-1]), (left, right))
+    sy = charts.linear_scale((y_ticks[0], y_ticks[-1]), (bottom, top))
+    chart.x_ticks = [charts.Tick(sx(t), charts.format_tick(t, x_ticks)) for t in x_ticks]
+    chart.y_ticks = [charts.Tick(sy(t), charts.format_tick(t, y_ticks)) for t in y_ticks]
+    for spec, runs in runs_by_spec:
+        if runs:
+            chart.series.append(charts.DrawnSeries(
+                spec=spec,
+                paths=[charts.path_data(run, sx, sy) for run in runs if len(run) > 1],
+                markers=[charts.Marker(round(sx(x), 1), round(sy(y), 1),
+                                       f"{spec.label} at step {x:g}: {charts.format_number(y, 6)}")
+                         for run in runs for x, y in run],
+                lone=all(len(run) == 1 for run in runs),
+            ))
+    return chart
+
+
+def curves(jobs: list[TrackedJob], checkpoints: dict[int, list[TrainingCheckpoint]]) -> list[MetricCurves]:
     """One chart per metric that any of the jobs reported, every job's curve on it."""
-    curves = [MetricCurves(key, METRIC_LABELS[key], series(jobs, checkpoints, key)) for key in METRIC_KEYS]
-    return [c for c in curves if c.has_points]
+    out = []
+    for key in METRIC_KEYS:
+        per_job = series(jobs, checkpoints, key)
+        if not any(points for _, points in per_job):
+            continue
+        lines = [(charts.SeriesSpec(f"job{i}", job.display_name, JOB_STYLES[i]), points)
+                 for i, (job, points) in enumerate(per_job)]
+        out.append(MetricCurves(key, METRIC_LABELS[key], per_job, overlay_chart(METRIC_LABELS[key], lines)))
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 from django.test import Client
@@ -237,10 +238,13 @@ def test_compare_shows_facts_hyperparameters_and_final_metrics_side_by_side(alic
     assert response.status_code == 200
     page = response.content.decode()
     assert "Compare 2 jobs" in page and "run-a" in page and "run-b" in page
-    import re
     differing = re.findall(r'<tr class="differs">\s*<th scope="row">([^<]+?) <span', page)
     assert "Batch size" in differing and "Epochs" not in differing and "Suffix" in differing
     assert "0.5" in page and "0.25" in page
+    # Both jobs' curves overlaid on one chart (only train loss was reported), each its own style.
+    assert page.count('class="chart-svg"') == 1
+    assert re.findall(r'class="chart-series (series-\w+)"', page) == ["series-solid", "series-dashed"]
+    assert a.job_id in page.split('id="compare-train_loss"')[1]
     assert f"ids={a.pk}&amp;ids={b.pk}" in page  # the shareable link
 
 

@@ -22,7 +22,7 @@ def job_compare(request):
         "facts": compare.key_facts(jobs),
         "hyperparameters": compare.hyperparameters(jobs),
         "final_metrics": compare.final_metrics(jobs, checkpoints),
-        "charts": compare.charts(jobs, checkpoints),
+        "charts": compare.curves(jobs, checkpoints),
         "share_url": request.build_absolute_uri(),
     }
     return render(request, "jobs/job_compare.html", context)
