@@ -22,7 +22,16 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from jobs import services
 from jobs.access import user_memberships
-from jobs.models import ApiToken, Delivery, Membership, NotificationChannel, TrackedJob, Workspace
+from jobs.models import (
+    ApiToken,
+    Delivery,
+    ImportListing,
+    ImportRun,
+    Membership,
+    NotificationChannel,
+    TrackedJob,
+    Workspace,
+)
 from tests.conftest import job_payload
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -117,6 +126,18 @@ def _left_unless_sole_owner(o, username) -> bool:
     return still_member == (username == "alice")
 
 
+def _import_run(o, state: str):
+    """A reading of the team token's job list that found the untracked job (made on first use)."""
+    token = ApiToken.objects.filter(pk=o["token"].pk).first()
+    if token is None:  # (the outsiders' twin request for a token that does not exist)
+        return ImportRun(pk=0)
+    run = ImportRun.objects.filter(token=token).first() or ImportRun.objects.create(
+        token=token, state=state, pages_read=1, jobs_found=1, cursor=o["untracked_job_id"])
+    ImportListing.objects.get_or_create(run=run, job_id=o["untracked_job_id"], defaults={
+        "status": "running", "snapshot": job_payload(id=o["untracked_job_id"]), "position": 0})
+    return run
+
+
 def _new_account(o):
     return {"username": "newcomer", "password1": PASSWORD, "password2": PASSWORD}
 
@@ -173,6 +194,17 @@ ROUTES: dict[str, Route] = {
                           effect=lambda o, u: not ApiToken.objects.filter(pk=o["token"].pk).exists()),
     "token_test": Route(_token, {"POST": OWNER}, scoped=True, upstream=True,
                         effect=lambda o, u: any(c.token == TEAM_SECRET for c in o["fake_api"].calls)),
+    # Importing a token's jobs: whoever may track jobs in the token's workspace.
+    "token_import": Route(_token, {"GET": MEMBER}, scoped=True),
+    "token_import_progress": Route(_token, {"GET": MEMBER}, scoped=True),
+    "token_import_start": Route(_token, {"POST": MEMBER}, scoped=True, upstream=True,
+                                effect=lambda o, u: ImportRun.objects.filter(token=o["token"]).exists()),
+    "token_import_resume": Route(_token, {"POST": MEMBER}, scoped=True,
+                                 data=lambda o: {"run": _import_run(o, "failed").pk},
+                                 effect=lambda o, u: ImportRun.objects.filter(token=o["token"], state="reading").exists()),
+    "token_import_track": Route(_token, {"POST": MEMBER}, scoped=True,
+                                data=lambda o: {"run": _import_run(o, "done").pk, "select_all": "1"},
+                                effect=lambda o, u: o["team"].jobs.filter(job_id=o["untracked_job_id"]).exists()),
     # --- teams
     "team_list": Route(_none, {"GET": SIGNED_IN, "POST": SIGNED_IN}, data=lambda o: {"name": "Another team"},
                        effect=lambda o, u: Membership.objects.filter(

@@ -83,10 +83,10 @@ def import_resume(request, pk: int):
 def import_progress(request, pk: int):
     """The progress poll: reads a page itself when no worker is reading this list right now,
     and reloads the page (which then shows the list) once the reading has ended."""
+    if not request.htmx:
+        return token_import(request, pk)
     token = token_for_user(request.user, pk, Need.EDIT_JOBS)
     run = imports.latest_run(token)
-    if not request.htmx:
-        return redirect("token_import", pk=token.pk)
     if run is not None and run.is_reading:
         run = imports.import_advance(run.pk, pages=1)
     if run is None or not run.is_reading:
