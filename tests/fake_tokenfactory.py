@@ -627,10 +627,17 @@ class FakeTokenFactory:
         with self._lock:
             return list(self._calls)
 
-    def calls_for(self, job_id: str) -> list[Call]:
-        """The requests that addressed ``job_id`` (the job itself or its sub-resources)."""
+    def calls_for(self, job_id: str, *, training_log: bool = False) -> list[Call]:
+        """The requests that addressed ``job_id`` (the job itself or its sub-resources).
+
+        The reads of its events and checkpoints, which ride along with a refresh, count only
+        with ``training_log=True``: a refresh is one call of the job however its log is kept.
+        """
         with self._lock:
-            return [c for c in self._calls if c.job_id == job_id]
+            return [
+                c for c in self._calls
+                if c.job_id == job_id and (training_log or not c.path.endswith(("/events", "/checkpoints")))
+            ]
 
     def reset_calls(self) -> None:
         """Forget recorded calls (and the in-flight high-water mark), e.g. after a test's setup phase."""

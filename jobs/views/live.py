@@ -11,7 +11,7 @@ from django.http import Http404, HttpResponse
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
-from jobs import deployments, live
+from jobs import deployments, live, training_log
 
 # A dashboard card whose job the viewer can no longer see (removed, or moved out of their
 # workspaces) becomes this notice, which polls no more.
@@ -34,20 +34,27 @@ def dashboard_cards(request):
 def job_parts(request, pk: int):
     """The live parts of a job page, if the job changed since `?v=<pk>.<version>`."""
     shown = live.parse_shown(request.GET.getlist("v"))
-    return _changed_parts(request, {pk: shown.get(pk, "")}, part="job")
+    # The Events panel's level filter and length ride along, so an update keeps them.
+    events_query = training_log.EventsQuery.from_params(request.GET)
+    return _changed_parts(request, {pk: shown.get(pk, "")}, part="job",
+                          extra={"events_query": events_query}, variant=events_query.variant)
 
 
 PARTS = {"card": "jobs/dashboard.html#job-card", "job": "jobs/job_detail.html#job-live"}
 
 
-def _changed_parts(request, shown: dict[int, str], *, part: str) -> HttpResponse:
+def _changed_parts(request, shown: dict[int, str], *, part: str, extra: dict | None = None,
+                   variant: str = "") -> HttpResponse:
     jobs, gone = live.changed_jobs(request.user, shown)
     if gone and part == "job":
         raise Http404("No such job.")  # as for every other URL of a job one may not see
     if not jobs and not gone:
         return _nothing_changed()
     deployments.attach(jobs)  # what the parts show of deployments, in one cache read
-    html = live.rendered(jobs, part=part, render=lambda job: render_to_string(PARTS[part], {"job": job}))
+    if part == "card":
+        training_log.attach_recent_checkpoints(jobs)  # the cards' loss sparklines, in one query
+    html = live.rendered(jobs, part=f"{part}{variant}",
+                         render=lambda job: render_to_string(PARTS[part], {"job": job, **(extra or {})}))
     html += [GONE.format(pk=pk) for pk in gone]
     return HttpResponse("".join(html))
 

@@ -1,0 +1,71 @@
+"""What the job page's Events, Checkpoints and Training curves panels and the dashboard card's
+loss sparkline read: stored rows (jobs.training_log), shaped by jobs.charts."""
+
+from __future__ import annotations
+
+from django import template
+
+from jobs import charts, training_log
+from jobs.charts import SeriesSpec
+
+register = template.Library()
+
+LOSS_SERIES = (
+    SeriesSpec("train_loss", "Train loss", "solid"),
+    SeriesSpec("valid_loss", "Valid loss", "dashed"),
+    SeriesSpec("full_valid_loss", "Full-valid loss", "dotted"),
+)
+ACCURACY_SERIES = (
+    SeriesSpec("train_mean_token_accuracy", "Train token accuracy", "solid"),
+    SeriesSpec("valid_mean_token_accuracy", "Valid token accuracy", "dashed"),
+    SeriesSpec("full_valid_mean_token_accuracy", "Full-valid token accuracy", "dotted"),
+)
+TABLE_COLUMNS = LOSS_SERIES + ACCURACY_SERIES
+
+
+@register.simple_tag
+def training_events(job, query=None):
+    return training_log.events_view(job, query or training_log.EventsQuery())
+
+
+@register.simple_tag
+def training_checkpoints(job):
+    """Rows for the Checkpoints table and the charts' data tables: step, time, each metric
+    formatted (— when missing), the checkpoint's name."""
+    rows = []
+    for checkpoint in training_log.checkpoints_of(job):
+        metrics = checkpoint.metrics if isinstance(checkpoint.metrics, dict) else {}
+        rows.append({
+            "checkpoint": checkpoint,
+            "values": [charts.format_number(metrics.get(spec.key)) for spec in TABLE_COLUMNS],
+        })
+    return {"rows": rows, "columns": TABLE_COLUMNS}
+
+
+@register.simple_tag
+def training_curves(job):
+    """The loss and token-accuracy charts of the job's checkpoints (None without any)."""
+    checkpoints = training_log.checkpoints_of(job)
+    if not checkpoints:
+        return None
+    data = [{"step": c.step, **(c.metrics if isinstance(c.metrics, dict) else {})} for c in checkpoints]
+    return {
+        "loss": charts.line_chart("Loss", LOSS_SERIES, data),
+        "accuracy": charts.line_chart("Token accuracy", ACCURACY_SERIES, data),
+    }
+
+
+@register.filter
+def latest_loss(job):
+    """For a dashboard card: the latest valid loss (else train loss) and a sparkline of it,
+    or None for a job without checkpoints."""
+    checkpoints = training_log.recent_checkpoints(job)
+    if not checkpoints:
+        return None
+    for key, label in (("valid_loss", "Valid loss"), ("train_loss", "Train loss")):
+        values = [c.metrics.get(key) if isinstance(c.metrics, dict) else None for c in checkpoints]
+        finite = [value for value in values if charts.finite(value) is not None]
+        if finite:
+            return {"label": label, "value": charts.format_number(finite[-1]),
+                    "path": charts.sparkline(values), "count": len(finite)}
+    return None
