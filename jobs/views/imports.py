@@ -13,12 +13,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
 from jobs import imports
 from jobs.access import Need, token_for_user
 from jobs.forms import ImportFilterForm
+from jobs.models import ApiToken
 
 ROWS_PER_PAGE = 100
 
@@ -35,7 +37,7 @@ def _filter_form(run, data) -> ImportFilterForm:
 def token_import(request, pk: int):
     token = token_for_user(request.user, pk, Need.EDIT_JOBS)
     run = imports.latest_run(token)
-    context = {"token": token, "run": run}
+    context = {"token": token, "run": run, "now": timezone.now()}
     if run is not None and not run.is_reading:
         form = _filter_form(run, request.GET)
         filters = form.filters()
@@ -91,7 +93,8 @@ def import_progress(request, pk: int):
         run = imports.import_advance(run.pk, pages=1)
     if run is None or not run.is_reading:
         return HttpResponseClientRefresh()
-    return render(request, "tokens/token_import.html#import-progress", {"token": token, "run": run})
+    return render(request, "tokens/token_import.html#import-progress",
+                  {"token": ApiToken.objects.get(pk=token.pk), "run": run, "now": timezone.now()})
 
 
 @login_required
