@@ -66,7 +66,7 @@ def test_compare_keeps_ticks_across_live_updates_and_overlays_two_jobs_curves(da
     assert sorted(text.strip() for text in legend.all_inner_texts()) == sorted(ids)
     # Hovering a point tells its exact value.
     titles = chart.locator(".chart-series circle title").all_text_contents()
-    assert f"{ids[0]} at step 10: 2" in titles and f"{ids[1]} at step 30: 0.3333" in titles
+    assert f"{ids[0]} at step 10: 2" in titles and f"{ids[1]} at step 30: 0.333333" in titles
 
 
 @pytest.mark.browser
