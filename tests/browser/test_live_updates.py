@@ -51,8 +51,9 @@ def _is_focused(page, handle) -> bool:
 
 def test_dashboard_sends_one_poll_per_interval_for_all_its_cards(dashboard, fake_api, api_secret):
     page = dashboard
-    for number in range(12):
-        track_job(page, fake_api.add_job(token=api_secret, total_steps=100, suffix=f"batch-{number}")["id"])
+    job_ids = [job["id"] for job in fake_api.add_jobs(12, token=api_secret, total_steps=100)]
+    page.get_by_label("Job ID").fill("\n".join(job_ids))  # several at once, one per line
+    page.get_by_role("button", name="Track job").click()
     cards = page.locator("li.job-card[data-live-active]")
     expect(cards).to_have_count(12)
     keys = set(cards.evaluate_all("cards => cards.map(card => card.dataset.liveKey)"))
@@ -193,18 +194,26 @@ def test_status_changes_are_announced_once_and_counted_in_the_title(dashboard, f
     expect(announcer.locator("p")).to_have_count(1)
 
 
-def test_job_page_announces_the_end_follows_it_in_the_title_and_stops_polling(dashboard, fake_api, api_secret):
+def test_job_page_announces_the_end_follows_it_in_the_title_keeps_focus_and_stops_polling(
+    dashboard, fake_api, api_secret
+):
     page = dashboard
     job_id = fake_api.add_job(token=api_secret, total_steps=100)["id"]
     track_job(page, job_id, label="Gamma run")
     open_job_page(page, job_id)
     expect(page).to_have_title("running · Gamma run · ftdash")
+    copy = page.get_by_role("region", name="Job").get_by_role("button", name="Copy job ID")
+    copy.focus()
+    focused = copy.element_handle()
     polls = record_requests(page, "/live/")
 
-    fake_api.advance(job_id, 100)
-    expect(page.locator("#progress-heading .badge")).to_have_text("succeeded")
-    expect(page).to_have_title("succeeded · Gamma run · ftdash")
-    expect(page.locator("#live-announcer")).to_have_text("Gamma run is now succeeded.")
+    # The job fails: an error panel appears above the focused button, which stays put.
+    fake_api.update_job(job_id, status="failed", error={"code": "bad_data", "message": "Line 3", "param": None})
+    expect(page.get_by_role("region", name="Error")).to_contain_text("bad_data")
+    expect(page.locator("#progress-heading .badge")).to_have_text("failed")
+    expect(page).to_have_title("failed · Gamma run · ftdash")
+    expect(page.locator("#live-announcer")).to_have_text("Gamma run is now failed.")
+    assert _is_focused(page, focused), "the error panel took the focused button's place"
     assert polls, "the job page never polled"
     assert_no_more_requests(page, polls)
 
