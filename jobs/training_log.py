@@ -351,7 +351,7 @@ def _text(value: Any) -> str:
 
 EVENTS_SHOWN = 50  # the newest events a job page shows; "Show older" adds as many again
 MAX_EVENTS_SHOWN = 2000
-EVENT_LEVELS = ("info", "warning", "error")
+EVENT_LEVELS = tuple(TrainingEvent.Level.values)  # info, warning, error
 #: Checkpoints a dashboard card's sparkline draws (the latest ones).
 SPARKLINE_CHECKPOINTS = 20
 

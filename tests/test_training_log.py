@@ -249,10 +249,6 @@ def test_many_checkpoints_are_read_across_pages(fake_api, alice, alice_token):
 # ---------------------------------------------------------------------------- the job page
 
 
-def stored_job(make_job, **fields) -> TrackedJob:
-    return make_job(**fields)
-
-
 def add_stored_checkpoints(job: TrackedJob, metrics_by_step: dict[int, dict]) -> None:
     TrainingCheckpoint.objects.bulk_create(
         TrainingCheckpoint(job=job, upstream_id=f"ftckpt_{step}", step=step, metrics=metrics,

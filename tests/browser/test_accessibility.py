@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 START_PATHS = ["/", "/tokens/", "/teams/", "/notifications/", "/accounts/password_change/",
                "/accounts/password_change/done/", "/accounts/create/"]
 # Not pages (static files, fragments) or not for this signed-in crawl (signing out, invites).
-SKIP = re.compile(r"^/(static/|accounts/logout/|invite/|jobs/\d+/(card|live)/)")
+# Downloads (exports) are files, not pages.
+SKIP = re.compile(r"^/(static/|accounts/logout/|invite/|jobs/\d+/(card|live)/|jobs/(\d+/)?[\w.-]+\.(json|csv)$)")
 CRAWL_LIMIT = 60
 
 INVALID_FILE_ERROR = {"code": "invalid_training_file", "message": "Line 3 is not valid JSON", "param": "training_file"}
@@ -69,6 +70,10 @@ def test_every_signed_in_page_passes_axe(page, user, fake_api, api_secret, app_s
     failed = fake_api.add_job(token=api_secret, status="failed", total_steps=100, trained_steps=40, error=INVALID_FILE_ERROR)["id"]
     succeeded = fake_api.add_job(token=api_secret, status="succeeded", total_steps=50, trained_steps=50,
                                  result_files=["file-aaaa1111-0000-0000-0000-000000000000"])["id"]
+    # Its page then shows events, a checkpoints table and curves, one metric missing.
+    for step, loss in ((25, 1.2), (50, 0.8)):
+        fake_api.add_checkpoint(succeeded, step_number=step, metrics={"train_loss": loss, "valid_loss": float("nan")})
+    fake_api.add_event(succeeded, "Checkpoint saved", level="warning")
     track_job(page, failed)
     track_job(page, succeeded, label="Summarizer v1")
     track_job(page, running, label="Support bot")
@@ -78,6 +83,13 @@ def test_every_signed_in_page_passes_axe(page, user, fake_api, api_secret, app_s
         page.goto("/")
         job_paths.append(open_job_page(page, job_id))
         audit.check(page, f"job page {job_id}")
+    # Compare (a GET form's answer, so no link leads there): two jobs, one with curves.
+    page.goto("/")
+    for name in ("Summarizer v1", "Support bot"):
+        page.get_by_label(f"Compare {name}", exact=True).check()
+    page.get_by_role("button", name="Compare", exact=True).click()
+    expect(page.get_by_role("heading", name="Compare 2 jobs")).to_be_visible()
+    audit.check(page, "compare two jobs")
 
     page.goto("/teams/")
     page.get_by_label("Team name").fill("Research")
