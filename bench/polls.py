@@ -123,7 +123,7 @@ async def _measure(server, team, *, connections, seconds, rounds, command) -> Se
         f"{len(unchanged.head)} of status line and headers, {len(unchanged.body)} of body):",
         "",
         "```",
-        unchanged.head.decode("latin-1").rstrip(),
+        unchanged.head.decode("latin-1").replace("\r\n", "\n").rstrip(),  # each line ends CRLF on the wire
         "```",
     ])
     return Section("P2–P4", "Poll cost beside /healthz (bench/polls.py)", markdown, [

@@ -1,0 +1,80 @@
+"""Tiny runs of the benchmark scripts (bench/), so that `make bench` keeps working.
+
+Each test runs one script's `--smoke` through bench/run.py, the way `make bench` runs it, as a
+separate process (its own gunicorn, fake API and data dir), writing into a BENCHMARKS.md of its
+own. What is checked is that the script ran, that its figures landed between the markers and
+that the prose around them was kept. The figures of a smoke run mean nothing and are not judged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.run import BEGIN, END
+
+pytestmark = pytest.mark.bench
+
+ROOT = Path(__file__).resolve().parent.parent
+PROSE = f"# Benchmarks\n\nProse written by hand.\n\n{BEGIN}\nthe figures of an older run\n{END}\n\nMore prose.\n"
+
+
+def run_smoke(tmp_path: Path, script: str) -> str:
+    output = tmp_path / "BENCHMARKS.md"
+    output.write_text(PROSE)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("FTDASH_", "DJANGO_")) and k not in ("DATABASE_URL", "REDIS_URL")}
+    result = subprocess.run(
+        [sys.executable, "bench/run.py", "--smoke", "--only", script, "--output", str(output)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    text = output.read_text()
+    assert text.startswith("# Benchmarks\n\nProse written by hand.\n\n" + BEGIN + "\n")
+    assert text.endswith(END + "\n\nMore prose.\n")
+    assert "the figures of an older run" not in text
+    assert "a **smoke** run" in text
+    return text
+
+
+@pytest.mark.parametrize(
+    "script, keys",
+    [
+        ("upstream_calls", ["P1"]),
+        ("dashboard_size", ["P6"]),
+        ("worker_rounds", ["P7"]),
+        ("soak", ["P8", "P9"]),
+    ],
+)
+def test_a_benchmark_script_runs_and_writes_its_figures_into_benchmarks_md(tmp_path, script, keys):
+    text = run_smoke(tmp_path, script)
+    summary = text.split("### Summary", 1)[1].split("###", 1)[0]
+    for key in keys:
+        assert re.search(rf"^\| {key} \| .+ \| (met|\*\*NOT met\*\*) \|$", summary, re.M), summary
+    assert "crashed" not in text
+
+
+def test_the_poll_benchmark_counts_the_unchanged_answer_byte_for_byte(tmp_path):
+    text = run_smoke(tmp_path, "polls")
+    for key in ("P2", "P3", "P4"):
+        assert re.search(rf"^\| {key} \| .+ \| (met|\*\*NOT met\*\*) \|$", text, re.M)
+    bytes_reported = int(re.search(r"\| P4 \| .+ \| (\d+) B \|", text).group(1))
+    head = text.split("byte for byte as received", 1)[1].split("```")[1].strip("\n")
+    # The status line and headers as received, each line ending CRLF, and the blank line after.
+    assert head.startswith("HTTP/1.1 204 ")
+    assert bytes_reported == len((head.replace("\n", "\r\n") + "\r\n\r\n").encode("latin-1"))
+
+
+@pytest.mark.browser
+def test_the_browser_benchmark_counts_a_tabs_polls_visible_and_hidden(tmp_path, chromium_executable):
+    text = run_smoke(tmp_path, "browser_polls")
+    visible = int(re.search(r"^\| visible \| (\d+) \|", text, re.M).group(1))
+    hidden = int(re.search(r"^\| hidden \| (\d+) \|", text, re.M).group(1))
+    assert visible >= 1  # the page polled, and the polls were counted
+    assert hidden == 0  # a hidden tab waits a minute, longer than the smoke's window
+    assert re.search(r"^\| P5 \| .+ \| (met|\*\*NOT met\*\*) \|$", text, re.M)
