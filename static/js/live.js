@@ -217,10 +217,19 @@
       return;
     }
     if (!root.hasAttribute("data-live-count-running")) { return; }
-    var running = document.querySelectorAll("[data-live-key][data-status='running']").length;
-    var base = document.title.replace(/^\(\d+ running\) /, "");
+    var running = runningElsewhere + runningHere();
+    var base = document.title.replace(RUNNING_TITLE, "");
     document.title = (running ? "(" + running + " running) " : "") + base;
   }
+
+  function runningHere() {
+    return document.querySelectorAll("[data-live-key][data-status='running']").length;
+  }
+
+  // The server's title counts the running jobs of every page of the list; the cards shown
+  // here are the part of that count this page can follow.
+  var RUNNING_TITLE = /^\((\d+) running\) /;
+  var runningElsewhere = Math.max(0, Number((RUNNING_TITLE.exec(document.title) || [0, 0])[1]) - runningHere());
 
   // --- Relative times -------------------------------------------------------------------
 

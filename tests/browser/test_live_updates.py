@@ -194,6 +194,24 @@ def test_status_changes_are_announced_once_and_counted_in_the_title(dashboard, f
     expect(announcer.locator("p")).to_have_count(1)
 
 
+def test_title_counts_running_jobs_on_other_pages_too(dashboard, fake_api, api_secret):
+    # 52 running jobs fill the first page (50 cards) and spill onto the next.
+    page = dashboard
+    job_ids = [job["id"] for job in fake_api.add_jobs(52, token=api_secret, total_steps=100)]
+    for batch in (job_ids[:50], job_ids[50:]):  # at most 50 IDs per submission
+        page.get_by_label("Job ID").fill("\n".join(batch))
+        with page.expect_navigation(timeout=60_000):  # one API call per job, then the dashboard
+            page.get_by_role("button", name="Track job").click(no_wait_after=True)
+        expect(page.get_by_role("status")).to_contain_text(str(len(batch)))
+    expect(page).to_have_title("(52 running) Dashboard · ftdash")
+    first = page.locator("li.job-card").first
+    first_id = first.locator("a.job-id").inner_text()
+
+    fake_api.advance(first_id, 100)
+    expect(job_card(page, first_id).locator(".badge")).to_have_text("succeeded")
+    expect(page).to_have_title("(51 running) Dashboard · ftdash")
+
+
 def test_job_page_announces_the_end_follows_it_in_the_title_keeps_focus_and_stops_polling(
     dashboard, fake_api, api_secret
 ):
