@@ -73,8 +73,10 @@ def test_the_poll_benchmark_counts_the_unchanged_answer_byte_for_byte(tmp_path):
 @pytest.mark.browser
 def test_the_browser_benchmark_counts_a_tabs_polls_visible_and_hidden(tmp_path, chromium_executable):
     text = run_smoke(tmp_path, "browser_polls")
-    visible = int(re.search(r"^\| visible \| (\d+) \|", text, re.M).group(1))
+    answered = sum(int(n) for n in re.findall(r"(\d+) × 200", text))
     hidden = int(re.search(r"^\| hidden \| (\d+) \|", text, re.M).group(1))
-    assert visible >= 1  # the page polled, and the polls were counted
+    # The page polled and its polls were seen. (How many fall in the smoke's 3 s visible window
+    # depends on how busy the machine is: not asserted.)
+    assert answered >= 1
     assert hidden == 0  # a hidden tab waits a minute, longer than the smoke's window
     assert re.search(r"^\| P5 \| .+ \| (met|\*\*NOT met\*\*) \|$", text, re.M)
