@@ -14,10 +14,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 
-from jobs import refresh, vault
+from jobs import refresh
 from jobs.models import ApiToken, TrackedJob
 from jobs.services import audit_record
-from jobs.tokenfactory import NotOffered, RateLimited, TokenFactoryClient
+from jobs.tokenfactory import NotOffered, RateLimited
 
 NOT_OFFERED_SECONDS = 30 * 24 * 3600
 
@@ -51,7 +51,7 @@ def job_cancel(*, job: TrackedJob, actor) -> TrackedJob:
     if token is None:
         raise ValidationError("The API token this job used was deleted; move the job to another token first.")
     try:
-        TokenFactoryClient(vault.decrypt(token.secret_encrypted), project_id=token.ai_project_id).cancel_job(job.job_id)
+        token.client().cancel_job(job.job_id)
     except NotOffered:
         cache.set(_not_offered_key(), True, NOT_OFFERED_SECONDS)
         raise

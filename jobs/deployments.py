@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 
-from jobs import vault
 from jobs.models import ApiToken, TrackedJob
-from jobs.tokenfactory import NotOffered, TokenFactoryClient, TokenFactoryError
+from jobs.tokenfactory import NotOffered, TokenFactoryError
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ def refresh_models(job: TrackedJob, *, force: bool = False) -> None:
         if token is None:
             return
         try:
-            entries = TokenFactoryClient(vault.decrypt(token.secret_encrypted), project_id=token.ai_project_id).list_models()
+            entries = token.client().list_models()
         except NotOffered:
             cache.set(_not_offered_key(), True, NOT_OFFERED_SECONDS)
             return

@@ -33,7 +33,6 @@ from jobs.models import ApiToken, RemovedJob, TrackedJob
 from jobs.tokenfactory import (
     ListUnsupported,
     RateLimited,
-    TokenFactoryClient,
     TokenFactoryError,
     TokenRejected,
 )
@@ -117,7 +116,7 @@ def discover(token: ApiToken) -> int:
 
 
 def _discover(token: ApiToken) -> int:
-    client = TokenFactoryClient(vault.decrypt(token.secret_encrypted), project_id=token.ai_project_id)
+    client = token.client()
     # The API gives whole seconds: a job created in the second the watch began counts.
     since = (token.watch_since or timezone.now()).replace(microsecond=0)
     tracked, after = 0, None

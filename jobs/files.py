@@ -17,10 +17,9 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.core.cache import cache
 
-from jobs import vault
 from jobs.finetuning import FineTuningJob
 from jobs.models import ApiToken
-from jobs.tokenfactory import FileInfo, NotOffered, TokenFactoryClient, TokenFactoryError
+from jobs.tokenfactory import FileInfo, NotOffered, TokenFactoryError
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +82,7 @@ def remember_files(details: FineTuningJob, *, token_id: int | None) -> None:
         token = ApiToken.objects.filter(pk=token_id).first() if missing and token_id else None
         if token is None:
             return
-        client = TokenFactoryClient(vault.decrypt(token.secret_encrypted), project_id=token.ai_project_id)
+        client = token.client()
         for file_id in missing:
             try:
                 info = client.get_file(file_id)

@@ -30,7 +30,6 @@ from jobs.models import ApiToken, ImportListing, ImportRun, TrackedJob
 from jobs.tokenfactory import (
     JobListPage,
     RateLimited,
-    TokenFactoryClient,
     TokenFactoryError,
     TokenRejected,
 )
@@ -112,7 +111,7 @@ def _read_pages(run: ImportRun, *, pages: int) -> None:
     if token.rate_limited_until and token.rate_limited_until > timezone.now():
         return
     try:
-        client = TokenFactoryClient(vault.decrypt(token.secret_encrypted), project_id=token.ai_project_id)
+        client = token.client()
     except vault.VaultError as exc:
         _stop(run, str(exc))
         return

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from django.core.cache import cache
 from django.utils import timezone
 
-from jobs import refresh, vault
+from jobs import refresh, training_log, vault
 from jobs.finetuning import TERMINAL_STATUSES, FineTuningJob
 from jobs.models import ApiToken, TrackedJob
 from jobs.tokenfactory import (
@@ -39,7 +39,6 @@ from jobs.tokenfactory import (
     JobListPage,
     ListUnsupported,
     RateLimited,
-    TokenFactoryClient,
     TokenFactoryError,
     TokenRejected,
 )
@@ -129,7 +128,7 @@ def refresh_from_list(*, token_id: int, due: list[TrackedJob], lease_seconds: in
     token = ApiToken.objects.filter(pk=token_id).first()
     try:
         client = (
-            TokenFactoryClient(vault.decrypt(token.secret_encrypted), project_id=token.ai_project_id)
+            token.client()
             if token else None
         )
     except vault.VaultError:
@@ -192,13 +191,15 @@ def _store_page(
         .only("pk", "job_id")
     )
     claimed = mine + refresh.claim_jobs(others, lease_seconds=lease_seconds)
-    stored = 0
+    stored = []
     try:
         for job in claimed:
-            stored += _store_listed(job, listed[job.job_id], asked_at=asked_at)
+            if _store_listed(job, listed[job.job_id], asked_at=asked_at):
+                stored.append(job)
     finally:
         refresh.release_claims(claimed)
-    return stored
+    training_log.note_read_without_log([job for job in stored if not listed[job.job_id].is_terminal])
+    return len(stored)
 
 
 def _store_listed(claim: TrackedJob, details: FineTuningJob, *, asked_at: dt.datetime) -> bool:
@@ -211,7 +212,13 @@ def _store_listed(claim: TrackedJob, details: FineTuningJob, *, asked_at: dt.dat
         if job is None or job.claimed_until != claim.claimed_until or job.checked_at >= asked_at:
             return False  # removed, claim run out and taken by another worker, or newer answer
         try:
-            refresh.store_snapshot(job, details, now=asked_at)
+            if details.is_terminal and not job.is_terminal:
+                # Its last word, once: the result files' names, its final events and checkpoints.
+                refresh.store_snapshot_with_extras(job, details, now=asked_at, client=job.token.client())
+            else:
+                # While it runs, the list read stands in for a GET and nothing more: its events
+                # and checkpoints come while someone watches its page (see `_store_page`).
+                refresh.store_snapshot(job, details, now=asked_at)
         except Exception:
             # As with a GET: whatever the answer holds, the round goes on and the old snapshot
             # stays, with a failure that backs off.

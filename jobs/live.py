@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from django.core.cache import caches
 from django.db.models import F, QuerySet
 
-from jobs import refresh
+from jobs import refresh, training_log
 from jobs.access import jobs_visible_to
 from jobs.models import TrackedJob
 
@@ -38,8 +38,8 @@ VERSION_FIELDS = (
     "events_synced_at",
     "checkpoints_synced_at",
 )
-# What `refresh.is_due` needs, on top of the version fields.
-DUE_FIELDS = ("claimed_until",)
+# What `refresh.is_due` and `training_log.wanted_by_viewer` need, on top of the version fields.
+DUE_FIELDS = ("claimed_until", "progress_changed_at")
 MAX_KEYS_PER_POLL = 500
 REFRESHES_PER_POLL = 4
 RENDERED_SECONDS = 3600
@@ -72,9 +72,12 @@ def _versions_of(user, pks: Iterable[int]) -> QuerySet[TrackedJob]:
     )
 
 
-def changed_jobs(user, shown: dict[int, str]) -> tuple[list[TrackedJob], list[int]]:
+def changed_jobs(
+    user, shown: dict[int, str], *, with_training_log: bool = False
+) -> tuple[list[TrackedJob], list[int]]:
     """The jobs among `shown` whose version moved on (fully loaded), and the pks the user may
-    no longer see (removed, or their membership ended)."""
+    no longer see (removed, or their membership ended). `with_training_log`: the page shows
+    the jobs' events and checkpoints, so keep those coming too."""
     if not shown:
         return [], []
     current = {job.pk: job for job in _versions_of(user, shown)}
@@ -83,6 +86,13 @@ def changed_jobs(user, shown: dict[int, str]) -> tuple[list[TrackedJob], list[in
     if due:
         refreshed = refresh_due(jobs_visible_to(user).filter(pk__in=due))
         current.update({job.pk: job for job in refreshed})
+    if with_training_log:
+        wanted = [
+            job.pk for job in current.values()
+            if job.pk not in due and training_log.wanted_by_viewer(job, interval=refresh.base_interval(job.status))
+        ]
+        for job in jobs_visible_to(user).filter(pk__in=wanted):
+            current[job.pk] = refresh.sync_training_log(job)
     changed = [pk for pk, job in current.items() if job_version(job) != shown[pk]]
     if not changed:
         return [], gone

@@ -7,7 +7,9 @@ from django.db import models
 from django.utils import timezone
 from django.utils.functional import cached_property
 
+from jobs import vault
 from jobs.finetuning import TERMINAL_STATUSES, FineTuningJob
+from jobs.tokenfactory import TokenFactoryClient
 
 
 class Workspace(models.Model):
@@ -107,6 +109,11 @@ class ApiToken(models.Model):
     @property
     def masked(self) -> str:
         return f"…{self.last4}"
+
+    def client(self) -> TokenFactoryClient:
+        """A client that calls Token Factory with this key (and project); raises
+        vault.VaultError when the key cannot be decrypted."""
+        return TokenFactoryClient(vault.decrypt(self.secret_encrypted), project_id=self.ai_project_id)
 
 
 class TrackedJob(models.Model):

@@ -91,28 +91,28 @@ def is_due(job: TrackedJob, *, now: dt.datetime | None = None, claimed_by_me: bo
 
 def refresh_if_due(job: TrackedJob) -> TrackedJob:
     """Refresh a stale snapshot of a running job; what the pages' polls call."""
-    if not is_due(job):
-        if training_log.final_sync_pending(job) and training_log.claim_final_retry(job):
-            return _sync_finished_log(job)
-        return job
-    return _refresh_single_flight(job, force=False)
+    if is_due(job):
+        return _refresh_single_flight(job, force=False)
+    if training_log.wanted_by_viewer(job, interval=base_interval(job.status)):
+        return sync_training_log(job)
+    return job
 
 
-def _sync_finished_log(job: TrackedJob) -> TrackedJob:
-    """The one read of a finished job's events and checkpoints that its last refresh did not
-    do (tracked when already finished, or that read failed), single-flight like a refresh."""
+def sync_training_log(job: TrackedJob) -> TrackedJob:
+    """Read a job's events and checkpoints without its snapshot, single-flight like a refresh:
+    for a job page whose job the worker keeps fresh from the job list (which carries no
+    training log), and for the one read after the end that a finished job's last refresh did
+    not do (tracked when already finished, or that read failed)."""
     with refresh_lock(job) as locked:
         if not locked:
             return job
         job.refresh_from_db()
         token = ApiToken.objects.filter(pk=job.token_id).first()
         now = timezone.now()
-        if not training_log.final_sync_pending(job) or token is None or (
-            token.rate_limited_until and token.rate_limited_until > now
-        ):
+        if token is None or (token.rate_limited_until and token.rate_limited_until > now):
             return job
         try:
-            client = TokenFactoryClient(vault.decrypt(token.secret_encrypted), project_id=token.ai_project_id)
+            client = token.client()
         except vault.VaultError:
             return job
         training_log.sync_after_snapshot(job, client, before=job.details)
@@ -272,10 +272,21 @@ def _fetch_and_store_answer(job: TrackedJob, now: dt.datetime) -> None:
         # A 429 already pauses the whole token until Retry-After; no extra backoff on top.
         store_failure(job, now, getattr(exc, "message", str(exc)), backs_off=not isinstance(exc, RateLimited))
         return
+    client = token.client()
+    store_snapshot_with_extras(job, details, now=now, client=client)
+
+
+def store_snapshot_with_extras(
+    job: TrackedJob, details: FineTuningJob, *, now: dt.datetime, client: TokenFactoryClient
+) -> None:
+    """`store_snapshot`, and beside it, under the same lock and with the same token (viewers
+    never multiply these calls either): the names of the job's files and the models deployed
+    from it, into the cache pages read (before the new version is saved, so the page re-renders
+    with them), then the job's events and checkpoints."""
+    files.remember_files(details, token_id=job.token_id)
+    deployments.refresh_models(job)
     before = job.details
     store_snapshot(job, details, now=now)
-    # Under the same lock, with the same token: viewers never multiply these calls either.
-    client = TokenFactoryClient(vault.decrypt(token.secret_encrypted), project_id=token.ai_project_id)
     training_log.sync_after_snapshot(job, client, before=before)
 
 
@@ -283,10 +294,6 @@ def store_snapshot(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime)
     """Store what the API said about `job` (asked at `now`): its history events and their
     notifications with it. Only ever called under the job's refresh lock, so each transition
     is recorded, and notified, once."""
-    # Beside the snapshot, under the same lock, before the new version is saved: the names of
-    # the job's files and the models deployed from it, into the cache that pages read.
-    files.remember_files(details, token_id=job.token_id)
-    deployments.refresh_models(job)
     before = job.details
     job.snapshot = details.raw
     job.status = details.status
@@ -304,7 +311,7 @@ def store_snapshot(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime)
 
 def fetch_job(*, token: ApiToken, job_id: str) -> FineTuningJob:
     """Ask the API about one job with `token`, recording what the answer says about the token."""
-    client = TokenFactoryClient(vault.decrypt(token.secret_encrypted), project_id=token.ai_project_id)
+    client = token.client()
     try:
         try:
             return client.get_job(job_id)

@@ -34,7 +34,6 @@ from jobs.tokenfactory import (
     InvalidJobId,
     JobNotFound,
     RateLimited,
-    TokenFactoryClient,
     TokenFactoryError,
     TokenRejected,
     clean_job_id,
@@ -170,7 +169,7 @@ def token_delete(*, token: ApiToken, actor) -> None:
 def token_check(*, token: ApiToken) -> tuple[bool, str]:
     """Ask the API whether it accepts the token; remember and return the verdict."""
     try:
-        TokenFactoryClient(vault.decrypt(token.secret_encrypted), project_id=token.ai_project_id).check_key()
+        token.client().check_key()
     except vault.VaultError as exc:
         ok, message = False, str(exc)
     except TokenFactoryError as exc:

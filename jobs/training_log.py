@@ -50,6 +50,8 @@ CHECKPOINT_SECONDS = 60
 #: A failed final sync of a finished job is tried again no sooner than this.
 FINAL_RETRY_SECONDS = 60
 NOT_OFFERED_SECONDS = 3600
+#: How long a job the worker refreshed from the list counts as behind on its log, at most.
+BEHIND_SECONDS = 3600
 METRIC_KEYS = (
     "train_loss", "valid_loss", "full_valid_loss",
     "train_mean_token_accuracy", "valid_mean_token_accuracy", "full_valid_mean_token_accuracy",
@@ -65,6 +67,10 @@ def sync_after_snapshot(job: TrackedJob, client: TokenFactoryClient, *, before: 
     final = job.is_terminal
     if final and not final_sync_pending(job):
         return
+    try:
+        cache.delete(_behind_key(job.pk))  # read with the snapshot: no page needs to read it
+    except Exception:
+        pass
     for what, sync, wanted in (
         ("events", _sync_events, True),
         ("checkpoints", _sync_checkpoints, final or _checkpoints_due(job, before=before)),
@@ -116,6 +122,38 @@ def final_sync_pending(job: TrackedJob) -> bool:
     ended = job.progress_changed_at or job.fetched_at
     synced = [job.events_synced_at, job.checkpoints_synced_at]
     return any(at is None or at < ended for at in synced)
+
+
+def note_read_without_log(jobs: list[TrackedJob]) -> None:
+    """The worker stored these running jobs from the job list, which carries no training log:
+    a page showing one of them reads its log itself (`wanted_by_viewer`), so nobody pays two
+    calls per job and interval for logs nobody looks at."""
+    if not jobs:
+        return
+    try:
+        cache.set_many({_behind_key(job.pk): 1 for job in jobs}, timeout=BEHIND_SECONDS)
+    except Exception:
+        pass
+
+
+def wanted_by_viewer(job: TrackedJob, *, interval: dt.timedelta | None) -> bool:
+    """Whether a page showing `job` should read its training log now: the pending read after
+    the end (tried once a minute), or, while it runs and the worker refreshes it from the job
+    list, once per refresh interval however many pages show it."""
+    if final_sync_pending(job):
+        return claim_final_retry(job)
+    if job.is_terminal or interval is None:
+        return False
+    try:
+        return bool(cache.get(_behind_key(job.pk))) and bool(
+            cache.add(f"ftdash:training-log:viewed:{job.pk}", 1, timeout=int(interval.total_seconds()))
+        )
+    except Exception:
+        return False
+
+
+def _behind_key(pk: int) -> str:
+    return f"ftdash:training-log:behind:{pk}"
 
 
 def claim_final_retry(job: TrackedJob) -> bool:

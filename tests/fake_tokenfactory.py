@@ -627,6 +627,16 @@ class FakeTokenFactory:
         with self._lock:
             return list(self._calls)
 
+    @property
+    def job_calls(self) -> list[Call]:
+        """The requests for jobs themselves (one job, or the list): what refreshing costs, without
+        what rides along with a refresh (events, checkpoints, file names, deployed models)."""
+        with self._lock:
+            return [
+                c for c in self._calls
+                if c.path.startswith("/v1/fine_tuning/jobs") and not c.path.endswith(("/events", "/checkpoints"))
+            ]
+
     def calls_for(self, job_id: str, *, training_log: bool = False) -> list[Call]:
         """The requests that addressed ``job_id`` (the job itself or its sub-resources).
 

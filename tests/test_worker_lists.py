@@ -64,11 +64,11 @@ def track_many(fake_api, user, token, n: int, *, visible_to: str | None = None, 
 
 
 def list_calls(fake_api, token: str | None = None) -> list:
-    return [c for c in fake_api.calls if c.path == LIST_PATH and token in (None, c.token)]
+    return [c for c in fake_api.job_calls if c.path == LIST_PATH and token in (None, c.token)]
 
 
 def job_gets(fake_api) -> list[str]:
-    return [c.job_id for c in fake_api.calls if c.job_id]
+    return [c.job_id for c in fake_api.job_calls if c.job_id]
 
 
 def stored(job: TrackedJob) -> TrackedJob:
@@ -95,7 +95,7 @@ def test_many_running_jobs_of_a_token_are_refreshed_by_one_list_call_per_100_job
     # Fresh now: the next round asks nothing at all.
     fake_api.reset_calls()
     run_worker()
-    assert fake_api.calls == []
+    assert fake_api.job_calls == []
 
 
 @pytest.mark.django_db(transaction=True)
@@ -193,7 +193,7 @@ def test_a_429_on_the_list_pauses_the_token_and_its_jobs_wait_without_calls(fake
 
     run_worker()
 
-    assert [c.status for c in fake_api.calls] == [429]  # nothing else was asked with that token
+    assert [c.status for c in fake_api.job_calls] == [429]  # nothing else was asked with that token
     token = ApiToken.objects.get(pk=alice_token.pk)
     assert token.rate_limited_until > timezone.now() + dt.timedelta(seconds=100)
     for job in jobs:
@@ -203,7 +203,7 @@ def test_a_429_on_the_list_pauses_the_token_and_its_jobs_wait_without_calls(fake
 
     age(jobs, 60)
     run_worker()
-    assert len(fake_api.calls) == 1  # still paused: nobody asked
+    assert len(fake_api.job_calls) == 1  # still paused: nobody asked
 
     ApiToken.objects.filter(pk=alice_token.pk).update(rate_limited_until=timezone.now() - dt.timedelta(seconds=1))
     fake_api.reset_calls()
@@ -222,7 +222,7 @@ def test_a_failing_list_backs_its_jobs_off_once_then_they_are_asked_for_one_by_o
     run_worker()
 
     # The one call failed for all of them: no GETs on top of it, each backs off.
-    assert [c.status for c in fake_api.calls] == [503]
+    assert [c.status for c in fake_api.job_calls] == [503]
     for job in jobs:
         job = stored(job)
         assert "unavailable right now (HTTP 503)" in job.refresh_error and job.consecutive_failures == 1
@@ -243,7 +243,7 @@ def test_a_rejected_token_is_marked_once_and_its_jobs_say_so(fake_api, alice, al
 
     run_worker()
 
-    assert [c.status for c in fake_api.calls] == [401]
+    assert [c.status for c in fake_api.job_calls] == [401]
     assert ApiToken.objects.get(pk=alice_token.pk).last_check_ok is False
     page = alice_client.get(f"/jobs/{jobs[0].pk}/").content.decode()
     assert "Token Factory rejected this API token (HTTP 401)" in page
@@ -290,7 +290,7 @@ def test_two_tokens_are_read_from_two_separate_lists(fake_api, alice, alice_toke
     run_worker()
 
     assert len(list_calls(fake_api, ALICE_SECRET)) == 1 and len(list_calls(fake_api, BOB_SECRET)) == 1
-    assert len(fake_api.calls) == 2
+    assert len(fake_api.job_calls) == 2
     assert all(stored(job).snapshot["trained_steps"] == 4 for job in first_jobs + second_jobs)
 
 
@@ -311,7 +311,7 @@ def test_a_page_poll_does_not_ask_about_a_job_the_worker_is_reading_from_the_lis
     thread.start()
     try:
         deadline = timezone.now() + dt.timedelta(seconds=30)
-        while not fake_api.calls and timezone.now() < deadline:
+        while not fake_api.job_calls and timezone.now() < deadline:
             threading.Event().wait(0.02)
         assert len(list_calls(fake_api)) == 1
         # The job is due, but claimed by the worker: a page's poll (refresh_if_due) keeps the
@@ -322,5 +322,29 @@ def test_a_page_poll_does_not_ask_about_a_job_the_worker_is_reading_from_the_lis
     finally:
         release.set()
         thread.join(timeout=60)
-    assert len(fake_api.calls) == 1
+    assert len(fake_api.job_calls) == 1
     assert all(stored(job).claimed_until is None and stored(job).refresh_error == "" for job in jobs)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_kept_fresh_by_the_list_gets_its_events_while_its_page_is_open_once_per_interval(
+    fake_api, alice, alice_token, client
+):
+    """The list carries no events: the worker reads none for nobody, an open page gets them."""
+    watched, unwatched = track_many(fake_api, alice, alice_token, 2, total_steps=1000, trained_steps=10)
+    for job in (watched, unwatched):
+        fake_api.add_event(job.job_id, "Step 10: loss 1.234 <b>not bold</b>")
+    age([watched, unwatched])
+    fake_api.reset_calls()
+
+    run_worker()
+
+    assert len(list_calls(fake_api)) == 1
+    assert not [c for c in fake_api.calls if c.path.endswith("/events")]  # nobody is looking
+    client.force_login(alice)
+    for _ in range(5):  # five viewers' polls in one interval
+        response = client.get(f"/jobs/{watched.pk}/live/?v={watched.pk}.stale", HTTP_HX_REQUEST="true")
+        assert response.status_code == 200
+    events_calls = [c for c in fake_api.calls if c.path.endswith("/events")]
+    assert [c.job_id for c in events_calls] == [watched.job_id]
+    assert "Step 10: loss 1.234 &lt;b&gt;not bold&lt;/b&gt;" in response.content.decode()

@@ -45,7 +45,7 @@ PARTS = {"card": "jobs/dashboard.html#job-card", "job": "jobs/job_detail.html#jo
 
 def _changed_parts(request, shown: dict[int, str], *, part: str, extra: dict | None = None,
                    variant: str = "") -> HttpResponse:
-    jobs, gone = live.changed_jobs(request.user, shown)
+    jobs, gone = live.changed_jobs(request.user, shown, with_training_log=part == "job")
     if gone and part == "job":
         raise Http404("No such job.")  # as for every other URL of a job one may not see
     if not jobs and not gone:
