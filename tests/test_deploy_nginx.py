@@ -262,25 +262,25 @@ def _max_age(cache_control: str) -> int:
 
 def test_the_proxy_serves_ftdash_under_its_prefix(stack, https):
     # Plain http is sent to https, and the bare prefix to the prefix with its slash.
-    response = https.get(stack.http_origin + "/ftdash/accounts/login/?next=x", allow_redirects=False, timeout=5)
+    response = https.get(stack.http_origin + "/ftdash/accounts/login/?next=x", allow_redirects=False, timeout=60)
     assert response.status_code == 301
     assert response.headers["Location"] == "https://127.0.0.1/ftdash/accounts/login/?next=x"
-    response = https.get(stack.origin + "/ftdash", allow_redirects=False, timeout=5)
+    response = https.get(stack.origin + "/ftdash", allow_redirects=False, timeout=60)
     assert response.status_code == 301
     assert urlsplit(response.headers["Location"]).path == "/ftdash/"
 
-    assert https.get(stack.site + "/healthz", timeout=5).text == "ok\n"
+    assert https.get(stack.site + "/healthz", timeout=60).text == "ok\n"
 
     # Redirects carry the prefix, including the 401 + HX-Redirect sent to a polling htmx request.
-    response = https.get(stack.site + "/", allow_redirects=False, timeout=5)
+    response = https.get(stack.site + "/", allow_redirects=False, timeout=60)
     assert response.status_code == 302, _report(stack)
     assert response.headers["Location"] in ("/ftdash/setup/", "/ftdash/accounts/login/")
-    response = https.get(stack.site + "/live/cards/?v=1.x", headers={"HX-Request": "true"}, allow_redirects=False, timeout=5)
+    response = https.get(stack.site + "/live/cards/?v=1.x", headers={"HX-Request": "true"}, allow_redirects=False, timeout=60)
     assert response.status_code == 401
     assert response.headers["HX-Redirect"].startswith("/ftdash/accounts/login/?next=")
 
     # The app sees https (secure cookies, HSTS) because nginx says so from a trusted address.
-    page = https.get(stack.site + "/accounts/login/", headers={"Accept-Encoding": "gzip"}, timeout=5)
+    page = https.get(stack.site + "/accounts/login/", headers={"Accept-Encoding": "gzip"}, timeout=60)
     assert page.status_code == 200, _report(stack)
     assert int(re.search(r"max-age=(\d+)", page.headers["Strict-Transport-Security"]).group(1)) >= ONE_YEAR
     csrf_cookie = next(c for c in https.cookies if c.name == "ftdash_csrftoken")
@@ -294,11 +294,11 @@ def test_the_proxy_serves_ftdash_under_its_prefix(stack, https):
     scripts = re.findall(r'src="([^"]+)"', page.text)
     assert scripts and all(re.match(r"/ftdash/static/.+\.[0-9a-f]{12}\.js$", src) for src in scripts), scripts
     for path in [css.group(1), *scripts]:
-        asset = https.get(stack.origin + path, headers={"Accept-Encoding": "gzip"}, timeout=5)
+        asset = https.get(stack.origin + path, headers={"Accept-Encoding": "gzip"}, timeout=60)
         assert asset.status_code == 200, path
         assert _max_age(asset.headers.get("Cache-Control", "")) >= ONE_YEAR, asset.headers
         assert asset.headers.get("Content-Encoding") == "gzip", path  # pre-compressed by collectstatic
-    assert https.get(stack.origin + css.group(1), timeout=5).headers["Content-Type"].startswith("text/css")
+    assert https.get(stack.origin + css.group(1), timeout=60).headers["Content-Type"].startswith("text/css")
 
 
 # ---------------------------------------------------------------------------- in a browser
@@ -411,7 +411,7 @@ def test_in_a_browser_through_nginx_first_admin_token_and_live_job(stack, browse
 
 def _direct(stack: Stack, path: str, *, source: str, headers: dict[str, str]) -> http.client.HTTPResponse:
     """A request straight to gunicorn (bypassing nginx) from the loopback address `source`."""
-    connection = http.client.HTTPConnection("127.0.0.1", stack.app_port, timeout=10, source_address=(source, 0))
+    connection = http.client.HTTPConnection("127.0.0.1", stack.app_port, timeout=60, source_address=(source, 0))
     connection.request("GET", path, headers={"Host": "127.0.0.1", **headers})
     response = connection.getresponse()
     response.body = response.read()
@@ -449,10 +449,10 @@ def test_healthz_answers_plain_http_on_the_app_port(stack):
 def test_invite_secrets_stay_out_of_the_proxy_and_app_logs(stack, https):
     secret = "InviteSecret" + secrets.token_urlsafe(16)
     invite = f"{stack.site}/invite/{secret}/"
-    assert https.get(invite, timeout=5).status_code == 404  # no such invite: still a secret-shaped path
-    assert https.get(stack.http_origin + f"/ftdash/invite/{secret}/", allow_redirects=False, timeout=5).status_code == 301
-    https.get(stack.site + "/accounts/login/", headers={"Referer": invite}, timeout=5)
-    https.get(stack.site + "/healthz", timeout=5)  # a last line, so the ones before are surely written
+    assert https.get(invite, timeout=60).status_code == 404  # no such invite: still a secret-shaped path
+    assert https.get(stack.http_origin + f"/ftdash/invite/{secret}/", allow_redirects=False, timeout=60).status_code == 301
+    https.get(stack.site + "/accounts/login/", headers={"Referer": invite}, timeout=60)
+    https.get(stack.site + "/healthz", timeout=60)  # a last line, so the ones before are surely written
     time.sleep(0.2)
 
     proxy_log = (stack.nginx_dir / "ftdash.access.log").read_text()
