@@ -57,10 +57,12 @@ def jobs_for_dashboard(
 
 
 def tokens_usable_by(*, user) -> list[ApiToken]:
-    """Tokens the user may track jobs with (members use their workspaces' tokens)."""
-    workspaces = user_workspaces(user, Need.EDIT_JOBS)
+    """Tokens the user may track jobs with (members use their workspaces' tokens), in one query."""
+    may_track = [Membership.Role.OWNER, Membership.Role.MEMBER]
     return list(
-        ApiToken.objects.filter(workspace__in=workspaces).select_related("workspace").order_by("name", "pk")
+        ApiToken.objects.filter(workspace__memberships__user=user, workspace__memberships__role__in=may_track)
+        .select_related("workspace")
+        .order_by("name", "pk")
     )
 
 
