@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterable
 
 from django.core.cache import caches
 from django.db.models import F, QuerySet
+from django.template.loader import render_to_string
 
-from jobs import refresh, training_log
+from jobs import deployments, refresh, training_log
 from jobs.access import jobs_visible_to
 from jobs.models import TrackedJob
 
@@ -43,6 +44,7 @@ DUE_FIELDS = ("claimed_until", "progress_changed_at")
 MAX_KEYS_PER_POLL = 500
 REFRESHES_PER_POLL = 4
 RENDERED_SECONDS = 3600
+CARD_TEMPLATE = "jobs/dashboard.html#job-card"
 
 
 def job_version(job: TrackedJob) -> str:
@@ -112,6 +114,14 @@ def refresh_due(jobs: Iterable[TrackedJob]) -> list[TrackedJob]:
     return due
 
 
+def render_cards(jobs: list[TrackedJob]) -> list[str]:
+    """The dashboard cards of `jobs`, each rendered once per version and variant: the same
+    HTML for the page and for its polls."""
+    deployments.attach(jobs)  # the cards' "deployed" marks, in one cache read
+    training_log.attach_recent_checkpoints(jobs)  # the cards' loss sparklines, in one query
+    return rendered(jobs, part="card", render=lambda job: render_to_string(CARD_TEMPLATE, {"job": job}))
+
+
 def rendered(jobs: list[TrackedJob], *, part: str, render: Callable[[TrackedJob], str]) -> list[str]:
     """Each job's `part` rendered once per version and variant, shared by every viewer."""
     keys = {job.pk: _render_key(job, part) for job in jobs}
@@ -137,4 +147,6 @@ def rendered(jobs: list[TrackedJob], *, part: str, render: Callable[[TrackedJob]
 def _render_key(job: TrackedJob, part: str) -> str:
     # The one way a part differs between viewers: edit links for owners and members only.
     variant = "edit" if job.can_edit else "view"
-    return f"ftdash:live:{part}:{job.pk}:{job_version(job)}:{variant}"
+    # Deployments are not in the version (they are read from the cache the refresh fills).
+    deployed = "deployed" if getattr(job, "_deployments", None) else ""
+    return f"ftdash:live:{part}:{job.pk}:{job_version(job)}:{variant}{deployed}"

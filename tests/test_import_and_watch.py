@@ -295,8 +295,8 @@ def test_a_project_id_reaches_the_api_on_every_call_made_with_the_token(fake_api
     imports.import_start(token=ApiToken.objects.get(), user=alice)
     discovery.discover(discovery.claim_due_watches(lease_seconds=60)[0])
 
-    assert len(fake_api.calls) == 4
-    assert {c.query.get("ai_project_id") for c in fake_api.calls} == {"project-e00abc"}
+    assert len(fake_api.job_calls) == 4  # the job, the key check, the import's and the watch's lists
+    assert {c.query.get("ai_project_id") for c in fake_api.calls} == {"project-e00abc"}  # file names too
     assert "project-e00abc" in alice_client.get("/tokens/").content.decode()
 
 

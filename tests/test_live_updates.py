@@ -42,7 +42,7 @@ def renders(monkeypatch):
         names.append(template_name)
         return render_to_string(template_name, *args, **kwargs)
 
-    monkeypatch.setattr("jobs.views.live.render_to_string", counting_render_to_string)
+    monkeypatch.setattr("jobs.live.render_to_string", counting_render_to_string)
     template_rendered.connect(record)
     yield names
     template_rendered.disconnect(record)

@@ -10,7 +10,7 @@ from django.db.models import Count, Q
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from jobs import deployments, live, refresh, selectors, services, training_log
+from jobs import live, refresh, selectors, services
 from jobs.access import Need, membership_for, user_memberships
 from jobs.forms import DashboardFilterForm, TrackJobForm
 from jobs.tokenfactory import TokenFactoryError
@@ -99,12 +99,11 @@ def _render_dashboard(request, form: TrackJobForm, status: int = 200):
     jobs = list(page.object_list)
     # Fresh on a plain reload too, with or without JavaScript.
     live.refresh_due(jobs)
-    deployments.attach(jobs)  # the cards' "deployed" marks, in one cache read
-    training_log.attach_recent_checkpoints(jobs)  # the cards' loss sparklines, in one query
     query = request.GET.copy()
     query.pop("page", None)
     context = {
         "jobs": jobs,
+        "cards": live.render_cards(jobs),
         "page": page,
         "page_query": query.urlencode(),
         "live_due": any(refresh.is_due(job) for job in jobs),

@@ -40,7 +40,7 @@ def job_parts(request, pk: int):
                           extra={"events_query": events_query}, variant=events_query.variant)
 
 
-PARTS = {"card": "jobs/dashboard.html#job-card", "job": "jobs/job_detail.html#job-live"}
+JOB_PARTS = "jobs/job_detail.html#job-live"
 
 
 def _changed_parts(request, shown: dict[int, str], *, part: str, extra: dict | None = None,
@@ -50,11 +50,12 @@ def _changed_parts(request, shown: dict[int, str], *, part: str, extra: dict | N
         raise Http404("No such job.")  # as for every other URL of a job one may not see
     if not jobs and not gone:
         return _nothing_changed()
-    deployments.attach(jobs)  # what the parts show of deployments, in one cache read
     if part == "card":
-        training_log.attach_recent_checkpoints(jobs)  # the cards' loss sparklines, in one query
-    html = live.rendered(jobs, part=f"{part}{variant}",
-                         render=lambda job: render_to_string(PARTS[part], {"job": job, **(extra or {})}))
+        html = live.render_cards(jobs)
+    else:
+        deployments.attach(jobs)  # what the page shows of deployments, in one cache read
+        html = live.rendered(jobs, part=f"{part}{variant}",
+                             render=lambda job: render_to_string(JOB_PARTS, {"job": job, **(extra or {})}))
     html += [GONE.format(pk=pk) for pk in gone]
     return HttpResponse("".join(html))
 
