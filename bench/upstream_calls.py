@@ -58,21 +58,15 @@ def run(*, viewers: int, jobs: int, seconds: float, interval: int, every: float,
             calls = [call for call in api.calls if call.at >= started]
             workers_used = server.workers
 
-    by_job: dict[str, list[float]] = {job_id: [] for job_id in team.jobs}
-    for call in calls:
-        if call.job_id in by_job:
-            by_job[call.job_id].append(call.at)
-    per_interval = []
-    gaps = []
-    for times in by_job.values():
-        times.sort()
-        job_gaps = [b - a for a, b in zip(times, times[1:])]
-        gaps += job_gaps
-        if job_gaps:
-            per_interval.append(interval / (sum(job_gaps) / len(job_gaps)))
-    worst = max(per_interval, default=float("nan"))
-    mean = sum(per_interval) / len(per_interval) if per_interval else float("nan")
-    shortest = min(gaps, default=float("nan"))
+    # P1 is about the job itself (one GET per refresh); its events and checkpoints ride along
+    # with a refresh and have their own budget (issue 10: at most one of each per interval).
+    kinds = {
+        "job": [c for c in calls if c.job_id and not c.path.endswith(("/events", "/checkpoints"))],
+        "events": [c for c in calls if c.path.endswith("/events")],
+        "checkpoints": [c for c in calls if c.path.endswith("/checkpoints")],
+    }
+    rates = {kind: _rates(kind_calls, team.jobs, interval) for kind, kind_calls in kinds.items()}
+    mean, worst, shortest = rates["job"]
     polls = len(seen.polls)
     markdown = "\n".join([
         f"Command: `{command}`  ",
@@ -87,17 +81,40 @@ def run(*, viewers: int, jobs: int, seconds: float, interval: int, every: float,
             ["errors", len(seen.errors)],
             ["upstream calls (all kinds)", len(calls)],
             ["polls per upstream call", f"{polls / max(len(calls), 1):.0f}"],
-            ["calls per job per interval, mean over jobs", f"{mean:.2f}"],
-            ["calls per job per interval, worst job", f"{worst:.2f}"],
-            ["shortest gap between two calls for one job", f"{shortest:.2f} s (interval {interval} s)"],
+            ["job GETs per job per interval, mean over jobs", f"{mean:.2f}"],
+            ["job GETs per job per interval, worst job", f"{worst:.2f}"],
+            ["shortest gap between two GETs of one job", f"{shortest:.2f} s (interval {interval} s)"],
+            ["events calls per job per interval, worst job (budget ≤ 1)", f"{rates['events'][1]:.2f}"],
+            ["checkpoints calls per job per interval, worst job (budget ≤ 1)", f"{rates['checkpoints'][1]:.2f}"],
+            ["other calls (file names, deployed models)", len(calls) - sum(len(c) for c in kinds.values())],
         ]),
     ])
-    met = round(worst, 2) <= 1 and not seen.errors
+    # An events or checkpoints call follows its job's GET by that GET's latency, which varies:
+    # its gaps jitter by that much around the interval, hence the 5 % margin on those two.
+    met = round(worst, 2) <= 1 and not seen.errors and max(rates["events"][1], rates["checkpoints"][1]) <= 1.05
     return Section("P1", "Upstream calls with many viewers (bench/upstream_calls.py)", markdown, [
         Figure("P1", f"upstream calls per job per interval, {viewers} concurrent viewers", "≤ 1",
                f"{worst:.2f} (worst of {jobs} jobs; mean {mean:.2f}; shortest gap {shortest:.2f} s of {interval} s)",
                met),
     ])
+
+
+def _rates(calls, job_ids, interval: int) -> tuple[float, float, float]:
+    """Calls per job per interval (mean over jobs, worst job) and the shortest gap for one job:
+    the interval over a job's mean gap between calls, so the window's edges do not count."""
+    by_job: dict[str, list[float]] = {job_id: [] for job_id in job_ids}
+    for call in calls:
+        if call.job_id in by_job:
+            by_job[call.job_id].append(call.at)
+    per_interval, gaps = [], []
+    for times in by_job.values():
+        times.sort()
+        job_gaps = [b - a for a, b in zip(times, times[1:])]
+        gaps += job_gaps
+        if job_gaps:
+            per_interval.append(interval / (sum(job_gaps) / len(job_gaps)))
+    mean = sum(per_interval) / len(per_interval) if per_interval else 0.0
+    return mean, max(per_interval, default=0.0), min(gaps, default=float("nan"))
 
 
 def main(argv: list[str] | None = None) -> Section:
