@@ -375,7 +375,7 @@ def test_unknown_paths_are_404_json(fake, path):
 
 def test_other_methods_are_404_json(fake):
     job = fake.add_job()
-    response = requests.post(f"{fake.url}/v1/fine_tuning/jobs/{job['id']}/cancel", headers=AUTH, json={}, timeout=5)
+    response = requests.post(f"{fake.url}/v1/fine_tuning/jobs/{job['id']}/pause", headers=AUTH, json={}, timeout=5)
     assert response.status_code == 404 and "detail" in response.json()
 
 
@@ -523,7 +523,8 @@ def test_calls_are_recorded_in_order(fake):
     assert calls[1].query == {"limit": "3", "ai_project_id": "proj"} and calls[1].job_id is None
     assert calls[2].token == "bad"
     assert before <= calls[0].at <= calls[1].at <= calls[2].at <= calls[3].at <= time.monotonic()
-    assert fake.calls_for(job["id"]) == [calls[0], calls[2], calls[3]]
+    assert fake.calls_for(job["id"]) == [calls[0], calls[2]]  # a refresh's own calls…
+    assert fake.calls_for(job["id"], training_log=True) == [calls[0], calls[2], calls[3]]  # …and its log
     with pytest.raises(AttributeError):
         calls[0].status = 500  # frozen
     fake.reset_calls()
