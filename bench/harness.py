@@ -43,6 +43,8 @@ if str(ROOT) not in sys.path:
 
 from cryptography.fernet import Fernet  # noqa: E402
 
+from tests.server_process import stop_process  # noqa: E402
+
 # One pair of keys per process: the data dirs are throwaway, nothing outlives the run.
 _KEYS = {"FTDASH_SECRET_KEY": secrets.token_urlsafe(50), "FTDASH_ENCRYPTION_KEYS": Fernet.generate_key().decode()}
 
@@ -223,12 +225,7 @@ def serve(tmp: Path, *, api_url: str, workers: int | None = None, **extra_env: s
             time.sleep(0.2)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 async def _one(server: Server, path: str) -> Answer:

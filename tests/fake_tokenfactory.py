@@ -794,16 +794,7 @@ class FakeTokenFactory:
             finish_time = min(max(finish_time, job.base_time), now)
         else:
             finish_time = now
-        body["finished_at"] = int(self._wall(finish_time))
-        body["estimated_finish"] = None
-        if job.fail_with is not None:
-            body["status"] = "failed"
-            body["error"] = copy.deepcopy(job.fail_with)
-        else:
-            body["status"] = "succeeded"
-            if not body.get("result_files"):
-                body["result_files"] = [new_file_id()]
-        self._status_event(job, body["status"], body["finished_at"])
+        self._end(job, finished_at=int(self._wall(finish_time)))
 
     def _finish_if_done(self, job: _Job, now: float) -> None:
         """End a job without progress controls that ``advance`` moved to its total (or failing) step."""
@@ -816,7 +807,12 @@ class FakeTokenFactory:
             return
         body["trained_steps"] = job.base_steps = stop_at
         body["trained_tokens"] = stop_at * job.tokens_per_step
-        body["finished_at"] = int(self._wall(now))
+        self._end(job, finished_at=int(self._wall(now)))
+
+    def _end(self, job: _Job, *, finished_at: int) -> None:
+        """The job reached its last step: it fails if told to, else succeeds with a result file."""
+        body = job.body
+        body["finished_at"] = finished_at
         body["estimated_finish"] = None
         if job.fail_with is not None:
             body["status"] = "failed"
