@@ -324,6 +324,8 @@ FTDASH_WORKER_CONCURRENCY = env_int("FTDASH_WORKER_CONCURRENCY", 4, minimum=1)
 FTDASH_WORKER_INTERVAL_SECONDS = env_float("FTDASH_WORKER_INTERVAL_SECONDS", 1.0, minimum=0.05)
 # Read due jobs from each token's job list (one call per 100 jobs) rather than one by one.
 FTDASH_WORKER_LIST_READS = env_bool("FTDASH_WORKER_LIST_READS", True)
+# How often (seconds) each token's deployed models (GET /v0/models) are read again.
+FTDASH_MODELS_REFRESH_SECONDS = env_int("FTDASH_MODELS_REFRESH_SECONDS", 300, minimum=1)
 # How often the worker lists a watched token's jobs to start tracking new ones.
 FTDASH_DISCOVERY_SECONDS = env_int("FTDASH_DISCOVERY_SECONDS", 60, minimum=1)
 FTDASH_ALLOW_PRIVATE_WEBHOOKS = env_bool("FTDASH_ALLOW_PRIVATE_WEBHOOKS", False)

@@ -34,7 +34,7 @@ class Deployment:
 
 
 def interval_seconds() -> int:
-    return int(getattr(settings, "FTDASH_MODELS_REFRESH_SECONDS", 300))
+    return settings.FTDASH_MODELS_REFRESH_SECONDS
 
 
 def _base_hash() -> str:
