@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 
 from django.core.cache import caches
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.template.loader import render_to_string
 
 from jobs import deployments, refresh, training_log
@@ -66,11 +66,8 @@ def parse_shown(values: Iterable[str]) -> dict[int, str]:
 
 
 def _versions_of(user, pks: Iterable[int]) -> QuerySet[TrackedJob]:
-    return (
-        TrackedJob.objects.filter(workspace__memberships__user=user, pk__in=list(pks))
-        .annotate(my_role=F("workspace__memberships__role"))
-        .only("pk", "job_id", "workspace", "token",
-              *(name for name in VERSION_FIELDS + DUE_FIELDS if not name.endswith("_id")))
+    return TrackedJob.objects.filter(workspace__memberships__user=user, pk__in=list(pks)).only(
+        "pk", "job_id", "workspace", "token", *(name for name in VERSION_FIELDS + DUE_FIELDS if not name.endswith("_id"))
     )
 
 
@@ -84,22 +81,24 @@ def changed_jobs(
         return [], []
     current = {job.pk: job for job in _versions_of(user, shown)}
     gone = [pk for pk in shown if pk not in current]
-    due = [job.pk for job in current.values() if refresh.is_due(job)]
+    # Fully loaded (and current) once refreshed or their log read: not loaded a second time.
+    loaded: dict[int, TrackedJob] = {}
+    due = [job.pk for job in current.values() if refresh.is_due(job)][:REFRESHES_PER_POLL]
     if due:
-        refreshed = refresh_due(jobs_visible_to(user).filter(pk__in=due))
-        current.update({job.pk: job for job in refreshed})
+        loaded.update({job.pk: job for job in refresh_due(jobs_visible_to(user).filter(pk__in=due))})
     if with_training_log:
         wanted = [
             job.pk for job in current.values()
-            if job.pk not in due and training_log.wanted_by_viewer(job, interval=refresh.base_interval(job.status))
+            if job.pk not in loaded and training_log.wanted_by_viewer(job, interval=refresh.base_interval(job.status))
         ]
         for job in jobs_visible_to(user).filter(pk__in=wanted):
-            current[job.pk] = refresh.sync_training_log(job)
+            loaded[job.pk] = refresh.sync_training_log(job)
+    current.update(loaded)
     changed = [pk for pk, job in current.items() if job_version(job) != shown[pk]]
-    if not changed:
-        return [], gone
-    jobs = {job.pk: job for job in jobs_visible_to(user).filter(pk__in=changed)}
-    return [jobs[pk] for pk in changed if pk in jobs], gone
+    missing = [pk for pk in changed if pk not in loaded]
+    if missing:
+        loaded.update({job.pk: job for job in jobs_visible_to(user).filter(pk__in=missing)})
+    return [loaded[pk] for pk in changed if pk in loaded], gone
 
 
 def refresh_due(jobs: Iterable[TrackedJob]) -> list[TrackedJob]:
