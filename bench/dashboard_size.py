@@ -43,7 +43,7 @@ out = {}
 for username in USERNAMES:
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(get_user_model().objects.get(username=username),
-                       backend="django.contrib.auth.backends.ModelBackend")
+                       backend="jobs.auth_backends.ModelBackend")
     client.get("/")
     with CaptureQueriesContext(connection) as queries:
         response = client.get("/")

@@ -273,7 +273,7 @@ for number, team in enumerate(spec["teams"]):
     for user in people:
         user_memberships(user)  # the personal workspace a first visit would create
         client = Client()
-        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        client.force_login(user, backend="jobs.auth_backends.ModelBackend")
         sessions.append(client.cookies[settings.SESSION_COOKIE_NAME].value)
     jobs = dict(TrackedJob.objects.filter(workspace=workspace).values_list("job_id", "pk"))
     teams.append({"workspace": workspace.pk, "usernames": [u.username for u in people],

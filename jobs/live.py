@@ -13,16 +13,20 @@ due jobs first, and then a poll finds nothing due.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable, Iterable
 
 from django.core.cache import caches
-from django.db.models import QuerySet
+from django.db import connections, router
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from jobs import deployments, refresh, training_log
 from jobs.access import jobs_visible_to
-from jobs.models import TrackedJob
+from jobs.models import Membership, TrackedJob
 
 # What a rendered card or live panel shows besides the snapshot (fetched_at moves with every
 # stored snapshot): any change to these is a new version.
@@ -39,8 +43,6 @@ VERSION_FIELDS = (
     "events_synced_at",
     "checkpoints_synced_at",
 )
-# What `refresh.is_due` and `training_log.wanted_by_viewer` need, on top of the version fields.
-DUE_FIELDS = ("claimed_until", "progress_changed_at")
 MAX_KEYS_PER_POLL = 500
 REFRESHES_PER_POLL = 4
 RENDERED_SECONDS = 3600
@@ -65,40 +67,104 @@ def parse_shown(values: Iterable[str]) -> dict[int, str]:
     return shown
 
 
-def _versions_of(user, pks: Iterable[int]) -> QuerySet[TrackedJob]:
-    return TrackedJob.objects.filter(workspace__memberships__user=user, pk__in=list(pks)).only(
-        "pk", "job_id", "workspace", "token", *(name for name in VERSION_FIELDS + DUE_FIELDS if not name.endswith("_id"))
+@dataclasses.dataclass
+class PolledJob:
+    """What a poll reads of each job its page shows: enough to tell whether the page's copy is
+    current (`job_version`) and whether the job is due a refresh or a read of its training log
+    (`refresh.is_due`, `training_log.wanted_by_viewer`), and which variant of its parts the
+    viewer gets. Lighter than a model instance: every open page asks for all its jobs every few
+    seconds."""
+
+    pk: int
+    workspace_id: int
+    token_id: int | None
+    job_id: str
+    label: str
+    status: str
+    fetched_at: dt.datetime
+    checked_at: dt.datetime
+    refresh_error: str
+    consecutive_failures: int
+    claimed_until: dt.datetime | None
+    progress_changed_at: dt.datetime | None
+    stalled_at: dt.datetime | None
+    events_synced_at: dt.datetime | None
+    checkpoints_synced_at: dt.datetime | None
+    my_role: str
+
+    # The same rules as the model's.
+    is_terminal = TrackedJob.is_terminal
+    can_edit = TrackedJob.can_edit
+
+
+def _versions_of(user, pks: Iterable[int]) -> list[PolledJob]:
+    """Those of `pks` the user may see, as `PolledJob`s, in one plain SQL statement: built by
+    the ORM, this query and its model instances were most of what an unchanged poll cost
+    (bench/polls.py)."""
+    pks = list(pks)
+    database = router.db_for_read(TrackedJob)
+    sql, datetimes = _versions_sql(database)
+    with connections[database].cursor() as cursor:
+        cursor.execute(sql.format(pks=", ".join(["%s"] * len(pks))), [user.pk, *pks])
+        rows = cursor.fetchall()
+    zone = connections[database].timezone
+    jobs = []
+    for row in rows:
+        values = list(row)
+        for at in datetimes:  # aware, as the ORM hands them over (SQLite's come back naive)
+            if values[at] is not None and timezone.is_naive(values[at]):
+                values[at] = timezone.make_aware(values[at], zone)
+        jobs.append(PolledJob(*values))
+    return jobs
+
+
+@functools.cache
+def _versions_sql(database: str) -> tuple[str, list[int]]:
+    """The query of `_versions_of`, with a `{pks}` slot for the placeholders, and which of the
+    columns it selects are datetimes."""
+    quote = connections[database].ops.quote_name
+    job, membership = quote(TrackedJob._meta.db_table), quote(Membership._meta.db_table)
+
+    def column(model, name: str) -> str:
+        return quote(model._meta.get_field(name).column)
+
+    by_attname = {field.attname: field for field in TrackedJob._meta.concrete_fields}
+    # Every field of PolledJob but the last (the role) is a column of the job's, in that order.
+    fields = [by_attname["id" if f.name == "pk" else f.name] for f in dataclasses.fields(PolledJob)[:-1]]
+    columns = ", ".join(f"{job}.{quote(field.column)}" for field in fields)
+    sql = (
+        f"SELECT {columns}, {membership}.{column(Membership, 'role')}"
+        f" FROM {job} INNER JOIN {membership}"
+        f" ON {membership}.{column(Membership, 'workspace')} = {job}.{column(TrackedJob, 'workspace')}"
+        f" WHERE {membership}.{column(Membership, 'user')} = %s AND {job}.{column(TrackedJob, 'id')} IN ({{pks}})"
     )
+    return sql, [n for n, field in enumerate(fields) if field.get_internal_type() == "DateTimeField"]
 
 
 def changed_jobs(
     user, shown: dict[int, str], *, with_training_log: bool = False
-) -> tuple[list[TrackedJob], list[int]]:
-    """The jobs among `shown` whose version moved on (fully loaded), and the pks the user may
-    no longer see (removed, or their membership ended). `with_training_log`: the page shows
-    the jobs' events and checkpoints, so keep those coming too."""
+) -> tuple[list[TrackedJob | PolledJob], list[int]]:
+    """The jobs among `shown` whose version moved on, and the pks the user may no longer see
+    (removed, or their membership ended). `with_training_log`: the page shows the jobs' events
+    and checkpoints, so keep those coming too.
+
+    A changed job is loaded as a model only if this poll refreshed it or read its log; the others
+    stay `PolledJob`s, which `rendered` loads only if their part is not cached."""
     if not shown:
         return [], []
     current = {job.pk: job for job in _versions_of(user, shown)}
     gone = [pk for pk in shown if pk not in current]
-    # Fully loaded (and current) once refreshed or their log read: not loaded a second time.
-    loaded: dict[int, TrackedJob] = {}
     due = [job.pk for job in current.values() if refresh.is_due(job)][:REFRESHES_PER_POLL]
-    if due:
-        loaded.update({job.pk: job for job in refresh_due(jobs_visible_to(user).filter(pk__in=due))})
+    refreshed = {job.pk: job for job in refresh_due(jobs_visible_to(user).filter(pk__in=due))} if due else {}
+    current.update(refreshed)
     if with_training_log:
         wanted = [
             job.pk for job in current.values()
-            if job.pk not in loaded and training_log.wanted_by_viewer(job, interval=refresh.base_interval(job.status))
+            if job.pk not in refreshed and training_log.wanted_by_viewer(job, interval=refresh.base_interval(job.status))
         ]
         for job in jobs_visible_to(user).filter(pk__in=wanted):
-            loaded[job.pk] = refresh.sync_training_log(job)
-    current.update(loaded)
-    changed = [pk for pk, job in current.items() if job_version(job) != shown[pk]]
-    missing = [pk for pk in changed if pk not in loaded]
-    if missing:
-        loaded.update({job.pk: job for job in jobs_visible_to(user).filter(pk__in=missing)})
-    return [loaded[pk] for pk in changed if pk in loaded], gone
+            current[job.pk] = refresh.sync_training_log(job)
+    return [job for pk, job in current.items() if job_version(job) != shown[pk]], gone
 
 
 def refresh_due(jobs: Iterable[TrackedJob]) -> list[TrackedJob]:
@@ -113,34 +179,46 @@ def refresh_due(jobs: Iterable[TrackedJob]) -> list[TrackedJob]:
     return due
 
 
-def render_cards(jobs: list[TrackedJob]) -> list[str]:
+def render_cards(jobs: list[TrackedJob], *, viewer=None) -> list[str]:
     """The dashboard cards of `jobs`, each rendered once per version and variant: the same
     HTML for the page and for its polls."""
-    deployments.attach(jobs)  # the cards' "deployed" marks, in one cache read
+    return rendered(jobs, part="card", render=_cards, viewer=viewer)
+
+
+def _cards(jobs: list[TrackedJob]) -> list[str]:
     training_log.attach_recent_checkpoints(jobs)  # the cards' loss sparklines, in one query
-    return rendered(jobs, part="card", render=lambda job: render_to_string(CARD_TEMPLATE, {"job": job}))
+    return [render_to_string(CARD_TEMPLATE, {"job": job}) for job in jobs]
 
 
-def rendered(jobs: list[TrackedJob], *, part: str, render: Callable[[TrackedJob], str]) -> list[str]:
-    """Each job's `part` rendered once per version and variant, shared by every viewer."""
+def rendered(jobs: list[TrackedJob | PolledJob], *, part: str, render: Callable[[list[TrackedJob]], list[str]],
+             viewer=None) -> list[str]:
+    """Each job's `part` rendered once per version and variant, shared by every viewer.
+
+    A poll's `PolledJob`s are loaded in full, as `viewer` sees them, only when their part is not
+    in the cache."""
+    deployments.attach(jobs)  # the "deployed" variant, for every job in one cache read
     keys = {job.pk: _render_key(job, part) for job in jobs}
     try:
         cached = caches["rendered"].get_many(list(keys.values()))
     except Exception:
         cached = {}  # a cache outage costs renders, never the page
-    fresh = {}
-    html = []
-    for job in jobs:
-        key = keys[job.pk]
-        if key not in cached:
-            fresh[key] = cached[key] = render(job)
-        html.append(cached[key])
+    missing = [job for job in jobs if keys[job.pk] not in cached]
+    partial = {job.pk: job for job in missing if isinstance(job, PolledJob)}
+    if partial:
+        full = {job.pk: job for job in jobs_visible_to(viewer).filter(pk__in=partial)}
+        for job in full.values():
+            job._deployments = partial[job.pk]._deployments
+            keys[job.pk] = _render_key(job, part)  # it may have moved on again meanwhile
+        # (One removed meanwhile is left out: the next poll finds it gone.)
+        missing = [full.get(job.pk, job) for job in missing if job.pk in full or job.pk not in partial]
+    fresh = {keys[job.pk]: html for job, html in zip(missing, render(missing), strict=True)}
     if fresh:
         try:
             caches["rendered"].set_many(fresh, RENDERED_SECONDS)
         except Exception:
             pass
-    return html
+    cached.update(fresh)
+    return [cached[keys[job.pk]] for job in jobs if keys[job.pk] in cached]
 
 
 def _render_key(job: TrackedJob, part: str) -> str:

@@ -166,7 +166,23 @@ def test_an_unchanged_poll_costs_the_same_few_queries_for_one_job_or_fifty(alice
     many = _queries_for_unchanged_poll(alice_client, fifty)
 
     assert few == many
-    assert many <= 4  # the session, the user, the versions of every job shown
+    assert many <= 3  # the session, the user, the versions of every job shown
+
+
+def test_a_card_another_viewer_already_got_is_served_without_loading_its_job(client, alice, bob, team, make_job):
+    job = make_job(workspace=team, status="running")
+    version = job_version(job)
+    TrackedJob.objects.filter(pk=job.pk).update(snapshot=job_payload(trained_steps=70), fetched_at=timezone.now())
+    client.force_login(alice)
+    first = poll_cards(client, job, versions={job.pk: version}).content
+
+    client.force_login(bob)
+    with CaptureQueriesContext(connection) as queries:
+        second = poll_cards(client, job, versions={job.pk: version}).content
+
+    assert second == first and b'value="70"' in second
+    job_reads = [q["sql"] for q in queries if "jobs_trackedjob" in q["sql"]]
+    assert len(job_reads) == 1, job_reads  # the versions query; the card came from the render cache
 
 
 def test_a_changed_card_is_rendered_once_for_every_viewer_of_the_same_kind(client, alice, bob, team, make_job, renders):

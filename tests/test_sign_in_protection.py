@@ -11,6 +11,7 @@ import datetime as dt
 
 import pytest
 from axes.models import AccessAttempt, AccessFailureLog
+from django.contrib.auth.hashers import MD5PasswordHasher
 from django.conf import settings
 from django.contrib.sessions.backends.cached_db import KEY_PREFIX as CACHED_SESSION_PREFIX
 from django.contrib.sessions.models import Session
@@ -324,3 +325,71 @@ def test_signing_out_ends_the_session_on_the_server(client, alice):
     assert not Session.objects.filter(session_key=cookie).exists()
     client.cookies["ftdash_session"] = cookie  # replaying the old cookie does not help
     assert client.get("/tokens/").status_code == 302
+
+
+# ---------------------------------------------------------------------------- the sign-in backend
+
+
+class CountingHasher(MD5PasswordHasher):
+    """The test settings' hasher, counting how often a password is checked."""
+
+    checks = 0
+
+    def verify(self, password, encoded):
+        CountingHasher.checks += 1
+        return super().verify(password, encoded)
+
+
+@pytest.fixture
+def counted_password_checks(settings, alice):
+    settings.PASSWORD_HASHERS = [f"{__name__}.CountingHasher"]
+    alice.set_password(ALICE_PASSWORD)
+    alice.save()
+    CountingHasher.checks = 0
+    return CountingHasher
+
+
+def test_a_wrong_password_is_checked_once_and_refused(client, counted_password_checks):
+    assert_refused_as_wrong_password(sign_in(client, "alice", "wrong-password"))
+
+    # settings.py lists Django's own backend after ftdash's, for older sessions only: it must
+    # not check the same password again (twice the hashing for every guess).
+    assert counted_password_checks.checks == 1
+    assert AccessAttempt.objects.get().failures_since_start == 1  # still counted, once
+
+
+def test_the_right_password_is_checked_once_and_signs_in(client, counted_password_checks):
+    assert_signed_in(sign_in(client, "alice", ALICE_PASSWORD))
+
+    assert counted_password_checks.checks == 1
+    assert Session.objects.get().get_decoded()["_auth_user_backend"] == "jobs.auth_backends.ModelBackend"
+
+
+def test_a_session_signed_in_before_the_upgrade_still_works(client, alice):
+    client.force_login(alice, backend="django.contrib.auth.backends.ModelBackend")
+
+    response = client.get("/tokens/")
+    assert response.status_code == 200
+    assert response.wsgi_request.user == alice
+
+
+def test_a_deactivated_account_is_signed_out_at_its_next_request_and_poll(client, alice, make_job):
+    job = make_job(status="running")
+    sign_in(client, "alice", ALICE_PASSWORD)
+    assert client.get(f"/live/cards/?v={job.pk}.x", HTTP_HX_REQUEST="true").status_code == 200
+
+    alice.is_active = False
+    alice.save()
+
+    assert client.get(f"/live/cards/?v={job.pk}.x", HTTP_HX_REQUEST="true").status_code == 401
+    assert client.get("/tokens/").status_code == 302
+
+
+def test_a_session_that_is_not_in_the_database_starts_a_new_one(client, alice):
+    client.cookies["ftdash_session"] = "nosuchsessionkey0123456789abcdef"
+
+    response = client.get("/accounts/login/")
+
+    assert response.status_code == 200
+    assert not response.wsgi_request.user.is_authenticated
+    assert response.wsgi_request.session.session_key is None  # never takes over the made-up key

@@ -16,7 +16,7 @@ from ftdash.log_redaction import INVITE_ID_KEY
 from jobs import services
 from jobs.forms import AccountCreationForm
 
-BACKEND = "django.contrib.auth.backends.ModelBackend"
+BACKEND = "jobs.auth_backends.ModelBackend"
 
 
 @require_http_methods(["GET", "POST"])

@@ -11,7 +11,7 @@ from django.http import Http404, HttpResponse
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
-from jobs import deployments, live, training_log
+from jobs import live, training_log
 
 # A dashboard card whose job the viewer can no longer see (removed, or moved out of their
 # workspaces) becomes this notice, which polls no more.
@@ -51,11 +51,12 @@ def _changed_parts(request, shown: dict[int, str], *, part: str, extra: dict | N
     if not jobs and not gone:
         return _nothing_changed()
     if part == "card":
-        html = live.render_cards(jobs)
+        html = live.render_cards(jobs, viewer=request.user)
     else:
-        deployments.attach(jobs)  # what the page shows of deployments, in one cache read
-        html = live.rendered(jobs, part=f"{part}{variant}",
-                             render=lambda job: render_to_string(JOB_PARTS, {"job": job, **(extra or {})}))
+        html = live.rendered(
+            jobs, part=f"{part}{variant}", viewer=request.user,
+            render=lambda jobs: [render_to_string(JOB_PARTS, {"job": job, **(extra or {})}) for job in jobs],
+        )
     html += [GONE.format(pk=pk) for pk in gone]
     return HttpResponse("".join(html))
 

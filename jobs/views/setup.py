@@ -26,7 +26,7 @@ def first_admin(request):
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user, backend="jobs.auth_backends.ModelBackend")
             return redirect("token_list")
     return render(request, "setup/first_admin.html", {"form": form})
 
