@@ -154,7 +154,7 @@ def changed_jobs(
         return [], []
     current = {job.pk: job for job in _versions_of(user, shown)}
     gone = [pk for pk in shown if pk not in current]
-    due = [job.pk for job in current.values() if refresh.is_due(job)][:REFRESHES_PER_POLL]
+    due = [job.pk for job in _most_overdue(current.values())]
     refreshed = {job.pk: job for job in refresh_due(jobs_visible_to(user).filter(pk__in=due))} if due else {}
     current.update(refreshed)
     if with_training_log:
@@ -168,15 +168,22 @@ def changed_jobs(
 
 
 def refresh_due(jobs: Iterable[TrackedJob]) -> list[TrackedJob]:
-    """Refresh the first few of `jobs` that are due, in place, and return those.
+    """Refresh the few of `jobs` that are most overdue, in place, and return those.
 
     What a viewer's page load or poll does when no worker got there first; single-flight,
     so many viewers still cause one API call per job and interval.
     """
-    due = [job for job in jobs if refresh.is_due(job)][:REFRESHES_PER_POLL]
+    due = _most_overdue(jobs)
     for job in due:
         refresh.refresh_if_due(job)
     return due
+
+
+def _most_overdue(jobs: Iterable[TrackedJob | PolledJob]) -> list:
+    """The few due jobs a request refreshes, least recently checked first, so that with more due
+    jobs than that (a page of many running jobs and no worker) every one gets its turn."""
+    due = sorted((job for job in jobs if refresh.is_due(job)), key=lambda job: job.checked_at)
+    return due[:REFRESHES_PER_POLL]
 
 
 def render_cards(jobs: list[TrackedJob], *, viewer=None) -> list[str]:

@@ -228,6 +228,26 @@ def test_a_due_job_is_refreshed_by_the_poll_once(alice_client, fake_api, alice, 
     assert second.status_code == 200  # still showing the old version: gets the new card too
 
 
+def test_with_more_due_jobs_than_a_poll_refreshes_the_least_recently_checked_go_first(
+    alice_client, fake_api, alice, alice_token, settings
+):
+    settings.FTDASH_REFRESH_SECONDS = 5
+    jobs = [track_remote_job(fake_api, alice, alice_token, total_steps=1000) for _ in range(7)]
+    now = timezone.now()
+    for minutes, job in enumerate(jobs):  # the last tracked was checked longest ago
+        TrackedJob.objects.filter(pk=job.pk).update(checked_at=now - dt.timedelta(minutes=1 + minutes))
+    jobs = [fresh(job) for job in jobs]
+    fake_api.reset_calls()
+
+    poll_cards(alice_client, *jobs)
+    asked = {job.job_id for job in jobs if fake_api.calls_for(job.job_id)}
+    poll_cards(alice_client, *jobs)
+    asked_next = {job.job_id for job in jobs if fake_api.calls_for(job.job_id)} - asked
+
+    assert asked == {job.job_id for job in jobs[3:]}  # the four most overdue
+    assert asked_next == {job.job_id for job in jobs[:3]}  # then the rest, not the same four again
+
+
 # --- Big dashboards -------------------------------------------------------------------------
 
 
