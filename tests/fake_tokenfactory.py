@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import signal
 import socket
 import socketserver
 import struct
@@ -1256,6 +1257,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     args = parser.parse_args(argv)
+    # Ctrl-C stops it even when a script started it in the background, which ignores SIGINT
+    # (and so would Python, which then installs no KeyboardInterrupt handler of its own).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     fake = FakeTokenFactory()
     fake.add_token(DEMO_TOKEN)
