@@ -3,8 +3,8 @@
 One call lists every custom model a key's project has, so it is made per token, not per job,
 and at a slow interval (`FTDASH_MODELS_REFRESH_SECONDS`, default 5 min), during a job's
 refresh (beside the snapshot, under its single-flight lock, before the new version is saved
-so live parts re-render with it). Pages read the cache only. An API without the endpoint (404/405) is remembered per API base URL for an hour and
-changes nothing on the page.
+so live parts re-render with it). Pages read the cache only. An API without the endpoint
+(404/405) is remembered per API base URL for an hour and changes nothing on the page.
 """
 
 from __future__ import annotations

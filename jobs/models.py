@@ -50,6 +50,9 @@ class Membership(models.Model):
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(default=timezone.now)
 
+    # The roles that may track, label, move, cancel and remove jobs.
+    EDITING_ROLES = (Role.OWNER, Role.MEMBER)
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["workspace", "user"], name="one_membership_per_user")
@@ -60,7 +63,7 @@ class Membership(models.Model):
 
     @property
     def can_edit_jobs(self) -> bool:
-        return self.role in (self.Role.OWNER, self.Role.MEMBER)
+        return self.role in self.EDITING_ROLES
 
     @property
     def is_owner(self) -> bool:
@@ -182,7 +185,7 @@ class TrackedJob(models.Model):
     @property
     def can_edit(self) -> bool:
         """Whether the viewing user may change this job; needs `my_role` from jobs_visible_to."""
-        return getattr(self, "my_role", None) in (Membership.Role.OWNER, Membership.Role.MEMBER)
+        return getattr(self, "my_role", None) in Membership.EDITING_ROLES
 
 
 class Invite(models.Model):

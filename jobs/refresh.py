@@ -267,12 +267,12 @@ def _fetch_and_store_answer(job: TrackedJob, now: dt.datetime) -> None:
         store_rate_limited(job, now, until=token.rate_limited_until)
         return
     try:
-        details = fetch_job(token=token, job_id=job.job_id)
+        client = token.client()
+        details = fetch_job(token=token, job_id=job.job_id, client=client)
     except (TokenFactoryError, vault.VaultError) as exc:
         # A 429 already pauses the whole token until Retry-After; no extra backoff on top.
         store_failure(job, now, getattr(exc, "message", str(exc)), backs_off=not isinstance(exc, RateLimited))
         return
-    client = token.client()
     store_snapshot_with_extras(job, details, now=now, client=client)
 
 
@@ -309,9 +309,10 @@ def store_snapshot(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime)
         notifications.queue_for_events(events)
 
 
-def fetch_job(*, token: ApiToken, job_id: str) -> FineTuningJob:
-    """Ask the API about one job with `token`, recording what the answer says about the token."""
-    client = token.client()
+def fetch_job(*, token: ApiToken, job_id: str, client: TokenFactoryClient | None = None) -> FineTuningJob:
+    """Ask the API about one job with `token` (through `client`, if the caller has one for it),
+    recording what the answer says about the token."""
+    client = client or token.client()
     try:
         try:
             return client.get_job(job_id)

@@ -58,9 +58,9 @@ def jobs_for_dashboard(
 
 def tokens_usable_by(*, user) -> list[ApiToken]:
     """Tokens the user may track jobs with (members use their workspaces' tokens), in one query."""
-    may_track = [Membership.Role.OWNER, Membership.Role.MEMBER]
     return list(
-        ApiToken.objects.filter(workspace__memberships__user=user, workspace__memberships__role__in=may_track)
+        ApiToken.objects.filter(workspace__memberships__user=user,
+                                workspace__memberships__role__in=Membership.EDITING_ROLES)
         .select_related("workspace")
         .order_by("name", "pk")
     )

@@ -35,6 +35,7 @@ import pytest
 
 from tests.chromium import TIMEOUT_MS
 from tests.fake_tokenfactory import FakeTokenFactory
+from tests.server_process import stop_process
 
 try:
     from playwright.sync_api import expect
@@ -183,12 +184,7 @@ def app_server(chromium_executable, fake_api, tmp_path_factory, pytestconfig) ->
         _wait_until_up(server)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)
 
 
 def _no_control_socket() -> list[str]:
