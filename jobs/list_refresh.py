@@ -39,6 +39,7 @@ from jobs.tokenfactory import (
     JobListPage,
     ListUnsupported,
     RateLimited,
+    TokenFactoryClient,
     TokenFactoryError,
     TokenRejected,
 )
@@ -160,7 +161,7 @@ def refresh_from_list(*, token_id: int, due: list[TrackedJob], lease_seconds: in
             _record_failure(waiting, exc.message, now=asked_at)
             return read
         read.pages += 1
-        read.stored += _store_page(token, page, waiting, asked_at=asked_at, lease_seconds=lease_seconds)
+        read.stored += _store_page(token, client, page, waiting, asked_at=asked_at, lease_seconds=lease_seconds)
         if page.incomplete and not page.jobs:
             _remember_no_list(token, "its entries are not whole job objects", NO_LIST_SECONDS)
             break
@@ -173,6 +174,7 @@ def refresh_from_list(*, token_id: int, due: list[TrackedJob], lease_seconds: in
 
 def _store_page(
     token: ApiToken,
+    client: TokenFactoryClient,
     page: JobListPage,
     waiting: dict[str, list[TrackedJob]],
     *,
@@ -194,7 +196,7 @@ def _store_page(
     stored = []
     try:
         for job in claimed:
-            if _store_listed(job, listed[job.job_id], asked_at=asked_at):
+            if _store_listed(job, listed[job.job_id], client, asked_at=asked_at):
                 stored.append(job)
     finally:
         refresh.release_claims(claimed)
@@ -202,7 +204,8 @@ def _store_page(
     return len(stored)
 
 
-def _store_listed(claim: TrackedJob, details: FineTuningJob, *, asked_at: dt.datetime) -> bool:
+def _store_listed(claim: TrackedJob, details: FineTuningJob, client: TokenFactoryClient, *,
+                  asked_at: dt.datetime) -> bool:
     """Store one listed job under its refresh lock, unless a page is fetching it right now or
     stored a newer answer since the list was asked for."""
     with refresh.refresh_lock(claim) as locked:
@@ -214,11 +217,14 @@ def _store_listed(claim: TrackedJob, details: FineTuningJob, *, asked_at: dt.dat
         try:
             if details.is_terminal and not job.is_terminal:
                 # Its last word, once: the result files' names, its final events and checkpoints.
-                refresh.store_snapshot_with_extras(job, details, now=asked_at, client=job.token.client())
+                refresh.store_snapshot_with_extras(job, details, now=asked_at, client=client)
             else:
-                # While it runs, the list read stands in for a GET and nothing more: its events
-                # and checkpoints come while someone watches its page (see `_store_page`).
+                # While it runs, the list read stands in for a GET: its events come while
+                # someone watches its page (see `_store_page`), its checkpoints (the cards'
+                # sparklines) once per epoch.
+                before = job.details
                 refresh.store_snapshot(job, details, now=asked_at)
+                training_log.sync_checkpoints_after_epoch(job, client, before=before)
         except Exception:
             # As with a GET: whatever the answer holds, the round goes on and the old snapshot
             # stays, with a failure that backs off.

@@ -174,6 +174,7 @@ class TrackedJob(models.Model):
     def save(self, *args, **kwargs) -> None:
         super().save(*args, **kwargs)
         self.__dict__.pop("details", None)
+
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES

@@ -71,28 +71,47 @@ def sync_after_snapshot(job: TrackedJob, client: TokenFactoryClient, *, before: 
         cache.delete(_behind_key(job.pk))  # read with the snapshot: no page needs to read it
     except Exception:
         pass
-    for what, sync, wanted in (
-        ("events", _sync_events, True),
-        ("checkpoints", _sync_checkpoints, final or _checkpoints_due(job, before=before)),
+    if not _sync_part(job, client, "events", _sync_events):
+        return
+    if (final or _checkpoints_due(job, before=before)) and not _sync_part(
+        job, client, "checkpoints", _sync_checkpoints
     ):
-        if not wanted or _not_offered(job, what):
-            continue
-        try:
-            sync(job, client)
-        except NotOffered as exc:
-            logger.info("not fetching the %s of job %s for a while: %s", what, job.job_id, exc.message)
-            _remember_not_offered(job, what)
-        except TokenFactoryError as exc:
-            logger.info("could not fetch the %s of job %s: %s", what, job.job_id, exc.message)
-            return
-        except Exception:
-            logger.exception("fetching the %s of job %s failed unexpectedly", what, job.job_id)
-            return
+        return
     if final:
         # Both read after the end: stamp it, so this was the last time (and the page re-renders).
         now = timezone.now()
         job.events_synced_at = job.checkpoints_synced_at = now
         TrackedJob.objects.filter(pk=job.pk).update(events_synced_at=now, checkpoints_synced_at=now)
+
+
+def sync_checkpoints_after_epoch(job: TrackedJob, client: TokenFactoryClient, *, before: FineTuningJob) -> None:
+    """Read a running job's checkpoints if an epoch ended since `before`: for a job the worker
+    stored from the job list, which carries no training log. Its dashboard card's loss
+    sparkline then follows the run though nobody opens its page, for one call per epoch (a
+    checkpoint is written per epoch). Never raises: the snapshot is already stored."""
+    if job.is_terminal or not _epoch_ended(job, before=before):
+        return
+    _sync_part(job, client, "checkpoints", _sync_checkpoints)
+
+
+def _sync_part(job: TrackedJob, client: TokenFactoryClient, what: str,
+               sync: Callable[[TrackedJob, TokenFactoryClient], None]) -> bool:
+    """Read the job's new `what` (events or checkpoints), unless its API lacks them; whether
+    the sync may go on to the next part (not after an error: the next sync tries again)."""
+    if _not_offered(job, what):
+        return True
+    try:
+        sync(job, client)
+    except NotOffered as exc:
+        logger.info("not fetching the %s of job %s for a while: %s", what, job.job_id, exc.message)
+        _remember_not_offered(job, what)
+    except TokenFactoryError as exc:
+        logger.info("could not fetch the %s of job %s: %s", what, job.job_id, exc.message)
+        return False
+    except Exception:
+        logger.exception("fetching the %s of job %s failed unexpectedly", what, job.job_id)
+        return False
+    return True
 
 
 def _not_offered_key(job: TrackedJob, what: str) -> str:
@@ -167,15 +186,20 @@ def claim_final_retry(job: TrackedJob) -> bool:
 def _checkpoints_due(job: TrackedJob, *, before: FineTuningJob) -> bool:
     """A new checkpoint is likely (an epoch ended since the last snapshot), or it has been a
     while since checkpoints were last asked for."""
-    after = job.details
-    steps_per_epoch = _steps_per_epoch(after)
-    if steps_per_epoch and after.trained_steps is not None:
-        if (before.trained_steps or 0) // steps_per_epoch < after.trained_steps // steps_per_epoch:
-            return True
+    if _epoch_ended(job, before=before):
+        return True
     try:
         return bool(cache.add(f"ftdash:training-log:checkpoints:{job.pk}", 1, timeout=CHECKPOINT_SECONDS))
     except Exception:
         return True  # this already runs at most once per snapshot interval
+
+
+def _epoch_ended(job: TrackedJob, *, before: FineTuningJob) -> bool:
+    after = job.details
+    steps_per_epoch = _steps_per_epoch(after)
+    if not steps_per_epoch or after.trained_steps is None:
+        return False
+    return (before.trained_steps or 0) // steps_per_epoch < after.trained_steps // steps_per_epoch
 
 
 def _steps_per_epoch(details: FineTuningJob) -> int | None:

@@ -20,7 +20,7 @@ from django.db import connection
 from django.utils import timezone
 
 from jobs import refresh, services
-from jobs.models import ApiToken, JobEvent, NotificationChannel, TrackedJob
+from jobs.models import ApiToken, JobEvent, NotificationChannel, TrackedJob, TrainingCheckpoint
 from tests.conftest import ALICE_SECRET, track_remote_job
 
 LIST_PATH = "/v1/fine_tuning/jobs"
@@ -348,3 +348,41 @@ def test_a_job_kept_fresh_by_the_list_gets_its_events_while_its_page_is_open_onc
     events_calls = [c for c in fake_api.calls if c.path.endswith("/events")]
     assert [c.job_id for c in events_calls] == [watched.job_id]
     assert "Step 10: loss 1.234 &lt;b&gt;not bold&lt;/b&gt;" in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_kept_fresh_by_the_list_gets_its_checkpoints_once_per_epoch_for_its_card(
+    fake_api, alice, alice_token, client
+):
+    """Nobody opens its page, yet its dashboard card's loss sparkline follows the run: the
+    worker reads a listed job's checkpoints when an epoch ended (10 epochs of 100 steps here),
+    one call per epoch, and no events for nobody."""
+    epoch_ended, mid_epoch = track_many(fake_api, alice, alice_token, 2, total_steps=1000, trained_steps=150)
+    for job in (epoch_ended, mid_epoch):
+        fake_api.add_checkpoint(job.job_id, step_number=100, metrics={"valid_loss": 1.5})
+    fake_api.advance(epoch_ended.job_id, 60)  # step 210: the second epoch ended at 200
+    fake_api.add_checkpoint(epoch_ended.job_id, step_number=200, metrics={"valid_loss": 0.75})
+    fake_api.advance(mid_epoch.job_id, 20)  # step 170: still in the second epoch
+    age([epoch_ended, mid_epoch])
+    fake_api.reset_calls()
+
+    run_worker()
+
+    assert len(list_calls(fake_api)) == 1 and job_gets(fake_api) == []
+    assert [c.job_id for c in fake_api.calls if c.path.endswith("/checkpoints")] == [epoch_ended.job_id]
+    assert not [c for c in fake_api.calls if c.path.endswith("/events")]
+    assert TrainingCheckpoint.objects.filter(job=epoch_ended).count() == 2
+    assert not TrainingCheckpoint.objects.filter(job=mid_epoch).exists()
+    client.force_login(alice)
+    html = client.get("/").content.decode()
+    assert "Valid loss <strong>0.75</strong>" in html
+    assert html.count('<svg class="sparkline"') == 1
+
+    # The next round, within the same epoch: no checkpoints call.
+    fake_api.advance(epoch_ended.job_id, 10)
+    age([epoch_ended, mid_epoch])
+    fake_api.reset_calls()
+    run_worker()
+    assert len(list_calls(fake_api)) == 1
+    assert not [c for c in fake_api.calls if c.path.endswith("/checkpoints")]
+    assert stored(epoch_ended).details.trained_steps == 220
