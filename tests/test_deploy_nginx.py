@@ -38,6 +38,7 @@ from cryptography.fernet import Fernet
 
 from tests.chromium import TIMEOUT_MS, unavailable
 from tests.fake_tokenfactory import FakeTokenFactory
+from tests.server_process import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -453,9 +454,12 @@ def test_invite_secrets_stay_out_of_the_proxy_and_app_logs(stack, https):
     assert https.get(stack.http_origin + f"/ftdash/invite/{secret}/", allow_redirects=False, timeout=60).status_code == 301
     https.get(stack.site + "/accounts/login/", headers={"Referer": invite}, timeout=60)
     https.get(stack.site + "/healthz", timeout=60)  # a last line, so the ones before are surely written
-    time.sleep(0.2)
 
-    proxy_log = (stack.nginx_dir / "ftdash.access.log").read_text()
+    def proxy_log_to_the_last_request() -> str:
+        text = (stack.nginx_dir / "ftdash.access.log").read_text()
+        return text if '"GET /ftdash/healthz ' in text else ""
+
+    proxy_log = wait_for(proxy_log_to_the_last_request, what="nginx to log the last request")
     assert '"GET /ftdash/invite/[redacted]/ HTTP/1.1" 404' in proxy_log
     assert '"GET /ftdash/invite/[redacted]/ HTTP/1.1" 301' in proxy_log
     assert f'"{stack.site}/invite/[redacted]/"' in proxy_log
