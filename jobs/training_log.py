@@ -14,6 +14,8 @@ retention; what is fetched is only what is new:
   costs one call either way. Rows are unique per upstream id, so reading one twice is harmless.
 - Checkpoints: read the same way, while the job runs only when its steps cross an epoch (a
   checkpoint is written per epoch) or every `CHECKPOINT_SECONDS`, and always once at the end.
+  A job the worker stores from the job list (`jobs.list_refresh`) gets its checkpoints at each
+  epoch's end (`sync_checkpoints_after_epoch`), its events only while a page shows it.
 
 After a job ends both are fetched once more, then never again (`final_sync_pending`). A failed
 sync is logged and retried at the next one; it never costs the snapshot stored before it.
