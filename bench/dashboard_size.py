@@ -38,12 +38,12 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from jobs.auth_backends import BACKEND_PATH
 
 out = {}
 for username in USERNAMES:
     client = Client(HTTP_HOST="127.0.0.1")
-    client.force_login(get_user_model().objects.get(username=username),
-                       backend="jobs.auth_backends.ModelBackend")
+    client.force_login(get_user_model().objects.get(username=username), backend=BACKEND_PATH)
     client.get("/")
     with CaptureQueriesContext(connection) as queries:
         response = client.get("/")

@@ -247,6 +247,7 @@ from django.test import Client
 from django.utils import timezone
 from jobs import services
 from jobs.access import user_memberships
+from jobs.auth_backends import BACKEND_PATH
 from jobs.models import Membership, TrackedJob, Workspace
 
 spec = json.load(open(SPEC))
@@ -273,7 +274,7 @@ for number, team in enumerate(spec["teams"]):
     for user in people:
         user_memberships(user)  # the personal workspace a first visit would create
         client = Client()
-        client.force_login(user, backend="jobs.auth_backends.ModelBackend")
+        client.force_login(user, backend=BACKEND_PATH)
         sessions.append(client.cookies[settings.SESSION_COOKIE_NAME].value)
     jobs = dict(TrackedJob.objects.filter(workspace=workspace).values_list("job_id", "pk"))
     teams.append({"workspace": workspace.pk, "usernames": [u.username for u in people],

@@ -13,6 +13,10 @@ from django.core.exceptions import PermissionDenied
 from django.db import connections, router
 
 
+#: What `login()` is told signed someone in (the path settings.AUTHENTICATION_BACKENDS lists).
+BACKEND_PATH = "jobs.auth_backends.ModelBackend"
+
+
 class ModelBackend(backends.ModelBackend):
     """Sessions signed in before it existed name Django's backend, which settings.py still lists
     after this one: an upgrade signs nobody out."""

@@ -75,9 +75,8 @@ def sync_after_snapshot(job: TrackedJob, client: TokenFactoryClient, *, before: 
         pass
     if not _sync_part(job, client, "events", _sync_events):
         return
-    if (final or _checkpoints_due(job, before=before)) and not _sync_part(
-        job, client, "checkpoints", _sync_checkpoints
-    ):
+    checkpoints_wanted = final or _checkpoints_due(job, before=before)
+    if checkpoints_wanted and not _sync_part(job, client, "checkpoints", _sync_checkpoints):
         return
     if final:
         # Both read after the end: stamp it, so this was the last time (and the page re-renders).

@@ -14,9 +14,9 @@ from django.views.decorators.http import require_http_methods
 
 from ftdash.log_redaction import INVITE_ID_KEY
 from jobs import services
+from jobs.auth_backends import BACKEND_PATH
 from jobs.forms import AccountCreationForm
 
-BACKEND = "jobs.auth_backends.ModelBackend"
 
 
 @require_http_methods(["GET", "POST"])
@@ -39,7 +39,7 @@ def invite_accept(request, secret: str):
             messages.error(request, exc.messages[0])
         else:
             if form is not None:
-                login(request, user, backend=BACKEND)
+                login(request, user, backend=BACKEND_PATH)
             messages.success(request, f"Welcome to {invite.workspace.name}.")
             return redirect("team_detail", pk=invite.workspace_id)
     status = 422 if request.method == "POST" else 200
@@ -55,7 +55,7 @@ def signup(request):
         user = services.account_create(
             username=form.cleaned_data["username"], password=form.cleaned_data["password1"]
         )
-        login(request, user, backend=BACKEND)
+        login(request, user, backend=BACKEND_PATH)
         return redirect("dashboard")
     status = 422 if request.method == "POST" else 200
     return render(request, "registration/signup.html", {"form": form}, status=status)

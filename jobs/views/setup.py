@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from jobs import services
+from jobs.auth_backends import BACKEND_PATH
 from jobs.forms import AccountCreationForm
 
 
@@ -26,7 +27,7 @@ def first_admin(request):
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            login(request, user, backend="jobs.auth_backends.ModelBackend")
+            login(request, user, backend=BACKEND_PATH)
             return redirect("token_list")
     return render(request, "setup/first_admin.html", {"form": form})
 
