@@ -558,8 +558,6 @@ class TokenFactoryClient:
         deadline = time.monotonic() + config.total_timeout
         for attempt in range(config.retries + 1):
             backoff = config.backoff_seconds * 2**attempt
-            # A try that would start after the deadline is not made: this one is the last.
-            last_try = attempt == config.retries or time.monotonic() + backoff >= deadline
             started = time.monotonic()
             try:
                 response, body = self._send(method, url, params=params, deadline=deadline)
@@ -579,18 +577,23 @@ class TokenFactoryClient:
                         f"Token Factory did not answer within {config.read_timeout:g} s."
                     ) from None
                 self._log(method, path, job_id, type(exc).__name__, started, logging.WARNING)
-                if not last_try:
+                if self._try_again(attempt, backoff, deadline):
                     time.sleep(backoff)
                     continue
                 raise ApiUnavailable(
                     f"Could not connect to Token Factory at {config.base_url}."
                 ) from None
             self._log(method, path, job_id, response.status_code, started, logging.INFO)
-            if response.status_code in RETRIED_STATUSES and not last_try:
+            if response.status_code in RETRIED_STATUSES and self._try_again(attempt, backoff, deadline):
                 time.sleep(backoff)
                 continue
             return self._read(response, body, job_id=job_id)
         raise AssertionError("unreachable")  # the loop always returns or raises
+
+    def _try_again(self, attempt: int, backoff: float, deadline: float) -> bool:
+        """Whether to try again after `backoff`: not when no try is left, nor when that try
+        would start after the call's deadline."""
+        return attempt < self.config.retries and time.monotonic() + backoff < deadline
 
     def _send(self, method: str, url: str, *, params: dict | None, deadline: float) -> tuple[requests.Response, bytes]:
         """One attempt: the answer and its body, read by the deadline and within the size cap."""
