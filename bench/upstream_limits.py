@@ -4,7 +4,7 @@ Each measured call is made by a fresh process (`--call`: ftdash's settings, as a
 worker or `poll_jobs` has them; one `TokenFactoryClient.get_job`), against the fake Token
 Factory on loopback scripted to misbehave:
 
-- (a) a 400 MB answer, sent with its Content-Length, chunked without one, and gzipped (a few
+- (a) a 400 MiB answer, sent with its Content-Length, chunked without one, and gzipped (a few
   hundred KB on the wire, 400 MB decoded): the process's peak resident memory (VmHWM of
   /proc/self/status) once it has refused the answer. Target ≤ 150 MB.
 - (b) an answer sent one byte every 2 s, from its status line on and only in its body: the
@@ -12,7 +12,7 @@ Factory on loopback scripted to misbehave:
   ≤ the total timeout + 1 s.
 
 Usage: .venv/bin/python bench/upstream_limits.py [--smoke] [--size-mb 400] [--every 2]
-`--smoke` is a tiny run (a 20 MB answer, a 2 s total timeout, a byte every 0.5 s).
+`--smoke` is a tiny run (a 20 MiB answer, a 2 s total timeout, a byte every 0.5 s).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def run(*, size_mb: int, every: float, total_timeout: float | None, command: str
     worst_seconds = max(result["seconds"] for result in slow.values())
     refused = all(result["error"] == "AnswerTooLarge" for result in sized.values())
     gave_up = all(result["error"] == "ApiUnavailable" for result in slow.values())
-    rows = [[f"{size_mb} MB answer, {SIZE_KINDS[kind]}", result["error"] or "accepted (!)", result["message"],
+    rows = [[f"{size_mb} MiB answer, {SIZE_KINDS[kind]}", result["error"] or "accepted (!)", result["message"],
              f"{result['seconds']:.2f} s", f"{result['peak_rss_mb']:.0f} MB"] for kind, result in sized.items()]
     rows += [[f"a byte every {every:g} s, {SLOW_KINDS[kind]}", result["error"] or "accepted (!)", result["message"],
               f"{result['seconds']:.2f} s", f"{result['peak_rss_mb']:.0f} MB"] for kind, result in slow.items()]
@@ -115,7 +115,7 @@ def run(*, size_mb: int, every: float, total_timeout: float | None, command: str
         table(["answer", "outcome", "message shown", "call took", "peak resident (VmHWM)"], rows),
     ])
     return Section("P11", "Huge and dribbling answers (bench/upstream_limits.py)", markdown, [
-        Figure("P11", f"a {size_mb} MB answer: peak resident memory of the process that refuses it", "≤ 150 MB",
+        Figure("P11", f"a {size_mb} MiB answer: peak resident memory of the process that refuses it", "≤ 150 MB",
                f"{worst_rss:.0f} MB (worst of {len(sized)} ways of sending it)", refused and worst_rss <= 150),
         Figure("P11", f"an answer of one byte every {every:g} s: seconds until the call gives up",
                f"≤ the total timeout + 1 s ({timeout_used + 1:g} s)",

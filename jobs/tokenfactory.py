@@ -283,6 +283,8 @@ class _DeadlineSocket:
 
 
 class _DeadlineResponse(http.client.HTTPResponse):
+    """http.client's answer, read by the deadline of the call this thread is making, if any."""
+
     def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
         deadline = getattr(_current_call, "deadline", None)
         super().__init__(sock if deadline is None else _DeadlineSocket(sock, deadline), *args, **kwargs)
