@@ -69,6 +69,25 @@ def test_a_dribbled_answer_ends_the_call_at_its_total_timeout(fake_api, kind):
     assert len(fake_api.calls) == 1  # not retried: the deadline is for the call, not each try
 
 
+def test_the_deadline_holds_through_an_http_proxy(fake_api, monkeypatch):
+    job = fake_api.add_job()
+    # The fake answers a proxy's absolute-form requests as it answers direct ones.
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", fake_api.url)
+    client = TokenFactoryClient(ALICE_SECRET, ClientConfig(
+        base_url="http://api.tokenfactory.test", connect_timeout=5.0, read_timeout=5.0, total_timeout=1.0,
+        max_answer_bytes=CAP, retries=0, retry_after_cap=300, backoff_seconds=0.01,
+    ))
+    assert client.get_job(job["id"]).id == job["id"]  # through the proxy
+    fake_api.fail_next("dribble_headers", delay=0.2, dribble_for=10)
+
+    error, took = timed(lambda: client.get_job(job["id"]))
+
+    assert isinstance(error, ApiUnavailable) and "too slowly" in error.message
+    assert took < 1.0 + SLACK_SECONDS
+
+
 def test_the_deadline_counts_every_attempt_and_no_retry_starts_after_it(fake_api):
     job = fake_api.add_job()
     fake_api.set_latency(0.5)
