@@ -22,7 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import browser_polls, dashboard_size, polls, soak, upstream_calls, worker_rounds  # noqa: E402
+from bench import (  # noqa: E402
+    browser_polls, dashboard_size, polls, soak, upstream_calls, upstream_limits, worker_rounds,
+)
 from bench.harness import ROOT, Figure, Section, command_line, machine, table  # noqa: E402
 
 BEGIN = "<!-- bench:begin (written by bench/run.py; edit the prose outside these markers) -->"
@@ -32,6 +34,7 @@ END = "<!-- bench:end -->"
 SCRIPTS = {
     "polls": (("P2", "P3", "P4"), polls.main),
     "upstream_calls": (("P1",), upstream_calls.main),
+    "upstream_limits": (("P11",), upstream_limits.main),
     "dashboard_size": (("P6",), dashboard_size.main),
     "browser_polls": (("P5",), browser_polls.main),
     "worker_rounds": (("P7",), worker_rounds.section),

@@ -5,7 +5,7 @@ import os
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("FTDASH_WORKERS", min(4, multiprocessing.cpu_count() * 2 + 1)))
-# Polls are short; a slow upstream call is bounded by FTDASH_API_READ_TIMEOUT, well below this.
+# Polls are short; a slow upstream call is bounded by FTDASH_API_TOTAL_TIMEOUT, well below this.
 timeout = 60
 graceful_timeout = 20
 accesslog = "-"

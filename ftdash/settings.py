@@ -312,6 +312,9 @@ STORAGES = {
 FTDASH_API_BASE_URL = env_str("FTDASH_API_BASE_URL", "https://api.tokenfactory.nebius.com")
 FTDASH_API_CONNECT_TIMEOUT = env_float("FTDASH_API_CONNECT_TIMEOUT", 3.05, minimum=0.01)
 FTDASH_API_READ_TIMEOUT = env_float("FTDASH_API_READ_TIMEOUT", 10.0, minimum=0.01)
+# The read timeout bounds each wait for bytes; this bounds a whole call, retries included.
+FTDASH_API_TOTAL_TIMEOUT = env_float("FTDASH_API_TOTAL_TIMEOUT", 15.0, minimum=0.01)
+FTDASH_API_MAX_ANSWER_BYTES = env_int("FTDASH_API_MAX_ANSWER_BYTES", 8 * 1024 * 1024, minimum=1)
 FTDASH_API_RETRIES = env_int("FTDASH_API_RETRIES", 2, minimum=0)
 FTDASH_RETRY_AFTER_CAP_SECONDS = env_int("FTDASH_RETRY_AFTER_CAP_SECONDS", 300, minimum=1)
 FTDASH_REFRESH_SECONDS = env_int("FTDASH_REFRESH_SECONDS", 5, minimum=1)

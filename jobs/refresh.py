@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import math
 from collections.abc import Iterable, Iterator
 
 from django.conf import settings
@@ -125,10 +126,8 @@ def refresh_now(job: TrackedJob) -> TrackedJob:
 
 
 def lock_seconds() -> int:
-    """How long a refresh can take at most (every retry timing out), plus a margin."""
-    config = ClientConfig.from_settings()
-    attempt = config.connect_timeout + config.read_timeout + config.backoff_seconds * 4
-    return int(attempt * (config.retries + 1)) + 5
+    """How long a refresh can take at most: its call's deadline (every retry included), plus a margin."""
+    return math.ceil(ClientConfig.from_settings().total_timeout) + 5
 
 
 def claim_due_jobs(

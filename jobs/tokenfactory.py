@@ -4,14 +4,25 @@ Every call goes through a shared `requests.Session` with connect and read timeou
 bounded number of times (with backoff) on connection errors and 502/503/504, and turns every
 way a call can fail into a `TokenFactoryError` subclass whose `message` can be shown to a
 person as it is. The API key never appears in a message or a log line.
+
+Two limits hold whatever the server does. A call, all its attempts included, ends by its
+deadline (`FTDASH_API_TOTAL_TIMEOUT`): requests' read timeout bounds each socket read, not the
+answer, so the session's connections read through `_DeadlineReader`, which gives every read of
+the status line, the headers and the body no longer than the call has left. An answer is read
+streamed and refused as soon as it passes `FTDASH_API_MAX_ANSWER_BYTES` (decoded bytes, so a
+gzip bomb counts at its real size), its connection closed rather than pooled half-read.
 """
 
 from __future__ import annotations
 
 import email.utils
+import http.client
+import io
+import json
 import logging
 import math
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +30,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+import urllib3
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
@@ -30,6 +42,8 @@ logger = logging.getLogger(__name__)
 JOB_ID_PATTERN = re.compile(r"ftjob-[A-Za-z0-9][A-Za-z0-9_-]{0,93}")
 RETRIED_STATUSES = frozenset({502, 503, 504})
 DEFAULT_RETRY_AFTER_SECONDS = 30
+#: How much of an answer is read at a time (and so the most it can pass the size cap by).
+READ_CHUNK_BYTES = 64 * 1024
 
 
 class TokenFactoryError(Exception):
@@ -104,6 +118,17 @@ class ApiUnavailable(TokenFactoryError):
 
 class UnreadableAnswer(TokenFactoryError):
     """The answer was not JSON, or not JSON of the expected shape."""
+
+
+class AnswerTooLarge(UnreadableAnswer):
+    """The answer passed FTDASH_API_MAX_ANSWER_BYTES: refused part-read, nothing of it kept.
+
+    Without a status: what an answer that was never read says cannot count as a 404 ("not
+    offered") or any other verdict. Not retried, and not permanent: the job backs off.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"Token Factory's answer was larger than {max_bytes / 2**20:g} MB.")
 
 
 # Characters that ride along when a key is copied from a web page or a chat, and are never
@@ -190,6 +215,8 @@ class ClientConfig:
     base_url: str
     connect_timeout: float
     read_timeout: float
+    total_timeout: float  # the deadline of one call, all its attempts included
+    max_answer_bytes: int
     retries: int
     retry_after_cap: int
     backoff_seconds: float = 0.25
@@ -206,9 +233,95 @@ class ClientConfig:
             base_url=base_url,
             connect_timeout=settings.FTDASH_API_CONNECT_TIMEOUT,
             read_timeout=settings.FTDASH_API_READ_TIMEOUT,
+            total_timeout=settings.FTDASH_API_TOTAL_TIMEOUT,
+            max_answer_bytes=settings.FTDASH_API_MAX_ANSWER_BYTES,
             retries=settings.FTDASH_API_RETRIES,
             retry_after_cap=settings.FTDASH_RETRY_AFTER_CAP_SECONDS,
         )
+
+
+# The deadline of the call the current thread is making (a call runs in one thread), for the
+# connections below to read by.
+_current_call = threading.local()
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A connection's socket as http.client reads an answer from it: no read waits longer than
+    the call has left, so a server dribbling its headers or body cannot hold it past its end."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._reads = sock.makefile("rb", buffering=0)
+        self._deadline = deadline
+        self._read_timeout = sock.gettimeout()  # what urllib3 set for this answer
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the call's deadline has passed")
+        self._sock.settimeout(left if self._read_timeout is None else min(left, self._read_timeout))
+        return self._reads.readinto(buffer)
+
+    def close(self) -> None:
+        self._reads.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """What http.client's HTTPResponse asks of its socket (a file to read), by the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    """http.client's answer, read by the deadline of the call this thread is making, if any."""
+
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        deadline = getattr(_current_call, "deadline", None)
+        super().__init__(sock if deadline is None else _DeadlineSocket(sock, deadline), *args, **kwargs)
+
+
+class _HTTPConnection(urllib3.connection.HTTPConnection):
+    response_class = _DeadlineResponse
+
+
+class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+    response_class = _DeadlineResponse
+
+
+class _HTTPConnectionPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSConnectionPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_DEADLINE_POOLS = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}
+
+
+class _DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, whose connections (direct or through an HTTP proxy) read by the deadline."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _DEADLINE_POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> urllib3.PoolManager:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        # A SOCKS proxy has pools of its own, which are left as they are.
+        if manager.pool_classes_by_scheme is urllib3.poolmanager.pool_classes_by_scheme:
+            manager.pool_classes_by_scheme = _DEADLINE_POOLS
+        return manager
 
 
 _session: requests.Session | None = None
@@ -221,6 +334,8 @@ def _shared_session() -> requests.Session:
     with _session_lock:
         if _session is None:
             _session = requests.Session()
+            _session.mount("http://", _DeadlineAdapter())
+            _session.mount("https://", _DeadlineAdapter())
             _session.headers["User-Agent"] = "ftdash (+https://github.com/ftdash/ftdash)"
             _session.headers["Accept"] = "application/json"
         return _session
@@ -260,6 +375,24 @@ def storable_json(value: Any) -> Any:
     if isinstance(value, dict):
         return {storable_json(key): storable_json(item) for key, item in value.items()}
     return value
+
+
+def _json_of(body: bytes, encoding: str | None) -> Any:
+    """The answer's JSON, its text decoded as requests' `Response.json()` would decode it."""
+    encoding = encoding or requests.utils.guess_json_utf(body) or "utf-8"
+    try:
+        text = body.decode(encoding, errors="replace")
+    except LookupError:  # a charset Python does not know
+        text = body.decode("utf-8", errors="replace")
+    return json.loads(text)
+
+
+def _timed_out(exc: requests.exceptions.RequestException) -> bool:
+    """A read waited too long: for the status line and headers (ReadTimeout), or in the body
+    (which requests reports as a ConnectionError carrying urllib3's ReadTimeoutError)."""
+    return isinstance(exc, requests.exceptions.ReadTimeout) or bool(
+        exc.args and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError)
+    )
 
 
 def _detail_text(payload: Any) -> str:
@@ -424,44 +557,84 @@ class TokenFactoryClient:
             raise TokenUnusable()
         config = self.config
         url = config.base_url + path
+        deadline = time.monotonic() + config.total_timeout
         for attempt in range(config.retries + 1):
-            last_try = attempt == config.retries
+            backoff = config.backoff_seconds * 2**attempt
             started = time.monotonic()
             try:
-                response = _shared_session().request(
-                    method,
-                    url,
-                    params=self._with_project(params),
-                    headers={"Authorization": f"Bearer {self._api_key}"},
-                    timeout=(config.connect_timeout, config.read_timeout),
-                    allow_redirects=False,
-                )
-            except requests.exceptions.ReadTimeout:
-                # Not retried: a slow API would only get slower, and a person is waiting.
-                self._log(method, path, job_id, "timeout", started, logging.WARNING)
-                raise ApiUnavailable(
-                    f"Token Factory did not answer within {config.read_timeout:g} s."
-                ) from None
+                response, body = self._send(method, url, params=params, deadline=deadline)
+            except AnswerTooLarge:
+                self._log(method, path, job_id, "too_large", started, logging.WARNING)
+                raise
             except requests.exceptions.RequestException as exc:
+                if time.monotonic() >= deadline:
+                    self._log(method, path, job_id, "deadline", started, logging.WARNING)
+                    raise ApiUnavailable(
+                        f"Token Factory answered too slowly (over {config.total_timeout:g} s)."
+                    ) from None
+                if _timed_out(exc):
+                    # Not retried: a slow API would only get slower, and a person is waiting.
+                    self._log(method, path, job_id, "timeout", started, logging.WARNING)
+                    raise ApiUnavailable(
+                        f"Token Factory did not answer within {config.read_timeout:g} s."
+                    ) from None
                 self._log(method, path, job_id, type(exc).__name__, started, logging.WARNING)
-                if not last_try:
-                    time.sleep(config.backoff_seconds * 2**attempt)
+                if self._try_again(attempt, backoff, deadline):
+                    time.sleep(backoff)
                     continue
                 raise ApiUnavailable(
                     f"Could not connect to Token Factory at {config.base_url}."
                 ) from None
             self._log(method, path, job_id, response.status_code, started, logging.INFO)
-            if response.status_code in RETRIED_STATUSES and not last_try:
-                time.sleep(config.backoff_seconds * 2**attempt)
+            if response.status_code in RETRIED_STATUSES and self._try_again(attempt, backoff, deadline):
+                time.sleep(backoff)
                 continue
-            return self._read(response, job_id=job_id)
+            return self._read(response, body, job_id=job_id)
         raise AssertionError("unreachable")  # the loop always returns or raises
 
-    def _read(self, response: requests.Response, *, job_id: str | None) -> Any:
+    def _try_again(self, attempt: int, backoff: float, deadline: float) -> bool:
+        """Whether to try again after `backoff`: not when no try is left, nor when that try
+        would start after the call's deadline."""
+        return attempt < self.config.retries and time.monotonic() + backoff < deadline
+
+    def _send(self, method: str, url: str, *, params: dict | None, deadline: float) -> tuple[requests.Response, bytes]:
+        """One attempt: the answer and its body, read by the deadline and within the size cap."""
+        config = self.config
+        left = deadline - time.monotonic()
+        _current_call.deadline = deadline
+        try:
+            response = _shared_session().request(
+                method,
+                url,
+                params=self._with_project(params),
+                headers={"Authorization": f"Bearer {self._api_key}"},
+                timeout=(min(config.connect_timeout, left), min(config.read_timeout, left)),
+                allow_redirects=False,
+                stream=True,
+            )
+            # Closing an answer that was not read to its end closes its connection too.
+            with response:
+                return response, self._body(response)
+        finally:
+            _current_call.deadline = None
+
+    def _body(self, response: requests.Response) -> bytes:
+        cap = self.config.max_answer_bytes
+        declared = response.headers.get("Content-Length", "").strip()
+        if declared.isascii() and declared.isdigit() and int(declared) > cap:
+            raise AnswerTooLarge(cap)
+        body = bytearray()
+        for chunk in response.iter_content(chunk_size=READ_CHUNK_BYTES):  # decoded (gzip…)
+            body += chunk
+            if len(body) > cap:
+                raise AnswerTooLarge(cap)
+        return bytes(body)
+
+    def _read(self, response: requests.Response, body: bytes, *, job_id: str | None) -> Any:
         status = response.status_code
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip() or "no type"
         try:
-            payload = storable_json(response.json())
+            payload = storable_json(_json_of(body, response.encoding))
         except (ValueError, RecursionError):
             payload = None
         detail = _detail_text(payload)

@@ -40,6 +40,8 @@ import threading
 import time
 import traceback
 import uuid
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -70,8 +72,16 @@ FAIL_KINDS = frozenset(
         "wrong_shape",
         "missing_fields",
         "reset",
+        "dribble_headers",
+        "dribble_body",
+        "huge",
+        "huge_chunked",
+        "huge_gzip",
     }
 )
+
+#: The size of a "huge" answer unless fail_next says otherwise: the 400 MB of issue 17.
+HUGE_ANSWER_BYTES = 400 * 1024 * 1024
 
 _REASONS = {
     502: "Bad Gateway",
@@ -194,6 +204,8 @@ class _Failure:
     retry_after: int | None
     delay: float
     hold: threading.Event | None = None
+    size: int = HUGE_ANSWER_BYTES
+    dribble_for: float = 30.0
 
 
 @dataclass
@@ -205,6 +217,12 @@ class _Response:
     delay: float = 0.0
     hold: threading.Event | None = None  # answer only once this is set
     reset: bool = False
+    # Made as it is sent, never all in memory: sent with Content-Length `length`, or chunked.
+    chunks: Callable[[], Iterator[bytes]] | None = None
+    length: int | None = None
+    dribble: float = 0.0  # seconds between the bytes of a dribbled answer ...
+    dribble_headers: bool = False  # ... from its status line on, or only its body
+    dribble_for: float = 30.0  # after this long, the rest is sent at once
 
 
 def _json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> _Response:
@@ -537,6 +555,8 @@ class FakeTokenFactory:
         count: int = 1,
         retry_after: int | None = None,
         delay: float = 2.0,
+        size: int = HUGE_ANSWER_BYTES,
+        dribble_for: float = 30.0,
     ) -> None:
         """Make the next ``count`` requests (for ``job_id`` only, or any) misbehave in the given way.
 
@@ -546,13 +566,23 @@ class FakeTokenFactory:
         "missing_fields" (200 + a JSON object without id/status), "reset" (close without answering).
         ``retry_after`` adds a Retry-After header to the failing response. Rules are used in the
         order they were added; the first one matching a request is consumed.
+
+        Slow and oversized answers: "dribble_headers" and "dribble_body" send the normal answer
+        one byte every ``delay`` seconds, from its status line on or only its body, and the rest
+        at once after ``dribble_for`` seconds (so that a client without a deadline ends too, and
+        its test fails instead of hanging). "huge" is a 200 whose JSON job object is ``size``
+        bytes, made as it is sent, with its Content-Length; "huge_chunked" is the same without
+        one (chunked); "huge_gzip" is that body gzipped (chunked): small on the wire, ``size``
+        bytes once decoded.
         """
         if kind not in FAIL_KINDS:
             raise ValueError(f"unknown fail kind {kind!r}; expected one of {sorted(FAIL_KINDS)}")
         if count < 1:
             raise ValueError("count must be >= 1")
         with self._lock:
-            self._failures.append(_Failure(kind, job_id, count, retry_after, delay))
+            self._failures.append(
+                _Failure(kind, job_id, count, retry_after, delay, size=size, dribble_for=dribble_for)
+            )
 
     def hold_next(self, *, job_id: str | None = None, longest: float = 120.0) -> threading.Event:
         """Keep the next request (for ``job_id`` only, or any) waiting for its normal answer until
@@ -878,11 +908,15 @@ class FakeTokenFactory:
                 response = _Response(503, _nginx_page(503), "text/html")
             else:
                 failure = self._take_failure(job_id)
-                if failure is not None and failure.kind not in ("timeout", "hold"):
+                if failure is not None and failure.kind not in ANSWERED_NORMALLY:
                     response = _failure_response(failure)
                 else:
                     response = self._serve(method, route, job_id, query, token, now=now)
-                    if failure is not None:
+                    if failure is not None and failure.kind.startswith("dribble_"):
+                        response.dribble = failure.delay
+                        response.dribble_headers = failure.kind == "dribble_headers"
+                        response.dribble_for = failure.dribble_for
+                    elif failure is not None:
                         response.delay = failure.delay
                         response.hold = failure.hold
             if response.hold is None:
@@ -1010,10 +1044,42 @@ def _paginate(items: list[Any], query: dict[str, str], *, key: Any) -> tuple[lis
     return items[:limit], len(items) > limit
 
 
+#: The kinds whose answer is the normal one, sent late or slowly.
+ANSWERED_NORMALLY = frozenset({"timeout", "hold", "dribble_headers", "dribble_body"})
+
+
+def _huge_job(size: int) -> Iterator[bytes]:
+    """A JSON job object of exactly ``size`` bytes (at least 100), padded with one long field."""
+    head = b'{"id": "ftjob-huge", "object": "fine_tuning.job", "status": "running", "padding": "'
+    tail = b'"}'
+    yield head
+    left = size - len(head) - len(tail)
+    block = b"x" * 65536
+    while left > 0:
+        yield block[:left]
+        left -= len(block)
+    yield tail
+
+
+def _gzipped(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # the gzip format
+    for chunk in chunks:
+        if out := compressor.compress(chunk):
+            yield out
+    yield compressor.flush()
+
+
 def _failure_response(failure: _Failure) -> _Response:
     kind = failure.kind
     if kind == "reset":
         return _Response(0, reset=True)
+    if kind in ("huge", "huge_chunked", "huge_gzip"):
+        size = max(failure.size, 100)
+        if kind == "huge":
+            return _Response(200, chunks=lambda: _huge_job(size), length=size)
+        if kind == "huge_chunked":
+            return _Response(200, chunks=lambda: _huge_job(size))
+        return _Response(200, chunks=lambda: _gzipped(_huge_job(size)), headers={"Content-Encoding": "gzip"})
     if kind == "401":
         response = _json_response(401, {"detail": "Invalid API key"}, {"WWW-Authenticate": "Bearer"})
     elif kind == "403":
@@ -1124,6 +1190,9 @@ class _Handler(BaseHTTPRequestHandler):
             response.hold.wait(timeout=response.delay)
         elif response.delay > 0:
             time.sleep(response.delay)
+        if response.dribble or response.chunks is not None:
+            self._send_as_made(response)
+            return
         try:
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
@@ -1135,6 +1204,43 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(response.body)
         except (ConnectionError, TimeoutError):
             self.close_connection = True
+
+    def _send_as_made(self, response: _Response) -> None:
+        """A dribbled or a made-as-sent answer, written byte by byte or chunk by chunk."""
+        headers = {"Content-Type": response.content_type, **response.headers}
+        if response.chunks is None:
+            headers["Content-Length"] = str(len(response.body))
+        elif response.length is not None:
+            headers["Content-Length"] = str(response.length)
+        else:
+            headers["Transfer-Encoding"] = "chunked"
+        head = f"HTTP/1.1 {response.status} {self.responses[response.status][0]}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+        dribble_until = time.monotonic() + response.dribble_for
+
+        def send(data: bytes, *, dribbled: bool) -> None:
+            for at in range(len(data)):
+                if not (dribbled and response.dribble and time.monotonic() < dribble_until):
+                    self.wfile.write(data[at:])
+                    return
+                self.wfile.write(data[at : at + 1])
+                time.sleep(response.dribble)
+
+        try:
+            send(head.encode("latin-1"), dribbled=response.dribble_headers)
+            if self.command == "HEAD":
+                return
+            if response.chunks is None:
+                send(response.body, dribbled=True)
+            elif response.length is not None:
+                for chunk in response.chunks():
+                    send(chunk, dribbled=True)
+            else:
+                for chunk in response.chunks():
+                    send(b"%x\r\n%s\r\n" % (len(chunk), chunk), dribbled=True)
+                send(b"0\r\n\r\n", dribbled=True)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True  # the client gave up, as it should
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _dispatch
 

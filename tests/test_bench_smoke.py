@@ -46,6 +46,7 @@ def run_smoke(tmp_path: Path, script: str) -> str:
     "script, keys",
     [
         ("upstream_calls", ["P1"]),
+        ("upstream_limits", ["P11"]),
         ("dashboard_size", ["P6"]),
         ("worker_rounds", ["P7"]),
         ("soak", ["P8", "P9"]),

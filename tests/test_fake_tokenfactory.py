@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -467,6 +468,52 @@ def test_fail_next_reset_closes_the_connection_without_an_answer(fake):
         get_job(fake, job["id"])
     assert fake.calls[-1].status == 0
     assert get_job(fake, job["id"]).status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["dribble_headers", "dribble_body"])
+def test_fail_next_dribble_sends_the_normal_answer_a_byte_at_a_time(fake, kind):
+    job = fake.add_job()
+    # A byte every 0.3 s: each read waits a little, far less than the client's read timeout ...
+    fake.fail_next(kind, delay=0.3, dribble_for=1.5)
+    started = time.monotonic()
+    response = get_job(fake, job["id"], timeout=5)
+    # ... and after dribble_for the rest comes at once: the whole normal answer, late.
+    assert response.status_code == 200 and response.json()["id"] == job["id"]
+    assert time.monotonic() - started >= 1.5
+
+
+def test_fail_next_dribble_headers_or_body_is_dribbled_from_there_on(fake):
+    job = fake.add_job()
+    request = (f"GET /v1/fine_tuning/jobs/{job['id']} HTTP/1.1\r\nHost: x\r\n"
+               f"Authorization: Bearer {TOKEN}\r\n\r\n").encode()
+    status_line = b"HTTP/1.1 200 OK\r\n"
+    host, port = fake.url.removeprefix("http://").split(":")
+    for kind in ("dribble_headers", "dribble_body"):
+        fake.fail_next(kind, delay=0.3, dribble_for=60)
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(request)
+            received = sock.recv(65536)
+            if kind == "dribble_headers":
+                assert status_line.startswith(received) and len(received) < len(status_line)
+            else:  # the status line and headers at once, then the body a byte at a time
+                while b"\r\n\r\n" not in received:
+                    received += sock.recv(65536)
+                assert received.startswith(status_line)
+                body = received.split(b"\r\n\r\n", 1)[1] or sock.recv(65536)
+                assert len(body) < 20
+
+
+@pytest.mark.parametrize("kind, length", [("huge", True), ("huge_chunked", False), ("huge_gzip", False)])
+def test_fail_next_huge_sends_a_json_job_of_the_given_size(fake, kind, length):
+    fake.fail_next(kind, size=300_000)
+    response = get(fake, "/v1/fine_tuning/jobs/ftjob-any")
+    assert response.status_code == 200
+    assert ("Content-Length" in response.headers) is length
+    assert len(response.content) == 300_000  # decoded, for the gzipped one
+    assert response.json()["id"] == "ftjob-huge"
+    if kind == "huge_gzip":
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert response.raw.tell() < 300_000 // 100  # small on the wire
 
 
 def test_fail_next_for_a_job_id_only_affects_that_job_and_honours_count(fake):

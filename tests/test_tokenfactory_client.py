@@ -50,6 +50,8 @@ def make_config(**overrides) -> ClientConfig:
         base_url=BASE,
         connect_timeout=1.0,
         read_timeout=1.0,
+        total_timeout=30.0,
+        max_answer_bytes=8 * 2**20,
         retries=2,
         retry_after_cap=300,
         backoff_seconds=0.01,
@@ -608,6 +610,8 @@ def fake_client(fake_api, *, read_timeout: float = 10.0, retries: int = 1) -> To
         base_url=fake_api.url,
         connect_timeout=5.0,
         read_timeout=read_timeout,
+        total_timeout=30.0,
+        max_answer_bytes=8 * 2**20,
         retries=retries,
         retry_after_cap=300,
         backoff_seconds=0.01,
@@ -726,7 +730,8 @@ def test_a_refused_connection_raises_api_unavailable(fake_api):
     fake_api.stop()  # nothing listens on the port any more
     client = TokenFactoryClient(
         ALICE_SECRET,
-        ClientConfig(base_url=url, connect_timeout=0.5, read_timeout=0.5, retries=1, retry_after_cap=300, backoff_seconds=0.01),
+        ClientConfig(base_url=url, connect_timeout=0.5, read_timeout=0.5, total_timeout=30.0,
+                     max_answer_bytes=8 * 2**20, retries=1, retry_after_cap=300, backoff_seconds=0.01),
     )
 
     with pytest.raises(ApiUnavailable) as caught:
