@@ -148,6 +148,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "jobs.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads request.GET: too many parameters is the 400 page in every mode.
+    "jobs.middleware.TooManyParametersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
