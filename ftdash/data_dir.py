@@ -9,6 +9,7 @@ it ends start-up with one sentence naming the path and the variable instead.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -16,14 +17,14 @@ from ftdash.env import env_str
 
 VARIABLE = "FTDASH_DATA_DIR"
 DEFAULT = Path(__file__).resolve().parent.parent / "data"
-
-
-class DataDirUnusable(SystemExit):
-    """Ends the process with its message on stderr, as SystemExit does: no traceback."""
+# gunicorn's "worker failed to boot": a gunicorn started without ftdash/gunicorn.conf.py then
+# stops, rather than restarting workers that fail alike forever. Anything else just exits.
+EXIT_STATUS = 3
 
 
 def prepare() -> Path:
-    """The data directory, created (readable by the service account only) if missing."""
+    """The data directory, created (readable by the service account only) if missing; if it
+    cannot be written, the process ends with one sentence on stderr."""
     path = Path(env_str(VARIABLE) or DEFAULT).resolve()
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -32,8 +33,10 @@ def prepare() -> Path:
             pass
     except OSError as exc:
         reason = "it is a file, not a directory" if isinstance(exc, FileExistsError) else exc.strerror.lower()
-        raise DataDirUnusable(
+        print(
             f"ftdash cannot write to its data directory {path} ({VARIABLE}): {reason}; make it "
-            f"writable for the user ftdash runs as, or set {VARIABLE} to a directory that is."
-        ) from None
+            f"writable for the user ftdash runs as, or set {VARIABLE} to a directory that is.",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_STATUS) from None
     return path

@@ -82,3 +82,14 @@ def test_a_data_dir_that_cannot_be_created_stops_start_up_with_one_sentence(tmp_
     (tmp_path / "a-file").write_text("not a directory")
     data_dir = tmp_path / "a-file" / "data"
     assert_one_sentence(start(command, data_dir), data_dir, "not a directory")
+
+
+def test_gunicorn_without_ftdashs_config_stops_instead_of_restarting_workers_forever(tmp_path):
+    (tmp_path / "a-file").write_text("not a directory")
+    data_dir = tmp_path / "a-file" / "data"
+    done = start([str(BIN / "gunicorn"), "--workers", "2", "--bind", "127.0.0.1:0", "--no-control-socket",
+                  "ftdash.wsgi:application"],
+                 data_dir)
+    assert done.returncode == 3, done.stderr[-2000:]  # gunicorn's "Worker failed to boot."
+    assert f"ftdash cannot write to its data directory {data_dir} (FTDASH_DATA_DIR): not a directory" in done.stderr
+    assert "Traceback" not in done.stderr
