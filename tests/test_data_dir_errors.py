@@ -54,7 +54,7 @@ def start(command: list[str], data_dir: Path) -> subprocess.CompletedProcess:
 
 COMMANDS = {
     "manage.py migrate": [sys.executable, "manage.py", "migrate", "--noinput"],
-    "manage.py runserver": [sys.executable, "manage.py", "runserver", "--noreload"],
+    "manage.py runserver": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{free_port()}"],
     "gunicorn as make serve runs it": [str(BIN / "gunicorn"), "--config", "ftdash/gunicorn.conf.py",
                                        "ftdash.wsgi:application"],
 }
@@ -87,9 +87,9 @@ def test_a_data_dir_that_cannot_be_created_stops_start_up_with_one_sentence(tmp_
 def test_gunicorn_without_ftdashs_config_stops_instead_of_restarting_workers_forever(tmp_path):
     (tmp_path / "a-file").write_text("not a directory")
     data_dir = tmp_path / "a-file" / "data"
-    done = start([str(BIN / "gunicorn"), "--workers", "2", "--bind", "127.0.0.1:0", "--no-control-socket",
-                  "ftdash.wsgi:application"],
-                 data_dir)
+    bare = [str(BIN / "gunicorn"), "--workers", "2", "--bind", "127.0.0.1:0", "--no-control-socket",
+            "ftdash.wsgi:application"]
+    done = start(bare, data_dir)
     assert done.returncode == 3, done.stderr[-2000:]  # gunicorn's "Worker failed to boot."
     assert f"ftdash cannot write to its data directory {data_dir} (FTDASH_DATA_DIR): not a directory" in done.stderr
     assert "Traceback" not in done.stderr
