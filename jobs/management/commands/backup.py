@@ -49,6 +49,8 @@ class Command(BaseCommand):
                     self._postgres(partial)
         except (OSError, sqlite3.Error) as exc:
             raise CommandError(f"No backup was written to {output}: {_reason(exc)}.") from None
+        except subprocess.CalledProcessError as exc:
+            raise CommandError(f"No backup was written to {output}: pg_dump failed: {exc.stderr.strip()}") from None
         self.stdout.write(f"Backup written to {output}")
 
     @staticmethod
@@ -74,8 +76,6 @@ class Command(BaseCommand):
             )
         except FileNotFoundError:
             raise CommandError("pg_dump is not installed (apt install postgresql-client).") from None
-        except subprocess.CalledProcessError as exc:
-            raise CommandError(f"pg_dump failed: {exc.stderr.strip()}") from None
 
 
 @contextlib.contextmanager
