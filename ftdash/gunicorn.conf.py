@@ -3,6 +3,12 @@
 import multiprocessing
 import os
 
+from ftdash import data_dir
+
+# In the master, before any worker starts: an unusable data directory is one sentence, not one
+# per worker that gunicorn keeps restarting.
+data_dir.prepare()
+
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("FTDASH_WORKERS", min(4, multiprocessing.cpu_count() * 2 + 1)))
 # Polls are short; a slow upstream call is bounded by FTDASH_API_TOTAL_TIMEOUT, well below this.

@@ -13,13 +13,13 @@ import dj_database_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from ftdash import data_dir
 from ftdash.env import env_bool, env_float, env_int, env_secret, env_str, secret_from_data_dir
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DATA_DIR = Path(env_str("FTDASH_DATA_DIR") or BASE_DIR / "data").resolve()
-# Holds the database and generated keys: readable by the service account only.
-DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+# Holds the database and generated keys; a directory that cannot be written ends start-up here.
+DATA_DIR = data_dir.prepare()
 
 DEBUG = env_bool("FTDASH_DEBUG", False)
 
@@ -148,6 +148,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "jobs.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads request.GET: too many parameters is the 400 page in every mode.
+    "jobs.middleware.TooManyParametersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import resource
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -123,3 +128,55 @@ def _clean_env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith(("FTDASH_", "DJANGO_")) and k != "REDIS_URL"}
+
+
+@contextlib.contextmanager
+def _small_tmpfs(path: Path) -> Iterator[Path]:
+    """A 64 KB file system at `path`: a disk far too small for any backup."""
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (the file-size-limit case still runs): {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+def _file_size_limit() -> None:
+    """In the backup's process: no file may grow past 64 KB, and passing it fails the write
+    (EFBIG) rather than killing the process (SIGXFSZ)."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="the SQLite leg")
+@pytest.mark.parametrize(
+    ("disk", "reason"), [("tmpfs", "the disk is full"), ("file-size-limit", "disk I/O error")]
+)
+def test_a_disk_that_fills_during_a_backup_leaves_no_half_written_backup(tmp_path, disk, reason):
+    env = {**_clean_env(), **KEYS, "FTDASH_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": ""}
+    for args in (["migrate", "--noinput"], ["shell", "-v", "0", "-c", SEED]):
+        subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True)
+    assert (tmp_path / "data" / "ftdash.sqlite3").stat().st_size > 256 * 1024  # more than either disk holds
+
+    with contextlib.ExitStack() as stack:
+        if disk == "tmpfs":
+            backups = stack.enter_context(_small_tmpfs(tmp_path / "backups"))
+            limit = None
+        else:
+            backups = tmp_path / "backups"
+            backups.mkdir()
+            limit = _file_size_limit
+        earlier = backups / "ftdash-earlier.sqlite3"
+        earlier.write_bytes(b"an earlier backup")
+        output = backups / "ftdash-now.sqlite3"
+        done = subprocess.run([sys.executable, "manage.py", "backup", "--output", str(output)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, preexec_fn=limit, timeout=120)
+        assert done.returncode != 0
+        assert done.stderr.strip() == f"CommandError: No backup was written to {output}: {reason}.", done.stderr
+        assert "Traceback" not in done.stderr and "Backup written" not in done.stdout
+        # Nothing half-written is left, under the backup's name or any other; earlier backups stay.
+        assert sorted(p.name for p in backups.iterdir()) == [earlier.name]
+        assert earlier.read_bytes() == b"an earlier backup"
