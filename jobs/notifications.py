@@ -383,5 +383,5 @@ def _attempt(delivery: Delivery) -> None:
     ).update(state=delivery.state, last_error=delivery.last_error,
              next_attempt_at=delivery.next_attempt_at, sent_at=delivery.sent_at)
     if not recorded:
-        logger.warning("notification %s: attempt %d was not recorded: another worker took the "
-                       "delivery over, or it was deleted", delivery.pk, delivery.attempts)
+        logger.warning("notification %s could not be recorded after attempt %d: another worker "
+                       "took it over, or it was deleted", delivery.pk, delivery.attempts)

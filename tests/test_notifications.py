@@ -28,7 +28,8 @@ ALL_EVENTS = ["succeeded", "failed", "cancelled", "stalled"]
 class Receiver:
     """An HTTP server on loopback that records what it is sent and answers `status`.
 
-    With `hold`, it records each request at once but answers only when `answering` is set.
+    With `hold`, it records each request at once but answers only when `answering` is set;
+    a request's record says how it was `answered` once it was.
     """
 
     def __init__(self, status: int = 200, location: str | None = None, delay: float = 0.0, hold: bool = False):
@@ -43,20 +44,24 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                record = {"path": self.path, "headers": dict(self.headers), "body": body}
                 with receiver._lock:
-                    receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                    receiver.requests.append(record)
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 receiver.answering.wait(timeout=120)
+                status = receiver.status
                 try:
-                    self.send_response(receiver.status)
+                    self.send_response(status)
                     if receiver.location:
                         self.send_header("Location", receiver.location)
                     self.send_header("Content-Length", "2")
                     self.end_headers()
                     self.wfile.write(b"ok")
+                    self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
-                    pass  # the sender is gone (a test killed it) while its answer was held
+                    return  # the sender is gone (a test killed it) while its answer was held
+                record["answered"] = status
 
             do_GET = do_POST
 
