@@ -199,6 +199,16 @@ class Site:
         self.workers.append((worker, log))
         return worker
 
+    def log_of(self, worker) -> str:
+        return next(log for started, log in self.workers if started is worker).read_text()
+
+    def kill_workers(self) -> None:
+        for worker, _ in self.workers:
+            if worker.poll() is None:
+                os.kill(worker.pid, signal.SIGCONT)  # in case a test left it stopped
+                worker.kill()
+                worker.wait(timeout=10)
+
     def finish_a_job(self, suffix: str) -> str:
         """Track a running job through the dashboard's form; it then succeeds upstream."""
         remote = self.api.add_job(total_steps=100, trained_steps=50, suffix=suffix)
@@ -258,16 +268,14 @@ def site(tmp_path_factory):
             yield site
         finally:
             receiver.answering.set()
-            for worker, _ in site.workers:
-                if worker.poll() is None:
-                    os.kill(worker.pid, signal.SIGCONT)  # in case a test left it stopped
-                    worker.kill()
-                    worker.wait(timeout=10)
+            site.kill_workers()
 
 
 @pytest.fixture
 def held(site):
-    """The receiver records each notification at once and holds its answer until told."""
+    """No worker left from an earlier test; the receiver records each notification at once and
+    holds its answer until told."""
+    site.kill_workers()
     site.receiver.status = 200
     site.receiver.answering.clear()
     yield site.receiver
@@ -304,10 +312,6 @@ def test_a_worker_killed_before_recording_the_answer_is_followed_by_one_retry_wi
 def test_a_worker_that_comes_back_after_its_lease_ran_out_does_not_overwrite_the_retry(site, held):
     """Stopped (SIGSTOP) with its notification sent; another worker retries and records it sent;
     the first then reads its (failed) answer and must not turn the delivery back to pending."""
-    for worker, _ in site.workers:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait(timeout=10)
     job_id = site.finish_a_job("stopped-worker")
     held.status = 500
     stale = site.start_worker()
@@ -329,4 +333,4 @@ def test_a_worker_that_comes_back_after_its_lease_ran_out_does_not_overwrite_the
     [(delivery_id, state, attempts)] = site.deliveries_for(job_id)
     assert (state, attempts) == ("sent", 2)
     assert len(site.posts_for(job_id)) == 2
-    assert "could not be recorded after attempt 1: another worker took it over" in site.workers[-2][1].read_text()
+    assert "could not be recorded after attempt 1: another worker took it over" in site.log_of(stale)
