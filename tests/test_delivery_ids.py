@@ -219,9 +219,7 @@ class Site:
         return remote["id"]
 
     def posts_for(self, job_id: str) -> list[dict]:
-        with self.receiver._lock:
-            requests_ = list(self.receiver.requests)
-        return [r for r in requests_ if json.loads(r["body"]).get("job_id") == job_id]
+        return [r for r in list(self.receiver.requests) if json.loads(r["body"]).get("job_id") == job_id]
 
     def deliveries_for(self, job_id: str) -> list[tuple[uuid.UUID, str, int]]:
         rows = self.server.sql(
@@ -332,5 +330,6 @@ def test_a_worker_that_comes_back_after_its_lease_ran_out_does_not_overwrite_the
 
     [(delivery_id, state, attempts)] = site.deliveries_for(job_id)
     assert (state, attempts) == ("sent", 2)
-    assert len(site.posts_for(job_id)) == 2
+    assert [post["headers"][HEADER] for post in site.posts_for(job_id)] == [str(delivery_id)] * 2
+    assert 'badge-succeeded">sent</span> after 2 attempts' in site.notifications_page()
     assert "could not be recorded after attempt 1: another worker took it over" in site.log_of(stale)
