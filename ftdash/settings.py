@@ -338,6 +338,9 @@ FTDASH_MODELS_REFRESH_SECONDS = env_int("FTDASH_MODELS_REFRESH_SECONDS", 300, mi
 # How often the worker lists a watched token's jobs to start tracking new ones.
 FTDASH_DISCOVERY_SECONDS = env_int("FTDASH_DISCOVERY_SECONDS", 60, minimum=1)
 FTDASH_ALLOW_PRIVATE_WEBHOOKS = env_bool("FTDASH_ALLOW_PRIVATE_WEBHOOKS", False)
+# A notification claimed by a worker that died before recording the answer is sent again (with
+# the same X-Ftdash-Delivery id) once this lease runs out; it must outlast the longest send.
+FTDASH_DELIVERY_LEASE_SECONDS = env_int("FTDASH_DELIVERY_LEASE_SECONDS", 300, minimum=1)
 
 # Email: the console backend prints messages to the worker's log until SMTP is configured.
 EMAIL_HOST = env_str("FTDASH_SMTP_HOST")

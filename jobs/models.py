@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -466,7 +467,11 @@ class Delivery(models.Model):
     # Null for a "Send test" delivery.
     event = models.ForeignKey(JobEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
     payload = models.JSONField()
+    # Sent with every attempt (the X-Ftdash-Delivery header, and in a webhook's body) so that a
+    # receiver can drop a repeat: a worker killed before it recorded the answer sends again.
+    delivery_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    # Counted when an attempt is claimed, so one whose worker died still counts.
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     last_error = models.CharField(max_length=500, blank=True)

@@ -11,6 +11,13 @@ then goes to the address that was checked, so a second DNS answer cannot swap it
 sent to a refused host, not even a TCP handshake, and every refusal reads the same whatever
 the port, so an owner cannot use "Send test" to scan internal hosts.
 
+Every attempt of a delivery carries the same id, in the `X-Ftdash-Delivery` header (webhook,
+Slack and email) and as `delivery_id` in a webhook's body, so a receiver can drop a repeat: a
+worker killed after sending but before recording the answer leaves the delivery claimed, and
+once its lease runs out (`FTDASH_DELIVERY_LEASE_SECONDS`) another worker sends it again. Each
+claim counts an attempt and only the current claim may record an outcome, so a worker that
+comes back late cannot overwrite what its successor recorded.
+
 Webhook URLs are credentials (a Slack URL is all it takes to post into a channel), so errors
 and logs name the host, never the full URL.
 """
@@ -25,9 +32,9 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
@@ -42,7 +49,7 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 RETRY_BASE_SECONDS = 30
 SEND_TIMEOUT = (3.05, 10)
-SENDING_LEASE = dt.timedelta(minutes=5)
+DELIVERY_HEADER = "X-Ftdash-Delivery"
 
 # Which job events each notification rule answers to.
 RULES = {
@@ -187,12 +194,12 @@ def webhook_session() -> requests.Session:
     return session
 
 
-def post_json(url: str, body: dict) -> None:
+def post_json(url: str, body: dict, *, headers: dict[str, str] | None = None) -> None:
     """POST `body` to a webhook; raises with a message that names the host, never the URL."""
     host = urlsplit(url).hostname or "the receiver"
     try:
         with webhook_session() as session:
-            response = session.post(url, json=body, timeout=SEND_TIMEOUT, allow_redirects=False)
+            response = session.post(url, json=body, headers=headers, timeout=SEND_TIMEOUT, allow_redirects=False)
     except requests.Timeout:
         raise RuntimeError(f"{host} did not answer in time") from None
     except requests.exceptions.SSLError:
@@ -279,17 +286,23 @@ def queue_for_events(events: list[JobEvent]) -> int:
     return created
 
 
-def send(channel: NotificationChannel, payload: dict) -> None:
-    """Send one notification now; raises on failure with a message fit for the delivery log."""
+def send(delivery: Delivery) -> None:
+    """Make one attempt of a delivery now; raises on failure with a message fit for its log."""
+    channel, payload = delivery.channel, delivery.payload
+    delivery_id = str(delivery.delivery_id)
+    headers = {DELIVERY_HEADER: delivery_id}
     if channel.kind == NotificationChannel.Kind.EMAIL:
         subject = _summary(payload).splitlines()[0]
-        send_mail(subject, _summary(payload), settings.DEFAULT_FROM_EMAIL, [channel.target])
+        EmailMessage(subject, _summary(payload), settings.DEFAULT_FROM_EMAIL, [channel.target],
+                     headers=headers).send()
         return
     check_webhook_url(channel.target)
     if channel.kind == NotificationChannel.Kind.SLACK:
-        post_json(channel.target, {"text": slack_escape(_summary(payload))})
+        # Slack documents only its message fields (text, blocks, attachments…) and nobody
+        # reading the channel could use the id, so it travels in the header alone.
+        post_json(channel.target, {"text": slack_escape(_summary(payload))}, headers=headers)
     else:
-        post_json(channel.target, payload)
+        post_json(channel.target, {**payload, "delivery_id": delivery_id}, headers=headers)
 
 
 def send_test(channel: NotificationChannel) -> Delivery:
@@ -298,30 +311,47 @@ def send_test(channel: NotificationChannel) -> Delivery:
         "label": "Test notification", "workspace": channel.workspace.name, "status": "test",
         "model": "", "suffix": "", "url": settings.SITE_URL or "",
     }
-    delivery = Delivery.objects.create(channel=channel, payload=payload, state=Delivery.State.SENDING)
+    # Claimed from the start, like a worker's claim: no worker sends it as well.
+    delivery = Delivery.objects.create(
+        channel=channel, payload=payload, state=Delivery.State.SENDING, attempts=1,
+        next_attempt_at=_lease_end(),
+    )
     _attempt(delivery)
     return delivery
+
+
+def _lease_end() -> dt.datetime:
+    """Until when a claimed delivery is left to its sender, before another may send it again."""
+    return timezone.now() + dt.timedelta(seconds=settings.FTDASH_DELIVERY_LEASE_SECONDS)
 
 
 def deliver_due(*, limit: int = 50) -> int:
     """Send deliveries that are due; each is claimed first, so two workers never both send it."""
     now = timezone.now()
-    # A delivery stuck in "sending" past its lease (its worker died mid-send) is due again.
+    # A delivery still "sending" past its lease lost its worker mid-send: it is due again, unless
+    # that was its last attempt.
+    abandoned = Q(state=Delivery.State.SENDING, next_attempt_at__lte=now)
+    Delivery.objects.filter(abandoned, attempts__gte=MAX_ATTEMPTS).update(
+        state=Delivery.State.FAILED,
+        last_error="ftdash stopped before the receiver answered its last attempt; it may have arrived",
+    )
     due = Delivery.objects.filter(
-        state__in=[Delivery.State.PENDING, Delivery.State.SENDING], next_attempt_at__lte=now
+        Q(state=Delivery.State.PENDING, next_attempt_at__lte=now) | abandoned
     ).order_by("next_attempt_at")
     sent = 0
     for delivery in due.select_related("channel")[:limit]:
         claimed = Delivery.objects.filter(
-            pk=delivery.pk, state=delivery.state, next_attempt_at=delivery.next_attempt_at
-        ).update(state=Delivery.State.SENDING, next_attempt_at=now + SENDING_LEASE)
+            pk=delivery.pk, state=delivery.state, attempts=delivery.attempts,
+            next_attempt_at=delivery.next_attempt_at,
+        ).update(state=Delivery.State.SENDING, next_attempt_at=_lease_end(), attempts=F("attempts") + 1)
         if not claimed:
             continue
+        delivery.state, delivery.attempts = Delivery.State.SENDING, delivery.attempts + 1
         try:
             _attempt(delivery)
         except Exception:
-            # E.g. its channel was deleted mid-send, so there is no row left to record the
-            # outcome in: the other deliveries still go out.
+            # E.g. the database went away while it was sending: the other deliveries still go
+            # out, and this one is due again when its lease runs out.
             logger.exception("notification %s could not be recorded", delivery.pk)
             continue
         sent += 1
@@ -329,9 +359,9 @@ def deliver_due(*, limit: int = 50) -> int:
 
 
 def _attempt(delivery: Delivery) -> None:
-    delivery.attempts += 1
+    """Send a claimed delivery and record the outcome, if the claim is still this one's."""
     try:
-        send(delivery.channel, delivery.payload)
+        send(delivery)
     except Exception as exc:  # any failure of a receiver is logged and retried, never fatal
         message = str(exc) or type(exc).__name__
         logger.warning("notification %s to %s failed: %s", delivery.pk, delivery.channel.kind, message)
@@ -346,4 +376,12 @@ def _attempt(delivery: Delivery) -> None:
         delivery.state = Delivery.State.SENT
         delivery.sent_at = timezone.now()
         delivery.last_error = ""
-    delivery.save(update_fields=["attempts", "state", "last_error", "next_attempt_at", "sent_at"])
+    # Each claim counts an attempt: a claim that ran out while this one was sending (and was
+    # taken over by another worker) has a different count, and so records nothing here.
+    recorded = Delivery.objects.filter(
+        pk=delivery.pk, state=Delivery.State.SENDING, attempts=delivery.attempts
+    ).update(state=delivery.state, last_error=delivery.last_error,
+             next_attempt_at=delivery.next_attempt_at, sent_at=delivery.sent_at)
+    if not recorded:
+        logger.warning("notification %s could not be recorded after attempt %d: another worker "
+                       "took it over, or it was deleted", delivery.pk, delivery.attempts)

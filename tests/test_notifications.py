@@ -26,27 +26,42 @@ ALL_EVENTS = ["succeeded", "failed", "cancelled", "stalled"]
 
 
 class Receiver:
-    """An HTTP server on loopback that records what it is sent and answers `status`."""
+    """An HTTP server on loopback that records what it is sent and answers `status`.
 
-    def __init__(self, status: int = 200, location: str | None = None, delay: float = 0.0):
+    With `hold`, it records each request at once but answers only when `answering` is set;
+    a request's record says how it was `answered` once it was.
+    """
+
+    def __init__(self, status: int = 200, location: str | None = None, delay: float = 0.0, hold: bool = False):
         self.status, self.location, self.delay = status, location, delay
         self.requests: list[dict] = []
         self._lock = threading.Lock()
+        self.answering = threading.Event()
+        if not hold:
+            self.answering.set()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                record = {"path": self.path, "headers": dict(self.headers), "body": body}
                 with receiver._lock:
-                    receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                    receiver.requests.append(record)
                 if receiver.delay:
                     time.sleep(receiver.delay)
-                self.send_response(receiver.status)
-                if receiver.location:
-                    self.send_header("Location", receiver.location)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
+                receiver.answering.wait(timeout=120)
+                status = receiver.status
+                try:
+                    self.send_response(status)
+                    if receiver.location:
+                        self.send_header("Location", receiver.location)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the sender is gone (a test killed it) while its answer was held
+                record["answered"] = status
 
             do_GET = do_POST
 
@@ -347,7 +362,10 @@ def test_a_job_event_is_delivered_once_to_every_channel(alice, alice_token, trac
         request = hook_a.requests[0]
         assert request["headers"]["Content-Type"] == "application/json"
         body = json.loads(request["body"])
-        assert hook_b.json() == [body]
+        [other] = hook_b.json()
+        # The same event, but two deliveries: each has its own id.
+        assert other.pop("delivery_id") != body["delivery_id"]
+        assert other == {key: value for key, value in body.items() if key != "delivery_id"}
         slack_body = slack.json()[0]
 
     assert body["event"] == "failed" and body["status"] == "failed"
@@ -464,11 +482,11 @@ def test_two_senders_at_once_send_each_delivery_once(alice, track, fake_api, pri
 
         send, other_round = notifications.send, {}
 
-        def send_while_another_worker_runs(channel, payload):
+        def send_while_another_worker_runs(delivery):
             if not other_round:
                 other_round["started"] = True
                 other_round["sent"] = notifications.deliver_due()
-            send(channel, payload)
+            send(delivery)
 
         monkeypatch.setattr(notifications, "send", send_while_another_worker_runs)
         ours = notifications.deliver_due()
