@@ -319,3 +319,32 @@ def test_readyz_is_never_redirected_to_https(client, db, settings):
     settings.SECURE_SSL_REDIRECT = True
     assert client.get("/tokens/").status_code == 301
     assert client.get("/readyz").status_code == 200
+
+
+def _unreachable_cache():
+    from jobs.redis_cache import ResilientRedisCache
+
+    return ResilientRedisCache(f"redis://127.0.0.1:{free_port()}/0", {"OPTIONS": {"socket_connect_timeout": 1}})
+
+
+def test_while_redis_cannot_be_reached_reads_miss_writes_are_skipped_and_nothing_raises():
+    cache = _unreachable_cache()
+    cache.set("a", 1)
+    assert cache.get("a", "missed") == "missed"
+    assert cache.get_many(["a", "b"]) == {}
+    assert "a" not in cache
+    assert cache.set_many({"a": 1, "b": 2}) == ["a", "b"]  # as Django reports keys it could not set
+    cache.delete_many(["a", "b"])
+    with pytest.raises(ValueError):
+        cache.incr("a")  # what incr says of a key the cache does not hold
+    assert not cache.answers()
+
+
+def test_while_redis_cannot_be_reached_a_claim_is_held_once_in_this_process_until_released_or_expired():
+    cache = _unreachable_cache()
+    assert cache.add("refresh-lock:1", "locked", timeout=60)
+    assert not cache.add("refresh-lock:1", "locked", timeout=60)  # a second viewer waits
+    assert cache.add("refresh-lock:2", "locked", timeout=60)  # another job's is its own
+    cache.delete("refresh-lock:1")
+    assert cache.add("refresh-lock:1", "locked", timeout=1)
+    wait_for(lambda: cache.add("refresh-lock:1", "locked", timeout=60), timeout=10, what="the claim to expire")
