@@ -2,13 +2,13 @@
 
 Redis holds only what can be had again: cached sessions (their rows are in the database), live
 parts (rendered again), single-flight claims made with `cache.add`. So this is the one place
-that knows Redis can be down and carries on; nothing above it catches Redis's errors.
+that knows Redis can be down and carries on: no caller has to catch Redis's errors.
 
 While Redis cannot be reached (down at start, gone mid-run):
 - reads are misses: sessions are read from the database, parts are rendered again;
-- writes and deletes are skipped, and their keys remembered; once Redis answers again those keys
-  are deleted from it, so a value Redis kept through the outage (a session signed out
-  meanwhile) is never read back;
+- writes, deletes and claims are skipped, and their keys remembered; once Redis answers again
+  those keys are deleted from it, so a value Redis kept through the outage (a session signed
+  out meanwhile), or a write that timed out but was done after all, is never read back;
 - `add`, every claim ftdash makes (refresh locks, "one caller per interval"), falls back to a
   table in this process: without Redis the processes no longer see each other's claims, so each
   may make one call the others also make, never more (the bounded degradation of issue 17);
@@ -183,7 +183,7 @@ class ResilientRedisCache(RedisCache):
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
         key = self.make_and_validate_key(key, version=version)
         timeout = self.get_backend_timeout(timeout)
-        return self._call(lambda: self._cache.add(key, value, timeout), lambda: self._outage.claim(key, timeout))
+        return self._call(lambda: self._cache.add(key, value, timeout), lambda: self._outage.claim(key, timeout), [key])
 
     def get(self, key, default=None, version=None):
         key = self.make_and_validate_key(key, version=version)

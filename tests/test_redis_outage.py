@@ -162,13 +162,14 @@ class Site:
         create_admin(server)
         self.session = signed_in_session(server, "admin", ADMIN_PASSWORD)
         self.token_pk = save_token(self.session, server, SECRET)
-        self.job_pk = self.track()
+        self.job_pk, self.job_id = self.track()
 
-    def track(self) -> int:
+    def track(self) -> tuple[int, str]:
+        """Track a new running job through the dashboard's form; (its pk, its job ID)."""
         remote = self.api.add_job(status="running")
         response = post_form(self.session, self.server, "/jobs/track/", {"job_id": remote["id"], "token": self.token_pk})
         assert response.status_code == 200 and f"Now tracking {remote['id']}" in response.text
-        return int(re.search(rf'href="/jobs/(\d+)/">{remote["id"]}<', response.text).group(1))
+        return int(re.search(rf'href="/jobs/(\d+)/">{remote["id"]}<', response.text).group(1)), remote["id"]
 
     def get(self, path: str, **headers: str) -> requests.Response:
         return self.session.get(self.server.url + path, headers=headers, timeout=10, allow_redirects=False)
@@ -260,6 +261,33 @@ def test_a_redis_that_stops_answering_holds_no_request_and_brings_no_signed_out_
                 assert signed_out()
     finally:
         relay.close()
+
+
+def test_while_redis_is_down_a_due_job_is_fetched_once_per_process_however_many_polls_ask(tmp_path, redis_server, api):
+    # One process serving eight requests at once (gunicorn threads, as the worker's pool does):
+    # without Redis their refresh locks are this process's own, and still exclude each other.
+    with ftdash_server(tmp_path / "data", api_url=api.url, workers=1, REDIS_URL=redis_server.url,
+                       GUNICORN_CMD_ARGS="--threads 8", FTDASH_REFRESH_SECONDS="600") as server:
+        site = Site(server, api)
+        fetched = len(api.calls_for(site.job_id))
+        release = api.hold_next(job_id=site.job_id)
+        server.sql("UPDATE jobs_trackedjob SET checked_at = ? WHERE id = ?", ("2000-01-01 00:00:00+00:00", site.job_pk))
+
+        answers: list[int] = []
+
+        def poll() -> None:
+            answers.append(site.get(f"/live/cards/?v={site.job_pk}.stale", **POLL).status_code)
+
+        polls = [threading.Thread(target=poll) for _ in range(8)]
+        for thread in polls:
+            thread.start()
+        wait_for(lambda: len(api.calls_for(site.job_id)) > fetched, what="the first poll to ask the API")
+        wait_for(lambda: len(answers) >= 7, what="the other polls to answer without waiting for it")
+        release.set()
+        for thread in polls:
+            thread.join(timeout=30)
+        assert answers == [200] * 8
+        assert len(api.calls_for(site.job_id)) == fetched + 1
 
 
 @contextlib.contextmanager
