@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.views import LoginView
-from django.core.exceptions import ValidationError
 from django.core.cache import caches
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
