@@ -121,7 +121,11 @@ class CuttableRelay:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            upstream = None if self.cut_off else socket.create_connection(("127.0.0.1", self.target_port))
+            try:
+                upstream = None if self.cut_off else socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()  # nothing behind the relay: refused, as a direct connection would be
+                continue
             relayed = _Relayed(client, upstream)
             threading.Thread(target=self._to_upstream, args=(relayed,), daemon=True).start()
             if upstream is not None:
