@@ -117,7 +117,7 @@ SILENCED_SYSTEM_CHECKS = (["security.W005"] if not SECURE_HSTS_INCLUDE_SUBDOMAIN
 )
 SECURE_SSL_REDIRECT = env_bool("FTDASH_SSL_REDIRECT", SITE_IS_HTTPS and BEHIND_PROXY)
 # Matched against the path with the prefix: health checks talk plain http to the app port.
-SECURE_REDIRECT_EXEMPT = [r"(^|/)healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"(^|/)(healthz|readyz)$"]
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
@@ -197,6 +197,10 @@ if DATABASE_URL:
         DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL cannot be used: {exc}") from None
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # A database host that swallows packets fails a request (and /readyz) in seconds, not
+        # after the system's TCP timeout; `?connect_timeout=` in DATABASE_URL still wins.
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 else:
     # Tuned for several gunicorn workers: WAL lets readers run beside a writer, a busy timeout
     # waits instead of failing, and IMMEDIATE transactions take the write lock up front, so a
@@ -218,18 +222,26 @@ else:
 # database), a per-process memory cache is not.
 # "rendered" keeps live parts rendered once per job version (jobs.live): shared through Redis
 # when there is one, else per process, which still renders once per process, not per viewer.
+# Redis is optional at run time too: while it cannot be reached, jobs.redis_cache answers
+# misses (sessions come from the database) and the site carries on. Its timeouts are short so
+# that a Redis that swallows packets cannot hold every request.
 REDIS_URL = env_str("REDIS_URL")
+FTDASH_REDIS_TIMEOUT = env_float("FTDASH_REDIS_TIMEOUT", 0.5, minimum=0.01)
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "jobs.redis_cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "ftdash",
+            "OPTIONS": {
+                "socket_connect_timeout": FTDASH_REDIS_TIMEOUT,
+                "socket_timeout": FTDASH_REDIS_TIMEOUT,
+            },
         }
     }
     CACHES["rendered"] = CACHES["default"]
     # Polls check the session on every request: from Redis, not a database query.
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    SESSION_ENGINE = "jobs.cached_sessions"
 else:
     CACHES = {
         "default": {

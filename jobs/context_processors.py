@@ -12,17 +12,13 @@ def csp_nonce(request: HttpRequest) -> dict:
     return {"csp_nonce": getattr(request, "csp_nonce", "")}
 
 
-def _last_worker_seen() -> dt.datetime | None:
-    from jobs.models import WorkerHeartbeat
-
-    return WorkerHeartbeat.objects.order_by("-last_seen").values_list("last_seen", flat=True).first()
-
-
 def worker_status(request: HttpRequest) -> dict:
     """Whether a `poll_jobs` worker checked in lately; queried only if a page shows it."""
 
     def status() -> dict:
-        seen = _last_worker_seen()
+        from jobs.selectors import worker_last_seen
+
+        seen = worker_last_seen()
         return {"seen": seen, "active": bool(seen and timezone.now() - seen < dt.timedelta(minutes=2))}
 
     return {"worker": SimpleLazyObject(status)}

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from jobs.access import Need, jobs_visible_to, user_workspaces
 from jobs.finetuning import TERMINAL_STATUSES
-from jobs.models import ApiToken, AuditEvent, MemberInvitation, Membership, TrackedJob, Workspace
+from jobs.models import ApiToken, AuditEvent, MemberInvitation, Membership, TrackedJob, Workspace, WorkerHeartbeat
 
 
 DASHBOARD_SORTS = {
@@ -99,3 +99,8 @@ def invitations_for(*, user) -> list[MemberInvitation]:
     return list(
         user.team_invitations.select_related("workspace", "invited_by").order_by("-created_at", "-pk")
     )
+
+
+def worker_last_seen() -> dt.datetime | None:
+    """When a `poll_jobs` worker last checked in, or None if none ever did."""
+    return WorkerHeartbeat.objects.order_by("-last_seen").values_list("last_seen", flat=True).first()

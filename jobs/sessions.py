@@ -3,7 +3,7 @@
 Every open page polls once per interval (jobs.live), and each poll reads its session. Built by
 the ORM, that read cost several times the query itself (bench/polls.py measures it). Everything
 else (saving, expiry, cycling keys, clearing) is Django's database store, unchanged. With Redis
-configured, settings.py uses the cached_db engine instead.
+configured, settings.py uses jobs.cached_sessions, which reads through this one on a miss.
 """
 
 from __future__ import annotations

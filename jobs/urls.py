@@ -12,6 +12,7 @@ urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("setup/", setup.first_admin, name="first_admin"),
     path("healthz", setup.healthz, name="healthz"),
+    path("readyz", setup.readyz, name="readyz"),
     path("live/cards/", live.dashboard_cards, name="dashboard_live"),
     path("jobs/track/", dashboard.track_job, name="track_job"),
     path("jobs/<id:pk>/", tracked_jobs.job_detail, name="job_detail"),

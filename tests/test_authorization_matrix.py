@@ -149,6 +149,7 @@ ROUTES: dict[str, Route] = {
     "logout": Route(_none, {"POST": PUBLIC}),
     "first_admin": Route(_none, {"GET": PUBLIC, "POST": PUBLIC}),
     "healthz": Route(_none, {"GET": PUBLIC}),
+    "readyz": Route(_none, {"GET": PUBLIC}),
     "invite_accept": Route(_secret, {"GET": PUBLIC, "POST": PUBLIC}, data=_new_account),
     "signup": Route(_none, {"GET": PUBLIC, "POST": PUBLIC}, data=_new_account),
     "password_change": Route(_none, {"GET": SIGNED_IN, "POST": SIGNED_IN},

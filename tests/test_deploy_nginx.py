@@ -440,11 +440,13 @@ def test_forwarded_headers_count_only_from_the_trusted_proxy_address(stack):
 
 
 def test_healthz_answers_plain_http_on_the_app_port(stack):
-    # For a load balancer or monitoring that checks gunicorn directly, without TLS: /healthz is
-    # exempt from the https redirect (SECURE_REDIRECT_EXEMPT), under a URL prefix too.
+    # For a load balancer or monitoring that checks gunicorn directly, without TLS: /healthz and
+    # /readyz are exempt from the https redirect (SECURE_REDIRECT_EXEMPT), under a URL prefix too.
     for source in ("127.0.0.1", "127.0.0.2"):
         response = _direct(stack, "/healthz", source=source, headers={})
         assert (response.status, response.body) == (200, b"ok\n"), (source, response.status, response.getheaders())
+        response = _direct(stack, "/readyz", source=source, headers={})
+        assert response.status == 200 and b'"database": "ok"' in response.body, (source, response.status, response.getheaders())
 
 
 def test_invite_secrets_stay_out_of_the_proxy_and_app_logs(stack, https):

@@ -2,15 +2,19 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.views import LoginView
+from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
 
-from jobs import services
+from jobs import selectors, services
 from jobs.auth_backends import BACKEND_PATH
 from jobs.forms import AccountCreationForm
+from jobs.redis_cache import ResilientRedisCache
 
 
 @require_http_methods(["GET", "POST"])
@@ -51,3 +55,28 @@ def healthz(request):
     except DatabaseError:
         return HttpResponse("database unavailable\n", status=503, content_type="text/plain")
     return HttpResponse("ok\n", content_type="text/plain")
+
+
+@never_cache
+@require_GET
+def readyz(request):
+    """For an orchestrator's readiness probe: whether this process can serve pages. 200 while
+    the database answers (the cache "degraded" while Redis cannot be reached: pages still
+    work), 503 when it does not. Always JSON, whatever fails."""
+    try:
+        newest = selectors.worker_last_seen()
+    except DatabaseError:
+        database_ok, worker_seen = False, None
+    else:
+        database_ok = True
+        worker_seen = None if newest is None else max(0, int((timezone.now() - newest).total_seconds()))
+    cache = caches["default"]
+    cache_ok = cache.answers() if isinstance(cache, ResilientRedisCache) else database_ok
+    return JsonResponse(
+        {
+            "database": "ok" if database_ok else "unavailable",
+            "cache": "ok" if cache_ok else "degraded",
+            "worker_seen_seconds_ago": worker_seen,
+        },
+        status=200 if database_ok else 503,
+    )
