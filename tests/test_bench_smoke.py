@@ -64,7 +64,8 @@ def test_the_poll_benchmark_counts_a_quiet_tabs_bytes_and_shows_its_poll_byte_fo
     for key in ("P2", "P3", "P4"):
         assert re.search(rf"^\| {key} \| .+ \| (met|\*\*NOT met\*\*) \|$", text, re.M)
     assert re.search(r"^\| P4 \| .+ \| \d+ B in \d+ answers \|", text, re.M)
-    bytes_reported = int(re.search(r"^\| unchanged poll \(0 of 20 cards back\) \| 204, (\d+) B \|", text, re.M).group(1))
+    captured = re.search(r"^\| unchanged poll \(0 of 20 cards back\) \| 204, (\d+) B \|", text, re.M)
+    bytes_reported = int(captured.group(1))
     head = text.split("byte for byte as received", 1)[1].split("```")[1].strip("\n")
     # The status line and headers as received, each line ending CRLF, and the blank line after;
     # the poll captured from a tab of quiet jobs is a 204 that says how fresh they are.
