@@ -456,6 +456,10 @@ class Viewers:
     statuses: dict[int, int] = field(default_factory=dict)
     cards: int = 0  # cards received in 200 answers
     errors: list[str] = field(default_factory=list)
+    # (time.perf_counter() at the answer, bytes of its body) of every poll answered
+    answer_bodies: list[tuple[float, int]] = field(default_factory=list)
+    # The versions the last tab to stop showed at the end, as `live_parts` gives them
+    last_shown: dict[int, tuple[str, bool]] = field(default_factory=dict)
 
     def error(self, what: str) -> None:
         self.errors.append(what)
@@ -488,6 +492,7 @@ async def dashboard_tab(server: Server, cookie: str, *, every: float, phase: flo
                 seen.error(f"poll: {type(exc).__name__}")
                 continue
             seen.polls.append(answer.seconds)
+            seen.answer_bodies.append((time.perf_counter(), len(answer.body)))
             seen.statuses[answer.status] = seen.statuses.get(answer.status, 0) + 1
             if answer.status == 200:
                 html = answer.body.decode()
@@ -498,5 +503,6 @@ async def dashboard_tab(server: Server, cookie: str, *, every: float, phase: flo
                 parts.update(changed)
             elif answer.status != 204:
                 seen.error(f"poll: {answer.status}")
+        seen.last_shown = parts
     finally:
         client.close()

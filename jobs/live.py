@@ -6,6 +6,10 @@ rendered once per job version and variant and then shared through the cache by e
 when nothing changed nothing is rendered at all. Finding out costs one query for the
 versions of every job the page shows, whatever their number.
 
+A check that finds the same answer as last time changes no version: a tab of quiet running jobs
+gets 204s. How fresh the page is ("checked 3 s ago", `checked_at`) therefore travels beside the
+parts, in every answer, and the parts show only when their job last changed (`changed_at`).
+
 A poll still refreshes a due job itself (through the single-flight refresh, so viewers never
 multiply API calls), a few per poll so that it never waits on many; a running worker claims
 due jobs first, and then a poll finds nothing due.
@@ -28,11 +32,11 @@ from jobs import deployments, refresh, training_log
 from jobs.access import jobs_visible_to
 from jobs.models import Membership, TrackedJob
 
-# What a rendered card or live panel shows besides the snapshot (fetched_at moves with every
-# stored snapshot): any change to these is a new version.
+# What a rendered card or live panel shows besides the snapshot (changed_at moves with every
+# snapshot that differs from the one stored): any change to these is a new version. Not
+# fetched_at or checked_at: they move with every check, and the page shows them apart.
 VERSION_FIELDS = (
-    "fetched_at",
-    "checked_at",
+    "changed_at",
     "refresh_error",
     "consecutive_failures",
     "label",
@@ -52,6 +56,9 @@ CARD_TEMPLATE = "jobs/dashboard.html#job-card"
 def job_version(job: TrackedJob) -> str:
     """A short tag that changes whenever anything a live part shows of `job` changes."""
     text = "|".join(str(getattr(job, name)) for name in VERSION_FIELDS)
+    if job.refresh_error:
+        # The failure notice says how old the snapshot is; fetched_at stands still meanwhile.
+        text += f"|{job.fetched_at}"
     return hashlib.blake2s(text.encode(), digest_size=6).hexdigest()
 
 
@@ -83,6 +90,7 @@ class PolledJob:
     status: str
     fetched_at: dt.datetime
     checked_at: dt.datetime
+    changed_at: dt.datetime
     refresh_error: str
     consecutive_failures: int
     claimed_until: dt.datetime | None
@@ -141,17 +149,25 @@ def _versions_sql(database: str) -> tuple[str, list[int]]:
     return sql, [n for n, field in enumerate(fields) if field.get_internal_type() == "DateTimeField"]
 
 
+def checked_at(jobs: Iterable[TrackedJob | PolledJob]) -> dt.datetime | None:
+    """How fresh a page of `jobs` is: the oldest check among those still refreshed whose last
+    check worked (a failing one says how old its snapshot is on its own part). None if none."""
+    checks = [job.checked_at for job in jobs if not job.is_terminal and not job.refresh_error]
+    return min(checks, default=None)
+
+
 def changed_jobs(
     user, shown: dict[int, str], *, with_training_log: bool = False
-) -> tuple[list[TrackedJob | PolledJob], list[int]]:
-    """The jobs among `shown` whose version moved on, and the pks the user may no longer see
-    (removed, or their membership ended). `with_training_log`: the page shows the jobs' events
-    and checkpoints, so keep those coming too.
+) -> tuple[list[TrackedJob | PolledJob], list[int], dt.datetime | None]:
+    """The jobs among `shown` whose version moved on, the pks the user may no longer see
+    (removed, or their membership ended), and how fresh the jobs shown are (`checked_at`).
+    `with_training_log`: the page shows the jobs' events and checkpoints, so keep those coming
+    too.
 
     A changed job is loaded as a model only if this poll refreshed it or read its log; the others
     stay `PolledJob`s, which `rendered` loads only if their part is not cached."""
     if not shown:
-        return [], []
+        return [], [], None
     current = {job.pk: job for job in _versions_of(user, shown)}
     gone = [pk for pk in shown if pk not in current]
     due = [job.pk for job in _most_overdue(current.values())]
@@ -164,7 +180,8 @@ def changed_jobs(
         ]
         for job in jobs_visible_to(user).filter(pk__in=wanted):
             current[job.pk] = refresh.sync_training_log(job)
-    return [job for pk, job in current.items() if job_version(job) != shown[pk]], gone
+    changed = [job for pk, job in current.items() if job_version(job) != shown[pk]]
+    return changed, gone, checked_at(current.values())
 
 
 def refresh_due(jobs: Iterable[TrackedJob]) -> list[TrackedJob]:

@@ -137,7 +137,12 @@ class TrackedJob(models.Model):
     snapshot = models.JSONField()
     # Copied out of the snapshot so the refresh schedule and filters need no JSON queries.
     status = models.CharField(max_length=40)
+    # Last successful refresh: the snapshot is that fresh, whether or not it changed.
     fetched_at = models.DateTimeField()
+    # When a refresh last found the snapshot different from the stored one: what a page shows
+    # as "no change for 40 min", and part of the live version where fetched_at is not (a check
+    # that finds nothing new must not re-send every card, see jobs.live).
+    changed_at = models.DateTimeField(default=timezone.now)
     # Last refresh attempt, successful or not: the refresh interval counts from here, so a
     # failing API is not hammered either.
     checked_at = models.DateTimeField()

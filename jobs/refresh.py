@@ -292,8 +292,13 @@ def store_snapshot_with_extras(
 def store_snapshot(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime) -> None:
     """Store what the API said about `job` (asked at `now`): its history events and their
     notifications with it. Only ever called under the job's refresh lock, so each transition
-    is recorded, and notified, once."""
+    is recorded, and notified, once.
+
+    An answer equal to the stored snapshot still records the check (the job is not due again,
+    and pages say how fresh it is) but leaves `changed_at`, and so the live version, alone."""
     before = job.details
+    if details.raw != job.snapshot:
+        job.changed_at = now
     job.snapshot = details.raw
     job.status = details.status
     job.fetched_at = job.checked_at = now
@@ -302,7 +307,7 @@ def store_snapshot(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime)
     with transaction.atomic():
         events = history.record_changes(job, before=before, after=details, now=now)
         job.save(update_fields=[
-            "snapshot", "status", "fetched_at", "checked_at", "refresh_error",
+            "snapshot", "status", "fetched_at", "checked_at", "changed_at", "refresh_error",
             "consecutive_failures", "progress_changed_at", "stalled_at",
         ])
         notifications.queue_for_events(events)

@@ -60,14 +60,18 @@ def test_a_benchmark_script_runs_and_writes_its_figures_into_benchmarks_md(tmp_p
     assert "crashed" not in text
 
 
-def test_the_poll_benchmark_counts_the_unchanged_answer_byte_for_byte(tmp_path):
+def test_the_poll_benchmark_counts_a_quiet_tabs_bytes_and_shows_its_poll_byte_for_byte(tmp_path):
     text = run_smoke(tmp_path, "polls")
     for key in ("P2", "P3", "P4"):
         assert re.search(rf"^\| {key} \| .+ \| (met|\*\*NOT met\*\*) \|$", text, re.M)
-    bytes_reported = int(re.search(r"\| P4 \| .+ \| (\d+) B \|", text).group(1))
+    assert re.search(r"^\| P4 \| .+ \| \d+ B in \d+ answers \|", text, re.M)
+    captured = re.search(r"^\| unchanged poll \(0 of 20 cards back\) \| 204, (\d+) B \|", text, re.M)
+    bytes_reported = int(captured.group(1))
     head = text.split("byte for byte as received", 1)[1].split("```")[1].strip("\n")
-    # The status line and headers as received, each line ending CRLF, and the blank line after.
+    # The status line and headers as received, each line ending CRLF, and the blank line after;
+    # the poll captured from a tab of quiet jobs is a 204 that says how fresh they are.
     assert head.startswith("HTTP/1.1 204 ")
+    assert re.search(r"^X-Ftdash-Checked-At: \S+Z$", head, re.M)
     assert bytes_reported == len((head.replace("\n", "\r\n") + "\r\n\r\n").encode("latin-1"))
 
 

@@ -50,7 +50,8 @@ def test_it_tracks_a_job_after_fetching_it(alice_client, alice_token, fake_api):
     assert f"Now tracking {job['id']}" in page
     assert "meta-llama/Llama-3.1-8B" in page and "support-bot" in page
     assert 'aria-valuenow="25"' in page
-    assert re.search(r"updated <time datetime=\"[^\"]+\" data-relative=\"ago\">0 s ago</time>", page)
+    assert re.search(r"Checked with Token Factory <time datetime=\"[^\"]+\" data-relative=\"ago\">0 s ago</time>", page)
+    assert re.search(r"<time class=\"changed\" datetime=\"[^\"]+\" data-relative=\"unchanged\">no change since ", page)
 
 
 @pytest.mark.parametrize("bad_id", ["../../v1/files", "ftjob-abc/../../x", "hello", "", "ftjob-%2e%2e"])

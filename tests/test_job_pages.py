@@ -134,7 +134,7 @@ def test_the_live_part_polls_while_running_and_stops_once_done(alice_client, mak
     assert f'data-live-url="/jobs/{job.pk}/live/"' in live and "data-live-active" in live
     assert 'data-page-title="running · ' in live
     TrackedJob.objects.filter(pk=job.pk).update(
-        status="succeeded", snapshot=job_payload(status="succeeded"), fetched_at=timezone.now()
+        status="succeeded", snapshot=job_payload(status="succeeded"), changed_at=timezone.now()
     )
     response = alice_client.get(f"/jobs/{job.pk}/live/", **HTMX)
     live = re.search(r'<div id="job-live"[^>]*>', response.content.decode(), re.S).group(0)

@@ -77,7 +77,7 @@ def test_an_unchanged_poll_renders_nothing_and_answers_204(alice_client, make_jo
 def test_a_poll_answers_only_the_cards_that_changed(alice_client, make_job):
     still, moved = make_job(status="running"), make_job(status="running")
     old_version = job_version(moved)
-    TrackedJob.objects.filter(pk=moved.pk).update(snapshot=job_payload(trained_steps=60), fetched_at=timezone.now())
+    TrackedJob.objects.filter(pk=moved.pk).update(snapshot=job_payload(trained_steps=60), changed_at=timezone.now())
 
     response = poll_cards(alice_client, still, moved, versions={moved.pk: old_version})
 
@@ -92,7 +92,7 @@ def test_a_job_that_finished_gets_its_final_card_which_stops_polling(alice_clien
     job = make_job(status="running")
     version = job_version(job)
     TrackedJob.objects.filter(pk=job.pk).update(
-        status="succeeded", snapshot=job_payload(status="succeeded"), fetched_at=timezone.now()
+        status="succeeded", snapshot=job_payload(status="succeeded"), changed_at=timezone.now()
     )
 
     html = poll_cards(alice_client, job, versions={job.pk: version}).content.decode()
@@ -172,7 +172,7 @@ def test_an_unchanged_poll_costs_the_same_few_queries_for_one_job_or_fifty(alice
 def test_a_card_another_viewer_already_got_is_served_without_loading_its_job(client, alice, bob, team, make_job):
     job = make_job(workspace=team, status="running")
     version = job_version(job)
-    TrackedJob.objects.filter(pk=job.pk).update(snapshot=job_payload(trained_steps=70), fetched_at=timezone.now())
+    TrackedJob.objects.filter(pk=job.pk).update(snapshot=job_payload(trained_steps=70), changed_at=timezone.now())
     client.force_login(alice)
     first = poll_cards(client, job, versions={job.pk: version}).content
 
@@ -188,7 +188,7 @@ def test_a_card_another_viewer_already_got_is_served_without_loading_its_job(cli
 def test_a_changed_card_is_rendered_once_for_every_viewer_of_the_same_kind(client, alice, bob, team, make_job, renders):
     job = make_job(workspace=team, status="running")
     version = job_version(job)
-    TrackedJob.objects.filter(pk=job.pk).update(snapshot=job_payload(trained_steps=70), fetched_at=timezone.now())
+    TrackedJob.objects.filter(pk=job.pk).update(snapshot=job_payload(trained_steps=70), changed_at=timezone.now())
 
     answers = []
     for user in (alice, bob, alice):

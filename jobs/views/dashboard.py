@@ -104,6 +104,7 @@ def _render_dashboard(request, form: TrackJobForm, status: int = 200):
     context = {
         "jobs": jobs,
         "cards": live.render_cards(jobs),
+        "checked_at": live.checked_at(jobs),
         "page": page,
         "page_query": query.urlencode(),
         "live_due": any(refresh.is_due(job) for job in jobs),

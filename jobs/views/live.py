@@ -1,10 +1,13 @@
 """The one poll per page and interval (see jobs.live and static/js/live.js).
 
 Both answer 204 with no body when nothing the page shows has changed, and otherwise the
-changed parts only, which the page morphs in place by their ids.
+changed parts only, which the page morphs in place by their ids. Either way the answer says
+how fresh the page's jobs are (`CHECKED_HEADER`), which a quiet job's check changes alone.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -41,15 +44,23 @@ def job_parts(request, pk: int):
 
 
 JOB_PARTS = "jobs/job_detail.html#job-live"
+# The oldest working check of the jobs polled, for the page's "checked N s ago" (live.js).
+CHECKED_HEADER = "X-Ftdash-Checked-At"
 
 
 def _changed_parts(request, shown: dict[int, str], *, part: str, extra: dict | None = None,
                    variant: str = "") -> HttpResponse:
-    jobs, gone = live.changed_jobs(request.user, shown, with_training_log=part == "job")
+    jobs, gone, checked_at = live.changed_jobs(request.user, shown, with_training_log=part == "job")
     if gone and part == "job":
         raise Http404("No such job.")  # as for every other URL of a job one may not see
-    if not jobs and not gone:
-        return _nothing_changed()
+    response = _nothing_changed() if not jobs and not gone else _parts(request, jobs, gone, part, extra, variant)
+    if checked_at is not None:
+        response[CHECKED_HEADER] = checked_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return response
+
+
+def _parts(request, jobs, gone: list[int], part: str, extra: dict | None, variant: str) -> HttpResponse:
+    """The changed parts, each from the render cache where it is there, and the gone notices."""
     if part == "card":
         html = live.render_cards(jobs, viewer=request.user)
     else:

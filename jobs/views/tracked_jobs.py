@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from jobs import refresh, selectors, services, training_log
+from jobs import live, refresh, selectors, services, training_log
 from jobs.access import Need, job_for_user, membership_for
 from jobs.forms import JobMoveForm, LabelForm
 
@@ -20,7 +20,8 @@ def job_detail(request, pk: int):
 
 
 def _render_detail(request, job, *, label_form=None, move_form=None, status=200):
-    context = {"job": job, "events_query": training_log.EventsQuery.from_params(request.GET)}
+    context = {"job": job, "events_query": training_log.EventsQuery.from_params(request.GET),
+               "checked_at": live.checked_at([job])}
     if job.can_edit:
         tokens = selectors.tokens_usable_by(user=request.user)
         context["label_form"] = label_form or LabelForm(instance=job)

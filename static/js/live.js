@@ -8,6 +8,10 @@
 // are announced in a polite live region, the tab title follows them, and relative times
 // ("12 s ago", "in 5 min") are kept truthful here, without asking the server.
 //
+// A check that finds nothing new changes no part, so every answer (204s too) says in its
+// X-Ftdash-Checked-At header when the parts were last checked, for the page's "Checked with
+// Token Factory 3 s ago" line (data-live-checked); the parts say when they last changed.
+//
 // Strict CSP: a static file, no eval, no inline handlers.
 (function () {
   "use strict";
@@ -65,6 +69,9 @@
         // The job was removed, or moved out of reach: nothing here will change any more.
         liveParts().forEach(function (part) { part.removeAttribute("data-live-active"); });
         announce("This job is no longer tracked here.");
+      }
+      if (response.status === 200 || response.status === 204) {
+        showChecked(response.headers.get("X-Ftdash-Checked-At"));
       }
       return response.status === 200 ? response.text() : null;
     }).then(function (html) {
@@ -233,6 +240,17 @@
 
   // --- Relative times -------------------------------------------------------------------
 
+  // No header: none of the parts shown had a check that worked (each failing one says so).
+  function showChecked(at) {
+    var line = document.querySelector("[data-live-checked]");
+    if (!line) { return; }
+    line.hidden = !at;
+    if (at) {
+      line.querySelector("time").setAttribute("datetime", at);
+      updateTimes();
+    }
+  }
+
   // The same words as jobs/humanize.py: "12 s", "5 min", "3 h 20 min", "2 d 4 h".
   function span(seconds) {
     seconds = Math.floor(Math.abs(seconds));
@@ -255,6 +273,8 @@
       var text;
       if (kind === "since") {
         text = span(seconds);
+      } else if (kind === "unchanged") {
+        text = "no change for " + span(seconds);
       } else if (kind === "ago" || seconds <= 0) {
         text = span(seconds) + " ago";
       } else {

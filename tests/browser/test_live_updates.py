@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.browser.accessibility import Audit
 from tests.browser.pages import (
     assert_no_more_requests,
     expect,
@@ -272,16 +273,16 @@ def test_relative_times_keep_counting_without_a_poll(dashboard, fake_api, api_se
     polls = record_requests(page, "/live/")
     job_id = fake_api.add_job(token=api_secret, status="succeeded", total_steps=100, trained_steps=100)["id"]
     card = track_job(page, job_id)
-    updated = card.locator(".updated time[data-relative]")
-    expect(updated).to_have_text(re.compile(r"^\d+ s ago$"))
-    first = int(updated.inner_text().split()[0])
-    handle = updated.element_handle()
+    changed = card.locator("time.changed[data-relative]")
+    expect(changed).to_have_text(re.compile(r"^no change for \d+ s$"))
+    first = int(changed.inner_text().split()[-2])
+    handle = changed.element_handle()
 
     page.wait_for_function(
-        "([el, first]) => el.isConnected && parseInt(el.textContent, 10) >= first + 3",
+        "([el, first]) => el.isConnected && parseInt(el.textContent.split(' ').at(-2), 10) >= first + 3",
         arg=[handle, first],
     )
-    expect(card).to_contain_text(re.compile(r"updated \d+ s ago"))
+    expect(card).to_contain_text(re.compile(r"no change for \d+ s"))
     assert polls == [], "nothing on the page is live, yet it polled"
 
 
@@ -306,3 +307,38 @@ def test_dashboard_without_javascript_shows_fresh_data_on_reload(browser, app_se
         expect(page).to_have_title("(1 running) Dashboard · ftdash")
     finally:
         context.close()
+
+
+def test_quiet_cards_stay_put_while_the_page_says_when_they_were_checked(dashboard, fake_api, api_secret):
+    # Issue 17, item 9: a check that finds nothing new sends no card (204), yet the page tells
+    # how fresh it is. A morph would drop the marker set on each card (the server's card has
+    # none), so a marker that survives several checks means no card was sent again.
+    page = dashboard
+    for suffix in ("quiet-a", "quiet-b"):
+        track_job(page, fake_api.add_job(token=api_secret, total_steps=100, trained_steps=10, suffix=suffix)["id"])
+    answers: list[int] = []
+    page.on("response", lambda response: answers.append(response.status) if "/live/cards/" in response.url else None)
+    # The first check reads each job's training log (a change); then nothing changes.
+    with page.expect_response(lambda r: "/live/cards/" in r.url and r.status == 204, timeout=20_000):
+        pass
+    cards = page.locator("li.job-card")
+    cards.evaluate_all("cards => cards.forEach(card => card.setAttribute('data-test-marker', 'kept'))")
+    del answers[:]
+    checked = page.locator("[data-live-checked]")
+    checked_time = checked.locator("time")
+    expect(checked).to_be_visible()
+
+    for _ in range(2):  # two checks later (each one moves the line's time)...
+        before = checked_time.get_attribute("datetime")
+        expect(checked_time).not_to_have_attribute("datetime", before, timeout=20_000)
+
+    expect(checked).to_have_text(re.compile(r"^Checked with Token Factory \d+ s ago\.$"))
+    # ...while no card was sent again: the markers are all still there, every answer a 204.
+    assert cards.evaluate_all("cards => cards.map(card => card.getAttribute('data-test-marker'))") == ["kept", "kept"]
+    assert answers and set(answers) == {204}, answers
+    expect(cards.locator("time.changed").first).to_have_text(re.compile(r"^no change for \d+ s$"))
+    # Read out at no poll: the line is in no live region.
+    assert checked.evaluate("el => !el.closest('[aria-live], [role=status], [role=log], [role=alert]')")
+    audit = Audit()
+    audit.check(page, "dashboard of quiet jobs")
+    audit.assert_clean()
