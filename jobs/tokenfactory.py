@@ -14,6 +14,7 @@ import math
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -279,11 +280,15 @@ def _detail_text(payload: Any) -> str:
 
 
 class TokenFactoryClient:
-    def __init__(self, api_key: str, config: ClientConfig | None = None, *, project_id: str = "") -> None:
+    def __init__(self, api_key: str, config: ClientConfig | None = None, *, project_id: str = "",
+                 spend: Callable[[], None] | None = None) -> None:
         self._api_key = api_key
         self.config = config or ClientConfig.from_settings()
         # A Token Factory project the key works in: sent as `ai_project_id` on every call.
         self.project_id = (project_id or "").strip()
+        # Called before every request: the key's request budget (jobs.request_budget), which
+        # raises instead of letting the request go.
+        self._spend = spend
 
     def _with_project(self, params: dict | None) -> dict | None:
         if not self.project_id:
@@ -420,6 +425,8 @@ class TokenFactoryClient:
         return self._request("GET", path, params=params, job_id=job_id)
 
     def _request(self, method: str, path: str, *, params: dict | None = None, job_id: str | None = None) -> Any:
+        if self._spend is not None:
+            self._spend()
         if not is_header_safe(self._api_key):
             raise TokenUnusable()
         config = self.config
