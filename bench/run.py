@@ -22,7 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import browser_polls, dashboard_size, polls, soak, upstream_calls, worker_rounds  # noqa: E402
+from bench import (  # noqa: E402
+    browser_polls, dashboard_size, polls, soak, token_budget, upstream_calls, worker_rounds,
+)
 from bench.harness import ROOT, Figure, Section, command_line, machine, table  # noqa: E402
 
 BEGIN = "<!-- bench:begin (written by bench/run.py; edit the prose outside these markers) -->"
@@ -35,6 +37,7 @@ SCRIPTS = {
     "dashboard_size": (("P6",), dashboard_size.main),
     "browser_polls": (("P5",), browser_polls.main),
     "worker_rounds": (("P7",), worker_rounds.section),
+    "token_budget": (("P10",), token_budget.main),
     "soak": (("P8", "P9"), soak.main),
 }
 
