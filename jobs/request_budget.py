@@ -139,6 +139,7 @@ def spend(token_id: int) -> None:
         cursor.execute(sql, params)
         if cursor.rowcount:
             return
+        # A token's first call makes its bucket (full), unless a concurrent first call just did.
         if _create_full(cursor, token_id, now=now, cap=cap):
             cursor.execute(sql, params)
             if cursor.rowcount:
@@ -147,7 +148,7 @@ def spend(token_id: int) -> None:
 
 
 def _create_full(cursor, token_id: int, *, now: float, cap: int) -> bool:
-    """A full bucket for a token that has none yet; whether one was made."""
+    """A full bucket for the token unless it has one; False when the token is gone."""
     try:
         with transaction.atomic():
             cursor.execute(
@@ -155,9 +156,9 @@ def _create_full(cursor, token_id: int, *, now: float, cap: int) -> bool:
                 " ON CONFLICT (token_id) DO NOTHING",
                 [token_id, cap, now],
             )
-            return bool(cursor.rowcount)
     except IntegrityError:
         return False  # the token was deleted meanwhile: nothing will be sent with it
+    return True
 
 
 def calls_left(token_ids: Iterable[int], value: Tier) -> dict[int, int]:

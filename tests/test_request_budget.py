@@ -192,3 +192,38 @@ def test_a_key_check_refused_by_the_budget_does_not_mark_the_token_bad(fake_api,
     alice_token.refresh_from_db()
     assert alice_token.last_check_ok is True
     assert len(_calls_with(fake_api, ALICE_SECRET)) == 10 - len(refused)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_calls_cannot_both_take_the_last_one(fake_api, alice_token, small_budget):
+    from django.db import connection
+
+    from jobs.request_budget import BudgetSpent
+
+    refused = []
+    start = threading.Barrier(8)
+
+    def caller() -> None:
+        client = alice_token.client()
+        start.wait()
+        try:
+            for _ in range(5):
+                try:
+                    client.check_key()
+                except BudgetSpent:
+                    refused.append(1)
+        finally:
+            connection.close()
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=caller) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    elapsed = time.monotonic() - started
+    sent = len(_calls_with(fake_api, ALICE_SECRET))
+    # A bucket of 6 (a person's calls leave the last one to the worker's list read), refilled at
+    # 55 calls a minute: what 40 calls at once may send at most.
+    assert sent + len(refused) == 40
+    assert 5 <= sent <= 5 + elapsed * 55 / 61 + 1
