@@ -17,9 +17,9 @@ The guarantees of `jobs.refresh` hold: due jobs are claimed before the list is r
 leave claimed jobs alone), others are claimed before they are stored, every store happens
 under the job's single-flight lock and only if nobody stored a newer answer meanwhile, so each
 transition is recorded and notified once. A 429 pauses the whole token (its jobs then wait
-without calls), and so does a spent request budget (`jobs.request_budget`: a list read goes
-before every other call of the worker's, and before a page's refreshes), a rejected token or an unavailable API is recorded on the token's due jobs
-with the usual backoff: the list call was their call for this interval.
+without calls), and so does a spent request budget (`jobs.request_budget`, where a list read
+goes before every other call); a rejected token or an unavailable API is recorded on the
+token's due jobs with the usual backoff: the list call was their call for this interval.
 """
 
 from __future__ import annotations

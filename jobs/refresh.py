@@ -10,6 +10,11 @@ The background worker (`poll_jobs`) goes through the same path, after claiming d
 the database so that several workers share them out instead of racing. Where a token has
 several due jobs, the worker reads them from the job list instead (`jobs.list_refresh`), and
 stores each one through `store_snapshot` under the same lock.
+
+Every call spends from its token's request budget (`jobs.request_budget`). A refresh the budget
+refuses is no failure: the job keeps its snapshot and its place in line (nothing backs off) and
+is marked as waiting, which its card says; the worker claims no more of a token's jobs than its
+budget allows.
 """
 
 from __future__ import annotations
@@ -155,8 +160,8 @@ def claim_due_jobs(
     candidates = candidates.exclude(token_id__in=list(exclude_token_ids))
     # As far as each token's request budget goes (jobs.request_budget): the others wait, still
     # due, rather than be claimed and refused. A list read costs one call for all of them.
-    tokens = set(candidates.exclude(token__isnull=True).values_list("token_id", flat=True).order_by().distinct())
-    calls_left = request_budget.calls_left(tokens, budget_tier)
+    due_tokens = candidates.exclude(token__isnull=True).values_list("token_id", flat=True).order_by().distinct()
+    calls_left = request_budget.calls_left(due_tokens, budget_tier)
     per_token = None if budget_tier is request_budget.Tier.LIST_READ else calls_left
     return _claim(
         candidates.exclude(token_id__in=[pk for pk, left in calls_left.items() if left < 1]).order_by("checked_at"),
