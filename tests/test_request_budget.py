@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -21,7 +23,7 @@ from jobs import refresh, services
 from jobs.models import TrackedJob
 from tests.conftest import ALICE_SECRET, track_remote_job
 from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import ADMIN_PASSWORD, ftdash_server, signed_in_session, start_worker, wait_for
+from tests.server_process import ADMIN_PASSWORD, ROOT, ftdash_server, signed_in_session, start_worker, wait_for
 
 BUDGET_IN_USE = "this token's request budget is in use"
 SECRET = "sk-budget-0123456789-SECRET-bd10"
@@ -194,36 +196,35 @@ def test_a_key_check_refused_by_the_budget_does_not_mark_the_token_bad(fake_api,
     assert len(_calls_with(fake_api, ALICE_SECRET)) == 10 - len(refused)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_calls_cannot_both_take_the_last_one(fake_api, alice_token, small_budget):
-    from django.db import connection
+CALLER = """
+import os, time
+from jobs.models import ApiToken
+from jobs.request_budget import BudgetSpent
+client = ApiToken.objects.get().client()
+time.sleep(max(0.0, float(os.environ["START_AT"]) - time.time()))
+refused = 0
+for _ in range(10):
+    try:
+        client.check_key()
+    except BudgetSpent:
+        refused += 1
+print("refused", refused)
+"""
 
-    from jobs.request_budget import BudgetSpent
 
-    refused = []
-    start = threading.Barrier(8)
-
-    def caller() -> None:
-        client = alice_token.client()
-        start.wait()
-        try:
-            for _ in range(5):
-                try:
-                    client.check_key()
-                except BudgetSpent:
-                    refused.append(1)
-        finally:
-            connection.close()
-
-    started = time.monotonic()
-    threads = [threading.Thread(target=caller) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    elapsed = time.monotonic() - started
-    sent = len(_calls_with(fake_api, ALICE_SECRET))
-    # A bucket of 6 (a person's calls leave the last one to the worker's list read), refilled at
-    # 55 calls a minute: what 40 calls at once may send at most.
-    assert sent + len(refused) == 40
-    assert 5 <= sent <= 5 + elapsed * 55 / 61 + 1
+def test_processes_calling_at_once_never_take_more_than_the_bucket_holds(tmp_path):
+    with FakeTokenFactory() as api, ftdash_server(tmp_path / "data", api_url=api.url, workers=1) as server:
+        api.add_token(SECRET)
+        _seed(server, [])
+        # A bucket of 6 calls (a person's calls leave the last one to the worker's list read),
+        # refilled at 55 a minute; four processes ask for 40 at once.
+        env = {**server.env, "FTDASH_TOKEN_REQUESTS_PER_MINUTE": "60", "START_AT": str(time.time() + 10)}
+        callers = [subprocess.Popen([sys.executable, "manage.py", "shell", "-c", CALLER], cwd=ROOT, env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                   for _ in range(4)]
+        outputs = [caller.communicate(timeout=120)[0] for caller in callers]
+        elapsed = time.time() - float(env["START_AT"])
+    refused = sum(int(re.search(r"refused (\d+)", output).group(1)) for output in outputs)
+    sent = len(_calls_with(api, SECRET))
+    assert sent + refused == 40, outputs
+    assert 5 <= sent <= 5 + elapsed * 55 / 61 + 1, (sent, elapsed)
