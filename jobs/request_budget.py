@@ -119,7 +119,7 @@ def _functions() -> tuple[str, str]:
 
 
 def _left_sql() -> str:
-    """The calls left at `now` (the first two parameters: the bucket's capacity and rate, then now)."""
+    """The calls left now, topped up, as SQL; its parameters: the capacity, now, the refill rate."""
     least, greatest = _functions()
     return f"{least}(%s, calls_left + {greatest}(0, %s - refilled_at) * %s)"
 
