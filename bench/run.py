@@ -23,7 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import (  # noqa: E402
-    browser_polls, dashboard_size, polls, soak, upstream_calls, upstream_limits, worker_rounds,
+    browser_polls, dashboard_size, polls, soak, token_budget, upstream_calls, upstream_limits,
+    worker_rounds,
 )
 from bench.harness import ROOT, Figure, Section, command_line, machine, table  # noqa: E402
 
@@ -38,6 +39,7 @@ SCRIPTS = {
     "dashboard_size": (("P6",), dashboard_size.main),
     "browser_polls": (("P5",), browser_polls.main),
     "worker_rounds": (("P7",), worker_rounds.section),
+    "token_budget": (("P10",), token_budget.main),
     "soak": (("P8", "P9"), soak.main),
 }
 

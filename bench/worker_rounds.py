@@ -91,6 +91,8 @@ def _env(data_dir: Path, api_url: str, interval: int) -> dict[str, str]:
         "FTDASH_API_BASE_URL": api_url,
         "FTDASH_REFRESH_SECONDS": str(interval),
         "FTDASH_WORKER_INTERVAL_SECONDS": "1",
+        # What the worker asks for, not what one token's request budget lets through (P10).
+        "FTDASH_TOKEN_REQUESTS_PER_MINUTE": "1000000",
         "PYTHONUNBUFFERED": "1",
     }
 

@@ -337,6 +337,8 @@ FTDASH_QUEUED_REFRESH_SECONDS = env_int(
 )
 
 FTDASH_MAX_BACKOFF_SECONDS = env_int("FTDASH_MAX_BACKOFF_SECONDS", 900, minimum=1)
+# Upstream calls per minute per API token, by every process together (jobs.request_budget).
+FTDASH_TOKEN_REQUESTS_PER_MINUTE = env_int("FTDASH_TOKEN_REQUESTS_PER_MINUTE", 60, minimum=1)
 
 # --- Background worker, history, notifications ---------------------------------------------
 

@@ -30,6 +30,7 @@ from django.utils import timezone
 from jobs import refresh, services, vault
 from jobs.finetuning import FineTuningJob
 from jobs.models import ApiToken, RemovedJob, TrackedJob
+from jobs.request_budget import BudgetSpent
 from jobs.tokenfactory import (
     ListUnsupported,
     RateLimited,
@@ -97,6 +98,9 @@ def discover(token: ApiToken) -> int:
     except RateLimited as exc:
         refresh.pause_token(token, exc)
         _finish(token, next_at=token.rate_limited_until, failures=token.watch_failures)
+        return 0
+    except BudgetSpent:
+        _finish(token, next_at=now, failures=token.watch_failures)  # not a failure: next round
         return 0
     except (TokenRejected, ListUnsupported, vault.VaultError) as exc:
         message = getattr(exc, "message", str(exc))

@@ -19,6 +19,7 @@ from django.core.cache import cache
 
 from jobs.finetuning import FineTuningJob
 from jobs.models import ApiToken
+from jobs.request_budget import BudgetSpent
 from jobs.tokenfactory import FileInfo, NotOffered, TokenFactoryError
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,8 @@ def remember_files(details: FineTuningJob, *, token_id: int | None) -> None:
                 # endpoint: either way, asking again soon will not change it.
                 cache.set(_key(base_url, file_id), _FAILED, MISSING_SECONDS)
                 continue
+            except BudgetSpent:
+                return  # snapshots first; the next refresh asks again
             except TokenFactoryError as exc:
                 logger.info("file %s of job %s: %s", file_id, details.id, exc.message)
                 cache.set(_key(base_url, file_id), _FAILED, FAILED_SECONDS)

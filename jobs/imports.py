@@ -27,6 +27,7 @@ from django.utils import timezone
 from jobs import refresh, services, vault
 from jobs.finetuning import FineTuningJob
 from jobs.models import ApiToken, ImportListing, ImportRun, TrackedJob
+from jobs.request_budget import BudgetSpent
 from jobs.tokenfactory import (
     JobListPage,
     RateLimited,
@@ -121,6 +122,8 @@ def _read_pages(run: ImportRun, *, pages: int) -> None:
         except RateLimited as exc:
             refresh.pause_token(token, exc)  # the reading waits, still "reading"
             return
+        except BudgetSpent:
+            return  # the next round reads on
         except TokenFactoryError as exc:
             if isinstance(exc, TokenRejected):
                 refresh.record_token_check(token, ok=False, message=exc.message)

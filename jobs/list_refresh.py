@@ -17,8 +17,9 @@ The guarantees of `jobs.refresh` hold: due jobs are claimed before the list is r
 leave claimed jobs alone), others are claimed before they are stored, every store happens
 under the job's single-flight lock and only if nobody stored a newer answer meanwhile, so each
 transition is recorded and notified once. A 429 pauses the whole token (its jobs then wait
-without calls), a rejected token or an unavailable API is recorded on the token's due jobs
-with the usual backoff: the list call was their call for this interval.
+without calls), and so does a spent request budget (`jobs.request_budget`, where a list read
+goes before every other call); a rejected token or an unavailable API is recorded on the
+token's due jobs with the usual backoff: the list call was their call for this interval.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from django.core.cache import cache
 from django.utils import timezone
 
-from jobs import refresh, training_log, vault
+from jobs import refresh, request_budget, training_log, vault
 from jobs.finetuning import TERMINAL_STATUSES, FineTuningJob
 from jobs.models import ApiToken, TrackedJob
 from jobs.tokenfactory import (
@@ -81,7 +82,8 @@ def claim_round(*, one_by_one_limit: int, lease_seconds: int) -> RoundClaims:
     claims = RoundClaims()
     by_token: dict[int, list[TrackedJob]] = {}
     for job in refresh.claim_due_jobs(
-        limit=MAX_PAGES * LIST_PAGE_LIMIT, lease_seconds=lease_seconds, exclude_token_ids=no_list
+        limit=MAX_PAGES * LIST_PAGE_LIMIT, lease_seconds=lease_seconds, exclude_token_ids=no_list,
+        budget_tier=request_budget.Tier.LIST_READ,
     ):
         by_token.setdefault(job.token_id, []).append(job)
     for token_id, jobs in by_token.items():
@@ -143,7 +145,12 @@ def refresh_from_list(*, token_id: int, due: list[TrackedJob], lease_seconds: in
     while read.pages < budget and len(waiting) >= MIN_JOBS_FOR_LIST:
         asked_at = timezone.now()
         try:
-            page = client.list_jobs(after=after)
+            with request_budget.tier(request_budget.Tier.LIST_READ):
+                page = client.list_jobs(after=after)
+        except request_budget.BudgetSpent:
+            # They wait, still due and first in line, for the next call the budget allows.
+            _wait_for_budget(waiting, now=asked_at)
+            return read
         except ListUnsupported as exc:
             if after is None:  # a later page's 404 may only mean `after` went away
                 _remember_no_list(token, exc.message, NO_LIST_SECONDS)
@@ -241,6 +248,15 @@ def _current(claim: TrackedJob) -> TrackedJob | None:
         return TrackedJob.objects.get(pk=claim.pk)
     except TrackedJob.DoesNotExist:
         return None
+
+
+def _wait_for_budget(waiting: dict[str, list[TrackedJob]], *, now: dt.datetime) -> None:
+    jobs = [job for group in waiting.values() for job in group]
+    waiting.clear()
+    try:
+        refresh.note_budget_wait(jobs, now)
+    finally:
+        refresh.release_claims(jobs)
 
 
 def _record_failure(waiting: dict[str, list[TrackedJob]], message: str, *, now: dt.datetime) -> None:

@@ -46,6 +46,7 @@ VERSION_FIELDS = (
     "token_id",
     "events_synced_at",
     "checkpoints_synced_at",
+    "budget_wait_since",
 )
 MAX_KEYS_PER_POLL = 500
 REFRESHES_PER_POLL = 4
@@ -98,6 +99,7 @@ class PolledJob:
     stalled_at: dt.datetime | None
     events_synced_at: dt.datetime | None
     checkpoints_synced_at: dt.datetime | None
+    budget_wait_since: dt.datetime | None
     my_role: str
 
     # The same rules as the model's.

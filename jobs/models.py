@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import uuid
 from urllib.parse import urlsplit
 
@@ -8,7 +9,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from jobs import vault
+from jobs import request_budget, vault
 from jobs.finetuning import TERMINAL_STATUSES, FineTuningJob
 from jobs.tokenfactory import TokenFactoryClient
 
@@ -117,7 +118,20 @@ class ApiToken(models.Model):
     def client(self) -> TokenFactoryClient:
         """A client that calls Token Factory with this key (and project); raises
         vault.VaultError when the key cannot be decrypted."""
-        return TokenFactoryClient(vault.decrypt(self.secret_encrypted), project_id=self.ai_project_id)
+        return TokenFactoryClient(vault.decrypt(self.secret_encrypted), project_id=self.ai_project_id,
+                                  spend=functools.partial(request_budget.spend, self.pk))
+
+
+class TokenRequestBudget(models.Model):
+    """A token's request bucket (jobs.request_budget): calls left, and when it was last topped
+    up (seconds since the epoch). Read and written by request_budget's SQL only."""
+
+    token = models.OneToOneField(ApiToken, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    calls_left = models.FloatField()
+    refilled_at = models.FloatField()
+
+    class Meta:
+        db_table = request_budget.TABLE
 
 
 class TrackedJob(models.Model):
@@ -158,6 +172,9 @@ class TrackedJob(models.Model):
     # the live version, so a new event or checkpoint re-renders the page's panels and cards.
     events_synced_at = models.DateTimeField(null=True, blank=True)
     checkpoints_synced_at = models.DateTimeField(null=True, blank=True)
+    # Since when a due refresh waits for its token's request budget (jobs.request_budget): not
+    # an error, the card just says so. Cleared by the next refresh, whatever its outcome.
+    budget_wait_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]

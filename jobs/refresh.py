@@ -10,6 +10,11 @@ The background worker (`poll_jobs`) goes through the same path, after claiming d
 the database so that several workers share them out instead of racing. Where a token has
 several due jobs, the worker reads them from the job list instead (`jobs.list_refresh`), and
 stores each one through `store_snapshot` under the same lock.
+
+Every call spends from its token's request budget (`jobs.request_budget`). A refresh the budget
+refuses is no failure: the job keeps its snapshot and its place in line (nothing backs off) and
+is marked as waiting, which its card says; the worker claims no more of a token's jobs than its
+budget allows.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import deployments, files, history, notifications, training_log, vault
+from jobs import deployments, files, history, notifications, request_budget, training_log, vault
 from jobs.finetuning import QUEUED_STATUSES, TERMINAL_STATUSES, FineTuningJob
 from jobs.models import ApiToken, TrackedJob
 from jobs.tokenfactory import (
@@ -136,9 +141,12 @@ def claim_due_jobs(
     lease_seconds: int,
     token_ids: Iterable[int] | None = None,
     exclude_token_ids: Iterable[int] = (),
+    budget_tier: request_budget.Tier = request_budget.Tier.BACKGROUND,
 ) -> list[TrackedJob]:
     """Claim up to `limit` due jobs (of the tokens `token_ids`, if given, and none of
-    `exclude_token_ids`) for this worker until the lease runs out, oldest check first.
+    `exclude_token_ids`) for this worker until the lease runs out, oldest check first, no more
+    of a token's than its request budget has calls left for in `budget_tier` (for a list read:
+    none of a token whose budget has no call left).
 
     On PostgreSQL the candidates are row-locked with SKIP LOCKED, so concurrent workers pick
     different jobs without waiting; on every database the claim itself is a conditional
@@ -148,9 +156,15 @@ def claim_due_jobs(
     candidates = TrackedJob.objects.filter(_due_in_sql(now))
     if token_ids is not None:
         candidates = candidates.filter(token_id__in=list(token_ids))
+    candidates = candidates.exclude(token_id__in=list(exclude_token_ids))
+    # As far as each token's request budget goes (jobs.request_budget): the others wait, still
+    # due, rather than be claimed and refused. A list read costs one call for all of them.
+    due_tokens = candidates.exclude(token__isnull=True).values_list("token_id", flat=True).order_by().distinct()
+    calls_left = request_budget.calls_left(due_tokens, budget_tier)
+    per_token = None if budget_tier is request_budget.Tier.LIST_READ else calls_left
     return _claim(
-        candidates.exclude(token_id__in=list(exclude_token_ids)).order_by("checked_at"),
-        now=now, limit=limit, lease_seconds=lease_seconds,
+        candidates.exclude(token_id__in=[pk for pk, left in calls_left.items() if left < 1]).order_by("checked_at"),
+        now=now, limit=limit, lease_seconds=lease_seconds, per_token=per_token,
     )
 
 
@@ -161,7 +175,8 @@ def claim_jobs(jobs: Iterable[TrackedJob], *, lease_seconds: int) -> list[Tracke
     return _claim(candidates, now=now, limit=None, lease_seconds=lease_seconds)
 
 
-def _claim(candidates, *, now: dt.datetime, limit: int | None, lease_seconds: int) -> list[TrackedJob]:
+def _claim(candidates, *, now: dt.datetime, limit: int | None, lease_seconds: int,
+           per_token: dict[int, int] | None = None) -> list[TrackedJob]:
     unclaimed = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
     candidates = (
         candidates.filter(unclaimed)
@@ -174,10 +189,14 @@ def _claim(candidates, *, now: dt.datetime, limit: int | None, lease_seconds: in
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
         for job in candidates[:limit] if limit is not None else candidates:
+            if per_token is not None and per_token.get(job.token_id, 0) < 1:
+                continue
             won = TrackedJob.objects.filter(pk=job.pk).filter(unclaimed).update(claimed_until=lease)
             if won:
                 job.claimed_until = lease
                 claimed.append(job)
+                if per_token is not None:
+                    per_token[job.token_id] -= 1
     return claimed
 
 
@@ -268,6 +287,9 @@ def _fetch_and_store_answer(job: TrackedJob, now: dt.datetime) -> None:
     try:
         client = token.client()
         details = fetch_job(token=token, job_id=job.job_id, client=client)
+    except request_budget.BudgetSpent:
+        note_budget_wait([job], now)
+        return
     except (TokenFactoryError, vault.VaultError) as exc:
         # A 429 already pauses the whole token until Retry-After; no extra backoff on top.
         store_failure(job, now, getattr(exc, "message", str(exc)), backs_off=not isinstance(exc, RateLimited))
@@ -304,11 +326,12 @@ def store_snapshot(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime)
     job.fetched_at = job.checked_at = now
     job.refresh_error = ""
     job.consecutive_failures = 0
+    job.budget_wait_since = None
     with transaction.atomic():
         events = history.record_changes(job, before=before, after=details, now=now)
         job.save(update_fields=[
             "snapshot", "status", "fetched_at", "checked_at", "changed_at", "refresh_error",
-            "consecutive_failures", "progress_changed_at", "stalled_at",
+            "consecutive_failures", "progress_changed_at", "stalled_at", "budget_wait_since",
         ])
         notifications.queue_for_events(events)
 
@@ -366,4 +389,14 @@ def store_failure(
     job.checked_at = now
     job.refresh_error = message[:500]
     job.consecutive_failures += 1 if backs_off else 0
-    job.save(update_fields=["checked_at", "refresh_error", "consecutive_failures"])
+    job.budget_wait_since = None
+    job.save(update_fields=["checked_at", "refresh_error", "consecutive_failures", "budget_wait_since"])
+
+
+def note_budget_wait(jobs: Iterable[TrackedJob], now: dt.datetime) -> None:
+    """These due jobs wait for their token's request budget: not a failure (no error, no backoff,
+    the schedule stays, so they are first in line), but their cards say so."""
+    pks = [job.pk for job in jobs]
+    TrackedJob.objects.filter(pk__in=pks, budget_wait_since__isnull=True).update(budget_wait_since=now)
+    for job in jobs:
+        job.budget_wait_since = job.budget_wait_since or now

@@ -30,6 +30,7 @@ from jobs.models import (
 )
 from jobs.finetuning import FineTuningJob
 from jobs.refresh import fetch_job, record_token_check
+from jobs.request_budget import BudgetSpent
 from jobs.tokenfactory import (
     InvalidJobId,
     JobNotFound,
@@ -170,6 +171,8 @@ def token_check(*, token: ApiToken) -> tuple[bool, str]:
     """Ask the API whether it accepts the token; remember and return the verdict."""
     try:
         token.client().check_key()
+    except BudgetSpent as exc:
+        return False, exc.message  # no verdict on the token: it was not asked
     except vault.VaultError as exc:
         ok, message = False, str(exc)
     except TokenFactoryError as exc:

@@ -25,6 +25,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -412,11 +413,15 @@ def _detail_text(payload: Any) -> str:
 
 
 class TokenFactoryClient:
-    def __init__(self, api_key: str, config: ClientConfig | None = None, *, project_id: str = "") -> None:
+    def __init__(self, api_key: str, config: ClientConfig | None = None, *, project_id: str = "",
+                 spend: Callable[[], None] | None = None) -> None:
         self._api_key = api_key
         self.config = config or ClientConfig.from_settings()
         # A Token Factory project the key works in: sent as `ai_project_id` on every call.
         self.project_id = (project_id or "").strip()
+        # Called before every request: the key's request budget (jobs.request_budget), which
+        # raises instead of letting the request go.
+        self._spend = spend
 
     def _with_project(self, params: dict | None) -> dict | None:
         if not self.project_id:
@@ -560,6 +565,8 @@ class TokenFactoryClient:
         deadline = time.monotonic() + config.total_timeout
         for attempt in range(config.retries + 1):
             backoff = config.backoff_seconds * 2**attempt
+            if self._spend is not None:
+                self._spend()  # every attempt is a request Token Factory counts, retries too
             started = time.monotonic()
             try:
                 response, body = self._send(method, url, params=params, deadline=deadline)

@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from jobs.finetuning import FineTuningJob
 from jobs.models import TrainingCheckpoint, TrainingEvent, TrackedJob
+from jobs.request_budget import BudgetSpent
 from jobs.tokenfactory import LIST_PAGE_LIMIT, ListPage, NotOffered, TokenFactoryClient, TokenFactoryError
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ def _sync_part(job: TrackedJob, client: TokenFactoryClient, what: str,
     except NotOffered as exc:
         logger.info("not fetching the %s of job %s for a while: %s", what, job.job_id, exc.message)
         _remember_not_offered(job, what)
+    except BudgetSpent:
+        return False  # the token's budget went to snapshots first; the next sync reads them
     except TokenFactoryError as exc:
         logger.info("could not fetch the %s of job %s: %s", what, job.job_id, exc.message)
         return False

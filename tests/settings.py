@@ -14,6 +14,8 @@ os.environ["FTDASH_SECRET_KEY"] = "test-" + "x" * 60
 os.environ["FTDASH_ENCRYPTION_KEYS"] = "mkK3wq0dPzgXk6pI3ZdX6c6nXbH2x1Rkq2cYbnFqAqU="
 os.environ["FTDASH_API_READ_TIMEOUT"] = "1"
 os.environ["FTDASH_API_CONNECT_TIMEOUT"] = "1"
+# Tests that are not about the request budget make their calls as quickly as they like.
+os.environ["FTDASH_TOKEN_REQUESTS_PER_MINUTE"] = "1000000"
 
 from ftdash.settings import *  # noqa: E402,F403
 

@@ -50,6 +50,7 @@ def run_smoke(tmp_path: Path, script: str) -> str:
         ("dashboard_size", ["P6"]),
         ("worker_rounds", ["P7"]),
         ("soak", ["P8", "P9"]),
+        ("token_budget", ["P10"]),
     ],
 )
 def test_a_benchmark_script_runs_and_writes_its_figures_into_benchmarks_md(tmp_path, script, keys):

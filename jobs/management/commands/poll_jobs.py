@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from jobs import discovery, imports, list_refresh, notifications, refresh
+from jobs import discovery, imports, list_refresh, notifications, refresh, request_budget
 from jobs.models import WorkerHeartbeat
 
 logger = logging.getLogger("jobs.worker")
@@ -50,6 +50,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, once: bool, concurrency: int, list_reads: bool, **options):
         self.stopping = threading.Event()
+        request_budget.run_as_worker()  # people's calls go before this process's
         if not once:
             signal.signal(signal.SIGTERM, self._stop)
             signal.signal(signal.SIGINT, self._stop)

@@ -15,7 +15,7 @@ def start_from_last_refresh(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("jobs", "0007_token_watch_and_imports"),
+        ("jobs", "0008_delivery_id"),
     ]
 
     operations = [
