@@ -187,3 +187,23 @@ def test_the_worker_waits_through_the_outage_and_then_sends_what_was_queued_once
         worker.send_signal(signal.SIGCONT)
         worker.terminate()
         worker.wait(timeout=60)
+
+
+def test_while_the_sqlite_file_cannot_be_opened_pages_answer_503_until_it_is_back(tmp_path):
+    # SQLite's "unable to open database file": the data dir is gone (an unmounted volume).
+    with FakeTokenFactory() as api, ftdash_server(tmp_path / "data", api_url=api.url, DATABASE_URL="") as server:
+        create_admin(server)
+        session = signed_in_session(server, "admin", ADMIN_PASSWORD)
+        assert session.get(server.url + "/", timeout=30).status_code == 200
+        log_before = len(server.log)
+        server.data_dir.rename(tmp_path / "unmounted")
+        try:
+            _assert_outage_page(session.get(server.url + "/", timeout=30))
+            for _ in range(5):
+                response = session.get(server.url + "/live/cards/", headers={"HX-Request": "true"}, timeout=30)
+                assert response.status_code == 503
+        finally:
+            (tmp_path / "unmounted").rename(server.data_dir)
+        assert session.get(server.url + "/", timeout=30).status_code == 200
+        log = server.log[log_before:]
+        assert log.count(OUTAGE_LINE) <= 2 and "Traceback" not in log, log  # once per gunicorn worker
