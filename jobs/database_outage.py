@@ -94,6 +94,14 @@ class OneLinePerOutage(logging.Filter):
         return False
 
 
+def outage_answer(exc: BaseException) -> HttpResponse | None:
+    """The 503 page if `exc` shows the database unreachable (logged once per outage), else None."""
+    if not is_outage(exc):
+        return None
+    _outage.noticed(exc)
+    return outage_response()
+
+
 def outage_response() -> HttpResponse:
     """The 503 page: rendered with no request, so it needs no session, user or query."""
     response = HttpResponse(render_to_string("database_unavailable.html"), status=503)
@@ -109,7 +117,9 @@ class DatabaseOutageMiddleware:
 
     Django turns an exception into a response at each middleware layer, so this works through
     `process_exception`: it sees what the view raised, and the view is where the session and the
-    user are first read (they are lazy), as are the queries of the page and its template.
+    user are first read (they are lazy), as are the queries of the page and its template. A
+    middleware that reads the database itself answers with `outage_answer` (see
+    jobs.middleware.ProxyRemoteUserMiddleware).
     """
 
     def __init__(self, get_response) -> None:
@@ -119,7 +129,4 @@ class DatabaseOutageMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not is_outage(exception):
-            return None
-        _outage.noticed(exception)
-        return outage_response()
+        return outage_answer(exception)

@@ -207,3 +207,20 @@ def test_while_the_sqlite_file_cannot_be_opened_pages_answer_503_until_it_is_bac
         assert session.get(server.url + "/", timeout=30).status_code == 200
         log = server.log[log_before:]
         assert log.count(OUTAGE_LINE) <= 2 and "Traceback" not in log, log  # once per gunicorn worker
+
+
+def test_single_sign_on_answers_503_too_while_the_database_is_gone(tmp_path):
+    # The auth proxy's header is read by a middleware, before any view: that sign-in fails there.
+    with FakeTokenFactory() as api, ftdash_server(
+        tmp_path / "data", api_url=api.url, DATABASE_URL="",
+        FTDASH_REMOTE_USER_HEADER="X-Forwarded-User", FTDASH_BEHIND_PROXY="true",
+    ) as server:
+        proxy = {"X-Forwarded-User": "ada"}
+        assert requests.get(server.url + "/", headers=proxy, timeout=30).status_code == 200
+        server.data_dir.rename(tmp_path / "unmounted")
+        try:
+            _assert_outage_page(requests.get(server.url + "/", headers=proxy, timeout=30))
+        finally:
+            (tmp_path / "unmounted").rename(server.data_dir)
+        assert requests.get(server.url + "/", headers=proxy, timeout=30).status_code == 200
+        assert "Traceback" not in server.log
