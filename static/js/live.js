@@ -107,7 +107,9 @@
       return response.status === 200 ? response.text() : null;
     }).then(function (html) {
       if (html) { apply(html); }
-    }).catch(failed).then(function () {
+    }, failed).catch(function () {
+      // A part that could not be applied is no reason to stop polling, nor to back off.
+    }).then(function () {
       inFlight = false;
       schedule();
     });
