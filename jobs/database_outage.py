@@ -44,15 +44,13 @@ def is_outage(exc: BaseException) -> bool:
     """Whether `exc` says the database cannot be reached right now."""
     if isinstance(exc, InterfaceError) or (psycopg and isinstance(exc, psycopg.InterfaceError)):
         return True  # a connection already closed under us
-    if not isinstance(exc, OperationalError) and not (psycopg and isinstance(exc, psycopg.OperationalError)):
-        return False
-    # Django wraps the driver's error; the driver's own says what happened.
-    cause = exc.__cause__ if isinstance(exc, OperationalError) and exc.__cause__ else exc
-    if isinstance(cause, sqlite3.OperationalError):
-        return "unable to open database" in str(cause)
-    if psycopg and isinstance(cause, psycopg.OperationalError):
+    if isinstance(exc, OperationalError) and exc.__cause__ is not None:
+        exc = exc.__cause__  # Django wraps the driver's error; the driver's own says what happened
+    if isinstance(exc, sqlite3.OperationalError):
+        return "unable to open database" in str(exc)
+    if psycopg and isinstance(exc, psycopg.OperationalError):
         # No SQLSTATE: libpq's own failures (refused, reset, "server closed the connection").
-        return cause.sqlstate is None or cause.sqlstate.startswith(_UNREACHABLE_SQLSTATES)
+        return exc.sqlstate is None or exc.sqlstate.startswith(_UNREACHABLE_SQLSTATES)
     return False
 
 
@@ -95,15 +93,12 @@ class OneLinePerOutage(logging.Filter):
 
 
 def outage_answer(exc: BaseException) -> HttpResponse | None:
-    """The 503 page if `exc` shows the database unreachable (logged once per outage), else None."""
+    """The 503 page if `exc` shows the database unreachable (logged once per outage), else None.
+
+    The page is rendered with no request, so it needs no session, user or query."""
     if not is_outage(exc):
         return None
     _outage.noticed(exc)
-    return outage_response()
-
-
-def outage_response() -> HttpResponse:
-    """The 503 page: rendered with no request, so it needs no session, user or query."""
     response = HttpResponse(render_to_string("database_unavailable.html"), status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     response["Cache-Control"] = "no-store"

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import re
-import signal
+import sqlite3
 import subprocess
 import time
 
+import psycopg
 import pytest
 import requests
+from django import db
 
+from jobs.database_outage import is_outage
 from tests.fake_tokenfactory import FakeTokenFactory
 from tests.postgres_cluster import postgres_cluster
 from tests.server_process import (
@@ -59,9 +62,6 @@ class Site:
 
     def posts_for(self, job_id: str) -> list[dict]:
         return [body for body in self.receiver.json() if body.get("job_id") == job_id]
-
-    def outage_lines(self, log: str) -> int:
-        return log.count(OUTAGE_LINE)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_during_an_outage_every_page_and_poll_answers_503_and_the_first_request_
         assert site.poll(f"/jobs/{pk}/live/", f"v={pk}.x").status_code == 503
 
     log = site.server.log[log_before:]
-    assert site.outage_lines(log) == 1, log
+    assert log.count(OUTAGE_LINE) == 1, log
     assert "Traceback" not in log and "Internal Server Error" not in log, log
 
     site.cluster.start()
@@ -132,7 +132,7 @@ def test_during_an_outage_every_page_and_poll_answers_503_and_the_first_request_
     assert first.status_code == 200 and "outage-page" in first.text
     assert site.poll(query=f"v={pk}.x").status_code == 200
     log = site.server.log[log_before:]
-    assert "the database answers again" in log and site.outage_lines(log) == 1, log
+    assert "the database answers again" in log and log.count(OUTAGE_LINE) == 1, log
 
 
 def test_a_restart_between_two_requests_costs_no_request(site, database_restarts):
@@ -145,48 +145,80 @@ def test_a_restart_between_two_requests_costs_no_request(site, database_restarts
     assert site.get("/tokens/").status_code == 200
 
 
-def test_the_worker_waits_through_the_outage_and_then_sends_what_was_queued_once(site, tmp_path, database_restarts):
-    log_path = tmp_path / "worker.log"
+@contextlib.contextmanager
+def worker_process(site, log_path):
     worker = start_worker(site.server, log_path)
     try:
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+
+
+def _quiet_through_the_outage(worker, log_path) -> None:
+    """The worker noticed the outage, and goes on through a dozen more rounds (0.2 s apart)
+    with nothing more to say: one line, no traceback, still running."""
+    wait_for(lambda: OUTAGE_LINE in log_path.read_text(), what="the worker to notice the outage")
+    time.sleep(3)  # the window of rounds in which nothing more may be logged
+    log = log_path.read_text()
+    assert worker.poll() is None, log
+    assert log.count(OUTAGE_LINE) == 1 and "Traceback" not in log, log
+
+
+def _resumed(site, worker, log_path, watched: dict) -> None:
+    seen = len(site.api.calls_for(watched["id"]))
+    wait_for(lambda: len(site.api.calls_for(watched["id"])) >= seen + 3, what="the worker refreshing again")
+    log = log_path.read_text()
+    assert worker.poll() is None and "the database answers again" in log and "Traceback" not in log, log
+    assert "Background worker active" in site.get("/").text
+
+
+def test_a_running_worker_survives_the_restart_and_sends_nothing_twice(site, tmp_path, database_restarts):
+    log_path = tmp_path / "worker.log"
+    with worker_process(site, log_path) as worker:
         wait_for(lambda: "Background worker active" in site.get("/").text, what="the worker's heartbeat")
-        done, done_pk = site.track(suffix="outage-done", **ALIVE)
+        done, _ = site.track(suffix="outage-sending", **ALIVE)
         watched, _ = site.track(suffix="outage-watched", **ALIVE)
         wait_for(lambda: len(site.api.calls_for(done["id"])) >= 2, what="the worker refreshing the job")
 
-        # Frozen, the worker cannot send: the job's page sees it finish and queues its webhook.
-        worker.send_signal(signal.SIGSTOP)
-        site.api.advance(done["id"], ALIVE["total_steps"])
+        # The receiver holds the webhook while the database goes away: it is delivered, but
+        # the worker cannot record that. Within its lease it must not go out again.
+        site.receiver.delay = 5
+        try:
+            site.api.advance(done["id"], ALIVE["total_steps"])
+            wait_for(lambda: site.posts_for(done["id"]), what="the webhook to be sent")
+            site.cluster.stop()
+            _quiet_through_the_outage(worker, log_path)
+        finally:
+            site.receiver.delay = 0
+        site.cluster.start()
+        _resumed(site, worker, log_path, watched)
+        assert len(site.posts_for(done["id"])) == 1
 
-        def queued() -> bool:
-            assert site.get(f"/jobs/{done_pk}/").status_code == 200  # refreshes the job
-            return site.server.sql("SELECT count(*) FROM jobs_delivery WHERE state = 'pending'") == [(1,)]
 
-        wait_for(queued, timeout=60, what="the finished job's webhook to be queued")
+def test_a_notification_queued_before_the_outage_goes_out_once_after_it(site, tmp_path, database_restarts):
+    done, done_pk = site.track(suffix="outage-queued", **ALIVE)
+    watched, _ = site.track(suffix="outage-queued-watched", **ALIVE)
+    # No worker yet: the job's page sees it finish, and queues its webhook.
+    site.api.advance(done["id"], ALIVE["total_steps"])
+    queued = ("SELECT count(*) FROM jobs_delivery d JOIN jobs_jobevent e ON e.id = d.event_id "
+              "JOIN jobs_trackedjob j ON j.id = e.job_id WHERE j.job_id = ? AND d.state = 'pending'")
+
+    def webhook_queued() -> bool:
+        assert site.get(f"/jobs/{done_pk}/").status_code == 200  # refreshes the job
+        return site.server.sql(queued, (done["id"],)) == [(1,)]
+
+    wait_for(webhook_queued, what="the finished job's webhook to be queued")
+    site.cluster.stop()
+    log_path = tmp_path / "worker.log"
+    with worker_process(site, log_path) as worker:  # started while the database is down
+        _quiet_through_the_outage(worker, log_path)
         assert site.posts_for(done["id"]) == []
-
-        site.cluster.stop()
-        worker.send_signal(signal.SIGCONT)
-        wait_for(lambda: OUTAGE_LINE in log_path.read_text(), what="the worker to notice the outage")
-        # A window of a dozen rounds (0.2 s apart) in which the worker must go on quietly.
-        time.sleep(3)
-        log = log_path.read_text()
-        assert worker.poll() is None, log
-        assert site.outage_lines(log) == 1 and "Traceback" not in log, log
-
         site.cluster.start()
         [body] = wait_for(lambda: site.posts_for(done["id"]), what="the queued webhook")
-        assert body["event"] == "succeeded" and body["suffix"] == "outage-done"
-        seen = len(site.api.calls_for(watched["id"]))
-        wait_for(lambda: len(site.api.calls_for(watched["id"])) >= seen + 3, what="the worker refreshing again")
+        assert body["event"] == "succeeded" and body["suffix"] == "outage-queued"
+        _resumed(site, worker, log_path, watched)
         assert len(site.posts_for(done["id"])) == 1  # several rounds later: not sent again
-        log = log_path.read_text()
-        assert worker.poll() is None and "the database answers again" in log and "Traceback" not in log, log
-        assert "Background worker active" in site.get("/").text
-    finally:
-        worker.send_signal(signal.SIGCONT)
-        worker.terminate()
-        worker.wait(timeout=60)
 
 
 def test_while_the_sqlite_file_cannot_be_opened_pages_answer_503_until_it_is_back(tmp_path):
@@ -224,3 +256,22 @@ def test_single_sign_on_answers_503_too_while_the_database_is_gone(tmp_path):
             (tmp_path / "unmounted").rename(server.data_dir)
         assert requests.get(server.url + "/", headers=proxy, timeout=30).status_code == 200
         assert "Traceback" not in server.log
+
+
+@pytest.mark.parametrize("error, outage", [
+    (psycopg.OperationalError("connection failed: Connection refused"), True),  # no SQLSTATE
+    (psycopg.errors.AdminShutdown("terminating connection due to administrator command"), True),
+    (psycopg.errors.CannotConnectNow("the database system is starting up"), True),
+    (psycopg.InterfaceError("the connection is closed"), True),
+    (psycopg.errors.DeadlockDetected("deadlock detected"), False),
+    (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"), False),
+    (sqlite3.OperationalError("unable to open database file"), True),
+    (sqlite3.OperationalError("database is locked"), False),
+    (sqlite3.OperationalError("no such table: jobs_trackedjob"), False),
+])
+def test_only_a_database_that_cannot_be_reached_counts_as_an_outage(error, outage):
+    assert is_outage(error) is outage
+    # As Django raises it: its own class of the same name, the driver's error as the cause.
+    wrapped = (db.InterfaceError if isinstance(error, psycopg.InterfaceError) else db.OperationalError)(*error.args)
+    wrapped.__cause__ = error
+    assert is_outage(wrapped) is outage
