@@ -50,6 +50,9 @@ class Cluster:
             command = ["runuser", "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
 
+    def create(self) -> None:
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+
     def start(self) -> None:
         # -w: returns once the server accepts connections.
         self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log),
@@ -83,7 +86,7 @@ def postgres_cluster() -> Iterator[Cluster]:
         shutil.chown(directory, "postgres", "postgres")
     cluster = Cluster(directory, free_port())
     try:
-        cluster._run("initdb", "-D", str(cluster.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        cluster.create()
         cluster.start()
         yield cluster
     finally:
