@@ -3,8 +3,10 @@
 ftdash runs under gunicorn (one worker, so every request meets the same persistent database
 connection) against a PostgreSQL cluster this module creates on its own port; the tests stop
 and start that cluster, never the shared one. While it is down, pages and polls answer 503
-with a page that needs no database, the log says so once, and the worker waits; once it is
-back, the very first request works and the worker delivers what was queued, once.
+with a page that needs no database, the log says so once, and the worker waits (or stops
+cleanly when told to); once it is back, the very first request works and the worker delivers
+what was queued, once. The same 503 answers SQLite's "unable to open database file" (the data
+dir gone), and a sign-in by an auth proxy's header, which a middleware reads before any view.
 """
 
 from __future__ import annotations
@@ -219,6 +221,23 @@ def test_a_notification_queued_before_the_outage_goes_out_once_after_it(site, tm
         assert body["event"] == "succeeded" and body["suffix"] == "outage-queued"
         _resumed(site, worker, log_path, watched)
         assert len(site.posts_for(done["id"])) == 1  # several rounds later: not sent again
+
+
+def test_a_worker_told_to_stop_during_the_outage_stops_cleanly(site, tmp_path, database_restarts):
+    log_path = tmp_path / "worker.log"
+    worker = start_worker(site.server, log_path)
+    try:
+        wait_for(lambda: "Background worker active" in site.get("/").text, what="the worker's heartbeat")
+        site.cluster.stop()
+        wait_for(lambda: OUTAGE_LINE in log_path.read_text(), what="the worker to notice the outage")
+        worker.terminate()  # it cannot remove its check-in; that ages out by itself
+        assert worker.wait(timeout=60) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=10)
+    log = log_path.read_text()
+    assert re.search(r"worker \S+ stopped", log) and "Traceback" not in log, log
 
 
 def test_while_the_sqlite_file_cannot_be_opened_pages_answer_503_until_it_is_back(tmp_path):
