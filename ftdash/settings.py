@@ -150,6 +150,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Before anything reads request.GET: too many parameters is the 400 page in every mode.
     "jobs.middleware.TooManyParametersMiddleware",
+    # Inside the header middlewares, so its 503 carries their headers too.
+    "jobs.database_outage.DatabaseOutageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -375,14 +377,19 @@ EMAIL_FILE_PATH = DATA_DIR / "sent-email"
 # One line per upstream call at INFO (jobs.tokenfactory); unhandled errors with their traceback
 # at ERROR (django.request). Everything goes to stderr, for journald or docker logs. Request
 # paths in log lines ("Not Found: /invite/…", runserver's request lines) never show an invite
-# link's secret (see ftdash.log_redaction).
+# link's secret (see ftdash.log_redaction). While the database cannot be reached, one line per
+# outage says so instead of a traceback per request or job (see jobs.database_outage).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {"redact_invites": {"()": "ftdash.log_redaction.RedactInviteSecrets"}},
+    "filters": {
+        "redact_invites": {"()": "ftdash.log_redaction.RedactInviteSecrets"},
+        "one_line_per_outage": {"()": "jobs.database_outage.OneLinePerOutage"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_invites"]},
+        "console": {"class": "logging.StreamHandler", "formatter": "plain",
+                    "filters": ["redact_invites", "one_line_per_outage"]},
     },
     "loggers": {
         "jobs": {"handlers": ["console"], "level": env_str("FTDASH_LOG_LEVEL", "INFO")},

@@ -16,6 +16,8 @@ from django.urls import get_resolver, get_urlconf
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect
 
+from jobs.database_outage import outage_answer
+
 
 class HtmxLoginRedirectMiddleware:
     """When a session expires, an HTMX poll must send the whole tab to the sign-in page.
@@ -137,7 +139,15 @@ class ProxyRemoteUserMiddleware(RemoteUserMiddleware):
     def __call__(self, request):
         if not self.enabled:
             return self.get_response(request)
-        return super().__call__(request)
+        try:
+            return super().__call__(request)
+        except Exception as exc:
+            # Signing the named user in reads the database before any view runs, out of
+            # DatabaseOutageMiddleware's sight: an outage answers its 503 here too.
+            response = outage_answer(exc)
+            if response is None:
+                raise
+            return response
 
 
 class ContentSecurityPolicyMiddleware:

@@ -6,7 +6,9 @@
 // nothing changed, or the changed parts, which are morphed into place: nodes that stay the
 // same are kept, so focus, text selection, scroll and open <details> survive. Status changes
 // are announced in a polite live region, the tab title follows them, and relative times
-// ("12 s ago", "in 5 min") are kept truthful here, without asking the server.
+// ("12 s ago", "in 5 min") are kept truthful here, without asking the server. While the
+// server cannot answer (a 5xx, or no answer at all) the page waits longer after each failure
+// and never has two requests in flight.
 //
 // A check that finds nothing new changes no part, so every answer (204s too) says in its
 // X-Ftdash-Checked-At header when the parts were last checked, for the page's "Checked with
@@ -39,8 +41,42 @@
     clearTimeout(timer);
     timer = null;
     if (liveParts().length) {
-      timer = setTimeout(poll, delay === undefined ? interval() : delay);
+      timer = setTimeout(poll, delay === undefined ? nextDelay() : delay);
     }
+  }
+
+  // --- When the server cannot answer ----------------------------------------------------
+
+  // A 5xx (ftdash's database restarting answers 503) or a network error: every open tab
+  // asking at its usual rhythm would pile onto a server that is coming back, so each failure
+  // doubles the wait, up to a minute and never sooner than the server's Retry-After. The
+  // first good answer brings the usual rhythm back.
+  var MAX_BACKOFF_MS = 60000;
+  var failures = 0;
+  var retryAfterMs = 0;
+
+  function ServerUnavailable(retryAfter) { this.retryAfter = retryAfter; }
+
+  function retryAfterOf(response) {
+    var seconds = parseInt(response.headers.get("Retry-After"), 10);
+    return isNaN(seconds) ? 0 : seconds * 1000;
+  }
+
+  function failed(error) {
+    failures += 1;
+    retryAfterMs = error instanceof ServerUnavailable ? error.retryAfter : 0;
+    if (failures === 1) { announce("Can't reach the server; retrying\u2026"); }
+  }
+
+  function answered() {
+    if (failures) { announce("Connected to the server again."); }
+    failures = 0;
+    retryAfterMs = 0;
+  }
+
+  function nextDelay() {
+    if (!failures) { return interval(); }
+    return Math.min(MAX_BACKOFF_MS, Math.max(interval() * Math.pow(2, failures), retryAfterMs));
   }
 
   function poll() {
@@ -62,6 +98,8 @@
       credentials: "same-origin",
       headers: { "HX-Request": "true", "HX-Current-URL": window.location.href }
     }).then(function (response) {
+      if (response.status >= 500) { throw new ServerUnavailable(retryAfterOf(response)); }
+      answered();
       // An expired session: the server names the sign-in page to send the whole tab to.
       var redirect = response.headers.get("HX-Redirect");
       if (redirect) { window.location.assign(redirect); return null; }
@@ -76,8 +114,8 @@
       return response.status === 200 ? response.text() : null;
     }).then(function (html) {
       if (html) { apply(html); }
-    }).catch(function () {
-      // Offline or the server restarting: try again at the next interval.
+    }, failed).catch(function () {
+      // A part that could not be applied is no reason to stop polling, nor to back off.
     }).then(function () {
       inFlight = false;
       schedule();
@@ -291,8 +329,9 @@
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "visible") {
       // Catch up at once if a poll is due by the visible interval; else keep the rhythm.
+      // While the server cannot answer, the backoff still holds.
       var waited = Date.now() - lastPoll;
-      schedule(Math.max(0, visibleInterval() - waited));
+      schedule(Math.max(0, (failures ? nextDelay() : visibleInterval()) - waited));
     } else {
       schedule();
     }

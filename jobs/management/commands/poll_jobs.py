@@ -61,11 +61,14 @@ class Command(BaseCommand):
             while True:
                 started = time.monotonic()
                 try:
+                    # As Django does before each request: a connection that broke (the
+                    # database restarted) or grew old is replaced, checked on first use.
+                    close_old_connections()
                     self.round(pool, name=name, concurrency=concurrency, list_reads=list_reads)
                 except Exception:
-                    # An outage of the database (or anything else) must not end the worker.
+                    # An outage of the database (or anything else) must not end the worker;
+                    # an outage is logged once, not each round (jobs.database_outage).
                     logger.exception("worker round failed; trying again")
-                    close_old_connections()
                 if once or self.stopping.is_set():
                     break
                 pause = settings.FTDASH_WORKER_INTERVAL_SECONDS - (time.monotonic() - started)
@@ -75,7 +78,12 @@ class Command(BaseCommand):
         if not once:
             # Gone for good; a --once run (from cron) keeps its check-in, so the footer can
             # still tell that rounds are happening.
-            WorkerHeartbeat.objects.filter(name=name).delete()
+            try:
+                WorkerHeartbeat.objects.filter(name=name).delete()
+            except Exception:
+                # The database is gone: the check-in ages out, and the footer stops calling
+                # this worker active.
+                logger.exception("worker %s could not remove its check-in", name)
         logger.info("worker %s stopped", name)
 
     def _stop(self, signum, frame) -> None:
