@@ -156,6 +156,8 @@ def app_server(chromium_executable, fake_api, tmp_path_factory, pytestconfig) ->
         FTDASH_REFRESH_SECONDS="1",
         FTDASH_QUEUED_REFRESH_SECONDS="1",
         FTDASH_API_READ_TIMEOUT="2",
+        # One shared server and fake for every browser test, none of them about the budget.
+        FTDASH_TOKEN_REQUESTS_PER_MINUTE="1000000",
         PYTHONUNBUFFERED="1",
     )
     port = _free_port()
