@@ -39,9 +39,7 @@ def run(*, viewers: int, jobs: int, seconds: float, interval: int, every: float,
     with tempfile.TemporaryDirectory(prefix="ftdash-bench-p1-") as tmp, FakeTokenFactory() as api:
         api.add_token(SECRET)
         bodies = api.add_jobs(jobs, token=SECRET, steps_per_second=1, trained_steps=10, total_steps=1_000_000)
-        # How viewers coalesce, not what one token's request budget lets through (that is P10).
-        with serve(Path(tmp), api_url=api.url, workers=workers, FTDASH_REFRESH_SECONDS=str(interval),
-                   FTDASH_TOKEN_REQUESTS_PER_MINUTE="1000000") as server:
+        with serve(Path(tmp), api_url=api.url, workers=workers, FTDASH_REFRESH_SECONDS=str(interval)) as server:
             (team,) = seed(server, [{"secret": SECRET, "jobs": bodies, "viewers": viewers}])
             api.set_latency(latency)
             api.reset_calls()
