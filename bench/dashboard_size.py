@@ -27,7 +27,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (  # noqa: E402
-    Client, Figure, Section, command_line, fmt_ms, machine, median, percentile, seed, serve, table,
+    Client,
+    Figure,
+    Section,
+    command_line,
+    fmt_ms,
+    machine,
+    median,
+    percentile,
+    seed,
+    serve,
+    table,
 )
 from tests.fake_tokenfactory import FakeTokenFactory  # noqa: E402
 

@@ -36,8 +36,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (  # noqa: E402
-    POLL_HEADERS, Client, Figure, Section, Viewers, command_line, dashboard_tab, fmt_ms, hammer, live_parts,
-    machine, median, percentile, poll_path, seed, serve, table,
+    POLL_HEADERS,
+    Client,
+    Figure,
+    Section,
+    Viewers,
+    command_line,
+    dashboard_tab,
+    fmt_ms,
+    hammer,
+    live_parts,
+    machine,
+    median,
+    percentile,
+    poll_path,
+    seed,
+    serve,
+    table,
 )
 from tests.fake_tokenfactory import FakeTokenFactory  # noqa: E402
 

@@ -23,7 +23,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import (  # noqa: E402
-    browser_polls, dashboard_size, polls, soak, token_budget, upstream_calls, upstream_limits,
+    browser_polls,
+    dashboard_size,
+    polls,
+    soak,
+    token_budget,
+    upstream_calls,
+    upstream_limits,
     worker_rounds,
 )
 from bench.harness import ROOT, Figure, Section, command_line, machine, table  # noqa: E402

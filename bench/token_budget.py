@@ -33,8 +33,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (  # noqa: E402
-    POLL_HEADERS, Client, Figure, Section, Server, Viewers, command_line, dashboard_tab, live_parts, machine,
-    poll_path, seed, serve, table,
+    POLL_HEADERS,
+    Client,
+    Figure,
+    Section,
+    Server,
+    Viewers,
+    command_line,
+    dashboard_tab,
+    live_parts,
+    machine,
+    poll_path,
+    seed,
+    serve,
+    table,
 )
 from tests.fake_tokenfactory import FakeTokenFactory  # noqa: E402
 

@@ -6,7 +6,6 @@ import base64
 import datetime as dt
 import secrets
 from pathlib import Path
-
 from urllib.parse import urlsplit
 
 import dj_database_url

@@ -12,7 +12,6 @@ from django.contrib.auth import backends, get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import connections, router
 
-
 #: What `login()` is told signed someone in (the path settings.AUTHENTICATION_BACKENDS lists).
 BACKEND_PATH = "jobs.auth_backends.ModelBackend"
 

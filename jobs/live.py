@@ -28,9 +28,10 @@ from django.db import connections, router
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from jobs import deployments, refresh, training_log
 from jobs.access import jobs_visible_to
 from jobs.models import Membership, TrackedJob
+from jobs.selectors.training_log import attach_recent_checkpoints
+from jobs.sync import deployments, refresh, training_log
 
 # What a rendered card or live panel shows besides the snapshot (changed_at moves with every
 # snapshot that differs from the one stored): any change to these is a new version. Not
@@ -212,7 +213,7 @@ def render_cards(jobs: list[TrackedJob], *, viewer=None) -> list[str]:
 
 
 def _cards(jobs: list[TrackedJob]) -> list[str]:
-    training_log.attach_recent_checkpoints(jobs)  # the cards' loss sparklines, in one query
+    attach_recent_checkpoints(jobs)  # the cards' loss sparklines, in one query
     return [render_to_string(CARD_TEMPLATE, {"job": job}) for job in jobs]
 
 

@@ -91,7 +91,7 @@ class ApiToken(models.Model):
     last_check_message = models.CharField(max_length=300, blank=True)
     # A Token Factory project: sent as `ai_project_id` on every call made with this key.
     ai_project_id = models.CharField(max_length=200, blank=True)
-    # Watching (jobs.discovery): the worker lists the key's jobs every FTDASH_DISCOVERY_SECONDS
+    # Watching (jobs.sync.discovery): the worker lists the key's jobs every FTDASH_DISCOVERY_SECONDS
     # and tracks those created since `watch_since` whose suffix or model matches the pattern.
     watch_new_jobs = models.BooleanField(default=False)
     watch_since = models.DateTimeField(null=True, blank=True)
@@ -168,7 +168,7 @@ class TrackedJob(models.Model):
     # When trained_steps (or the status) last changed, for stall detection.
     progress_changed_at = models.DateTimeField(null=True, blank=True)
     stalled_at = models.DateTimeField(null=True, blank=True)
-    # When the stored training events / checkpoints last changed (jobs.training_log): part of
+    # When the stored training events / checkpoints last changed (jobs.sync.training_log): part of
     # the live version, so a new event or checkpoint re-renders the page's panels and cards.
     events_synced_at = models.DateTimeField(null=True, blank=True)
     checkpoints_synced_at = models.DateTimeField(null=True, blank=True)

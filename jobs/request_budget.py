@@ -27,11 +27,11 @@ When the budget is short, who goes first (each caller keeps back calls for those
 3. `BACKGROUND`: the rest of the worker's calls (one GET per job where there is no list,
    checkpoints, files, models, watching, imports). They leave half the bucket to the first two.
    The worker claims a token's due jobs only as far as its budget goes, oldest snapshot first
-   (`jobs.refresh.claim_due_jobs`), so the rest simply wait, still due, without failing.
+   (`jobs.sync.refresh.claim_due_jobs`), so the rest simply wait, still due, without failing.
 
 A job whose refresh waits for the budget keeps its snapshot and its schedule; its card says
 "this token's request budget is in use" instead of showing an error, and nothing backs off.
-A 429 still pauses the whole token (`jobs.refresh.pause_token`).
+A 429 still pauses the whole token (`jobs.sync.refresh.pause_token`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,19 @@
 from django.urls import path, register_converter
 
 from jobs.converters import DatabaseIdConverter
-from jobs.views import accounts, dashboard, live, notification_channels, setup, teams, tokens, tracked_jobs
-from jobs.views import cancel, compare, export
-
+from jobs.views import (
+    accounts,
+    cancel,
+    compare,
+    dashboard,
+    export,
+    live,
+    notification_channels,
+    setup,
+    teams,
+    tokens,
+    tracked_jobs,
+)
 from jobs.views import imports as job_imports
 
 register_converter(DatabaseIdConverter, "id")

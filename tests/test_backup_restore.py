@@ -15,7 +15,15 @@ import pytest
 from django.db import connection
 
 from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import ADMIN_PASSWORD, ROOT, create_admin, ftdash_server, post_form, save_token, signed_in_session
+from tests.server_process import (
+    ADMIN_PASSWORD,
+    ROOT,
+    create_admin,
+    ftdash_server,
+    post_form,
+    save_token,
+    signed_in_session,
+)
 
 SECRET = "sk-backup-test-0123456789-abcd"
 KEYS = {

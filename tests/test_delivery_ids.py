@@ -26,8 +26,9 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.operations import AddField
 from django.utils import timezone
 
-from jobs import notifications, refresh, services
+from jobs import notifications, services
 from jobs.models import Delivery, TrackedJob
+from jobs.sync import refresh
 from tests.conftest import track_remote_job
 from tests.fake_tokenfactory import FakeTokenFactory
 from tests.server_process import ftdash_server, post_form, start_worker, wait_for

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.server_process import wait_for
 from tests.fake_tokenfactory import FAIL_KINDS, Call, FakeTokenFactory, ManualClock
+from tests.server_process import wait_for
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -8,8 +8,9 @@ import re
 import pytest
 from django.utils import timezone
 
-from jobs import refresh, services
+from jobs import services
 from jobs.models import JobEvent, TrackedJob
+from jobs.sync import refresh
 
 
 @pytest.fixture(autouse=True)

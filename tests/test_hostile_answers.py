@@ -20,9 +20,10 @@ from django.core.management import call_command
 from django.urls import URLPattern, get_resolver
 from django.utils import timezone
 
-from jobs import notifications, refresh, services, vault
+from jobs import notifications, services, vault
 from jobs.converters import DatabaseIdConverter
 from jobs.models import ApiToken, Delivery, JobEvent, NotificationChannel, TrackedJob
+from jobs.sync import refresh
 from tests.conftest import ALICE_SECRET, track_remote_job
 
 

@@ -13,7 +13,7 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
-from jobs import discovery, imports, services
+from jobs import services
 from jobs.models import (
     ApiToken,
     AuditEvent,
@@ -24,6 +24,7 @@ from jobs.models import (
     RemovedJob,
     TrackedJob,
 )
+from jobs.sync import discovery
 from tests.conftest import ALICE_SECRET
 
 
@@ -292,7 +293,7 @@ def test_a_project_id_reaches_the_api_on_every_call_made_with_the_token(fake_api
     fake_api.reset_calls()
     services.job_track(workspace=alice.personal_workspace, token=ApiToken.objects.get(), job_id=remote["id"], user=alice)
     services.token_check(token=ApiToken.objects.get())
-    imports.import_start(token=ApiToken.objects.get(), user=alice)
+    services.import_start(token=ApiToken.objects.get(), user=alice)
     discovery.discover(discovery.claim_due_watches(lease_seconds=60)[0])
 
     assert len(fake_api.job_calls) == 4  # the job, the key check, the import's and the watch's lists

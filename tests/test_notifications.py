@@ -15,8 +15,9 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from jobs import notifications, refresh, services
+from jobs import notifications, services
 from jobs.models import Delivery, JobEvent, Membership, NotificationChannel, TrackedJob
+from jobs.sync import refresh
 from tests.conftest import ALICE_SECRET
 
 ALL_EVENTS = ["succeeded", "failed", "cancelled", "stalled"]

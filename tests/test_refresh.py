@@ -9,8 +9,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from jobs import refresh, services
+from jobs import services
 from jobs.models import ApiToken, TrackedJob
+from jobs.sync import refresh
 from jobs.tokenfactory import ApiUnavailable, JobNotFound, TokenRejected
 from tests.conftest import ALICE_SECRET, track_remote_job
 from tests.server_process import wait_for

@@ -19,8 +19,9 @@ import time
 import pytest
 import requests
 
-from jobs import refresh, services
+from jobs import services
 from jobs.models import TrackedJob
+from jobs.sync import refresh
 from tests.conftest import ALICE_SECRET, track_remote_job
 from tests.fake_tokenfactory import FakeTokenFactory
 from tests.server_process import ADMIN_PASSWORD, ROOT, ftdash_server, signed_in_session, start_worker, wait_for

@@ -11,8 +11,8 @@ import datetime as dt
 
 import pytest
 from axes.models import AccessAttempt, AccessFailureLog
-from django.contrib.auth.hashers import MD5PasswordHasher
 from django.conf import settings
+from django.contrib.auth.hashers import MD5PasswordHasher
 from django.contrib.sessions.backends.cached_db import KEY_PREFIX as CACHED_SESSION_PREFIX
 from django.contrib.sessions.models import Session
 from django.core.cache import cache

@@ -22,8 +22,14 @@ from django.db import connection
 
 from tests.fake_tokenfactory import FakeTokenFactory
 from tests.server_process import (
-    ADMIN_PASSWORD, create_admin, ftdash_server, save_token, signed_in_session, start_worker,
-    stop_process, wait_for,
+    ADMIN_PASSWORD,
+    create_admin,
+    ftdash_server,
+    save_token,
+    signed_in_session,
+    start_worker,
+    stop_process,
+    wait_for,
 )
 
 pytestmark = pytest.mark.skipif(connection.vendor != "sqlite", reason="the SQLite leg")

@@ -14,8 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs import refresh, training_log
 from jobs.models import TrackedJob, TrainingCheckpoint, TrainingEvent
+from jobs.sync import refresh, training_log
 from tests.conftest import track_remote_job
 
 

@@ -21,8 +21,8 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from bench.upstream_limits import call_in_fresh_process
-from jobs import refresh
 from jobs.models import TrackedJob
+from jobs.sync import refresh
 from jobs.tokenfactory import AnswerTooLarge, ApiUnavailable, ClientConfig, TokenFactoryClient, UnreadableAnswer
 from tests.conftest import ALICE_SECRET, track_remote_job
 

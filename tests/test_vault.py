@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 
-from jobs import refresh, services, vault
+from jobs import services, vault
 from jobs.models import ApiToken, TrackedJob
+from jobs.sync import refresh
 from tests.conftest import ALICE_SECRET
 
 SECRET = "sk-vault-test-SECRET-0123456789-ünïcødé"

@@ -18,8 +18,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from jobs import refresh
 from jobs.models import ApiToken, TrackedJob, WorkerHeartbeat
+from jobs.sync import refresh
 from tests.conftest import ALICE_SECRET, track_remote_job
 from tests.fake_tokenfactory import FakeTokenFactory
 from tests.server_process import ADMIN_PASSWORD, ROOT, ftdash_server, signed_in_session, start_worker, wait_for

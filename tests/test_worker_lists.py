@@ -19,8 +19,9 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from jobs import refresh, services
+from jobs import services
 from jobs.models import ApiToken, JobEvent, NotificationChannel, TrackedJob, TrainingCheckpoint
+from jobs.sync import refresh
 from tests.conftest import ALICE_SECRET, track_remote_job
 
 LIST_PATH = "/v1/fine_tuning/jobs"

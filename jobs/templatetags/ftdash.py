@@ -5,10 +5,10 @@ import datetime as dt
 from django import template
 from django.utils import timezone
 
-from jobs.history import timeline
 from jobs.humanize import span
 from jobs.live import job_version
-from jobs.refresh import base_interval, is_due, refresh_interval
+from jobs.sync.history import timeline
+from jobs.sync.refresh import base_interval, is_due, refresh_interval
 
 register = template.Library()
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from django import template
 
-from jobs import cancel, deployments, files
+from jobs import services
+from jobs.sync import deployments, files
 
 register = template.Library()
 
@@ -30,4 +31,4 @@ def job_deployments(job) -> list:
 
 @register.filter
 def can_cancel(job) -> bool:
-    return cancel.can_cancel(job)
+    return services.can_cancel(job)

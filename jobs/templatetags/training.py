@@ -1,12 +1,13 @@
 """What the job page's Events, Checkpoints and Training curves panels and the dashboard card's
-loss sparkline read: stored rows (jobs.training_log), shaped by jobs.charts."""
+loss sparkline read: stored rows (jobs.selectors.training_log), shaped by jobs.charts."""
 
 from __future__ import annotations
 
 from django import template
 
-from jobs import charts, training_log
+from jobs import charts
 from jobs.charts import SeriesSpec
+from jobs.selectors import training_log
 
 register = template.Library()
 

@@ -18,7 +18,6 @@ from jobs.auth_backends import BACKEND_PATH
 from jobs.forms import AccountCreationForm
 
 
-
 @require_http_methods(["GET", "POST"])
 def invite_accept(request, secret: str):
     invite = services.invite_for_secret(secret)

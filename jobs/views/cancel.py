@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from jobs import cancel
+from jobs import services
 from jobs.access import Need, job_for_user
 from jobs.tokenfactory import TokenFactoryError
 from jobs.vault import VaultError
@@ -20,13 +20,13 @@ def job_cancel(request, pk: int):
     if job.is_terminal:
         messages.info(request, f"This job has already finished ({job.details.status_label}); there is nothing to cancel.")
         return redirect("job_detail", pk=job.pk)
-    if not cancel.cancel_offered():
+    if not services.cancel_offered():
         messages.info(request, "This Token Factory endpoint does not offer cancelling.")
         return redirect("job_detail", pk=job.pk)
     if request.method == "GET":
         return render(request, "jobs/job_cancel.html", {"job": job})
     try:
-        job = cancel.job_cancel(job=job, actor=request.user)
+        job = services.job_cancel(job=job, actor=request.user)
     except TokenFactoryError as exc:
         messages.error(request, exc.message)
     except (ValidationError, VaultError) as exc:

@@ -10,9 +10,10 @@ from django.db.models import Count, Q
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from jobs import live, refresh, selectors, services
+from jobs import live, selectors, services
 from jobs.access import Need, membership_for, user_memberships
 from jobs.forms import DashboardFilterForm, TrackJobForm
+from jobs.sync import refresh
 from jobs.tokenfactory import TokenFactoryError
 from jobs.vault import VaultError
 

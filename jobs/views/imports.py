@@ -1,7 +1,7 @@
 """The "Import jobs" page of a token: read its whole job list, then track what is picked.
 
 Owners and members of the token's workspace may use it (they may track jobs there); the
-reading itself happens in `jobs.imports`, mostly in the background.
+reading itself happens in `jobs.sync.imports`, mostly in the background.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from jobs import imports
+from jobs import selectors, services
 from jobs.access import Need, token_for_user
 from jobs.forms import ImportFilterForm
 from jobs.models import ApiToken
+from jobs.sync import imports
 
 ROWS_PER_PAGE = 100
 
@@ -36,16 +37,16 @@ def _filter_form(run, data) -> ImportFilterForm:
 @require_GET
 def token_import(request, pk: int):
     token = token_for_user(request.user, pk, Need.EDIT_JOBS)
-    run = imports.latest_run(token)
+    run = selectors.latest_run(token)
     context = {"token": token, "run": run, "now": timezone.now()}
     if run is not None and not run.is_reading:
         form = _filter_form(run, request.GET)
         filters = form.filters()
-        rows = imports.listings(run, **filters)
+        rows = selectors.listings(run, **filters)
         paginator = Paginator(rows, ROWS_PER_PAGE)
         page = paginator.get_page(request.GET.get("page"))
         page_rows = list(page.object_list)
-        tracked = imports.tracked_ids(token, [row.job_id for row in page_rows])
+        tracked = selectors.tracked_ids(token, [row.job_id for row in page_rows])
         for row in page_rows:
             row.is_tracked = row.job_id in tracked
         query = request.GET.copy()
@@ -62,7 +63,7 @@ def token_import(request, pk: int):
 @require_POST
 def import_start(request, pk: int):
     token = token_for_user(request.user, pk, Need.EDIT_JOBS)
-    run, started = imports.import_start(token=token, user=request.user)
+    run, started = services.import_start(token=token, user=request.user)
     if not started:
         messages.info(request, "This token's job list is already being read; its progress is below.")
     elif run.state == run.State.FAILED:
@@ -74,8 +75,8 @@ def import_start(request, pk: int):
 @require_POST
 def import_resume(request, pk: int):
     token = token_for_user(request.user, pk, Need.EDIT_JOBS)
-    run = imports.latest_run(token)
-    if run is None or not imports.import_resume(run=run):
+    run = selectors.latest_run(token)
+    if run is None or not services.import_resume(run=run):
         messages.info(request, "There is no stopped reading of this token's job list to resume.")
     return redirect("token_import", pk=token.pk)
 
@@ -88,7 +89,7 @@ def import_progress(request, pk: int):
     if not request.htmx:
         return token_import(request, pk)
     token = token_for_user(request.user, pk, Need.EDIT_JOBS)
-    run = imports.latest_run(token)
+    run = selectors.latest_run(token)
     if run is not None and run.is_reading:
         run = imports.import_advance(run.pk, pages=1)
     if run is None or not run.is_reading:
@@ -101,7 +102,7 @@ def import_progress(request, pk: int):
 @require_POST
 def import_track(request, pk: int):
     token = token_for_user(request.user, pk, Need.EDIT_JOBS)
-    run = imports.latest_run(token)
+    run = selectors.latest_run(token)
     back = reverse("token_import", args=[token.pk])
     if run is None or run.is_reading or str(run.pk) != request.POST.get("run"):
         messages.error(request, "The job list was read again meanwhile: pick the jobs again.")
@@ -112,13 +113,13 @@ def import_track(request, pk: int):
     if query:
         back += "?" + query
     if request.POST.get("select_all"):
-        rows = imports.listings(run, **filters)
+        rows = selectors.listings(run, **filters)
     else:
         rows = run.listings.filter(job_id__in=request.POST.getlist("job"))
     if not rows.exists():
         messages.error(request, "Select at least one job to track.")
         return redirect(back)
-    result = imports.import_track(run=run, rows=rows, user=request.user)
+    result = services.import_track(run=run, rows=rows, user=request.user)
     if result.tracked:
         messages.success(request, f"Now tracking {len(result.tracked)} job{'s' if len(result.tracked) != 1 else ''} "
                          f"in {token.workspace.name}.")

@@ -14,7 +14,8 @@ from django.http import Http404, HttpResponse
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
-from jobs import live, training_log
+from jobs import live
+from jobs.selectors.training_log import EventsQuery
 
 # A dashboard card whose job the viewer can no longer see (removed, or moved out of their
 # workspaces) becomes this notice, which polls no more.
@@ -38,7 +39,7 @@ def job_parts(request, pk: int):
     """The live parts of a job page, if the job changed since `?v=<pk>.<version>`."""
     shown = live.parse_shown(request.GET.getlist("v"))
     # The Events panel's level filter and length ride along, so an update keeps them.
-    events_query = training_log.EventsQuery.from_params(request.GET)
+    events_query = EventsQuery.from_params(request.GET)
     return _changed_parts(request, {pk: shown.get(pk, "")}, part="job",
                           extra={"events_query": events_query}, variant=events_query.variant)
 

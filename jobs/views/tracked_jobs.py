@@ -6,9 +6,11 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from jobs import live, refresh, selectors, services, training_log
+from jobs import live, selectors, services
 from jobs.access import Need, job_for_user, membership_for
 from jobs.forms import JobMoveForm, LabelForm
+from jobs.selectors.training_log import EventsQuery
+from jobs.sync import refresh
 
 
 @login_required
@@ -20,7 +22,7 @@ def job_detail(request, pk: int):
 
 
 def _render_detail(request, job, *, label_form=None, move_form=None, status=200):
-    context = {"job": job, "events_query": training_log.EventsQuery.from_params(request.GET),
+    context = {"job": job, "events_query": EventsQuery.from_params(request.GET),
                "checked_at": live.checked_at([job])}
     if job.can_edit:
         tokens = selectors.tokens_usable_by(user=request.user)

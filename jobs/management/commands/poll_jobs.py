@@ -1,7 +1,7 @@
 """The background worker: refresh due jobs and send notifications, so nobody has to watch.
 
 Each round claims the due jobs, reads them from each token's job list where it can (see
-`jobs.list_refresh`) and asks for the rest one by one, all through one bounded thread pool.
+`jobs.sync.list_refresh`) and asks for the rest one by one, all through one bounded thread pool.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from jobs import discovery, imports, list_refresh, notifications, refresh, request_budget
+from jobs import notifications, request_budget
 from jobs.models import WorkerHeartbeat
+from jobs.sync import discovery, imports, list_refresh, refresh
 
 logger = logging.getLogger("jobs.worker")
 

@@ -27,10 +27,11 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import refresh, services, vault
+from jobs import vault
 from jobs.finetuning import FineTuningJob
 from jobs.models import ApiToken, RemovedJob, TrackedJob
 from jobs.request_budget import BudgetSpent
+from jobs.sync import listed_jobs, refresh
 from jobs.tokenfactory import (
     ListUnsupported,
     RateLimited,
@@ -149,7 +150,7 @@ def _track_new(token: ApiToken, found: list[FineTuningJob], *, now: dt.datetime)
     for details in found:
         if details.id in skip:
             continue
-        job = services.job_track_listed(
+        job = listed_jobs.job_track_listed(
             workspace=token.workspace, token=token, details=details, user=None, now=now, found_by_watch=True
         )
         tracked += job is not None

@@ -1,4 +1,4 @@
-"""Import jobs: read every job a token can see, then track the ones someone picks, in one go.
+"""Import jobs, the reading half: every job a token can see, read page by page into ImportListing rows.
 
 Reading is paged (`after` + `limit`) and stored as it goes (`ImportRun` + `ImportListing`),
 one page per transaction under a claim, so that:
@@ -10,24 +10,23 @@ one page per transaction under a claim, so that:
 - a list that fails half-way keeps what was read, and "Resume" goes on from `cursor`;
 - a 429 pauses the token for everything, as anywhere else, and the reading waits for it.
 
-Tracking from the list stores the listed snapshot (no GET per job) when the entry was a whole
-job, and asks for the job by ID only when it was not. One audit entry says who imported how many.
+Starting, resuming and tracking from the list are people's writes: jobs.services.imports.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, field
 
-from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from jobs import refresh, services, vault
+from jobs import vault
 from jobs.finetuning import FineTuningJob
-from jobs.models import ApiToken, ImportListing, ImportRun, TrackedJob
+from jobs.models import ImportListing, ImportRun
 from jobs.request_budget import BudgetSpent
+from jobs.sync import refresh
 from jobs.tokenfactory import (
     JobListPage,
     RateLimited,
@@ -41,39 +40,6 @@ logger = logging.getLogger(__name__)
 PAGES_ON_START = 1
 #: Pages one worker round reads of one import.
 PAGES_PER_ROUND = 10
-
-
-def latest_run(token: ApiToken) -> ImportRun | None:
-    return token.import_runs.select_related("requested_by").first()
-
-
-def import_start(*, token: ApiToken, user) -> tuple[ImportRun, bool]:
-    """Start reading the token's job list, unless a reading is under way: (run, started).
-
-    A new reading replaces the token's previous list (what is tracked stays tracked).
-    """
-    reading = token.import_runs.filter(state=ImportRun.State.READING).first()
-    if reading is not None:
-        return reading, False
-    try:
-        with transaction.atomic():
-            token.import_runs.exclude(state=ImportRun.State.READING).delete()
-            run = ImportRun.objects.create(token=token, requested_by=user)
-    except IntegrityError:  # someone else clicked a moment ago
-        return token.import_runs.get(state=ImportRun.State.READING), False
-    return import_advance(run.pk, pages=PAGES_ON_START), True
-
-
-def import_resume(*, run: ImportRun) -> bool:
-    """Go on reading a list that stopped on an error, from where it stopped."""
-    try:
-        with transaction.atomic():
-            resumed = ImportRun.objects.filter(pk=run.pk, state=ImportRun.State.FAILED).update(
-                state=ImportRun.State.READING, error="", updated_at=timezone.now()
-            )
-    except IntegrityError:  # a newer reading of the same token is under way
-        return False
-    return bool(resumed)
 
 
 def claim_reading_runs(*, limit: int = 20) -> list[int]:
@@ -165,71 +131,3 @@ def _stop(run: ImportRun, message: str) -> None:
     run.save(update_fields=["state", "error", "updated_at"])
 
 
-# --- What the page shows, and tracking from it ---------------------------------------------
-
-
-def listings(
-    run: ImportRun, *, status: str = "", model: str = "", created_from: dt.date | None = None,
-    created_to: dt.date | None = None,
-) -> QuerySet[ImportListing]:
-    rows = run.listings.all()
-    if status:
-        rows = rows.filter(status=status)
-    if model:
-        rows = rows.filter(model=model)
-    if created_from:
-        rows = rows.filter(job_created_at__date__gte=created_from)
-    if created_to:
-        rows = rows.filter(job_created_at__date__lte=created_to)
-    return rows
-
-
-def tracked_ids(token: ApiToken, job_ids: list[str]) -> set[str]:
-    return set(
-        TrackedJob.objects.filter(workspace_id=token.workspace_id, job_id__in=job_ids)
-        .values_list("job_id", flat=True)
-    )
-
-
-@dataclass
-class ImportResult:
-    tracked: list[str] = field(default_factory=list)
-    already: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (job ID, why)
-
-
-def import_track(*, run: ImportRun, rows: QuerySet[ImportListing], user) -> ImportResult:
-    """Track the chosen listed jobs in the token's workspace, in one go."""
-    token = run.token
-    workspace = token.workspace
-    chosen = list(rows.only("job_id", "snapshot"))
-    already = tracked_ids(token, [row.job_id for row in chosen])
-    result = ImportResult(already=[row.job_id for row in chosen if row.job_id in already])
-    now = timezone.now()
-    for row in chosen:
-        if row.job_id in already:
-            continue
-        if row.snapshot is None:
-            # The list gave a summary only: one GET for the whole job, as "Track a job" does.
-            for job_id, outcome, message in services.job_track_many(
-                workspace=workspace, token=token, job_ids=[row.job_id], user=user
-            ):
-                if outcome == "tracked":
-                    result.tracked.append(job_id)
-                elif outcome == "already":
-                    result.already.append(job_id)
-                else:
-                    result.failed.append((job_id, message))
-            continue
-        job = services.job_track_listed(
-            workspace=workspace, token=token, details=FineTuningJob.from_payload(row.snapshot),
-            user=user, now=now,
-        )
-        (result.tracked.append(row.job_id) if job else result.already.append(row.job_id))
-    if result.tracked:
-        services.audit_record(
-            workspace=workspace, actor=user, action="job.import",
-            description=f"imported {len(result.tracked)} job(s) listed by token “{token.name}”"
-            + (f"; {len(result.already)} already tracked" if result.already else ""),
-        )
-    return result

@@ -13,7 +13,7 @@ interval covers them all). What the list does not give falls back to
 - every job of a token whose API has no list (404/405) or only a summary one: remembered in
   the shared cache for a while, so the list is not tried again every round.
 
-The guarantees of `jobs.refresh` hold: due jobs are claimed before the list is read (pages
+The guarantees of `jobs.sync.refresh` hold: due jobs are claimed before the list is read (pages
 leave claimed jobs alone), others are claimed before they are stored, every store happens
 under the job's single-flight lock and only if nobody stored a newer answer meanwhile, so each
 transition is recorded and notified once. A 429 pauses the whole token (its jobs then wait
@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 from django.core.cache import cache
 from django.utils import timezone
 
-from jobs import refresh, request_budget, training_log, vault
+from jobs import request_budget, vault
 from jobs.finetuning import TERMINAL_STATUSES, FineTuningJob
 from jobs.models import ApiToken, TrackedJob
+from jobs.sync import refresh, training_log
 from jobs.tokenfactory import (
     LIST_PAGE_LIMIT,
     JobListPage,

@@ -8,7 +8,7 @@ a row doubles the interval (capped), so a broken job or an outage is not hammere
 
 The background worker (`poll_jobs`) goes through the same path, after claiming due jobs in
 the database so that several workers share them out instead of racing. Where a token has
-several due jobs, the worker reads them from the job list instead (`jobs.list_refresh`), and
+several due jobs, the worker reads them from the job list instead (`jobs.sync.list_refresh`), and
 stores each one through `store_snapshot` under the same lock.
 
 Every call spends from its token's request budget (`jobs.request_budget`). A refresh the budget
@@ -31,9 +31,10 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import deployments, files, history, notifications, request_budget, training_log, vault
+from jobs import notifications, request_budget, vault
 from jobs.finetuning import QUEUED_STATUSES, TERMINAL_STATUSES, FineTuningJob
 from jobs.models import ApiToken, TrackedJob
+from jobs.sync import deployments, files, history, training_log
 from jobs.tokenfactory import (
     ClientConfig,
     JobForbidden,

@@ -1,0 +1,84 @@
+"""People's writes: every change a person makes to workspaces, tokens, tracked jobs, teams and
+notification channels goes through here, by domain:
+
+- accounts: the first administrator, accounts made by administrators or by sign-up;
+- teams: teams, members, invitations and invite links;
+- tokens: API tokens in the vault;
+- tracked_jobs: track, label, move, stop tracking, cancel;
+- imports: reading a token's whole job list and tracking from it;
+- channels: notification channels and the stall limit.
+
+Changes are written to the workspace's audit trail (jobs.audit). Callers use the names below
+(`services.job_track(...)`); the modules are how the code is organised, not part of the API.
+"""
+
+from jobs.audit import audit_record
+from jobs.services.accounts import account_create, first_admin_create
+from jobs.services.channels import channel_add, channel_delete, stall_settings_update
+from jobs.services.imports import ImportResult, import_resume, import_start, import_track
+from jobs.services.teams import (
+    invitation_accept,
+    invitation_decline,
+    invitation_revoke,
+    invite_accept,
+    invite_create,
+    invite_for_secret,
+    invite_revoke,
+    member_change_role,
+    member_invite,
+    member_remove,
+    team_create,
+    team_delete,
+    team_rename,
+)
+from jobs.services.tokens import token_check, token_create, token_delete, token_update
+from jobs.services.tracked_jobs import (
+    can_cancel,
+    cancel_offered,
+    job_cancel,
+    job_label,
+    job_move,
+    job_remove,
+    job_track,
+    job_track_many,
+)
+from jobs.sync.listed_jobs import job_track_listed
+
+__all__ = [
+    "ImportResult",
+    "account_create",
+    "audit_record",
+    "can_cancel",
+    "cancel_offered",
+    "channel_add",
+    "channel_delete",
+    "first_admin_create",
+    "import_resume",
+    "import_start",
+    "import_track",
+    "invitation_accept",
+    "invitation_decline",
+    "invitation_revoke",
+    "invite_accept",
+    "invite_create",
+    "invite_for_secret",
+    "invite_revoke",
+    "job_cancel",
+    "job_label",
+    "job_move",
+    "job_remove",
+    "job_track",
+    "job_track_listed",
+    "job_track_many",
+    "member_change_role",
+    "member_invite",
+    "member_remove",
+    "stall_settings_update",
+    "team_create",
+    "team_delete",
+    "team_rename",
+    "token_check",
+    "token_create",
+    "token_delete",
+    "token_update",
+]

@@ -1,0 +1,185 @@
+"""Tracked jobs: track one or many by ID, label, move, stop tracking, and cancel on Token Factory.
+
+Cancel (`POST /v1/fine_tuning/jobs/{id}/cancel`) is not offered by every Token Factory: an
+endpoint that answers 404 or 405 is remembered per API base URL, and the button is not offered
+again there. After a cancel the job is refreshed at once, so the page shows what the API now
+says, and the workspace's audit trail records who cancelled it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from jobs.audit import audit_record
+from jobs.models import ApiToken, RemovedJob, TrackedJob, Workspace
+from jobs.sync import files, history, refresh
+from jobs.sync.refresh import fetch_job
+from jobs.tokenfactory import (
+    InvalidJobId,
+    JobNotFound,
+    NotOffered,
+    RateLimited,
+    TokenFactoryError,
+    TokenRejected,
+    clean_job_id,
+)
+from jobs.vault import VaultError
+
+
+def job_track(*, workspace: Workspace, token: ApiToken, job_id: str, user, label: str = "") -> TrackedJob:
+    """Fetch the job first, and store it only if that worked: nothing half-done is saved.
+
+    Raises InvalidJobId/TokenFactoryError (with a message for the page) or ValidationError.
+    """
+    job_id = clean_job_id(job_id)
+    existing = TrackedJob.objects.filter(workspace=workspace, job_id=job_id).first()
+    if existing:
+        raise ValidationError(f"{job_id} is already tracked in {workspace.name}.")
+    if token.rate_limited_until and token.rate_limited_until > timezone.now():
+        raise ValidationError(
+            "Token Factory is rate-limiting this token; try again in a minute."
+        )
+    details = fetch_job(token=token, job_id=job_id)
+    # A finished job is not refreshed again: its file names are asked about now (cached).
+    files.remember_files(details, token_id=token.pk)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            job = TrackedJob.objects.create(
+                workspace=workspace,
+                token=token,
+                job_id=job_id,
+                label=label.strip(),
+                added_by=user,
+                snapshot=details.raw,
+                status=details.status,
+                fetched_at=now,
+                checked_at=now,
+            )
+            audit_record(workspace=workspace, actor=user, action="job.track",
+                         description=f"started tracking {job_id}")
+            history.record_tracking_started(job, now=now)
+            RemovedJob.objects.filter(workspace=workspace, job_id=job_id).delete()  # wanted again
+            return job
+    except IntegrityError:  # tracked by someone else a moment ago
+        raise ValidationError(f"{job_id} is already tracked in {workspace.name}.") from None
+
+
+def job_track_many(
+    *, workspace: Workspace, token: ApiToken, job_ids: list[str], user, label: str = ""
+) -> list[tuple[str, str, str]]:
+    """Track each of `job_ids` (in order, repeats once): (job ID, outcome, what happened) each.
+
+    Outcomes: "tracked", "already", "not_found", "refused", "invalid", "not_tried". Once the
+    API rejects or rate-limits the token, the IDs left are not tried: each would fail alike.
+    """
+    results: list[tuple[str, str, str]] = []
+    stop: str = ""
+    for raw in dict.fromkeys(job_ids):
+        if stop:
+            results.append((raw, "not_tried", stop))
+            continue
+        try:
+            job = job_track(workspace=workspace, token=token, job_id=raw, user=user, label=label)
+        except InvalidJobId:
+            results.append((raw, "invalid", "not a fine-tuning job ID"))
+        except JobNotFound as exc:
+            results.append((raw, "not_found", exc.message))
+        except (TokenRejected, RateLimited) as exc:
+            results.append((raw, "refused", exc.message))
+            stop = "not tried: " + exc.message
+        except TokenFactoryError as exc:
+            results.append((raw, "refused", exc.message))
+        except VaultError as exc:
+            results.append((raw, "refused", str(exc)))
+            stop = "not tried: " + str(exc)
+        except ValidationError as exc:
+            message = " ".join(exc.messages)
+            results.append((raw, "already" if "already tracked" in message else "refused", message))
+        else:
+            results.append((job.job_id, "tracked", f"now tracking it in {workspace.name}"))
+    return results
+
+
+def job_label(*, job: TrackedJob, label: str) -> TrackedJob:
+    job.label = label.strip()
+    job.save(update_fields=["label"])
+    return job
+
+
+@transaction.atomic
+def job_remove(*, job: TrackedJob, actor) -> None:
+    audit_record(workspace=job.workspace, actor=actor, action="job.remove",
+                 description=f"stopped tracking {job.job_id}")
+    # Remembered, so that a watched token does not bring it straight back.
+    RemovedJob.objects.update_or_create(
+        workspace=job.workspace, job_id=job.job_id, defaults={"removed_at": timezone.now()}
+    )
+    job.delete()
+
+
+@transaction.atomic
+def job_move(*, job: TrackedJob, token: ApiToken, actor) -> TrackedJob:
+    """Move a job to another workspace, to be read there with one of that workspace's tokens."""
+    source = job.workspace
+    if TrackedJob.objects.filter(workspace=token.workspace, job_id=job.job_id).exclude(pk=job.pk).exists():
+        raise ValidationError(f"{job.job_id} is already tracked in {token.workspace.name}.")
+    job.workspace, job.token = token.workspace, token
+    job.save(update_fields=["workspace", "token"])
+    if source.pk != token.workspace_id:
+        audit_record(workspace=source, actor=actor, action="job.move",
+                     description=f"moved {job.job_id} out to {token.workspace.name}")
+        audit_record(workspace=token.workspace, actor=actor, action="job.move",
+                     description=f"moved {job.job_id} in from {source.name}")
+    return job
+
+
+NOT_OFFERED_SECONDS = 30 * 24 * 3600
+
+
+def _not_offered_key() -> str:
+    base_url = settings.FTDASH_API_BASE_URL.rstrip("/")
+    return "ftdash:cancel-not-offered:" + hashlib.blake2s(base_url.encode(), digest_size=10).hexdigest()
+
+
+def cancel_offered() -> bool:
+    """False once this API base URL answered a cancel with 404 or 405."""
+    try:
+        return not cache.get(_not_offered_key())
+    except Exception:
+        return True  # a cache outage: offer it; the API's answer is remembered next time
+
+
+def can_cancel(job: TrackedJob) -> bool:
+    return not job.is_terminal and job.token_id is not None and cancel_offered()
+
+
+def job_cancel(*, job: TrackedJob, actor) -> TrackedJob:
+    """Ask Token Factory to cancel `job`, record who did, and refresh the job at once.
+
+    Raises ValidationError for a job that cannot be cancelled from here, NotOffered (and
+    remembers it) when the API has no cancel, and TokenFactoryError for any other failure.
+    """
+    if job.is_terminal:
+        raise ValidationError(f"{job.job_id} has already finished ({job.status}); there is nothing to cancel.")
+    token = ApiToken.objects.filter(pk=job.token_id).first()
+    if token is None:
+        raise ValidationError("The API token this job used was deleted; move the job to another token first.")
+    try:
+        token.client().cancel_job(job.job_id)
+    except NotOffered:
+        cache.set(_not_offered_key(), True, NOT_OFFERED_SECONDS)
+        raise
+    except RateLimited as exc:
+        refresh.pause_token(token, exc)
+        raise
+    audit_record(workspace=job.workspace, actor=actor, action="job.cancel",
+                 description=f"cancelled job {job.job_id}")
+    return refresh.refresh_now(job)
+
