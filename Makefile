@@ -7,7 +7,7 @@ PORT ?= 8000
 export FTDASH_DATA_DIR ?= $(CURDIR)/data
 export HOST PORT
 
-.PHONY: run serve test install bench
+.PHONY: run serve test lint format install bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,20 @@ serve: install
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/gunicorn --config ftdash/gunicorn.conf.py ftdash.wsgi:application
 
+# Lint, formatting and the import contract (pyproject.toml's [tool.ruff] and [tool.importlinter]):
+# a few seconds, run before every test run. `make format` fixes what ruff can.
+LINTED := manage.py ftdash jobs bench
+lint: install
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/lint-imports --no-cache
+
+format: install
+	$(BIN)/ruff check --fix $(LINTED)
+	$(BIN)/ruff format $(LINTED)
+
 # PYTEST_ARGS narrows a run, e.g. make test PYTEST_ARGS='-m "not browser"'
-test: install
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The live-update benchmarks of issue 9 (~15 minutes, one script at a time); writes the figures

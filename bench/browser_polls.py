@@ -63,26 +63,44 @@ def run(*, jobs: int, window: float, interval: int, workers: int | None, command
     per_minute = 60 / window
     visible_rate, hidden_rate = visible * per_minute, hidden * per_minute
     visible_target, hidden_target = 60 / interval, 1
-    markdown = "\n".join([
-        f"Command: `{command}`  ",
-        f"Machine: {machine()}  ",
-        f"gunicorn: {workers_used} sync workers; `poll_jobs` running; headless Chromium; one dashboard tab showing "
-        f"{jobs} running jobs; refresh interval {interval} s; each window {window:g} s. Hidden by overriding "
-        "`document.visibilityState` and dispatching `visibilitychange` (headless Chromium cannot hide a tab).",
-        "",
-        table(["tab", "requests to /live/cards/ in the window", "per minute"], [
-            ["visible", visible, f"{visible_rate:g}"],
-            ["hidden", hidden, f"{hidden_rate:g}"],
-            ["visible again: first poll after", f"{catch_up * 1000:.0f} ms" if catch_up is not None else "none", ""],
-        ]),
-        "",
-        "Answers seen: " + ", ".join(f"{count} × {status}" for status, count in sorted(statuses.items())) + ".",
-    ])
-    return Section("P5", "One tab's requests, visible and hidden (bench/browser_polls.py)", markdown, [
-        Figure("P5", f"requests per minute, one dashboard tab with {jobs} running jobs: visible / hidden",
-               f"≤ {visible_target:g} / ≤ {hidden_target}", f"{visible_rate:g} / {hidden_rate:g}",
-               visible_rate <= visible_target and hidden_rate <= hidden_target),
-    ])
+    markdown = "\n".join(
+        [
+            f"Command: `{command}`  ",
+            f"Machine: {machine()}  ",
+            f"gunicorn: {workers_used} sync workers; `poll_jobs` running; headless Chromium; one dashboard tab showing "
+            f"{jobs} running jobs; refresh interval {interval} s; each window {window:g} s. Hidden by overriding "
+            "`document.visibilityState` and dispatching `visibilitychange` (headless Chromium cannot hide a tab).",
+            "",
+            table(
+                ["tab", "requests to /live/cards/ in the window", "per minute"],
+                [
+                    ["visible", visible, f"{visible_rate:g}"],
+                    ["hidden", hidden, f"{hidden_rate:g}"],
+                    [
+                        "visible again: first poll after",
+                        f"{catch_up * 1000:.0f} ms" if catch_up is not None else "none",
+                        "",
+                    ],
+                ],
+            ),
+            "",
+            "Answers seen: " + ", ".join(f"{count} × {status}" for status, count in sorted(statuses.items())) + ".",
+        ]
+    )
+    return Section(
+        "P5",
+        "One tab's requests, visible and hidden (bench/browser_polls.py)",
+        markdown,
+        [
+            Figure(
+                "P5",
+                f"requests per minute, one dashboard tab with {jobs} running jobs: visible / hidden",
+                f"≤ {visible_target:g} / ≤ {hidden_target}",
+                f"{visible_rate:g} / {hidden_rate:g}",
+                visible_rate <= visible_target and hidden_rate <= hidden_target,
+            ),
+        ],
+    )
 
 
 def _count(browser, server, session: str, *, jobs: int, window: float, interval: int):
@@ -145,8 +163,13 @@ def main(argv: list[str] | None = None) -> Section:
     args = parser.parse_args(argv)
     if args.smoke:
         args.jobs, args.interval, args.window, args.workers = 5, 1, 3, args.workers or 2
-    return run(jobs=args.jobs, window=args.window, interval=args.interval, workers=args.workers,
-               command=command_line("bench/browser_polls.py", argv))
+    return run(
+        jobs=args.jobs,
+        window=args.window,
+        interval=args.interval,
+        workers=args.workers,
+        command=command_line("bench/browser_polls.py", argv),
+    )
 
 
 if __name__ == "__main__":

@@ -75,9 +75,11 @@ def run(*, sizes: tuple[int, int], requests: int, workers: int | None, command: 
         with serve(Path(tmp), api_url=api.url, workers=workers, FTDASH_REFRESH_SECONDS="3600") as server:
             small, big = seed(server, teams)
             owners = [small.usernames[0], big.usernames[0]]
-            counted = json.loads(server.manage(
-                "shell", "--no-imports", "-v", "0", "-c", f"USERNAMES = {owners!r}\n" + COUNT_QUERIES
-            ).strip().splitlines()[-1])
+            counted = json.loads(
+                server.manage("shell", "--no-imports", "-v", "0", "-c", f"USERNAMES = {owners!r}\n" + COUNT_QUERIES)
+                .strip()
+                .splitlines()[-1]
+            )
             times = asyncio.run(_time(server, [small.sessions[0], big.sessions[0]], requests))
             workers_used = server.workers
 
@@ -88,23 +90,40 @@ def run(*, sizes: tuple[int, int], requests: int, workers: int | None, command: 
         [f"{size:,} ({RUNNING} running)", q["cards"], q["queries"], fmt_ms(median(t)), fmt_ms(percentile(t, 99))]
         for size, q, t in zip(sizes, (small_q, big_q), times, strict=True)
     ]
-    markdown = "\n".join([
-        f"Command: `{command}`  ",
-        f"Machine: {machine()}  ",
-        f"gunicorn: {workers_used} sync workers, SQLite; {requests} requests per dashboard, alternating, one at a time.",
-        "",
-        table(["tracked jobs", "cards on the first page", "SQL queries", "server time p50", "p99"], rows),
-        "",
-        f"Ratio ({sizes[1]:,} ÷ {sizes[0]:,}): {ratio:.2f}× the server time; "
-        f"{big_q['queries']} vs {small_q['queries']} queries.",
-    ])
+    markdown = "\n".join(
+        [
+            f"Command: `{command}`  ",
+            f"Machine: {machine()}  ",
+            f"gunicorn: {workers_used} sync workers, SQLite; {requests} requests per dashboard, alternating, one at a time.",
+            "",
+            table(["tracked jobs", "cards on the first page", "SQL queries", "server time p50", "p99"], rows),
+            "",
+            f"Ratio ({sizes[1]:,} ÷ {sizes[0]:,}): {ratio:.2f}× the server time; "
+            f"{big_q['queries']} vs {small_q['queries']} queries.",
+        ]
+    )
     same = small_q["queries"] == big_q["queries"] and big_q["queries"] <= 12
-    return Section("P6", "Big dashboards (bench/dashboard_size.py)", markdown, [
-        Figure("P6", f"dashboard, {sizes[0]:,} vs {sizes[1]:,} tracked jobs: SQL queries", "same count, ≤ 12",
-               f"{small_q['queries']} vs {big_q['queries']}", same),
-        Figure("P6", f"dashboard, {sizes[0]:,} vs {sizes[1]:,} tracked jobs: server time", "≤ 2×",
-               f"{ratio:.2f}× ({fmt_ms(small_t)} vs {fmt_ms(big_t)})", ratio <= 2),
-    ])
+    return Section(
+        "P6",
+        "Big dashboards (bench/dashboard_size.py)",
+        markdown,
+        [
+            Figure(
+                "P6",
+                f"dashboard, {sizes[0]:,} vs {sizes[1]:,} tracked jobs: SQL queries",
+                "same count, ≤ 12",
+                f"{small_q['queries']} vs {big_q['queries']}",
+                same,
+            ),
+            Figure(
+                "P6",
+                f"dashboard, {sizes[0]:,} vs {sizes[1]:,} tracked jobs: server time",
+                "≤ 2×",
+                f"{ratio:.2f}× ({fmt_ms(small_t)} vs {fmt_ms(big_t)})",
+                ratio <= 2,
+            ),
+        ],
+    )
 
 
 async def _time(server, sessions: list[str], requests: int) -> list[list[float]]:
@@ -134,8 +153,12 @@ def main(argv: list[str] | None = None) -> Section:
     args = parser.parse_args(argv)
     if args.smoke:
         args.big, args.requests, args.workers = 60, 3, args.workers or 2
-    return run(sizes=(args.small, args.big), requests=args.requests, workers=args.workers,
-               command=command_line("bench/dashboard_size.py", argv))
+    return run(
+        sizes=(args.small, args.big),
+        requests=args.requests,
+        workers=args.workers,
+        command=command_line("bench/dashboard_size.py", argv),
+    )
 
 
 if __name__ == "__main__":

@@ -142,8 +142,13 @@ class Server:
 
     def start_poll_jobs(self, log_path: Path, *args: str) -> subprocess.Popen:
         with log_path.open("w") as log:
-            return subprocess.Popen([sys.executable, "manage.py", "poll_jobs", *args], cwd=ROOT, env=self.env,
-                                    stdout=log, stderr=subprocess.STDOUT)
+            return subprocess.Popen(
+                [sys.executable, "manage.py", "poll_jobs", *args],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
 
 def rss_mb(pid: int) -> float:
@@ -157,7 +162,8 @@ def rss_mb(pid: int) -> float:
 def _env(data_dir: Path, api_url: str, extra: dict[str, str]) -> dict[str, str]:
     # Only the variables given here: nothing leaks in from the shell or a test run's settings.
     inherited = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if not k.startswith(("FTDASH_", "DJANGO_", "GUNICORN_")) and k not in ("DATABASE_URL", "REDIS_URL")
     }
     return {
@@ -178,8 +184,9 @@ def _env(data_dir: Path, api_url: str, extra: dict[str, str]) -> dict[str, str]:
 
 
 def _manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     if result.returncode:
         raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout
@@ -214,7 +221,10 @@ def serve(tmp: Path, *, api_url: str, workers: int | None = None, **extra_env: s
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [str(BIN / "gunicorn"), "--config", "ftdash/gunicorn.conf.py", "ftdash.wsgi:application"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     server = Server(f"http://127.0.0.1:{port}", "127.0.0.1", port, workers, env, data_dir, log_path, process)
     try:
@@ -390,8 +400,9 @@ class Load:
         return self.answers / self.seconds
 
 
-async def hammer(server: Server, *, connections: int, seconds: float,
-                 request_for: Callable[[int], tuple[str, str, dict[str, str]]]) -> Load:
+async def hammer(
+    server: Server, *, connections: int, seconds: float, request_for: Callable[[int], tuple[str, str, dict[str, str]]]
+) -> Load:
     """`connections` clients, each sending its next request as soon as the last was answered,
     for `seconds`. `request_for(n)` gives client n's (session cookie, path, headers)."""
     statuses: dict[int, int] = {}
@@ -468,8 +479,9 @@ class Viewers:
         self.errors.append(what)
 
 
-async def dashboard_tab(server: Server, cookie: str, *, every: float, phase: float, until: float,
-                        seen: Viewers) -> None:
+async def dashboard_tab(
+    server: Server, cookie: str, *, every: float, phase: float, until: float, seen: Viewers
+) -> None:
     """One dashboard tab doing what static/js/live.js does: load the page, then every `every`
     seconds after the last answer send the versions of its live cards, and morph in what comes
     back (here: note the new versions). Stops at `until` (time.perf_counter()), or when no card

@@ -63,9 +63,17 @@ def run_all(names: list[str], smoke: bool) -> tuple[list[Section], list[str]]:
             crashed.append(name)
             trace = traceback.format_exc()
             print(trace, file=sys.stderr)
-            made = [Section(keys[0], f"bench/{name}.py crashed", f"```\n{trace[-3000:]}\n```", [
-                Figure(key, f"bench/{name}.py", "—", "the script crashed (see its section)", False) for key in keys
-            ])]
+            made = [
+                Section(
+                    keys[0],
+                    f"bench/{name}.py crashed",
+                    f"```\n{trace[-3000:]}\n```",
+                    [
+                        Figure(key, f"bench/{name}.py", "—", "the script crashed (see its section)", False)
+                        for key in keys
+                    ],
+                )
+            ]
         sections += made if isinstance(made, list) else [made]
         print(f"bench: {name} done in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     return sections, crashed
@@ -78,8 +86,9 @@ def _git(*args: str) -> str:
         return ""
 
 
-def render(sections: list[Section], *, command: str, started: dt.datetime, seconds: float, note: str,
-           smoke: bool) -> str:
+def render(
+    sections: list[Section], *, command: str, started: dt.datetime, seconds: float, note: str, smoke: bool
+) -> str:
     commit = _git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = len([line for line in _git("status", "--porcelain").splitlines() if line.strip()])
     figures = sorted((f for s in sections for f in s.figures), key=lambda f: (int(f.key[1:]), 0))
@@ -97,11 +106,16 @@ def render(sections: list[Section], *, command: str, started: dt.datetime, secon
         "",
         "### Summary",
         "",
-        table(["#", "measure", "target", "measured", "verdict"],
-              [[f.key, f.measure, f.target, f.measured, f.verdict] for f in figures]),
+        table(
+            ["#", "measure", "target", "measured", "verdict"],
+            [[f.key, f.measure, f.target, f.measured, f.verdict] for f in figures],
+        ),
         "",
-        ("Every target is met." if not missed else
-         "Targets **not met**: " + ", ".join(sorted({f.key for f in missed}, key=lambda k: int(k[1:]))) + "."),
+        (
+            "Every target is met."
+            if not missed
+            else "Targets **not met**: " + ", ".join(sorted({f.key for f in missed}, key=lambda k: int(k[1:]))) + "."
+        ),
     ]
     for section in sorted(sections, key=lambda s: int(s.key[1:].split("–")[0])):
         lines += ["", f"### {section.key}: {section.title}", "", section.markdown]
@@ -131,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="each script's tiny run; prints instead of writing")
     parser.add_argument("--only", help=f"comma-separated, of: {', '.join(SCRIPTS)}")
-    parser.add_argument("--output", type=Path, help="the Markdown file to write (default: BENCHMARKS.md, "
-                                                    "or none with --smoke)")
+    parser.add_argument(
+        "--output", type=Path, help="the Markdown file to write (default: BENCHMARKS.md, or none with --smoke)"
+    )
     parser.add_argument("--note", default="", help="a line about the circumstances, written with the figures")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.only.split(",")] if args.only else list(SCRIPTS)
@@ -144,8 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     clock = time.monotonic()
     sections, crashed = run_all(names, args.smoke)
-    body = render(sections, command=command_line("bench/run.py", argv), started=started,
-                  seconds=time.monotonic() - clock, note=args.note, smoke=args.smoke)
+    body = render(
+        sections,
+        command=command_line("bench/run.py", argv),
+        started=started,
+        seconds=time.monotonic() - clock,
+        note=args.note,
+        smoke=args.smoke,
+    )
     if output is None:
         print(body)
     else:

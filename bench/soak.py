@@ -44,8 +44,17 @@ from bench.harness import (  # noqa: E402
 from tests.fake_tokenfactory import FakeTokenFactory  # noqa: E402
 
 
-def run(*, teams: int, viewers: int, jobs: int, seconds: float, interval: int, latency: float,
-        workers: int | None, command: str) -> list[Section]:
+def run(
+    *,
+    teams: int,
+    viewers: int,
+    jobs: int,
+    seconds: float,
+    interval: int,
+    latency: float,
+    workers: int | None,
+    command: str,
+) -> list[Section]:
     with tempfile.TemporaryDirectory(prefix="ftdash-bench-p8-") as tmp, FakeTokenFactory() as api:
         tmp = Path(tmp)
         spec = []
@@ -65,11 +74,20 @@ def run(*, teams: int, viewers: int, jobs: int, seconds: float, interval: int, l
                 until = started + seconds
 
                 async def all_tabs():
-                    await asyncio.gather(*(
-                        dashboard_tab(server, cookie, every=interval, phase=random.uniform(0, interval), until=until,
-                                      seen=seen)
-                        for team in made for cookie in team.sessions
-                    ))
+                    await asyncio.gather(
+                        *(
+                            dashboard_tab(
+                                server,
+                                cookie,
+                                every=interval,
+                                phase=random.uniform(0, interval),
+                                until=until,
+                                seen=seen,
+                            )
+                            for team in made
+                            for cookie in team.sessions
+                        )
+                    )
 
                 asyncio.run(all_tabs())
                 elapsed = time.perf_counter() - started
@@ -82,7 +100,8 @@ def run(*, teams: int, viewers: int, jobs: int, seconds: float, interval: int, l
                 worker.wait(timeout=120)
             calls = len(api.calls)
             tracebacks = server.log_path.read_text().count("Traceback") + (tmp / "poll_jobs.log").read_text().count(
-                "Traceback")
+                "Traceback"
+            )
             workers_used = server.workers
 
     total_viewers = teams * viewers
@@ -92,44 +111,82 @@ def run(*, teams: int, viewers: int, jobs: int, seconds: float, interval: int, l
     for error in seen.errors:
         kinds[error] = kinds.get(error, 0) + 1
     p50, p99 = median(seen.polls), percentile(seen.polls, 99)
-    soak = "\n".join([
-        f"Command: `{command}`  ",
-        f"Machine: {machine()}  ",
-        f"gunicorn: {workers_used} sync workers, SQLite; `poll_jobs` running (list reads); {teams} teams × {viewers} "
-        f"viewers = {total_viewers} viewers, each a dashboard of {jobs} running jobs polled every {interval} s; "
-        f"API latency {latency * 1000:.0f} ms; {elapsed:.0f} s.",
-        "",
-        table(["measure", "value"], [
-            ["dashboard loads", f"{len(seen.page_loads)} (p50 {fmt_ms(median(seen.page_loads))}, "
-                                f"p99 {fmt_ms(percentile(seen.page_loads, 99))})"],
-            ["polls answered (200 / 204)", f"{polls} ({seen.statuses.get(200, 0)} / {seen.statuses.get(204, 0)})"],
-            ["polls per second", f"{polls / elapsed:.1f}"],
-            ["cards received", seen.cards],
-            ["poll latency p50 / p99", f"{fmt_ms(p50)} / {fmt_ms(p99)}"],
-            ["errors", errors if not kinds else f"{errors}: " + ", ".join(f"{n} × {k}" for k, n in kinds.items())],
-            ["tracebacks in the gunicorn and worker logs", tracebacks],
-            ["upstream calls (worker and polls)", calls],
-        ]),
-    ])
-    memory = "\n".join([
-        "Resident memory (VmRSS) at the end of the P8 run, both processes still running:",
-        "",
-        table(["process", "RSS"], [
-            *[[f"gunicorn worker (pid {pid})", f"{mb:.1f} MB"] for pid, mb in sorted(gunicorn_rss.items())],
-            ["`manage.py poll_jobs`", f"{worker_rss:.1f} MB"],
-        ]),
-    ])
+    soak = "\n".join(
+        [
+            f"Command: `{command}`  ",
+            f"Machine: {machine()}  ",
+            f"gunicorn: {workers_used} sync workers, SQLite; `poll_jobs` running (list reads); {teams} teams × {viewers} "
+            f"viewers = {total_viewers} viewers, each a dashboard of {jobs} running jobs polled every {interval} s; "
+            f"API latency {latency * 1000:.0f} ms; {elapsed:.0f} s.",
+            "",
+            table(
+                ["measure", "value"],
+                [
+                    [
+                        "dashboard loads",
+                        f"{len(seen.page_loads)} (p50 {fmt_ms(median(seen.page_loads))}, "
+                        f"p99 {fmt_ms(percentile(seen.page_loads, 99))})",
+                    ],
+                    [
+                        "polls answered (200 / 204)",
+                        f"{polls} ({seen.statuses.get(200, 0)} / {seen.statuses.get(204, 0)})",
+                    ],
+                    ["polls per second", f"{polls / elapsed:.1f}"],
+                    ["cards received", seen.cards],
+                    ["poll latency p50 / p99", f"{fmt_ms(p50)} / {fmt_ms(p99)}"],
+                    [
+                        "errors",
+                        errors if not kinds else f"{errors}: " + ", ".join(f"{n} × {k}" for k, n in kinds.items()),
+                    ],
+                    ["tracebacks in the gunicorn and worker logs", tracebacks],
+                    ["upstream calls (worker and polls)", calls],
+                ],
+            ),
+        ]
+    )
+    memory = "\n".join(
+        [
+            "Resident memory (VmRSS) at the end of the P8 run, both processes still running:",
+            "",
+            table(
+                ["process", "RSS"],
+                [
+                    *[[f"gunicorn worker (pid {pid})", f"{mb:.1f} MB"] for pid, mb in sorted(gunicorn_rss.items())],
+                    ["`manage.py poll_jobs`", f"{worker_rss:.1f} MB"],
+                ],
+            ),
+        ]
+    )
     biggest = max(gunicorn_rss.values())
     return [
-        Section("P8", f"{total_viewers} viewers for {seconds / 60:g} minutes (bench/soak.py)", soak, [
-            Figure("P8", f"{total_viewers} viewers × {jobs} running jobs, {elapsed:.0f} s: errors; latency",
-                   "0 errors; p50/p99 reported", f"{errors} errors; p50 {fmt_ms(p50)}, p99 {fmt_ms(p99)}",
-                   errors == 0 and tracebacks == 0),
-        ]),
-        Section("P9", "Memory after P8 (bench/soak.py)", memory, [
-            Figure("P9", "resident memory after P8: largest gunicorn worker / `poll_jobs`", "≤ 100 MB each",
-                   f"{biggest:.1f} MB / {worker_rss:.1f} MB", biggest <= 100 and worker_rss <= 100),
-        ]),
+        Section(
+            "P8",
+            f"{total_viewers} viewers for {seconds / 60:g} minutes (bench/soak.py)",
+            soak,
+            [
+                Figure(
+                    "P8",
+                    f"{total_viewers} viewers × {jobs} running jobs, {elapsed:.0f} s: errors; latency",
+                    "0 errors; p50/p99 reported",
+                    f"{errors} errors; p50 {fmt_ms(p50)}, p99 {fmt_ms(p99)}",
+                    errors == 0 and tracebacks == 0,
+                ),
+            ],
+        ),
+        Section(
+            "P9",
+            "Memory after P8 (bench/soak.py)",
+            memory,
+            [
+                Figure(
+                    "P9",
+                    "resident memory after P8: largest gunicorn worker / `poll_jobs`",
+                    "≤ 100 MB each",
+                    f"{biggest:.1f} MB / {worker_rss:.1f} MB",
+                    biggest <= 100 and worker_rss <= 100,
+                ),
+            ],
+        ),
     ]
 
 
@@ -147,8 +204,16 @@ def main(argv: list[str] | None = None) -> list[Section]:
     if args.smoke:
         args.teams, args.viewers, args.jobs, args.seconds, args.interval = 2, 3, 3, 5, 1
         args.workers = args.workers or 2
-    return run(teams=args.teams, viewers=args.viewers, jobs=args.jobs, seconds=args.seconds, interval=args.interval,
-               latency=args.latency, workers=args.workers, command=command_line("bench/soak.py", argv))
+    return run(
+        teams=args.teams,
+        viewers=args.viewers,
+        jobs=args.jobs,
+        seconds=args.seconds,
+        interval=args.interval,
+        latency=args.latency,
+        workers=args.workers,
+        command=command_line("bench/soak.py", argv),
+    )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,9 @@ SECRET = "sk-bench-budget-0123456789"
 DASHBOARD_CARDS = 50  # jobs.views.dashboard.JOBS_PER_PAGE: what one dashboard tab shows
 
 
-async def job_page_tab(server: Server, cookie: str, pk: int, *, every: float, phase: float, until: float,
-                       seen: Viewers) -> None:
+async def job_page_tab(
+    server: Server, cookie: str, pk: int, *, every: float, phase: float, until: float, seen: Viewers
+) -> None:
     """One open job page doing what static/js/live.js does there, as `dashboard_tab` does for
     the dashboard."""
     client = Client(server.host, server.port, cookie=cookie)
@@ -105,14 +106,29 @@ def _per_minute(times: list[float]) -> int:
     return most
 
 
-def run(*, jobs: int, tabs: int, job_pages: int, seconds: float, interval: int, budget: int, latency: float,
-        workers: int | None, command: str) -> Section:
+def run(
+    *,
+    jobs: int,
+    tabs: int,
+    job_pages: int,
+    seconds: float,
+    interval: int,
+    budget: int,
+    latency: float,
+    workers: int | None,
+    command: str,
+) -> Section:
     with tempfile.TemporaryDirectory(prefix="ftdash-bench-p10-") as tmp, FakeTokenFactory() as api:
         tmp = Path(tmp)
         api.add_token(SECRET)
         bodies = api.add_jobs(jobs, token=SECRET, steps_per_second=0.5, trained_steps=10, total_steps=1_000_000)
-        with serve(tmp, api_url=api.url, workers=workers, FTDASH_REFRESH_SECONDS=str(interval),
-                   FTDASH_TOKEN_REQUESTS_PER_MINUTE=str(budget)) as server:
+        with serve(
+            tmp,
+            api_url=api.url,
+            workers=workers,
+            FTDASH_REFRESH_SECONDS=str(interval),
+            FTDASH_TOKEN_REQUESTS_PER_MINUTE=str(budget),
+        ) as server:
             (team,) = seed(server, [{"secret": SECRET, "jobs": bodies, "viewers": tabs + job_pages}])
             api.set_latency(latency)
             worker = server.start_poll_jobs(tmp / "poll_jobs.log")
@@ -139,11 +155,29 @@ def run(*, jobs: int, tabs: int, job_pages: int, seconds: float, interval: int, 
                     cookies = team.sessions
                     await asyncio.gather(
                         sample(),
-                        *(dashboard_tab(server, cookies[n], every=interval, phase=random.uniform(0, interval),
-                                        until=until, seen=seen) for n in range(tabs)),
-                        *(job_page_tab(server, cookies[tabs + n], pk, every=interval,
-                                       phase=random.uniform(0, interval), until=until, seen=seen)
-                          for n, pk in enumerate(on_job_pages)),
+                        *(
+                            dashboard_tab(
+                                server,
+                                cookies[n],
+                                every=interval,
+                                phase=random.uniform(0, interval),
+                                until=until,
+                                seen=seen,
+                            )
+                            for n in range(tabs)
+                        ),
+                        *(
+                            job_page_tab(
+                                server,
+                                cookies[tabs + n],
+                                pk,
+                                every=interval,
+                                phase=random.uniform(0, interval),
+                                until=until,
+                                seen=seen,
+                            )
+                            for n, pk in enumerate(on_job_pages)
+                        ),
                     )
 
                 asyncio.run(everything())
@@ -156,10 +190,12 @@ def run(*, jobs: int, tabs: int, job_pages: int, seconds: float, interval: int, 
             calls = [call for call in api.calls if call.token == SECRET]
             workers_used = server.workers
             tracebacks = server.log_path.read_text().count("Traceback") + (tmp / "poll_jobs.log").read_text().count(
-                "Traceback")
+                "Traceback"
+            )
             with sqlite3.connect(db, timeout=20) as conn:
                 (waiting,) = conn.execute(
-                    "SELECT count(*) FROM jobs_trackedjob WHERE budget_wait_since IS NOT NULL").fetchone()
+                    "SELECT count(*) FROM jobs_trackedjob WHERE budget_wait_since IS NOT NULL"
+                ).fetchone()
 
     most = _per_minute([call.at for call in calls])
     minutes = max(elapsed / 60, 1e-9)
@@ -171,34 +207,58 @@ def run(*, jobs: int, tabs: int, job_pages: int, seconds: float, interval: int, 
     }
     kinds["other (files, models)"] = len(calls) - sum(kinds.values())
     oldest = max(ages, default=float("nan"))
-    markdown = "\n".join([
-        f"Command: `{command}`  ",
-        f"Machine: {machine()}  ",
-        f"gunicorn: {workers_used} sync workers, SQLite; `poll_jobs` running (list reads); one token, {jobs} running "
-        f"jobs; {tabs} dashboard tabs ({min(jobs, DASHBOARD_CARDS)} cards each) and {len(on_job_pages)} open job "
-        f"pages, polling every {interval} s; `FTDASH_TOKEN_REQUESTS_PER_MINUTE={budget}`; API latency "
-        f"{latency * 1000:.0f} ms; {elapsed:.0f} s.",
-        "",
-        table(["measure", "value"], [
-            ["upstream calls with the token", f"{len(calls)} ({len(calls) / minutes:.1f} a minute on average)"],
-            ["most in any 60-second span", most],
-            *[[f"… of which {kind}", n] for kind, n in kinds.items()],
-            ["oldest snapshot on an open page, max / median of 1-s samples",
-             f"{oldest:.1f} s / {sorted(ages)[len(ages) // 2] if ages else float('nan'):.1f} s"],
-            ["jobs waiting for the budget at the end", waiting],
-            ["polls answered (200 / 204)",
-             f"{len(seen.polls)} ({seen.statuses.get(200, 0)} / {seen.statuses.get(204, 0)})"],
-            ["errors", len(seen.errors)],
-            ["tracebacks in the gunicorn and worker logs", tracebacks],
-        ]),
-    ])
-    return Section("P10", f"One token's request budget, {tabs} tabs and {len(on_job_pages)} job pages "
-                          "(bench/token_budget.py)", markdown, [
-        Figure("P10", f"one token, {jobs} running jobs, worker, {tabs} tabs + {len(on_job_pages)} job pages: "
-                      "upstream calls in any minute", f"≤ {budget}", f"{most}", most <= budget and not seen.errors),
-        Figure("P10", "… oldest snapshot an open page shows", f"≤ {3 * interval} s (3× the interval)",
-               f"{oldest:.1f} s", oldest <= 3 * interval and tracebacks == 0),
-    ])
+    markdown = "\n".join(
+        [
+            f"Command: `{command}`  ",
+            f"Machine: {machine()}  ",
+            f"gunicorn: {workers_used} sync workers, SQLite; `poll_jobs` running (list reads); one token, {jobs} running "
+            f"jobs; {tabs} dashboard tabs ({min(jobs, DASHBOARD_CARDS)} cards each) and {len(on_job_pages)} open job "
+            f"pages, polling every {interval} s; `FTDASH_TOKEN_REQUESTS_PER_MINUTE={budget}`; API latency "
+            f"{latency * 1000:.0f} ms; {elapsed:.0f} s.",
+            "",
+            table(
+                ["measure", "value"],
+                [
+                    ["upstream calls with the token", f"{len(calls)} ({len(calls) / minutes:.1f} a minute on average)"],
+                    ["most in any 60-second span", most],
+                    *[[f"… of which {kind}", n] for kind, n in kinds.items()],
+                    [
+                        "oldest snapshot on an open page, max / median of 1-s samples",
+                        f"{oldest:.1f} s / {sorted(ages)[len(ages) // 2] if ages else float('nan'):.1f} s",
+                    ],
+                    ["jobs waiting for the budget at the end", waiting],
+                    [
+                        "polls answered (200 / 204)",
+                        f"{len(seen.polls)} ({seen.statuses.get(200, 0)} / {seen.statuses.get(204, 0)})",
+                    ],
+                    ["errors", len(seen.errors)],
+                    ["tracebacks in the gunicorn and worker logs", tracebacks],
+                ],
+            ),
+        ]
+    )
+    return Section(
+        "P10",
+        f"One token's request budget, {tabs} tabs and {len(on_job_pages)} job pages (bench/token_budget.py)",
+        markdown,
+        [
+            Figure(
+                "P10",
+                f"one token, {jobs} running jobs, worker, {tabs} tabs + {len(on_job_pages)} job pages: "
+                "upstream calls in any minute",
+                f"≤ {budget}",
+                f"{most}",
+                most <= budget and not seen.errors,
+            ),
+            Figure(
+                "P10",
+                "… oldest snapshot an open page shows",
+                f"≤ {3 * interval} s (3× the interval)",
+                f"{oldest:.1f} s",
+                oldest <= 3 * interval and tracebacks == 0,
+            ),
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> list[Section]:
@@ -216,6 +276,16 @@ def main(argv: list[str] | None = None) -> list[Section]:
     if args.smoke:
         args.jobs, args.tabs, args.job_pages, args.seconds, args.interval, args.budget = 20, 1, 2, 20, 2, 10
         args.workers = args.workers or 2
-    return [run(jobs=args.jobs, tabs=args.tabs, job_pages=args.job_pages, seconds=args.seconds,
-                interval=args.interval, budget=args.budget, latency=args.latency, workers=args.workers,
-                command=command_line("bench/token_budget.py", argv))]
+    return [
+        run(
+            jobs=args.jobs,
+            tabs=args.tabs,
+            job_pages=args.job_pages,
+            seconds=args.seconds,
+            interval=args.interval,
+            budget=args.budget,
+            latency=args.latency,
+            workers=args.workers,
+            command=command_line("bench/token_budget.py", argv),
+        )
+    ]

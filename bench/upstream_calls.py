@@ -45,8 +45,17 @@ from tests.fake_tokenfactory import FakeTokenFactory  # noqa: E402
 SECRET = "sk-bench-upstream-0123456789"
 
 
-def run(*, viewers: int, jobs: int, seconds: float, interval: int, every: float, latency: float,
-        workers: int | None, command: str) -> Section:
+def run(
+    *,
+    viewers: int,
+    jobs: int,
+    seconds: float,
+    interval: int,
+    every: float,
+    latency: float,
+    workers: int | None,
+    command: str,
+) -> Section:
     with tempfile.TemporaryDirectory(prefix="ftdash-bench-p1-") as tmp, FakeTokenFactory() as api:
         api.add_token(SECRET)
         bodies = api.add_jobs(jobs, token=SECRET, steps_per_second=1, trained_steps=10, total_steps=1_000_000)
@@ -59,10 +68,14 @@ def run(*, viewers: int, jobs: int, seconds: float, interval: int, every: float,
             until = time.perf_counter() + seconds
 
             async def all_tabs():
-                await asyncio.gather(*(
-                    dashboard_tab(server, cookie, every=every, phase=random.uniform(0, every), until=until, seen=seen)
-                    for cookie in team.sessions
-                ))
+                await asyncio.gather(
+                    *(
+                        dashboard_tab(
+                            server, cookie, every=every, phase=random.uniform(0, every), until=until, seen=seen
+                        )
+                        for cookie in team.sessions
+                    )
+                )
 
             asyncio.run(all_tabs())
             window = time.monotonic() - started
@@ -79,35 +92,55 @@ def run(*, viewers: int, jobs: int, seconds: float, interval: int, every: float,
     rates = {kind: _rates(kind_calls, team.jobs, interval) for kind, kind_calls in kinds.items()}
     mean, worst, shortest = rates["job"]
     polls = len(seen.polls)
-    markdown = "\n".join([
-        f"Command: `{command}`  ",
-        f"Machine: {machine()}  ",
-        f"gunicorn: {workers_used} sync workers; {viewers} viewers (own sessions) of one dashboard of {jobs} running "
-        f"jobs, each polling every {every:g} s; refresh interval {interval} s; API latency {latency * 1000:.0f} ms; "
-        f"no worker; measured for {window:.0f} s.",
-        "",
-        table(["measure", "value"], [
-            ["polls answered (200 / 204)", f"{polls} ({seen.statuses.get(200, 0)} / {seen.statuses.get(204, 0)})"],
-            ["poll latency p50 / p99", f"{fmt_ms(median(seen.polls))} / {fmt_ms(percentile(seen.polls, 99))}"],
-            ["errors", len(seen.errors)],
-            ["upstream calls (all kinds)", len(calls)],
-            ["polls per upstream call", f"{polls / max(len(calls), 1):.0f}"],
-            ["job GETs per job per interval, mean over jobs", f"{mean:.2f}"],
-            ["job GETs per job per interval, worst job", f"{worst:.2f}"],
-            ["shortest gap between two GETs of one job", f"{shortest:.2f} s (interval {interval} s)"],
-            ["events calls per job per interval, worst job (budget ≤ 1)", f"{rates['events'][1]:.2f}"],
-            ["checkpoints calls per job per interval, worst job (budget ≤ 1)", f"{rates['checkpoints'][1]:.2f}"],
-            ["other calls (file names, deployed models)", len(calls) - sum(len(c) for c in kinds.values())],
-        ]),
-    ])
+    markdown = "\n".join(
+        [
+            f"Command: `{command}`  ",
+            f"Machine: {machine()}  ",
+            f"gunicorn: {workers_used} sync workers; {viewers} viewers (own sessions) of one dashboard of {jobs} running "
+            f"jobs, each polling every {every:g} s; refresh interval {interval} s; API latency {latency * 1000:.0f} ms; "
+            f"no worker; measured for {window:.0f} s.",
+            "",
+            table(
+                ["measure", "value"],
+                [
+                    [
+                        "polls answered (200 / 204)",
+                        f"{polls} ({seen.statuses.get(200, 0)} / {seen.statuses.get(204, 0)})",
+                    ],
+                    ["poll latency p50 / p99", f"{fmt_ms(median(seen.polls))} / {fmt_ms(percentile(seen.polls, 99))}"],
+                    ["errors", len(seen.errors)],
+                    ["upstream calls (all kinds)", len(calls)],
+                    ["polls per upstream call", f"{polls / max(len(calls), 1):.0f}"],
+                    ["job GETs per job per interval, mean over jobs", f"{mean:.2f}"],
+                    ["job GETs per job per interval, worst job", f"{worst:.2f}"],
+                    ["shortest gap between two GETs of one job", f"{shortest:.2f} s (interval {interval} s)"],
+                    ["events calls per job per interval, worst job (budget ≤ 1)", f"{rates['events'][1]:.2f}"],
+                    [
+                        "checkpoints calls per job per interval, worst job (budget ≤ 1)",
+                        f"{rates['checkpoints'][1]:.2f}",
+                    ],
+                    ["other calls (file names, deployed models)", len(calls) - sum(len(c) for c in kinds.values())],
+                ],
+            ),
+        ]
+    )
     # An events or checkpoints call follows its job's GET by that GET's latency, which varies:
     # its gaps jitter by that much around the interval, hence the 5 % margin on those two.
     met = round(worst, 2) <= 1 and not seen.errors and max(rates["events"][1], rates["checkpoints"][1]) <= 1.05
-    return Section("P1", "Upstream calls with many viewers (bench/upstream_calls.py)", markdown, [
-        Figure("P1", f"upstream calls per job per interval, {viewers} concurrent viewers", "≤ 1",
-               f"{worst:.2f} (worst of {jobs} jobs; mean {mean:.2f}; shortest gap {shortest:.2f} s of {interval} s)",
-               met),
-    ])
+    return Section(
+        "P1",
+        "Upstream calls with many viewers (bench/upstream_calls.py)",
+        markdown,
+        [
+            Figure(
+                "P1",
+                f"upstream calls per job per interval, {viewers} concurrent viewers",
+                "≤ 1",
+                f"{worst:.2f} (worst of {jobs} jobs; mean {mean:.2f}; shortest gap {shortest:.2f} s of {interval} s)",
+                met,
+            ),
+        ],
+    )
 
 
 def _rates(calls, job_ids, interval: int) -> tuple[float, float, float]:
@@ -120,7 +153,7 @@ def _rates(calls, job_ids, interval: int) -> tuple[float, float, float]:
     per_interval, gaps = [], []
     for times in by_job.values():
         times.sort()
-        job_gaps = [b - a for a, b in zip(times, times[1:])]
+        job_gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
         gaps += job_gaps
         if job_gaps:
             per_interval.append(interval / (sum(job_gaps) / len(job_gaps)))
@@ -142,8 +175,16 @@ def main(argv: list[str] | None = None) -> Section:
     if args.smoke:
         args.viewers, args.jobs, args.seconds, args.interval, args.every, args.latency = 5, 5, 4, 1, 0.3, 0.02
         args.workers = args.workers or 2
-    return run(viewers=args.viewers, jobs=args.jobs, seconds=args.seconds, interval=args.interval, every=args.every,
-               latency=args.latency, workers=args.workers, command=command_line("bench/upstream_calls.py", argv))
+    return run(
+        viewers=args.viewers,
+        jobs=args.jobs,
+        seconds=args.seconds,
+        interval=args.interval,
+        every=args.every,
+        latency=args.latency,
+        workers=args.workers,
+        command=command_line("bench/upstream_calls.py", argv),
+    )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,11 @@ from bench.harness import Figure, Section, command_line, machine, table  # noqa:
 from tests.fake_tokenfactory import FakeTokenFactory  # noqa: E402
 
 SECRET = "sk-bench-limits-0123456789"
-SIZE_KINDS = {"huge": "with Content-Length", "huge_chunked": "chunked, no Content-Length",
-              "huge_gzip": "gzipped (chunked)"}
+SIZE_KINDS = {
+    "huge": "with Content-Length",
+    "huge_chunked": "chunked, no Content-Length",
+    "huge_gzip": "gzipped (chunked)",
+}
 SLOW_KINDS = {"dribble_headers": "status line and headers dribbled", "dribble_body": "body dribbled"}
 
 
@@ -65,20 +68,36 @@ def call_once(job_id: str) -> dict:
         error, message = None, ""
     except TokenFactoryError as exc:
         error, message = type(exc).__name__, exc.message
-    return {"error": error, "message": message, "seconds": time.monotonic() - started,
-            "peak_rss_mb": peak_resident_mb(), "total_timeout": settings.FTDASH_API_TOTAL_TIMEOUT}
+    return {
+        "error": error,
+        "message": message,
+        "seconds": time.monotonic() - started,
+        "peak_rss_mb": peak_resident_mb(),
+        "total_timeout": settings.FTDASH_API_TOTAL_TIMEOUT,
+    }
 
 
 def call_in_fresh_process(api_url: str, job_id: str, **settings: str) -> dict:
     """Run `call_once` in a new process with ftdash's settings (and `settings` on top)."""
-    inherited = {k: v for k, v in os.environ.items()
-                 if not k.startswith(("FTDASH_", "DJANGO_")) and k not in ("DATABASE_URL", "REDIS_URL")}
+    inherited = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FTDASH_", "DJANGO_")) and k not in ("DATABASE_URL", "REDIS_URL")
+    }
     with tempfile.TemporaryDirectory(prefix="ftdash-bench-p11-") as data_dir:
-        env = {**inherited, "DJANGO_SETTINGS_MODULE": "ftdash.settings", "FTDASH_DATA_DIR": data_dir,
-               "FTDASH_SECRET_KEY": secrets.token_urlsafe(50), "FTDASH_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-               "FTDASH_API_BASE_URL": api_url, "FTDASH_LOG_LEVEL": "ERROR", **settings}
-        result = subprocess.run([sys.executable, __file__, "--call", job_id], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=600)
+        env = {
+            **inherited,
+            "DJANGO_SETTINGS_MODULE": "ftdash.settings",
+            "FTDASH_DATA_DIR": data_dir,
+            "FTDASH_SECRET_KEY": secrets.token_urlsafe(50),
+            "FTDASH_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            "FTDASH_API_BASE_URL": api_url,
+            "FTDASH_LOG_LEVEL": "ERROR",
+            **settings,
+        }
+        result = subprocess.run(
+            [sys.executable, __file__, "--call", job_id], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+        )
     if result.returncode:
         raise RuntimeError(f"the --call process failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -102,26 +121,57 @@ def run(*, size_mb: int, every: float, total_timeout: float | None, command: str
     worst_seconds = max(result["seconds"] for result in slow.values())
     refused = all(result["error"] == "AnswerTooLarge" for result in sized.values())
     gave_up = all(result["error"] == "ApiUnavailable" for result in slow.values())
-    rows = [[f"{size_mb} MiB answer, {SIZE_KINDS[kind]}", result["error"] or "accepted (!)", result["message"],
-             f"{result['seconds']:.2f} s", f"{result['peak_rss_mb']:.0f} MB"] for kind, result in sized.items()]
-    rows += [[f"a byte every {every:g} s, {SLOW_KINDS[kind]}", result["error"] or "accepted (!)", result["message"],
-              f"{result['seconds']:.2f} s", f"{result['peak_rss_mb']:.0f} MB"] for kind, result in slow.items()]
-    markdown = "\n".join([
-        f"Command: `{command}`  ",
-        f"Machine: {machine()}  ",
-        f"One fresh process per call (ftdash's settings, FTDASH_API_TOTAL_TIMEOUT {timeout_used:g} s, "
-        "FTDASH_API_MAX_ANSWER_BYTES at its default of 8 MiB), the fake Token Factory on loopback.",
-        "",
-        table(["answer", "outcome", "message shown", "call took", "peak resident (VmHWM)"], rows),
-    ])
-    return Section("P11", "Huge and dribbling answers (bench/upstream_limits.py)", markdown, [
-        Figure("P11", f"a {size_mb} MiB answer: peak resident memory of the process that refuses it", "≤ 150 MB",
-               f"{worst_rss:.0f} MB (worst of {len(sized)} ways of sending it)", refused and worst_rss <= 150),
-        Figure("P11", f"an answer of one byte every {every:g} s: seconds until the call gives up",
-               f"≤ the total timeout + 1 s ({timeout_used + 1:g} s)",
-               f"{worst_seconds:.2f} s (worst of headers and body dribbled)",
-               gave_up and worst_seconds <= timeout_used + 1),
-    ])
+    rows = [
+        [
+            f"{size_mb} MiB answer, {SIZE_KINDS[kind]}",
+            result["error"] or "accepted (!)",
+            result["message"],
+            f"{result['seconds']:.2f} s",
+            f"{result['peak_rss_mb']:.0f} MB",
+        ]
+        for kind, result in sized.items()
+    ]
+    rows += [
+        [
+            f"a byte every {every:g} s, {SLOW_KINDS[kind]}",
+            result["error"] or "accepted (!)",
+            result["message"],
+            f"{result['seconds']:.2f} s",
+            f"{result['peak_rss_mb']:.0f} MB",
+        ]
+        for kind, result in slow.items()
+    ]
+    markdown = "\n".join(
+        [
+            f"Command: `{command}`  ",
+            f"Machine: {machine()}  ",
+            f"One fresh process per call (ftdash's settings, FTDASH_API_TOTAL_TIMEOUT {timeout_used:g} s, "
+            "FTDASH_API_MAX_ANSWER_BYTES at its default of 8 MiB), the fake Token Factory on loopback.",
+            "",
+            table(["answer", "outcome", "message shown", "call took", "peak resident (VmHWM)"], rows),
+        ]
+    )
+    return Section(
+        "P11",
+        "Huge and dribbling answers (bench/upstream_limits.py)",
+        markdown,
+        [
+            Figure(
+                "P11",
+                f"a {size_mb} MiB answer: peak resident memory of the process that refuses it",
+                "≤ 150 MB",
+                f"{worst_rss:.0f} MB (worst of {len(sized)} ways of sending it)",
+                refused and worst_rss <= 150,
+            ),
+            Figure(
+                "P11",
+                f"an answer of one byte every {every:g} s: seconds until the call gives up",
+                f"≤ the total timeout + 1 s ({timeout_used + 1:g} s)",
+                f"{worst_seconds:.2f} s (worst of headers and body dribbled)",
+                gave_up and worst_seconds <= timeout_used + 1,
+            ),
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> Section:
@@ -133,8 +183,12 @@ def main(argv: list[str] | None = None) -> Section:
     args = parser.parse_args(argv)
     if args.smoke:
         args.size_mb, args.every, args.total_timeout = 20, 0.5, 2.0
-    return run(size_mb=args.size_mb, every=args.every, total_timeout=args.total_timeout,
-               command=command_line("bench/upstream_limits.py", argv))
+    return run(
+        size_mb=args.size_mb,
+        every=args.every,
+        total_timeout=args.total_timeout,
+        command=command_line("bench/upstream_limits.py", argv),
+    )
 
 
 if __name__ == "__main__":

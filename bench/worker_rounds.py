@@ -79,7 +79,8 @@ class Result:
 def _env(data_dir: Path, api_url: str, interval: int) -> dict[str, str]:
     # Only the variables given here, like tests.server_process: nothing leaks in from the shell.
     inherited = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if not k.startswith(("FTDASH_", "DJANGO_")) and k not in ("DATABASE_URL", "REDIS_URL")
     }
     return {
@@ -98,12 +99,10 @@ def _env(data_dir: Path, api_url: str, interval: int) -> dict[str, str]:
 
 
 def _manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,
-                   capture_output=True, text=True)
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
 
 
-def _measure(mode: str, *, env, db: Path, api, interval: int, window: float, concurrency: int,
-             log: Path) -> Result:
+def _measure(mode: str, *, env, db: Path, api, interval: int, window: float, concurrency: int, log: Path) -> Result:
     def sql(query: str, params=()) -> list:
         with sqlite3.connect(db, timeout=20) as conn:
             return conn.execute(query, params).fetchall()
@@ -112,14 +111,16 @@ def _measure(mode: str, *, env, db: Path, api, interval: int, window: float, con
         return (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds_ago)).strftime("%Y-%m-%d %H:%M:%S.%f")
 
     # Nothing due while the worker starts, nobody's claim, no memory of a token without a list.
-    sql("UPDATE jobs_trackedjob SET checked_at = ?, claimed_until = NULL, consecutive_failures = 0",
-        (stamp(0),))
+    sql("UPDATE jobs_trackedjob SET checked_at = ?, claimed_until = NULL, consecutive_failures = 0", (stamp(0),))
     sql("DELETE FROM ftdash_cache")
     flag = "--list-reads" if mode == "list" else "--no-list-reads"
     with log.open("w") as out:
         worker = subprocess.Popen(
             [sys.executable, "manage.py", "poll_jobs", flag, "--concurrency", str(concurrency)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 60
@@ -173,15 +174,24 @@ def run(*, jobs: int, tokens: int, latency: float, interval: int, intervals: flo
         api.set_latency(latency)
         window = interval * intervals
         results = {
-            mode: _measure(mode, env=env, db=tmp / "data" / "ftdash.sqlite3", api=api,
-                           interval=interval, window=window, concurrency=concurrency, log=tmp / f"{mode}.log")
+            mode: _measure(
+                mode,
+                env=env,
+                db=tmp / "data" / "ftdash.sqlite3",
+                api=api,
+                interval=interval,
+                window=window,
+                concurrency=concurrency,
+                log=tmp / f"{mode}.log",
+            )
             for mode in ("list", "get")
         }
     return results
 
 
-def report(results: dict, *, command: str, jobs: int, tokens: int, latency: float, interval: int,
-           concurrency: int) -> str:
+def report(
+    results: dict, *, command: str, jobs: int, tokens: int, latency: float, interval: int, concurrency: int
+) -> str:
     lists, gets = results["list"], results["get"]
     lines = [
         f"P7 — worker rounds: {jobs} running jobs over {tokens} tokens, API latency "
@@ -225,20 +235,41 @@ def section(argv: list[str] | None = None):
     args = parser.parse_args(argv)
     if args.smoke:
         args.jobs, args.tokens, args.latency, args.interval, args.intervals = 20, 2, 0.02, 2, 1.5
-    settings = dict(jobs=args.jobs, tokens=args.tokens, latency=args.latency, interval=args.interval,
-                    concurrency=args.concurrency)
+    settings = {
+        "jobs": args.jobs,
+        "tokens": args.tokens,
+        "latency": args.latency,
+        "interval": args.interval,
+        "concurrency": args.concurrency,
+    }
     results = run(intervals=args.intervals, **settings)
-    command = " ".join([".venv/bin/python", "bench/worker_rounds.py",
-                        *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
+    command = " ".join(
+        [".venv/bin/python", "bench/worker_rounds.py", *map(shlex.quote, argv if argv is not None else sys.argv[1:])]
+    )
     lists, gets = results["list"], results["get"]
     fewer = (gets.all_calls / max(gets.refreshed, 1)) / max(lists.all_calls / max(lists.refreshed, 1), 1e-9)
-    return Section("P7", "Worker rounds (bench/worker_rounds.py)", report(results, command=command, **settings), [
-        Figure("P7", f"worker, {args.jobs} running jobs over {args.tokens} tokens, API latency "
-               f"{args.latency * 1000:.0f} ms: calls per job refreshed, one GET per job ÷ list reads", "≥ 10× fewer",
-               f"{fewer:.0f}× fewer", fewer >= 10),
-        Figure("P7", "worker, list reads: oldest snapshot seen", f"≤ 2× the interval ({2 * args.interval} s)",
-               f"{lists.oldest:.1f} s", lists.oldest <= 2 * args.interval),
-    ])
+    return Section(
+        "P7",
+        "Worker rounds (bench/worker_rounds.py)",
+        report(results, command=command, **settings),
+        [
+            Figure(
+                "P7",
+                f"worker, {args.jobs} running jobs over {args.tokens} tokens, API latency "
+                f"{args.latency * 1000:.0f} ms: calls per job refreshed, one GET per job ÷ list reads",
+                "≥ 10× fewer",
+                f"{fewer:.0f}× fewer",
+                fewer >= 10,
+            ),
+            Figure(
+                "P7",
+                "worker, list reads: oldest snapshot seen",
+                f"≤ 2× the interval ({2 * args.interval} s)",
+                f"{lists.oldest:.1f} s",
+                lists.oldest <= 2 * args.interval,
+            ),
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,9 +30,7 @@ def env_bool(name: str, default: bool) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ImproperlyConfigured(
-        f"{name}={raw!r} is not a boolean: set it to true or false (or leave it unset)."
-    )
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: set it to true or false (or leave it unset).")
 
 
 def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
@@ -71,9 +69,7 @@ def env_secret(name: str) -> str | None:
         try:
             return Path(file_name).read_text().strip()
         except OSError as exc:
-            raise ImproperlyConfigured(
-                f"{name}_FILE={file_name!r} cannot be read: {exc.strerror}."
-            ) from None
+            raise ImproperlyConfigured(f"{name}_FILE={file_name!r} cannot be read: {exc.strerror}.") from None
     return value or None
 
 

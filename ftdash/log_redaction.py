@@ -43,7 +43,4 @@ class RedactingGunicornLogger(GunicornLogger):
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
         invite_id = environ.get(INVITE_ID_KEY)
-        return {
-            key: redact(value, invite_id) if isinstance(value, str) else value
-            for key, value in atoms.items()
-        }
+        return {key: redact(value, invite_id) if isinstance(value, str) else value for key, value in atoms.items()}

@@ -47,9 +47,7 @@ SECRET_KEY = _secret("FTDASH_SECRET_KEY", "secret_key", lambda: secrets.token_ur
 def _encryption_keys() -> list[str]:
     """Token-vault keys, newest first. Kept apart from SECRET_KEY on purpose: rotating the
     session key must not make every stored API token unreadable."""
-    configured = _secret(
-        "FTDASH_ENCRYPTION_KEYS", "encryption_key", lambda: Fernet.generate_key().decode()
-    )
+    configured = _secret("FTDASH_ENCRYPTION_KEYS", "encryption_key", lambda: Fernet.generate_key().decode())
     keys = [key.strip() for key in configured.replace("\n", ",").split(",") if key.strip()]
     for key in keys:
         try:
@@ -74,8 +72,7 @@ SITE_URL = env_str("FTDASH_SITE_URL").rstrip("/")
 _site = urlsplit(SITE_URL) if SITE_URL else None
 if _site and (_site.scheme not in ("http", "https") or not _site.hostname or _site.query):
     raise ImproperlyConfigured(
-        f"FTDASH_SITE_URL={SITE_URL!r} must be a full URL with scheme and host, "
-        "e.g. https://ml.example.com/ftdash"
+        f"FTDASH_SITE_URL={SITE_URL!r} must be a full URL with scheme and host, e.g. https://ml.example.com/ftdash"
     )
 SITE_IS_HTTPS = bool(_site and _site.scheme == "https")
 URL_PREFIX = _site.path.rstrip("/") if _site else ""
@@ -94,9 +91,7 @@ FORCE_SCRIPT_NAME = URL_PREFIX or None
 # is on: anyone who can reach the app port directly could otherwise claim to be on https or
 # to come from any address (see jobs.middleware.TrustedProxyMiddleware).
 BEHIND_PROXY = env_bool("FTDASH_BEHIND_PROXY", False)
-TRUSTED_PROXIES = [
-    ip.strip() for ip in env_str("FTDASH_TRUSTED_PROXIES", "127.0.0.1,::1").split(",") if ip.strip()
-]
+TRUSTED_PROXIES = [ip.strip() for ip in env_str("FTDASH_TRUSTED_PROXIES", "127.0.0.1,::1").split(",") if ip.strip()]
 
 # Distinct cookie names and paths: another Django app on the same host keeps its own session.
 SESSION_COOKIE_NAME = "ftdash_session"
@@ -333,9 +328,7 @@ FTDASH_API_MAX_ANSWER_BYTES = env_int("FTDASH_API_MAX_ANSWER_BYTES", 8 * 1024 * 
 FTDASH_API_RETRIES = env_int("FTDASH_API_RETRIES", 2, minimum=0)
 FTDASH_RETRY_AFTER_CAP_SECONDS = env_int("FTDASH_RETRY_AFTER_CAP_SECONDS", 300, minimum=1)
 FTDASH_REFRESH_SECONDS = env_int("FTDASH_REFRESH_SECONDS", 5, minimum=1)
-FTDASH_QUEUED_REFRESH_SECONDS = env_int(
-    "FTDASH_QUEUED_REFRESH_SECONDS", max(30, FTDASH_REFRESH_SECONDS), minimum=1
-)
+FTDASH_QUEUED_REFRESH_SECONDS = env_int("FTDASH_QUEUED_REFRESH_SECONDS", max(30, FTDASH_REFRESH_SECONDS), minimum=1)
 
 FTDASH_MAX_BACKOFF_SECONDS = env_int("FTDASH_MAX_BACKOFF_SECONDS", 900, minimum=1)
 # Upstream calls per minute per API token, by every process together (jobs.request_budget).
@@ -387,8 +380,11 @@ LOGGING = {
         "one_line_per_outage": {"()": "jobs.database_outage.OneLinePerOutage"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain",
-                    "filters": ["redact_invites", "one_line_per_outage"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_invites", "one_line_per_outage"],
+        },
     },
     "loggers": {
         "jobs": {"handlers": ["console"], "level": env_str("FTDASH_LOG_LEVEL", "INFO")},

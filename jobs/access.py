@@ -43,9 +43,9 @@ def user_memberships(user) -> list[Membership]:
     # Personal workspace first (the default everywhere), then teams by name. Explicit about
     # NULLs: SQLite and PostgreSQL sort them at opposite ends.
     memberships = list(
-        Membership.objects.filter(user=user).select_related("workspace").order_by(
-            F("workspace__personal_for").asc(nulls_last=True), "workspace__name", "workspace__pk"
-        )
+        Membership.objects.filter(user=user)
+        .select_related("workspace")
+        .order_by(F("workspace__personal_for").asc(nulls_last=True), "workspace__name", "workspace__pk")
     )
     if not any(m.workspace.personal_for_id == user.pk for m in memberships):
         memberships.insert(0, _create_personal_workspace(user))
@@ -68,11 +68,7 @@ def _create_personal_workspace(user) -> Membership:
 
 
 def membership_for(user, workspace_id: int, need: Need = Need.VIEW) -> Membership:
-    membership = (
-        Membership.objects.filter(user=user, workspace_id=workspace_id)
-        .select_related("workspace")
-        .first()
-    )
+    membership = Membership.objects.filter(user=user, workspace_id=workspace_id).select_related("workspace").first()
     if membership is None:
         raise Http404("No such workspace.")
     if not _allows(membership, need):
@@ -99,11 +95,7 @@ def job_for_user(user, pk: int, need: Need = Need.VIEW) -> TrackedJob:
 
 
 def token_for_user(user, pk: int, need: Need = Need.MANAGE) -> ApiToken:
-    token = (
-        ApiToken.objects.select_related("workspace")
-        .filter(pk=pk, workspace__memberships__user=user)
-        .first()
-    )
+    token = ApiToken.objects.select_related("workspace").filter(pk=pk, workspace__memberships__user=user).first()
     if token is None:
         raise Http404("No such token.")
     membership_for(user, token.workspace_id, need)
@@ -138,11 +130,7 @@ def invitation_for_invitee(user, pk: int) -> MemberInvitation:
 def member_of_team(user, workspace_id: int, pk: int, need: Need = Need.MANAGE) -> Membership:
     """Another member's membership, for a user whose own role allows `need` in that team."""
     membership_for(user, workspace_id, need)
-    membership = (
-        Membership.objects.select_related("user", "workspace")
-        .filter(pk=pk, workspace_id=workspace_id)
-        .first()
-    )
+    membership = Membership.objects.select_related("user", "workspace").filter(pk=pk, workspace_id=workspace_id).first()
     if membership is None:
         raise Http404("No such member.")
     return membership
@@ -151,9 +139,7 @@ def member_of_team(user, workspace_id: int, pk: int, need: Need = Need.MANAGE) -
 def channel_for_user(user, pk: int) -> NotificationChannel:
     """A channel the user may test or delete: a team-wide one they own, or their own subscription."""
     channel = (
-        NotificationChannel.objects.select_related("workspace")
-        .filter(pk=pk, workspace__memberships__user=user)
-        .first()
+        NotificationChannel.objects.select_related("workspace").filter(pk=pk, workspace__memberships__user=user).first()
     )
     if channel is None:
         raise Http404("No such channel.")

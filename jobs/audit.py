@@ -17,4 +17,3 @@ def audit_record(*, workspace: Workspace, actor, action: str, description: str) 
         action=action,
         description=description[:300],
     )
-

@@ -100,9 +100,7 @@ def segments(points: Iterable[tuple[Any, Any]]) -> list[list[Point]]:
 
 def path_data(run: Sequence[Point], sx: Callable[[float], float], sy: Callable[[float], float]) -> str:
     """SVG path data ("M x y L x y …") through the points of one run."""
-    return " ".join(
-        f"{'M' if i == 0 else 'L'}{sx(x):.1f} {sy(y):.1f}" for i, (x, y) in enumerate(run)
-    )
+    return " ".join(f"{'M' if i == 0 else 'L'}{sx(x):.1f} {sy(y):.1f}" for i, (x, y) in enumerate(run))
 
 
 @dataclass(frozen=True)
@@ -173,9 +171,7 @@ def line_chart(
     ordered = sorted(
         (row for row in rows if finite(row.get(x_key)) is not None), key=lambda row: finite(row.get(x_key))
     )
-    runs_by_spec = {
-        spec: segments((row.get(x_key), row.get(spec.key)) for row in ordered) for spec in specs
-    }
+    runs_by_spec = {spec: segments((row.get(x_key), row.get(spec.key)) for row in ordered) for spec in specs}
     points = [point for runs in runs_by_spec.values() for run in runs for point in run]
     chart.missing = [spec for spec in specs if not runs_by_spec[spec]]
     if not points:
@@ -192,15 +188,18 @@ def line_chart(
         runs = runs_by_spec[spec]
         if not runs:
             continue
-        chart.series.append(DrawnSeries(
-            spec=spec,
-            paths=[path_data(run, sx, sy) for run in runs if len(run) > 1],
-            markers=[
-                Marker(round(sx(x), 1), round(sy(y), 1), f"{spec.label} at step {x:g}: {format_number(y, 6)}")
-                for run in runs for x, y in run
-            ],
-            lone=all(len(run) == 1 for run in runs),
-        ))
+        chart.series.append(
+            DrawnSeries(
+                spec=spec,
+                paths=[path_data(run, sx, sy) for run in runs if len(run) > 1],
+                markers=[
+                    Marker(round(sx(x), 1), round(sy(y), 1), f"{spec.label} at step {x:g}: {format_number(y, 6)}")
+                    for run in runs
+                    for x, y in run
+                ],
+                lone=all(len(run) == 1 for run in runs),
+            )
+        )
     return chart
 
 

@@ -44,9 +44,7 @@ def parse_ids(values: Iterable[str]) -> list[int]:
         if int(value) not in ids:
             ids.append(int(value))
     if not MIN_JOBS <= len(ids) <= MAX_JOBS:
-        raise WrongCount(
-            f"Pick between {MIN_JOBS} and {MAX_JOBS} jobs to compare (you picked {len(ids)})."
-        )
+        raise WrongCount(f"Pick between {MIN_JOBS} and {MAX_JOBS} jobs to compare (you picked {len(ids)}).")
     return ids
 
 
@@ -112,7 +110,9 @@ def hyperparameters(jobs: list[TrackedJob]) -> list[Row]:
 def checkpoints_of(jobs: list[TrackedJob]) -> dict[int, list[TrainingCheckpoint]]:
     """Each job's stored checkpoints, oldest step first (one query for all jobs)."""
     by_job: dict[int, list[TrainingCheckpoint]] = {job.pk: [] for job in jobs}
-    for checkpoint in TrainingCheckpoint.objects.filter(job__in=[j.pk for j in jobs]).order_by("job", "step", "created_at", "pk"):
+    for checkpoint in TrainingCheckpoint.objects.filter(job__in=[j.pk for j in jobs]).order_by(
+        "job", "step", "created_at", "pk"
+    ):
         by_job[checkpoint.job_id].append(checkpoint)
     return by_job
 
@@ -130,7 +130,9 @@ def final_metrics(jobs: list[TrackedJob], checkpoints: dict[int, list[TrainingCh
     return rows
 
 
-def series(jobs: list[TrackedJob], checkpoints: dict[int, list[TrainingCheckpoint]], key: str) -> list[tuple[TrackedJob, list[tuple[int, float]]]]:
+def series(
+    jobs: list[TrackedJob], checkpoints: dict[int, list[TrainingCheckpoint]], key: str
+) -> list[tuple[TrackedJob, list[tuple[int, float]]]]:
     """For one metric, each job's (step, value) points where both are known."""
     out = []
     for job in jobs:
@@ -182,14 +184,22 @@ def overlay_chart(title: str, lines: list[tuple[charts.SeriesSpec, list[tuple[in
     chart.y_ticks = [charts.Tick(sy(t), charts.format_tick(t, y_ticks)) for t in y_ticks]
     for spec, runs in runs_by_spec:
         if runs:
-            chart.series.append(charts.DrawnSeries(
-                spec=spec,
-                paths=[charts.path_data(run, sx, sy) for run in runs if len(run) > 1],
-                markers=[charts.Marker(round(sx(x), 1), round(sy(y), 1),
-                                       f"{spec.label} at step {x:g}: {charts.format_number(y, 6)}")
-                         for run in runs for x, y in run],
-                lone=all(len(run) == 1 for run in runs),
-            ))
+            chart.series.append(
+                charts.DrawnSeries(
+                    spec=spec,
+                    paths=[charts.path_data(run, sx, sy) for run in runs if len(run) > 1],
+                    markers=[
+                        charts.Marker(
+                            round(sx(x), 1),
+                            round(sy(y), 1),
+                            f"{spec.label} at step {x:g}: {charts.format_number(y, 6)}",
+                        )
+                        for run in runs
+                        for x, y in run
+                    ],
+                    lone=all(len(run) == 1 for run in runs),
+                )
+            )
     return chart
 
 
@@ -200,7 +210,9 @@ def curves(jobs: list[TrackedJob], checkpoints: dict[int, list[TrainingCheckpoin
         per_job = series(jobs, checkpoints, key)
         if not any(points for _, points in per_job):
             continue
-        lines = [(charts.SeriesSpec(f"job{i}", job.display_name, JOB_STYLES[i]), points)
-                 for i, (job, points) in enumerate(per_job)]
+        lines = [
+            (charts.SeriesSpec(f"job{i}", job.display_name, JOB_STYLES[i]), points)
+            for i, (job, points) in enumerate(per_job)
+        ]
         out.append(MetricCurves(key, METRIC_LABELS[key], per_job, overlay_chart(METRIC_LABELS[key], lines)))
     return out

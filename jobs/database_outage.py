@@ -67,8 +67,9 @@ class _Outage:
                 return
             self._since = time.monotonic()
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        logger.warning("ftdash cannot reach its database (%s); pages answer 503 and the worker "
-                       "waits until it is back", reason)
+        logger.warning(
+            "ftdash cannot reach its database (%s); pages answer 503 and the worker waits until it is back", reason
+        )
 
     def connected(self, **kwargs) -> None:
         with self._lock:

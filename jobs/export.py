@@ -20,8 +20,12 @@ from django.utils import timezone
 from jobs.models import TrackedJob
 
 METRIC_KEYS = (
-    "train_loss", "valid_loss", "full_valid_loss",
-    "train_mean_token_accuracy", "valid_mean_token_accuracy", "full_valid_mean_token_accuracy",
+    "train_loss",
+    "valid_loss",
+    "full_valid_loss",
+    "train_mean_token_accuracy",
+    "valid_mean_token_accuracy",
+    "full_valid_mean_token_accuracy",
 )
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -81,8 +85,13 @@ def job_document(job: TrackedJob) -> dict[str, Any]:
             for e in job.training_events.order_by("created_at", "pk")
         ],
         "checkpoints": [
-            {"id": c.upstream_id, "created_at": _iso(c.created_at), "step": c.step, "metrics": c.metrics,
-             "fine_tuned_model_checkpoint": c.fine_tuned_model_checkpoint}
+            {
+                "id": c.upstream_id,
+                "created_at": _iso(c.created_at),
+                "step": c.step,
+                "metrics": c.metrics,
+                "fine_tuned_model_checkpoint": c.fine_tuned_model_checkpoint,
+            }
             for c in job.checkpoints.order_by("step", "created_at", "pk")
         ],
     }
@@ -93,24 +102,63 @@ def metrics_rows(job: TrackedJob) -> Iterator[list[Any]]:
     yield ["step", "created_at", "checkpoint_id", "fine_tuned_model_checkpoint", *METRIC_KEYS]
     for c in job.checkpoints.order_by("step", "created_at", "pk"):
         metrics = c.metrics if isinstance(c.metrics, dict) else {}
-        yield [safe_cell(v) for v in (c.step, c.created_at, c.upstream_id, c.fine_tuned_model_checkpoint,
-                                      *(metric_value(metrics.get(k)) for k in METRIC_KEYS))]
+        yield [
+            safe_cell(v)
+            for v in (
+                c.step,
+                c.created_at,
+                c.upstream_id,
+                c.fine_tuned_model_checkpoint,
+                *(metric_value(metrics.get(k)) for k in METRIC_KEYS),
+            )
+        ]
 
 
-DASHBOARD_COLUMNS = ["job_id", "label", "workspace", "status", "stalled", "model", "suffix", "trained_steps",
-                     "total_steps", "progress_percent", "trained_tokens", "created_at", "finished_at",
-                     "estimated_finish", "snapshot_fetched_at", "tracked_by"]
+DASHBOARD_COLUMNS = [
+    "job_id",
+    "label",
+    "workspace",
+    "status",
+    "stalled",
+    "model",
+    "suffix",
+    "trained_steps",
+    "total_steps",
+    "progress_percent",
+    "trained_tokens",
+    "created_at",
+    "finished_at",
+    "estimated_finish",
+    "snapshot_fetched_at",
+    "tracked_by",
+]
 
 
 def dashboard_rows(jobs: Iterable[TrackedJob]) -> Iterator[list[Any]]:
     yield DASHBOARD_COLUMNS
     for job in jobs:
         d = job.details
-        yield [safe_cell(v) for v in (
-            job.job_id, job.label, job.workspace.name, job.status, bool(job.stalled_at), d.model, d.suffix,
-            d.trained_steps, d.total_steps, d.progress_percent, d.trained_tokens, d.created_at, d.finished_at,
-            d.estimated_finish, job.fetched_at, job.added_by.get_username() if job.added_by else "",
-        )]
+        yield [
+            safe_cell(v)
+            for v in (
+                job.job_id,
+                job.label,
+                job.workspace.name,
+                job.status,
+                bool(job.stalled_at),
+                d.model,
+                d.suffix,
+                d.trained_steps,
+                d.total_steps,
+                d.progress_percent,
+                d.trained_tokens,
+                d.created_at,
+                d.finished_at,
+                d.estimated_finish,
+                job.fetched_at,
+                job.added_by.get_username() if job.added_by else "",
+            )
+        ]
 
 
 class _Echo:

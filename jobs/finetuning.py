@@ -125,9 +125,7 @@ METHOD_SPECS: dict[str, list[HyperparameterSpec]] = {
     ],
     "spec-draft": [
         HyperparameterSpec(spec.key, spec.label, default)
-        for spec, default in zip(
-            _COMMON_SPECS, [8, 0.0075, 1, 0, 0, True, 1, 8192], strict=True
-        )
+        for spec, default in zip(_COMMON_SPECS, [8, 0.0075, 1, 0, 0, True, 1, 8192], strict=True)
     ]
     + [
         HyperparameterSpec("architecture", "Architecture", "eagle3_original"),
@@ -362,9 +360,7 @@ class FineTuningJob:
             error=JobError.from_payload(payload.get("error")),
             method=Method.from_payload(payload),
             integrations=[
-                integration
-                for integration in map(Integration.from_payload, integrations)
-                if integration is not None
+                integration for integration in map(Integration.from_payload, integrations) if integration is not None
             ]
             if isinstance(integrations, list)
             else [],

@@ -125,8 +125,11 @@ class TokenEditForm(TokenForm):
 
     def __init__(self, *args, token: ApiToken, **kwargs):
         kwargs.setdefault("initial", {}).update(
-            name=token.name, workspace=token.workspace_id, ai_project_id=token.ai_project_id,
-            watch=token.watch_new_jobs, watch_pattern=token.watch_pattern,
+            name=token.name,
+            workspace=token.workspace_id,
+            ai_project_id=token.ai_project_id,
+            watch=token.watch_new_jobs,
+            watch_pattern=token.watch_pattern,
         )
         super().__init__(*args, **kwargs)
         self.default_workspace = token.workspace  # left out: the token stays where it is
@@ -229,7 +232,8 @@ ROLE_CHOICES = Membership.Role.choices
 class MemberAddForm(forms.Form):
     # Not checked against the accounts here: the answer must not tell whether the name exists.
     username = forms.CharField(
-        label="Username", max_length=150,
+        label="Username",
+        max_length=150,
         help_text="They see the invitation on their Teams page and join when they accept it.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
@@ -247,7 +251,9 @@ class InviteForm(forms.Form):
 class ChannelForm(forms.Form):
     kind = forms.ChoiceField(label="Channel type", choices=NotificationChannel.Kind.choices)
     url = forms.URLField(
-        label="URL", required=False, assume_scheme="https",
+        label="URL",
+        required=False,
+        assume_scheme="https",
         help_text="For webhooks and Slack incoming webhooks: where ftdash POSTs the notification.",
     )
     email = forms.EmailField(label="Email address", required=False)
@@ -293,12 +299,21 @@ class StallSettingsForm(forms.ModelForm):
 class DashboardFilterForm(forms.Form):
     """The dashboard's filters and sort order (a GET form: the URL is shareable)."""
 
-    STATUS_CHOICES = [("", "Any status"), ("running", "Running"), ("queued", "Queued"),
-                      ("validating_files", "Validating files"), ("succeeded", "Succeeded"),
-                      ("failed", "Failed"), ("cancelled", "Cancelled"), ("stalled", "Stalled")]
+    STATUS_CHOICES = [
+        ("", "Any status"),
+        ("running", "Running"),
+        ("queued", "Queued"),
+        ("validating_files", "Validating files"),
+        ("succeeded", "Succeeded"),
+        ("failed", "Failed"),
+        ("cancelled", "Cancelled"),
+        ("stalled", "Stalled"),
+    ]
 
     q = forms.CharField(
-        label="Search", required=False, max_length=200,
+        label="Search",
+        required=False,
+        max_length=200,
         widget=forms.TextInput(attrs={"type": "search", "placeholder": "Job ID, label, suffix or model"}),
     )
     workspace = forms.TypedChoiceField(label="Workspace", required=False, coerce=int, empty_value=None)
@@ -349,5 +364,7 @@ class ImportFilterForm(forms.Form):
         if self.is_bound:
             self.is_valid()
             data = self.cleaned_data
-        return {key: data.get(key) or ("" if key in ("status", "model") else None)
-                for key in ("status", "model", "created_from", "created_to")}
+        return {
+            key: data.get(key) or ("" if key in ("status", "model") else None)
+            for key in ("status", "model", "created_from", "created_to")
+        }

@@ -178,8 +178,10 @@ def changed_jobs(
     current.update(refreshed)
     if with_training_log:
         wanted = [
-            job.pk for job in current.values()
-            if job.pk not in refreshed and training_log.wanted_by_viewer(job, interval=refresh.base_interval(job.status))
+            job.pk
+            for job in current.values()
+            if job.pk not in refreshed
+            and training_log.wanted_by_viewer(job, interval=refresh.base_interval(job.status))
         ]
         for job in jobs_visible_to(user).filter(pk__in=wanted):
             current[job.pk] = refresh.sync_training_log(job)
@@ -217,8 +219,9 @@ def _cards(jobs: list[TrackedJob]) -> list[str]:
     return [render_to_string(CARD_TEMPLATE, {"job": job}) for job in jobs]
 
 
-def rendered(jobs: list[TrackedJob | PolledJob], *, part: str, render: Callable[[list[TrackedJob]], list[str]],
-             viewer=None) -> list[str]:
+def rendered(
+    jobs: list[TrackedJob | PolledJob], *, part: str, render: Callable[[list[TrackedJob]], list[str]], viewer=None
+) -> list[str]:
     """Each job's `part` rendered once per version and variant, shared by every viewer.
 
     A poll's `PolledJob`s are loaded in full, as `viewer` sees them, only when their part is not

@@ -64,7 +64,7 @@ class TooManyParametersMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         try:
-            request.GET
+            request.GET  # noqa: B018 (parsing the query string is what may raise)
         except TooManyFieldsSent as exc:
             logging.getLogger("django.security.TooManyFieldsSent").error(
                 str(exc), extra={"status_code": 400, "request": request}
@@ -164,17 +164,19 @@ class ContentSecurityPolicyMiddleware:
             return response  # no body, so no document for a policy to govern: polls stay tiny
         response.setdefault(
             "Content-Security-Policy",
-            "; ".join([
-                "default-src 'self'",
-                f"script-src 'self' 'nonce-{request.csp_nonce}'",
-                "style-src 'self'",
-                "img-src 'self' data:",
-                "connect-src 'self'",
-                "font-src 'self'",
-                "object-src 'none'",
-                "base-uri 'none'",
-                "form-action 'self'",
-                "frame-ancestors 'none'",
-            ]),
+            "; ".join(
+                [
+                    "default-src 'self'",
+                    f"script-src 'self' 'nonce-{request.csp_nonce}'",
+                    "style-src 'self'",
+                    "img-src 'self' data:",
+                    "connect-src 'self'",
+                    "font-src 'self'",
+                    "object-src 'none'",
+                    "base-uri 'none'",
+                    "form-action 'self'",
+                    "frame-ancestors 'none'",
+                ]
+            ),
         )
         return response

@@ -46,9 +46,7 @@ class Membership(models.Model):
         VIEWER = "viewer", "Viewer"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -56,9 +54,7 @@ class Membership(models.Model):
     EDITING_ROLES = (Role.OWNER, Role.MEMBER)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["workspace", "user"], name="one_membership_per_user")
-        ]
+        constraints = [models.UniqueConstraint(fields=["workspace", "user"], name="one_membership_per_user")]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.workspace} ({self.role})"
@@ -104,9 +100,7 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["name", "pk"]
-        constraints = [
-            models.UniqueConstraint(fields=["workspace", "name"], name="unique_token_name")
-        ]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="unique_token_name")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.masked})"
@@ -118,8 +112,11 @@ class ApiToken(models.Model):
     def client(self) -> TokenFactoryClient:
         """A client that calls Token Factory with this key (and project); raises
         vault.VaultError when the key cannot be decrypted."""
-        return TokenFactoryClient(vault.decrypt(self.secret_encrypted), project_id=self.ai_project_id,
-                                  spend=functools.partial(request_budget.spend, self.pk))
+        return TokenFactoryClient(
+            vault.decrypt(self.secret_encrypted),
+            project_id=self.ai_project_id,
+            spend=functools.partial(request_budget.spend, self.pk),
+        )
 
 
 class TokenRequestBudget(models.Model):
@@ -138,9 +135,7 @@ class TrackedJob(models.Model):
     """A fine-tuning job someone asked to watch, with the last snapshot fetched from the API."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="jobs")
-    token = models.ForeignKey(
-        ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
-    )
+    token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
     job_id = models.CharField(max_length=100)
     label = models.CharField(max_length=100, blank=True)
     added_by = models.ForeignKey(
@@ -178,13 +173,15 @@ class TrackedJob(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        constraints = [
-            models.UniqueConstraint(fields=["workspace", "job_id"], name="track_job_once")
-        ]
+        constraints = [models.UniqueConstraint(fields=["workspace", "job_id"], name="track_job_once")]
         indexes = [models.Index(fields=["status", "checked_at"])]
 
     def __str__(self) -> str:
         return self.job_id
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        self.__dict__.pop("details", None)
 
     @cached_property
     def details(self) -> FineTuningJob:
@@ -193,10 +190,6 @@ class TrackedJob(models.Model):
     def refresh_from_db(self, *args, **kwargs) -> None:
         super().refresh_from_db(*args, **kwargs)
         self.__dict__.pop("details", None)  # parsed from the old snapshot
-
-    def save(self, *args, **kwargs) -> None:
-        super().save(*args, **kwargs)
-        self.__dict__.pop("details", None)
 
     @property
     def is_terminal(self) -> bool:
@@ -221,9 +214,7 @@ class Invite(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invites")
     role = models.CharField(max_length=10, choices=Membership.Role.choices, default=Membership.Role.MEMBER)
     token_hash = models.CharField(max_length=64, unique=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
@@ -250,20 +241,19 @@ class MemberInvitation(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="member_invitations")
     username = models.CharField(max_length=150)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
         related_name="team_invitations",
     )
     role = models.CharField(max_length=10, choices=Membership.Role.choices, default=Membership.Role.MEMBER)
-    invited_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["username", "pk"]
-        constraints = [
-            models.UniqueConstraint(fields=["workspace", "username"], name="one_invitation_per_username")
-        ]
+        constraints = [models.UniqueConstraint(fields=["workspace", "username"], name="one_invitation_per_username")]
 
 
 class AuditEvent(models.Model):
@@ -326,9 +316,7 @@ class TrainingEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "pk"]
-        constraints = [
-            models.UniqueConstraint(fields=["job", "upstream_id"], name="training_event_once")
-        ]
+        constraints = [models.UniqueConstraint(fields=["job", "upstream_id"], name="training_event_once")]
         indexes = [models.Index(fields=["job", "created_at"])]
 
 
@@ -346,9 +334,7 @@ class TrainingCheckpoint(models.Model):
 
     class Meta:
         ordering = ["step", "created_at", "pk"]
-        constraints = [
-            models.UniqueConstraint(fields=["job", "upstream_id"], name="training_checkpoint_once")
-        ]
+        constraints = [models.UniqueConstraint(fields=["job", "upstream_id"], name="training_checkpoint_once")]
 
 
 class RemovedJob(models.Model):
@@ -362,9 +348,7 @@ class RemovedJob(models.Model):
     removed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["workspace", "job_id"], name="remember_removed_job_once")
-        ]
+        constraints = [models.UniqueConstraint(fields=["workspace", "job_id"], name="remember_removed_job_once")]
 
 
 class ImportRun(models.Model):
@@ -421,9 +405,7 @@ class ImportListing(models.Model):
 
     class Meta:
         ordering = ["position"]
-        constraints = [
-            models.UniqueConstraint(fields=["run", "job_id"], name="list_job_once_per_import")
-        ]
+        constraints = [models.UniqueConstraint(fields=["run", "job_id"], name="list_job_once_per_import")]
 
 
 class NotificationChannel(models.Model):

@@ -73,8 +73,7 @@ NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_global and not (
-        ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
-        or ip.is_reserved or ip.is_unspecified
+        ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
     )
 
 
@@ -243,8 +242,7 @@ def event_payload(event: JobEvent) -> dict:
         "url": job_url(job),
     }
     if details.error:
-        payload["error"] = {"code": details.error.code, "message": details.error.message,
-                            "param": details.error.param}
+        payload["error"] = {"code": details.error.code, "message": details.error.message, "param": details.error.param}
     return payload
 
 
@@ -293,8 +291,7 @@ def send(delivery: Delivery) -> None:
     headers = {DELIVERY_HEADER: delivery_id}
     if channel.kind == NotificationChannel.Kind.EMAIL:
         subject = _summary(payload).splitlines()[0]
-        EmailMessage(subject, _summary(payload), settings.DEFAULT_FROM_EMAIL, [channel.target],
-                     headers=headers).send()
+        EmailMessage(subject, _summary(payload), settings.DEFAULT_FROM_EMAIL, [channel.target], headers=headers).send()
         return
     check_webhook_url(channel.target)
     if channel.kind == NotificationChannel.Kind.SLACK:
@@ -307,13 +304,22 @@ def send(delivery: Delivery) -> None:
 
 def send_test(channel: NotificationChannel) -> Delivery:
     payload = {
-        "event": "test", "message": "A test notification from ftdash.", "job_id": "ftjob-test",
-        "label": "Test notification", "workspace": channel.workspace.name, "status": "test",
-        "model": "", "suffix": "", "url": settings.SITE_URL or "",
+        "event": "test",
+        "message": "A test notification from ftdash.",
+        "job_id": "ftjob-test",
+        "label": "Test notification",
+        "workspace": channel.workspace.name,
+        "status": "test",
+        "model": "",
+        "suffix": "",
+        "url": settings.SITE_URL or "",
     }
     # Claimed from the start, like a worker's claim: no worker sends it as well.
     delivery = Delivery.objects.create(
-        channel=channel, payload=payload, state=Delivery.State.SENDING, attempts=1,
+        channel=channel,
+        payload=payload,
+        state=Delivery.State.SENDING,
+        attempts=1,
         next_attempt_at=_lease_end(),
     )
     _attempt(delivery)
@@ -335,13 +341,15 @@ def deliver_due(*, limit: int = 50) -> int:
         state=Delivery.State.FAILED,
         last_error="ftdash stopped before the receiver answered its last attempt; it may have arrived",
     )
-    due = Delivery.objects.filter(
-        Q(state=Delivery.State.PENDING, next_attempt_at__lte=now) | abandoned
-    ).order_by("next_attempt_at")
+    due = Delivery.objects.filter(Q(state=Delivery.State.PENDING, next_attempt_at__lte=now) | abandoned).order_by(
+        "next_attempt_at"
+    )
     sent = 0
     for delivery in due.select_related("channel")[:limit]:
         claimed = Delivery.objects.filter(
-            pk=delivery.pk, state=delivery.state, attempts=delivery.attempts,
+            pk=delivery.pk,
+            state=delivery.state,
+            attempts=delivery.attempts,
             next_attempt_at=delivery.next_attempt_at,
         ).update(state=Delivery.State.SENDING, next_attempt_at=_lease_end(), attempts=F("attempts") + 1)
         if not claimed:
@@ -378,10 +386,15 @@ def _attempt(delivery: Delivery) -> None:
         delivery.last_error = ""
     # Each claim counts an attempt: a claim that ran out while this one was sending (and was
     # taken over by another worker) has a different count, and so records nothing here.
-    recorded = Delivery.objects.filter(
-        pk=delivery.pk, state=Delivery.State.SENDING, attempts=delivery.attempts
-    ).update(state=delivery.state, last_error=delivery.last_error,
-             next_attempt_at=delivery.next_attempt_at, sent_at=delivery.sent_at)
+    recorded = Delivery.objects.filter(pk=delivery.pk, state=Delivery.State.SENDING, attempts=delivery.attempts).update(
+        state=delivery.state,
+        last_error=delivery.last_error,
+        next_attempt_at=delivery.next_attempt_at,
+        sent_at=delivery.sent_at,
+    )
     if not recorded:
-        logger.warning("notification %s could not be recorded after attempt %d: another worker "
-                       "took it over, or it was deleted", delivery.pk, delivery.attempts)
+        logger.warning(
+            "notification %s could not be recorded after attempt %d: another worker took it over, or it was deleted",
+            delivery.pk,
+            delivery.attempts,
+        )

@@ -165,7 +165,7 @@ class ResilientRedisCache(RedisCache):
         stale, dropped = recovered
         try:
             for start in range(0, len(stale), 1000):
-                self._cache.delete_many(stale[start:start + 1000])
+                self._cache.delete_many(stale[start : start + 1000])
         except RedisError as error:
             self._outage.remember(stale)
             self._outage.failed(error, self)

@@ -168,7 +168,7 @@ def calls_left(token_ids: Iterable[int], value: Tier) -> dict[int, int]:
     if not token_ids:
         return {}
     cap, kept = capacity(), kept_back(value)
-    left = {token_id: cap - kept for token_id in token_ids}
+    left = dict.fromkeys(token_ids, cap - kept)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT token_id, {_left_sql()} FROM {TABLE} WHERE token_id IN ({', '.join(['%s'] * len(token_ids))})",

@@ -20,8 +20,10 @@ class SessionStore(db.SessionStore):
         database = router.db_for_read(self.model)
         connection = connections[database]
         with connection.cursor() as cursor:
-            cursor.execute(_read_sql(self.model, database),
-                           [self.session_key, connection.ops.adapt_datetimefield_value(timezone.now())])
+            cursor.execute(
+                _read_sql(self.model, database),
+                [self.session_key, connection.ops.adapt_datetimefield_value(timezone.now())],
+            )
             row = cursor.fetchone()
         if row is None:  # no such session, or it expired: a new one on save, as in Django's
             self._session_key = None

@@ -145,9 +145,7 @@ def clean_api_key(raw: str) -> str:
     """
     key = (raw or "").translate(INVISIBLE_CHARACTERS).strip()
     if len(key) < 8 or any(char.isspace() for char in key):
-        raise ValueError(
-            "That does not look like an API token: it should be one word of at least 8 characters."
-        )
+        raise ValueError("That does not look like an API token: it should be one word of at least 8 characters.")
     if not is_header_safe(key):
         raise ValueError(
             "That token contains characters Token Factory cannot accept (letters outside plain "
@@ -177,11 +175,22 @@ LIST_PAGE_LIMIT = 100
 #: The fields an entry of the job list must carry to stand in for `GET /v1/fine_tuning/jobs/{id}`:
 #: the schema's required ones plus progress and outcome. Storing a summary entry that lacks
 #: them would wipe what a job's page shows; such an entry is left to a GET of its own.
-FULL_JOB_FIELDS = frozenset({
-    "id", "created_at", "model", "status", "training_file",
-    "trained_steps", "total_steps", "trained_tokens", "estimated_finish",
-    "finished_at", "error", "result_files",
-})
+FULL_JOB_FIELDS = frozenset(
+    {
+        "id",
+        "created_at",
+        "model",
+        "status",
+        "training_file",
+        "trained_steps",
+        "total_steps",
+        "trained_tokens",
+        "estimated_finish",
+        "finished_at",
+        "error",
+        "result_files",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -227,8 +236,7 @@ class ClientConfig:
         base_url = settings.FTDASH_API_BASE_URL.rstrip("/")
         if not safe_url(base_url):
             raise ImproperlyConfigured(
-                f"FTDASH_API_BASE_URL={base_url!r} must be an http(s) URL, "
-                "e.g. https://api.tokenfactory.nebius.com"
+                f"FTDASH_API_BASE_URL={base_url!r} must be an http(s) URL, e.g. https://api.tokenfactory.nebius.com"
             )
         return cls(
             base_url=base_url,
@@ -413,8 +421,14 @@ def _detail_text(payload: Any) -> str:
 
 
 class TokenFactoryClient:
-    def __init__(self, api_key: str, config: ClientConfig | None = None, *, project_id: str = "",
-                 spend: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        config: ClientConfig | None = None,
+        *,
+        project_id: str = "",
+        spend: Callable[[], None] | None = None,
+    ) -> None:
         self._api_key = api_key
         self.config = config or ClientConfig.from_settings()
         # A Token Factory project the key works in: sent as `ai_project_id` on every call.
@@ -435,9 +449,7 @@ class TokenFactoryClient:
         job_id = clean_job_id(job_id)
         payload = self._get(f"/v1/fine_tuning/jobs/{quote(job_id, safe='')}", job_id=job_id)
         if not (
-            isinstance(payload, dict)
-            and isinstance(payload.get("id"), str)
-            and isinstance(payload.get("status"), str)
+            isinstance(payload, dict) and isinstance(payload.get("id"), str) and isinstance(payload.get("status"), str)
         ):
             raise UnreadableAnswer(
                 "Token Factory answered, but not with a fine-tuning job (no id or status in it).",
@@ -471,12 +483,11 @@ class TokenFactoryClient:
             if not isinstance(job_id, str):
                 continue
             last_id = job_id
-            if FULL_JOB_FIELDS <= entry.keys() and isinstance(entry.get("status"), str):
+            if entry.keys() >= FULL_JOB_FIELDS and isinstance(entry.get("status"), str):
                 jobs.append(FineTuningJob.from_payload(entry))
             else:
                 incomplete.append(job_id)
-        return JobListPage(jobs=jobs, incomplete=incomplete, has_more=payload.get("has_more") is True,
-                           last_id=last_id)
+        return JobListPage(jobs=jobs, incomplete=incomplete, has_more=payload.get("has_more") is True, last_id=last_id)
 
     def get_file(self, file_id: str) -> FileInfo:
         """`GET /v1/files/{id}`: the file's name and size. NotOffered on 404/405."""
@@ -506,9 +517,7 @@ class TokenFactoryClient:
             self._request("POST", f"/v1/fine_tuning/jobs/{quote(job_id, safe='')}/cancel")
         except (JobNotFound, UnreadableAnswer) as exc:
             if exc.status in (404, 405):
-                raise NotOffered(
-                    "This Token Factory endpoint does not offer cancelling.", status=exc.status
-                ) from None
+                raise NotOffered("This Token Factory endpoint does not offer cancelling.", status=exc.status) from None
             raise
 
     def _get_offered(self, path: str, *, what: str) -> Any:
@@ -516,8 +525,9 @@ class TokenFactoryClient:
             return self._get(path)
         except (JobNotFound, UnreadableAnswer) as exc:
             if exc.status in (404, 405):
-                raise NotOffered(f"Token Factory does not offer {what} here (HTTP {exc.status}).",
-                                 status=exc.status) from None
+                raise NotOffered(
+                    f"Token Factory does not offer {what} here (HTTP {exc.status}).", status=exc.status
+                ) from None
             raise
 
     def check_key(self) -> None:
@@ -582,16 +592,12 @@ class TokenFactoryClient:
                 if _timed_out(exc):
                     # Not retried: a slow API would only get slower, and a person is waiting.
                     self._log(method, path, job_id, "timeout", started, logging.WARNING)
-                    raise ApiUnavailable(
-                        f"Token Factory did not answer within {config.read_timeout:g} s."
-                    ) from None
+                    raise ApiUnavailable(f"Token Factory did not answer within {config.read_timeout:g} s.") from None
                 self._log(method, path, job_id, type(exc).__name__, started, logging.WARNING)
                 if self._try_again(attempt, backoff, deadline):
                     time.sleep(backoff)
                     continue
-                raise ApiUnavailable(
-                    f"Could not connect to Token Factory at {config.base_url}."
-                ) from None
+                raise ApiUnavailable(f"Could not connect to Token Factory at {config.base_url}.") from None
             self._log(method, path, job_id, response.status_code, started, logging.INFO)
             if response.status_code in RETRIED_STATUSES and self._try_again(attempt, backoff, deadline):
                 time.sleep(backoff)
@@ -653,8 +659,7 @@ class TokenFactoryClient:
             )
         if status in (401, 403):
             raise TokenRejected(
-                f"Token Factory rejected this API token (HTTP {status}). "
-                "It may be mistyped, revoked or expired.",
+                f"Token Factory rejected this API token (HTTP {status}). It may be mistyped, revoked or expired.",
                 status=status,
             )
         if status == 404:
@@ -670,12 +675,9 @@ class TokenFactoryClient:
                 status=status,
             )
         if status == 429:
-            retry_after = parse_retry_after(
-                response.headers.get("Retry-After"), cap=self.config.retry_after_cap
-            )
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), cap=self.config.retry_after_cap)
             raise RateLimited(
-                f"Token Factory is rate-limiting this token; ftdash waits {retry_after} s "
-                "before asking again.",
+                f"Token Factory is rate-limiting this token; ftdash waits {retry_after} s before asking again.",
                 retry_after=retry_after,
             )
         if status >= 500:
@@ -684,9 +686,7 @@ class TokenFactoryClient:
                 status=status,
             )
         if status != 200:
-            raise UnreadableAnswer(
-                f"Token Factory gave an unexpected answer (HTTP {status}).", status=status
-            )
+            raise UnreadableAnswer(f"Token Factory gave an unexpected answer (HTTP {status}).", status=status)
         if payload is None:
             raise UnreadableAnswer(
                 f"Token Factory sent an answer ftdash cannot read (HTTP {status}, {content_type}, "

@@ -36,8 +36,10 @@ def jobs_for_dashboard(
     if q:
         # Partial and case-insensitive, in the same query as the rest (no query per job).
         jobs = jobs.filter(
-            Q(job_id__icontains=q) | Q(label__icontains=q)
-            | Q(snapshot__suffix__icontains=q) | Q(snapshot__model__icontains=q)
+            Q(job_id__icontains=q)
+            | Q(label__icontains=q)
+            | Q(snapshot__suffix__icontains=q)
+            | Q(snapshot__model__icontains=q)
         )
     if workspace is not None:
         jobs = jobs.filter(workspace=workspace)
@@ -55,4 +57,3 @@ def jobs_for_dashboard(
         # and with finished ones paged after them a big workspace still opens fast.
         order = [Case(When(status__in=TERMINAL_STATUSES, then=Value(1)), default=Value(0)), *order]
     return jobs.order_by(*order)
-

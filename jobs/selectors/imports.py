@@ -14,7 +14,11 @@ def latest_run(token: ApiToken) -> ImportRun | None:
 
 
 def listings(
-    run: ImportRun, *, status: str = "", model: str = "", created_from: dt.date | None = None,
+    run: ImportRun,
+    *,
+    status: str = "",
+    model: str = "",
+    created_from: dt.date | None = None,
     created_to: dt.date | None = None,
 ) -> QuerySet[ImportListing]:
     rows = run.listings.all()
@@ -31,7 +35,5 @@ def listings(
 
 def tracked_ids(token: ApiToken, job_ids: list[str]) -> set[str]:
     return set(
-        TrackedJob.objects.filter(workspace_id=token.workspace_id, job_id__in=job_ids)
-        .values_list("job_id", flat=True)
+        TrackedJob.objects.filter(workspace_id=token.workspace_id, job_id__in=job_ids).values_list("job_id", flat=True)
     )
-

@@ -27,7 +27,4 @@ def audit_trail(*, workspace: Workspace, limit: int = 500) -> list[AuditEvent]:
 
 def invitations_for(*, user) -> list[MemberInvitation]:
     """Invitations waiting for the user's answer, newest first."""
-    return list(
-        user.team_invitations.select_related("workspace", "invited_by").order_by("-created_at", "-pk")
-    )
-
+    return list(user.team_invitations.select_related("workspace", "invited_by").order_by("-created_at", "-pk"))

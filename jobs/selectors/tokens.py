@@ -11,8 +11,9 @@ from jobs.models import ApiToken, Membership
 def tokens_usable_by(*, user) -> list[ApiToken]:
     """Tokens the user may track jobs with (members use their workspaces' tokens), in one query."""
     return list(
-        ApiToken.objects.filter(workspace__memberships__user=user,
-                                workspace__memberships__role__in=Membership.EDITING_ROLES)
+        ApiToken.objects.filter(
+            workspace__memberships__user=user, workspace__memberships__role__in=Membership.EDITING_ROLES
+        )
         .select_related("workspace")
         .order_by("name", "pk")
     )
@@ -26,4 +27,3 @@ def tokens_managed_by(*, user) -> list[ApiToken]:
         .annotate(job_count=Count("jobs"))
         .order_by("workspace__name", "name", "pk")
     )
-

@@ -69,8 +69,12 @@ class EventsView:
     def filters(self) -> list[dict[str, Any]]:
         """The level filter's links: all, then each level, with counts and the current one."""
         return [
-            {"label": (level or "all").capitalize(), "count": self.counts.get(level or "all", 0),
-             "query": self.query.query(level=level, events=EVENTS_SHOWN), "current": level == self.query.level}
+            {
+                "label": (level or "all").capitalize(),
+                "count": self.counts.get(level or "all", 0),
+                "query": self.query.query(level=level, events=EVENTS_SHOWN),
+                "current": level == self.query.level,
+            }
             for level in ("", *EVENT_LEVELS)
         ]
 
@@ -82,15 +86,14 @@ class EventsView:
 def events_view(job: TrackedJob, query: EventsQuery) -> EventsView:
     """The newest events of the chosen level, and how many there are of each: two queries."""
     events = TrainingEvent.objects.filter(job=job)
-    counts = {level: 0 for level in EVENT_LEVELS}
+    counts = dict.fromkeys(EVENT_LEVELS, 0)
     for row in events.values("level").annotate(n=Count("pk")).order_by():
         counts[row["level"]] = counts.get(row["level"], 0) + row["n"]
     counts["all"] = sum(counts.values())
     if query.level:
         events = events.filter(level=query.level)
     shown = list(events.order_by("-created_at", "-pk")[: query.count + 1])
-    return EventsView(events=shown[: query.count], counts=counts, has_older=len(shown) > query.count,
-                      query=query)
+    return EventsView(events=shown[: query.count], counts=counts, has_older=len(shown) > query.count, query=query)
 
 
 def checkpoints_of(job: TrackedJob) -> list[TrainingCheckpoint]:
@@ -112,8 +115,11 @@ def attach_recent_checkpoints(jobs: list[TrackedJob]) -> None:
         return
     ranked = (
         TrainingCheckpoint.objects.filter(job__in=with_checkpoints)
-        .annotate(rank=Window(RowNumber(), partition_by=[F("job_id")],
-                              order_by=[F("step").desc(nulls_last=True), F("pk").desc()]))
+        .annotate(
+            rank=Window(
+                RowNumber(), partition_by=[F("job_id")], order_by=[F("step").desc(nulls_last=True), F("pk").desc()]
+            )
+        )
         .filter(rank__lte=SPARKLINE_CHECKPOINTS)
         .only("job_id", "step", "metrics")
     )

@@ -10,4 +10,3 @@ from jobs.models import WorkerHeartbeat
 def worker_last_seen() -> dt.datetime | None:
     """When a `poll_jobs` worker last checked in, or None if none ever did."""
     return WorkerHeartbeat.objects.order_by("-last_seen").values_list("last_seen", flat=True).first()
-

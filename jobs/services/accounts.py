@@ -26,4 +26,3 @@ def account_create(*, username: str, password: str, is_staff: bool = False):
     user = User.objects.create_user(username=username, password=password, is_staff=is_staff)
     user_memberships(user)
     return user
-

@@ -11,25 +11,40 @@ from jobs.models import NotificationChannel, Workspace
 @transaction.atomic
 def channel_add(*, workspace: Workspace, actor, kind: str, target: str, events: list[str], personal: bool):
     channel = NotificationChannel.objects.create(
-        workspace=workspace, kind=kind, target=target, events=events,
-        user=actor if personal else None, created_by=actor,
+        workspace=workspace,
+        kind=kind,
+        target=target,
+        events=events,
+        user=actor if personal else None,
+        created_by=actor,
     )
     whose = "their own " if personal else ""
-    audit_record(workspace=workspace, actor=actor, action="channel.add",
-                 description=f"added {whose}{channel.get_kind_display()} notifications to {channel.masked_target}")
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="channel.add",
+        description=f"added {whose}{channel.get_kind_display()} notifications to {channel.masked_target}",
+    )
     return channel
 
 
 @transaction.atomic
 def channel_delete(*, channel: NotificationChannel, actor) -> None:
-    audit_record(workspace=channel.workspace, actor=actor, action="channel.delete",
-                 description=f"removed {channel.get_kind_display()} notifications to {channel.masked_target}")
+    audit_record(
+        workspace=channel.workspace,
+        actor=actor,
+        action="channel.delete",
+        description=f"removed {channel.get_kind_display()} notifications to {channel.masked_target}",
+    )
     channel.delete()
 
 
 def stall_settings_update(*, workspace: Workspace, minutes: int, actor) -> None:
     workspace.queue_stall_minutes = minutes
     workspace.save(update_fields=["queue_stall_minutes"])
-    audit_record(workspace=workspace, actor=actor, action="workspace.settings",
-                 description=f"set the queue stall limit to {minutes} min")
-
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="workspace.settings",
+        description=f"set the queue stall limit to {minutes} min",
+    )

@@ -82,15 +82,19 @@ def import_track(*, run: ImportRun, rows: QuerySet[ImportListing], user) -> Impo
                     result.failed.append((job_id, message))
             continue
         job = job_track_listed(
-            workspace=workspace, token=token, details=FineTuningJob.from_payload(row.snapshot),
-            user=user, now=now,
+            workspace=workspace,
+            token=token,
+            details=FineTuningJob.from_payload(row.snapshot),
+            user=user,
+            now=now,
         )
         (result.tracked.append(row.job_id) if job else result.already.append(row.job_id))
     if result.tracked:
         audit_record(
-            workspace=workspace, actor=user, action="job.import",
+            workspace=workspace,
+            actor=user,
+            action="job.import",
             description=f"imported {len(result.tracked)} job(s) listed by token “{token.name}”"
             + (f"; {len(result.already)} already tracked" if result.already else ""),
         )
     return result
-

@@ -28,7 +28,9 @@ def team_create(*, name: str, owner) -> Workspace:
 def team_rename(*, team: Workspace, name: str, actor) -> Workspace:
     old, team.name = team.name, name.strip()
     team.save(update_fields=["name"])
-    audit_record(workspace=team, actor=actor, action="team.rename", description=f"renamed the team “{old}” to “{team.name}”")
+    audit_record(
+        workspace=team, actor=actor, action="team.rename", description=f"renamed the team “{old}” to “{team.name}”"
+    )
     return team
 
 
@@ -41,9 +43,7 @@ def team_delete(*, team: Workspace) -> None:
 
 def _owner_count(team: Workspace) -> int:
     # Locks the owners' rows so two owners cannot both step down at once.
-    return len(
-        Membership.objects.select_for_update().filter(workspace=team, role=Membership.Role.OWNER)
-    )
+    return len(Membership.objects.select_for_update().filter(workspace=team, role=Membership.Role.OWNER))
 
 
 @transaction.atomic
@@ -63,11 +63,16 @@ def member_invite(*, team: Workspace, username: str, role: str, actor) -> Member
     if user is not None and Membership.objects.filter(workspace=team, user=user).exists():
         raise ValidationError(f"{username} is already a member of {team.name}.")
     invitation, _ = MemberInvitation.objects.update_or_create(
-        workspace=team, username=username,
+        workspace=team,
+        username=username,
         defaults={"user": user, "role": role, "invited_by": actor, "created_at": timezone.now()},
     )
-    audit_record(workspace=team, actor=actor, action="member.invite",
-                 description=f"invited {username} as {invitation.get_role_display()}")
+    audit_record(
+        workspace=team,
+        actor=actor,
+        action="member.invite",
+        description=f"invited {username} as {invitation.get_role_display()}",
+    )
     return invitation
 
 
@@ -81,23 +86,34 @@ def invitation_accept(*, invitation: MemberInvitation, user) -> Membership:
         workspace=team, user=user, defaults={"role": invitation.role}
     )
     if created:  # (else they joined through an invite link meanwhile: nothing more to do)
-        audit_record(workspace=team, actor=user, action="member.join",
-                     description=f"{user.get_username()} accepted the invitation and joined as "
-                     f"{membership.get_role_display()}")
+        audit_record(
+            workspace=team,
+            actor=user,
+            action="member.join",
+            description=f"{user.get_username()} accepted the invitation and joined as {membership.get_role_display()}",
+        )
     return membership
 
 
 @transaction.atomic
 def invitation_decline(*, invitation: MemberInvitation, user) -> None:
-    audit_record(workspace=invitation.workspace, actor=user, action="member.decline",
-                 description=f"{user.get_username()} declined the invitation")
+    audit_record(
+        workspace=invitation.workspace,
+        actor=user,
+        action="member.decline",
+        description=f"{user.get_username()} declined the invitation",
+    )
     invitation.delete()
 
 
 @transaction.atomic
 def invitation_revoke(*, invitation: MemberInvitation, actor) -> None:
-    audit_record(workspace=invitation.workspace, actor=actor, action="member.uninvite",
-                 description=f"withdrew the invitation of {invitation.username}")
+    audit_record(
+        workspace=invitation.workspace,
+        actor=actor,
+        action="member.uninvite",
+        description=f"withdrew the invitation of {invitation.username}",
+    )
     invitation.delete()
 
 
@@ -109,8 +125,12 @@ def member_change_role(*, membership: Membership, role: str, actor) -> Membershi
     old = membership.get_role_display()
     membership.role = role
     membership.save(update_fields=["role"])
-    audit_record(workspace=membership.workspace, actor=actor, action="member.role",
-                 description=f"changed {membership.user.get_username()} from {old} to {membership.get_role_display()}")
+    audit_record(
+        workspace=membership.workspace,
+        actor=actor,
+        action="member.role",
+        description=f"changed {membership.user.get_username()} from {old} to {membership.get_role_display()}",
+    )
     return membership
 
 
@@ -124,8 +144,12 @@ def member_remove(*, membership: Membership, actor) -> None:
         )
     name = membership.user.get_username()
     left = actor is not None and actor.pk == membership.user_id
-    audit_record(workspace=membership.workspace, actor=actor, action="member.remove",
-                 description=f"{name} left the team" if left else f"removed {name}")
+    audit_record(
+        workspace=membership.workspace,
+        actor=actor,
+        action="member.remove",
+        description=f"{name} left the team" if left else f"removed {name}",
+    )
     # Their own notification subscriptions go with them: no more news of this team's jobs.
     NotificationChannel.objects.filter(workspace=membership.workspace, user=membership.user).delete()
     membership.delete()
@@ -148,8 +172,12 @@ def invite_create(*, team: Workspace, role: str, actor, days: int | None = None)
         created_by=actor,
         expires_at=timezone.now() + dt.timedelta(days=days or settings.FTDASH_INVITE_DAYS),
     )
-    audit_record(workspace=team, actor=actor, action="invite.create",
-                 description=f"created an invite link for a new {invite.get_role_display()}")
+    audit_record(
+        workspace=team,
+        actor=actor,
+        action="invite.create",
+        description=f"created an invite link for a new {invite.get_role_display()}",
+    )
     return invite, secret
 
 
@@ -160,8 +188,12 @@ def invite_for_secret(secret: str) -> Invite | None:
 
 @transaction.atomic
 def invite_revoke(*, invite: Invite, actor) -> None:
-    audit_record(workspace=invite.workspace, actor=actor, action="invite.revoke",
-                 description=f"revoked an unused invite for a {invite.get_role_display()}")
+    audit_record(
+        workspace=invite.workspace,
+        actor=actor,
+        action="invite.revoke",
+        description=f"revoked an unused invite for a {invite.get_role_display()}",
+    )
     invite.delete()
 
 
@@ -179,7 +211,10 @@ def invite_accept(*, invite: Invite, user) -> Membership:
     invite.used_at, invite.used_by = timezone.now(), user
     invite.save(update_fields=["used_at", "used_by"])
     MemberInvitation.objects.filter(workspace=invite.workspace, user=user).delete()  # answered
-    audit_record(workspace=invite.workspace, actor=user, action="member.join",
-                 description=f"{user.get_username()} joined as {membership.get_role_display()} through an invite link")
+    audit_record(
+        workspace=invite.workspace,
+        actor=user,
+        action="member.join",
+        description=f"{user.get_username()} joined as {membership.get_role_display()} through an invite link",
+    )
     return membership
-

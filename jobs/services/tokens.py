@@ -15,8 +15,14 @@ from jobs.tokenfactory import TokenFactoryError
 
 
 def token_create(
-    *, workspace: Workspace, user, name: str, secret: str, ai_project_id: str = "",
-    watch: bool = False, watch_pattern: str = "",
+    *,
+    workspace: Workspace,
+    user,
+    name: str,
+    secret: str,
+    ai_project_id: str = "",
+    watch: bool = False,
+    watch_pattern: str = "",
 ) -> ApiToken:
     secret = secret.strip()
     try:
@@ -31,9 +37,13 @@ def token_create(
             )
             _set_watch(token, watch=watch, pattern=watch_pattern)
             token.save()
-            audit_record(workspace=workspace, actor=user, action="token.add",
-                         description=f"added token “{token.name}” ({token.masked})"
-                         + (", watching for new jobs" if watch else ""))
+            audit_record(
+                workspace=workspace,
+                actor=user,
+                action="token.add",
+                description=f"added token “{token.name}” ({token.masked})"
+                + (", watching for new jobs" if watch else ""),
+            )
             return token
     except IntegrityError:
         raise ValidationError(f"There is already a token named “{name}” here.") from None
@@ -55,8 +65,15 @@ def _set_watch(token: ApiToken, *, watch: bool, pattern: str) -> list[str]:
 
 
 def token_update(
-    *, token: ApiToken, actor, name: str, secret: str = "", workspace: Workspace | None = None,
-    ai_project_id: str | None = None, watch: bool | None = None, watch_pattern: str = "",
+    *,
+    token: ApiToken,
+    actor,
+    name: str,
+    secret: str = "",
+    workspace: Workspace | None = None,
+    ai_project_id: str | None = None,
+    watch: bool | None = None,
+    watch_pattern: str = "",
 ) -> ApiToken:
     """Rename a token, replace its secret (a blank secret keeps the old) or move it; set its
     project and its watch (None leaves them as they are).
@@ -89,33 +106,52 @@ def token_update(
             token.save(update_fields=fields)
             if "workspace" in fields:
                 moved = TrackedJob.objects.filter(token=token)
-                if TrackedJob.objects.filter(
-                    workspace=token.workspace, job_id__in=moved.values("job_id")
-                ).exists():
-                    raise ValidationError(
-                        f"{token.workspace.name} already tracks one of this token's jobs."
-                    )
+                if TrackedJob.objects.filter(workspace=token.workspace, job_id__in=moved.values("job_id")).exists():
+                    raise ValidationError(f"{token.workspace.name} already tracks one of this token's jobs.")
                 count = moved.update(workspace=token.workspace)
-                audit_record(workspace=old_workspace, actor=actor, action="token.move",
-                             description=f"moved token “{token.name}” ({token.masked}) and its "
-                             f"{count} job(s) to {token.workspace.name}")
-                audit_record(workspace=token.workspace, actor=actor, action="token.move",
-                             description=f"moved token “{token.name}” ({token.masked}) and its "
-                             f"{count} job(s) here from {old_workspace.name}")
+                audit_record(
+                    workspace=old_workspace,
+                    actor=actor,
+                    action="token.move",
+                    description=f"moved token “{token.name}” ({token.masked}) and its "
+                    f"{count} job(s) to {token.workspace.name}",
+                )
+                audit_record(
+                    workspace=token.workspace,
+                    actor=actor,
+                    action="token.move",
+                    description=f"moved token “{token.name}” ({token.masked}) and its "
+                    f"{count} job(s) here from {old_workspace.name}",
+                )
             if old_name != token.name:
-                audit_record(workspace=token.workspace, actor=actor, action="token.rename",
-                             description=f"renamed token “{old_name}” to “{token.name}”")
+                audit_record(
+                    workspace=token.workspace,
+                    actor=actor,
+                    action="token.rename",
+                    description=f"renamed token “{old_name}” to “{token.name}”",
+                )
             if secret:
-                audit_record(workspace=token.workspace, actor=actor, action="token.replace",
-                             description=f"replaced the secret of token “{token.name}” ({token.masked})")
+                audit_record(
+                    workspace=token.workspace,
+                    actor=actor,
+                    action="token.replace",
+                    description=f"replaced the secret of token “{token.name}” ({token.masked})",
+                )
             if old_project != token.ai_project_id:
-                audit_record(workspace=token.workspace, actor=actor, action="token.project",
-                             description=f"set the project of token “{token.name}” to "
-                             f"{token.ai_project_id or 'none'}")
+                audit_record(
+                    workspace=token.workspace,
+                    actor=actor,
+                    action="token.project",
+                    description=f"set the project of token “{token.name}” to {token.ai_project_id or 'none'}",
+                )
             if was_watching != token.watch_new_jobs:
-                audit_record(workspace=token.workspace, actor=actor, action="token.watch",
-                             description=("started" if token.watch_new_jobs else "stopped")
-                             + f" watching token “{token.name}” for new jobs")
+                audit_record(
+                    workspace=token.workspace,
+                    actor=actor,
+                    action="token.watch",
+                    description=("started" if token.watch_new_jobs else "stopped")
+                    + f" watching token “{token.name}” for new jobs",
+                )
     except IntegrityError:
         raise ValidationError(f"There is already a token named “{name}” there.") from None
     return token
@@ -123,8 +159,12 @@ def token_update(
 
 @transaction.atomic
 def token_delete(*, token: ApiToken, actor) -> None:
-    audit_record(workspace=token.workspace, actor=actor, action="token.delete",
-                 description=f"deleted token “{token.name}” ({token.masked})")
+    audit_record(
+        workspace=token.workspace,
+        actor=actor,
+        action="token.delete",
+        description=f"deleted token “{token.name}” ({token.masked})",
+    )
     token.delete()
 
 
@@ -142,4 +182,3 @@ def token_check(*, token: ApiToken) -> tuple[bool, str]:
         ok, message = True, "Token Factory accepts this token."
     record_token_check(token, ok=ok, message=message)
     return ok, message
-

@@ -42,9 +42,7 @@ def job_track(*, workspace: Workspace, token: ApiToken, job_id: str, user, label
     if existing:
         raise ValidationError(f"{job_id} is already tracked in {workspace.name}.")
     if token.rate_limited_until and token.rate_limited_until > timezone.now():
-        raise ValidationError(
-            "Token Factory is rate-limiting this token; try again in a minute."
-        )
+        raise ValidationError("Token Factory is rate-limiting this token; try again in a minute.")
     details = fetch_job(token=token, job_id=job_id)
     # A finished job is not refreshed again: its file names are asked about now (cached).
     files.remember_files(details, token_id=token.pk)
@@ -62,8 +60,7 @@ def job_track(*, workspace: Workspace, token: ApiToken, job_id: str, user, label
                 fetched_at=now,
                 checked_at=now,
             )
-            audit_record(workspace=workspace, actor=user, action="job.track",
-                         description=f"started tracking {job_id}")
+            audit_record(workspace=workspace, actor=user, action="job.track", description=f"started tracking {job_id}")
             history.record_tracking_started(job, now=now)
             RemovedJob.objects.filter(workspace=workspace, job_id=job_id).delete()  # wanted again
             return job
@@ -115,8 +112,9 @@ def job_label(*, job: TrackedJob, label: str) -> TrackedJob:
 
 @transaction.atomic
 def job_remove(*, job: TrackedJob, actor) -> None:
-    audit_record(workspace=job.workspace, actor=actor, action="job.remove",
-                 description=f"stopped tracking {job.job_id}")
+    audit_record(
+        workspace=job.workspace, actor=actor, action="job.remove", description=f"stopped tracking {job.job_id}"
+    )
     # Remembered, so that a watched token does not bring it straight back.
     RemovedJob.objects.update_or_create(
         workspace=job.workspace, job_id=job.job_id, defaults={"removed_at": timezone.now()}
@@ -133,10 +131,18 @@ def job_move(*, job: TrackedJob, token: ApiToken, actor) -> TrackedJob:
     job.workspace, job.token = token.workspace, token
     job.save(update_fields=["workspace", "token"])
     if source.pk != token.workspace_id:
-        audit_record(workspace=source, actor=actor, action="job.move",
-                     description=f"moved {job.job_id} out to {token.workspace.name}")
-        audit_record(workspace=token.workspace, actor=actor, action="job.move",
-                     description=f"moved {job.job_id} in from {source.name}")
+        audit_record(
+            workspace=source,
+            actor=actor,
+            action="job.move",
+            description=f"moved {job.job_id} out to {token.workspace.name}",
+        )
+        audit_record(
+            workspace=token.workspace,
+            actor=actor,
+            action="job.move",
+            description=f"moved {job.job_id} in from {source.name}",
+        )
     return job
 
 
@@ -179,7 +185,5 @@ def job_cancel(*, job: TrackedJob, actor) -> TrackedJob:
     except RateLimited as exc:
         refresh.pause_token(token, exc)
         raise
-    audit_record(workspace=job.workspace, actor=actor, action="job.cancel",
-                 description=f"cancelled job {job.job_id}")
+    audit_record(workspace=job.workspace, actor=actor, action="job.cancel", description=f"cancelled job {job.job_id}")
     return refresh.refresh_now(job)
-

@@ -65,11 +65,13 @@ def by_job(entries: Iterable[dict]) -> dict[str, list[dict]]:
         job_id = entry.get("job_id")
         if not isinstance(job_id, str) or not job_id:
             continue
-        grouped.setdefault(job_id, []).append({
-            "name": _text(entry.get("name")) or _text(entry.get("id")) or "unnamed model",
-            "checkpoint": _text(entry.get("checkpoint_id")),
-            "status": _text(entry.get("status"), 40),
-        })
+        grouped.setdefault(job_id, []).append(
+            {
+                "name": _text(entry.get("name")) or _text(entry.get("id")) or "unnamed model",
+                "checkpoint": _text(entry.get("checkpoint_id")),
+                "status": _text(entry.get("status"), 40),
+            }
+        )
     return grouped
 
 

@@ -83,8 +83,10 @@ def claim_due_watches(*, lease_seconds: int, limit: int = 50) -> list[ApiToken]:
     lease = now + dt.timedelta(seconds=lease_seconds)
     claimed = []
     for token in due:
-        if ApiToken.objects.filter(pk=token.pk, watch_new_jobs=True).filter(unclaimed).update(
-            watch_claimed_until=lease
+        if (
+            ApiToken.objects.filter(pk=token.pk, watch_new_jobs=True)
+            .filter(unclaimed)
+            .update(watch_claimed_until=lease)
         ):
             token.watch_claimed_until = lease
             claimed.append(token)
@@ -143,9 +145,7 @@ def _track_new(token: ApiToken, found: list[FineTuningJob], *, now: dt.datetime)
     ids = [details.id for details in found]
     skip = set(
         TrackedJob.objects.filter(workspace_id=token.workspace_id, job_id__in=ids).values_list("job_id", flat=True)
-    ) | set(
-        RemovedJob.objects.filter(workspace_id=token.workspace_id, job_id__in=ids).values_list("job_id", flat=True)
-    )
+    ) | set(RemovedJob.objects.filter(workspace_id=token.workspace_id, job_id__in=ids).values_list("job_id", flat=True))
     tracked = 0
     for details in found:
         if details.id in skip:
@@ -166,6 +166,9 @@ def _finish(token: ApiToken, *, next_at: dt.datetime | None, failures: int) -> N
 def _stop(token: ApiToken, message: str) -> None:
     logger.info("stopped watching token %s: %s", token.pk, message)
     ApiToken.objects.filter(pk=token.pk).update(
-        watch_new_jobs=False, watch_since=None, watch_next_at=None, watch_claimed_until=None,
+        watch_new_jobs=False,
+        watch_since=None,
+        watch_next_at=None,
+        watch_claimed_until=None,
         watch_stopped_message=message[:300],
     )

@@ -20,8 +20,11 @@ def record_tracking_started(job: TrackedJob, *, now: dt.datetime) -> None:
     job.progress_changed_at = now
     job.save(update_fields=["progress_changed_at"])
     JobEvent.objects.create(
-        job=job, kind=JobEvent.Kind.TRACKED, status=job.status,
-        message=f"Tracking started; the job was {job.details.status_label}.", at=now,
+        job=job,
+        kind=JobEvent.Kind.TRACKED,
+        status=job.status,
+        message=f"Tracking started; the job was {job.details.status_label}.",
+        at=now,
     )
 
 
@@ -30,30 +33,44 @@ def record_job_started(job: TrackedJob, *, token_name: str, now: dt.datetime) ->
     job.progress_changed_at = now
     job.save(update_fields=["progress_changed_at"])
     return JobEvent.objects.create(
-        job=job, kind=JobEvent.Kind.STARTED, status=job.status,
-        message=f"Job started; found by watching token “{token_name}” while it was "
-        f"{job.details.status_label}."[:300],
+        job=job,
+        kind=JobEvent.Kind.STARTED,
+        status=job.status,
+        message=f"Job started; found by watching token “{token_name}” while it was {job.details.status_label}."[:300],
         at=now,
     )
 
 
-def record_changes(
-    job: TrackedJob, *, before: FineTuningJob, after: FineTuningJob, now: dt.datetime
-) -> list[JobEvent]:
+def record_changes(job: TrackedJob, *, before: FineTuningJob, after: FineTuningJob, now: dt.datetime) -> list[JobEvent]:
     """Events for what changed between two snapshots; updates the job's progress marks."""
     events = []
     if after.status != before.status:
-        events.append(JobEvent(job=job, kind=JobEvent.Kind.STATUS, status=after.status,
-                               message=f"{before.status_label} → {after.status_label}", at=now))
+        events.append(
+            JobEvent(
+                job=job,
+                kind=JobEvent.Kind.STATUS,
+                status=after.status,
+                message=f"{before.status_label} → {after.status_label}",
+                at=now,
+            )
+        )
         if after.is_terminal:
             message = after.status_label
             if after.error:
                 message = f"{after.status_label}: {after.error.code} {after.error.message}".strip()
-            events.append(JobEvent(job=job, kind=JobEvent.Kind.FINISHED, status=after.status,
-                                   message=message[:300], at=now))
+            events.append(
+                JobEvent(job=job, kind=JobEvent.Kind.FINISHED, status=after.status, message=message[:300], at=now)
+            )
     if not (before.trained_steps or 0) and (after.trained_steps or 0) > 0:
-        events.append(JobEvent(job=job, kind=JobEvent.Kind.FIRST_PROGRESS, status=after.status,
-                               message=f"First progress: step {after.trained_steps}", at=now))
+        events.append(
+            JobEvent(
+                job=job,
+                kind=JobEvent.Kind.FIRST_PROGRESS,
+                status=after.status,
+                message=f"First progress: step {after.trained_steps}",
+                at=now,
+            )
+        )
     if after.status != before.status or after.trained_steps != before.trained_steps:
         job.progress_changed_at = now
         job.stalled_at = None
@@ -74,16 +91,13 @@ def _stall_event(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime) -
         message = f"Still {details.status_label} after {span(still_for.total_seconds())}"
     elif details.status == "running":
         limit = dt.timedelta(minutes=settings.FTDASH_STALL_MINUTES)
-        message = (f"No progress for {span(still_for.total_seconds())} "
-                   f"(stuck at step {details.trained_steps or 0})")
+        message = f"No progress for {span(still_for.total_seconds())} (stuck at step {details.trained_steps or 0})"
     else:
         return None
     if still_for < limit:
         return None
     job.stalled_at = now
-    return JobEvent.objects.create(
-        job=job, kind=JobEvent.Kind.STALLED, status=details.status, message=message, at=now
-    )
+    return JobEvent.objects.create(job=job, kind=JobEvent.Kind.STALLED, status=details.status, message=message, at=now)
 
 
 def timeline(events: list[JobEvent], *, now: dt.datetime, is_terminal: bool) -> list[dict]:

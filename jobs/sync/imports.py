@@ -59,8 +59,8 @@ def import_advance(run_pk: int, *, pages: int) -> ImportRun:
     now = timezone.now()
     lease = now + dt.timedelta(seconds=refresh.lock_seconds() * (pages + 1))
     unclaimed = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    won = ImportRun.objects.filter(pk=run_pk, state=ImportRun.State.READING).filter(unclaimed).update(
-        claimed_until=lease
+    won = (
+        ImportRun.objects.filter(pk=run_pk, state=ImportRun.State.READING).filter(unclaimed).update(claimed_until=lease)
     )
     run = ImportRun.objects.select_related("token", "requested_by").get(pk=run_pk)
     if not won:
@@ -105,7 +105,7 @@ def _store_page(run: ImportRun, page: JobListPage) -> None:
     listed += [ImportListing(run=run, job_id=job_id, status="") for job_id in page.incomplete]
     with transaction.atomic():
         known = set(run.listings.filter(job_id__in=[x.job_id for x in listed]).values_list("job_id", flat=True))
-        new = [x for x in dict((x.job_id, x) for x in listed).values() if x.job_id not in known]
+        new = [x for x in {x.job_id: x for x in listed}.values() if x.job_id not in known]
         for position, listing in enumerate(new, start=run.jobs_found):
             listing.position = position
         ImportListing.objects.bulk_create(new)
@@ -120,8 +120,13 @@ def _store_page(run: ImportRun, page: JobListPage) -> None:
 
 def _listing(run: ImportRun, details: FineTuningJob) -> ImportListing:
     return ImportListing(
-        run=run, job_id=details.id, status=details.status[:40], model=details.model[:300],
-        suffix=details.suffix[:300], job_created_at=details.created_at, snapshot=details.raw,
+        run=run,
+        job_id=details.id,
+        status=details.status[:40],
+        model=details.model[:300],
+        suffix=details.suffix[:300],
+        job_created_at=details.created_at,
+        snapshot=details.raw,
     )
 
 
@@ -129,5 +134,3 @@ def _stop(run: ImportRun, message: str) -> None:
     logger.info("import %s of token %s stopped: %s", run.pk, run.token_id, message)
     run.state, run.error, run.updated_at = ImportRun.State.FAILED, message[:500], timezone.now()
     run.save(update_fields=["state", "error", "updated_at"])
-
-

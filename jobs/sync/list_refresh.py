@@ -83,7 +83,9 @@ def claim_round(*, one_by_one_limit: int, lease_seconds: int) -> RoundClaims:
     claims = RoundClaims()
     by_token: dict[int, list[TrackedJob]] = {}
     for job in refresh.claim_due_jobs(
-        limit=MAX_PAGES * LIST_PAGE_LIMIT, lease_seconds=lease_seconds, exclude_token_ids=no_list,
+        limit=MAX_PAGES * LIST_PAGE_LIMIT,
+        lease_seconds=lease_seconds,
+        exclude_token_ids=no_list,
         budget_tier=request_budget.Tier.LIST_READ,
     ):
         by_token.setdefault(job.token_id, []).append(job)
@@ -131,10 +133,7 @@ def refresh_from_list(*, token_id: int, due: list[TrackedJob], lease_seconds: in
         waiting.setdefault(job.job_id, []).append(job)
     token = ApiToken.objects.filter(pk=token_id).first()
     try:
-        client = (
-            token.client()
-            if token else None
-        )
+        client = token.client() if token else None
     except vault.VaultError:
         client = None
     if client is None:
@@ -212,8 +211,9 @@ def _store_page(
     return len(stored)
 
 
-def _store_listed(claim: TrackedJob, details: FineTuningJob, client: TokenFactoryClient, *,
-                  asked_at: dt.datetime) -> bool:
+def _store_listed(
+    claim: TrackedJob, details: FineTuningJob, client: TokenFactoryClient, *, asked_at: dt.datetime
+) -> bool:
     """Store one listed job under its refresh lock, unless a page is fetching it right now or
     stored a newer answer since the list was asked for."""
     with refresh.refresh_lock(claim) as locked:

@@ -17,7 +17,12 @@ from jobs.sync import history
 
 
 def job_track_listed(
-    *, workspace: Workspace, token: ApiToken, details: FineTuningJob, user, now: dt.datetime,
+    *,
+    workspace: Workspace,
+    token: ApiToken,
+    details: FineTuningJob,
+    user,
+    now: dt.datetime,
     found_by_watch: bool = False,
 ) -> TrackedJob | None:
     """Track a job whose whole snapshot is at hand (a job list's entry): no call to the API.
@@ -29,18 +34,26 @@ def job_track_listed(
     try:
         with transaction.atomic():
             job = TrackedJob.objects.create(
-                workspace=workspace, token=token, job_id=details.id, added_by=user,
-                snapshot=details.raw, status=details.status, fetched_at=now, checked_at=now,
+                workspace=workspace,
+                token=token,
+                job_id=details.id,
+                added_by=user,
+                snapshot=details.raw,
+                status=details.status,
+                fetched_at=now,
+                checked_at=now,
             )
             if found_by_watch:
                 notifications.queue_for_events([history.record_job_started(job, token_name=token.name, now=now)])
-                audit_record(workspace=workspace, actor=None, action="job.discover",
-                             description=f"started tracking {details.id}, found by watching "
-                             f"token “{token.name}”")
+                audit_record(
+                    workspace=workspace,
+                    actor=None,
+                    action="job.discover",
+                    description=f"started tracking {details.id}, found by watching token “{token.name}”",
+                )
             else:
                 history.record_tracking_started(job, now=now)
                 RemovedJob.objects.filter(workspace=workspace, job_id=details.id).delete()
             return job
     except IntegrityError:
         return None
-

@@ -165,7 +165,10 @@ def claim_due_jobs(
     per_token = None if budget_tier is request_budget.Tier.LIST_READ else calls_left
     return _claim(
         candidates.exclude(token_id__in=[pk for pk, left in calls_left.items() if left < 1]).order_by("checked_at"),
-        now=now, limit=limit, lease_seconds=lease_seconds, per_token=per_token,
+        now=now,
+        limit=limit,
+        lease_seconds=lease_seconds,
+        per_token=per_token,
     )
 
 
@@ -176,14 +179,11 @@ def claim_jobs(jobs: Iterable[TrackedJob], *, lease_seconds: int) -> list[Tracke
     return _claim(candidates, now=now, limit=None, lease_seconds=lease_seconds)
 
 
-def _claim(candidates, *, now: dt.datetime, limit: int | None, lease_seconds: int,
-           per_token: dict[int, int] | None = None) -> list[TrackedJob]:
+def _claim(
+    candidates, *, now: dt.datetime, limit: int | None, lease_seconds: int, per_token: dict[int, int] | None = None
+) -> list[TrackedJob]:
     unclaimed = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    candidates = (
-        candidates.filter(unclaimed)
-        .exclude(token__rate_limited_until__gt=now)
-        .exclude(token__isnull=True)
-    )
+    candidates = candidates.filter(unclaimed).exclude(token__rate_limited_until__gt=now).exclude(token__isnull=True)
     lease = now + dt.timedelta(seconds=lease_seconds)
     claimed = []
     with transaction.atomic():
@@ -279,8 +279,9 @@ def _fetch_and_store(job: TrackedJob) -> None:
 def _fetch_and_store_answer(job: TrackedJob, now: dt.datetime) -> None:
     token = ApiToken.objects.filter(pk=job.token_id).first()
     if token is None:
-        store_failure(job, now, "Not refreshed: the API token this job used was deleted. "
-                       "Track the job again with another token.")
+        store_failure(
+            job, now, "Not refreshed: the API token this job used was deleted. Track the job again with another token."
+        )
         return
     if token.rate_limited_until and token.rate_limited_until > now:
         store_rate_limited(job, now, until=token.rate_limited_until)
@@ -330,10 +331,20 @@ def store_snapshot(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime)
     job.budget_wait_since = None
     with transaction.atomic():
         events = history.record_changes(job, before=before, after=details, now=now)
-        job.save(update_fields=[
-            "snapshot", "status", "fetched_at", "checked_at", "changed_at", "refresh_error",
-            "consecutive_failures", "progress_changed_at", "stalled_at", "budget_wait_since",
-        ])
+        job.save(
+            update_fields=[
+                "snapshot",
+                "status",
+                "fetched_at",
+                "checked_at",
+                "changed_at",
+                "refresh_error",
+                "consecutive_failures",
+                "progress_changed_at",
+                "stalled_at",
+                "budget_wait_since",
+            ]
+        )
         notifications.queue_for_events(events)
 
 
@@ -378,8 +389,7 @@ def record_token_check(token: ApiToken, *, ok: bool, message: str) -> None:
 def store_rate_limited(job: TrackedJob, now: dt.datetime, *, until: dt.datetime) -> None:
     """Record that `job` waits for its token's rate-limit pause (no extra backoff on top)."""
     wait = int((until - now).total_seconds()) + 1
-    store_failure(job, now, f"Token Factory is rate-limiting this token; the next try is in {wait} s.",
-                  backs_off=False)
+    store_failure(job, now, f"Token Factory is rate-limiting this token; the next try is in {wait} s.", backs_off=False)
 
 
 def store_failure(

@@ -52,8 +52,12 @@ NOT_OFFERED_SECONDS = 3600
 #: How long a job the worker refreshed from the list counts as behind on its log, at most.
 BEHIND_SECONDS = 3600
 METRIC_KEYS = (
-    "train_loss", "valid_loss", "full_valid_loss",
-    "train_mean_token_accuracy", "valid_mean_token_accuracy", "full_valid_mean_token_accuracy",
+    "train_loss",
+    "valid_loss",
+    "full_valid_loss",
+    "train_mean_token_accuracy",
+    "valid_mean_token_accuracy",
+    "full_valid_mean_token_accuracy",
 )
 LEVEL_ALIASES = {"warn": "warning", "err": "error", "fatal": "error", "critical": "error"}
 
@@ -92,8 +96,9 @@ def sync_checkpoints_after_epoch(job: TrackedJob, client: TokenFactoryClient, *,
     _sync_part(job, client, "checkpoints", _sync_checkpoints)
 
 
-def _sync_part(job: TrackedJob, client: TokenFactoryClient, what: str,
-               sync: Callable[[TrackedJob, TokenFactoryClient], None]) -> bool:
+def _sync_part(
+    job: TrackedJob, client: TokenFactoryClient, what: str, sync: Callable[[TrackedJob, TokenFactoryClient], None]
+) -> bool:
     """Read the job's new `what` (events or checkpoints), unless its API lacks them; whether
     the sync may go on to the next part (not after an error: the next sync tries again)."""
     if _not_offered(job, what):
@@ -338,8 +343,11 @@ def _read_for(job: TrackedJob, model, what: str, fetch) -> list[dict[str, Any]]:
     newest = max((at for _, at in stored if at is not None), default=None)
     oldest_first = _remembered_order(job, what)
     new, order = read_new(
-        fetch, known=known, last_known=last_known,
-        newest_known_at=newest.timestamp() if newest else None, oldest_first=oldest_first,
+        fetch,
+        known=known,
+        last_known=last_known,
+        newest_known_at=newest.timestamp() if newest else None,
+        oldest_first=oldest_first,
     )
     if order is not None and order != oldest_first:
         _remember_order(job, what, order)
@@ -353,8 +361,9 @@ def _read_for(job: TrackedJob, model, what: str, fetch) -> list[dict[str, Any]]:
 
 
 def _sync_events(job: TrackedJob, client: TokenFactoryClient) -> None:
-    new = _read_for(job, TrainingEvent, "events",
-                    lambda after: client.list_events(job.job_id, after=after, limit=LIST_PAGE_LIMIT))
+    new = _read_for(
+        job, TrainingEvent, "events", lambda after: client.list_events(job.job_id, after=after, limit=LIST_PAGE_LIMIT)
+    )
     rows = [
         TrainingEvent(
             job=job,
@@ -369,21 +378,27 @@ def _sync_events(job: TrackedJob, client: TokenFactoryClient) -> None:
 
 
 def _sync_checkpoints(job: TrackedJob, client: TokenFactoryClient) -> None:
-    new = _read_for(job, TrainingCheckpoint, "checkpoints",
-                    lambda after: client.list_checkpoints(job.job_id, after=after, limit=LIST_PAGE_LIMIT))
+    new = _read_for(
+        job,
+        TrainingCheckpoint,
+        "checkpoints",
+        lambda after: client.list_checkpoints(job.job_id, after=after, limit=LIST_PAGE_LIMIT),
+    )
     rows = []
     for item in new:
         metrics = item.get("metrics") if isinstance(item.get("metrics"), dict) else {}
         step = item.get("step_number", metrics.get("step"))
         name = item.get("fine_tuned_model_checkpoint")
-        rows.append(TrainingCheckpoint(
-            job=job,
-            upstream_id=item["id"][:200],
-            created_at=_time(item.get("created_at")),
-            step=step if isinstance(step, int) and not isinstance(step, bool) and abs(step) < 2**31 else None,
-            metrics={key: metrics[key] for key in METRIC_KEYS if key in metrics},
-            fine_tuned_model_checkpoint=name[:500] if isinstance(name, str) else "",
-        ))
+        rows.append(
+            TrainingCheckpoint(
+                job=job,
+                upstream_id=item["id"][:200],
+                created_at=_time(item.get("created_at")),
+                step=step if isinstance(step, int) and not isinstance(step, bool) and abs(step) < 2**31 else None,
+                metrics={key: metrics[key] for key in METRIC_KEYS if key in metrics},
+                fine_tuned_model_checkpoint=name[:500] if isinstance(name, str) else "",
+            )
+        )
     _store(job, TrainingCheckpoint, rows, field="checkpoints_synced_at")
 
 

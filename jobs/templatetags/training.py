@@ -36,10 +36,12 @@ def training_checkpoints(job):
     rows = []
     for checkpoint in training_log.checkpoints_of(job):
         metrics = checkpoint.metrics if isinstance(checkpoint.metrics, dict) else {}
-        rows.append({
-            "checkpoint": checkpoint,
-            "values": [charts.format_number(metrics.get(spec.key)) for spec in TABLE_COLUMNS],
-        })
+        rows.append(
+            {
+                "checkpoint": checkpoint,
+                "values": [charts.format_number(metrics.get(spec.key)) for spec in TABLE_COLUMNS],
+            }
+        )
     return {"rows": rows, "columns": TABLE_COLUMNS}
 
 
@@ -67,6 +69,10 @@ def latest_loss(job):
         values = [c.metrics.get(key) if isinstance(c.metrics, dict) else None for c in checkpoints]
         finite = [value for value in values if charts.finite(value) is not None]
         if finite:
-            return {"label": label, "value": charts.format_number(finite[-1]),
-                    "path": charts.sparkline(values), "count": len(finite)}
+            return {
+                "label": label,
+                "value": charts.format_number(finite[-1]),
+                "path": charts.sparkline(values),
+                "count": len(finite),
+            }
     return None

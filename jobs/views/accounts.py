@@ -30,8 +30,12 @@ def invite_accept(request, secret: str):
     if request.method == "POST" and (form is None or form.is_valid()):
         try:
             with transaction.atomic():  # no account is left behind if the invite was just used
-                user = request.user if form is None else services.account_create(
-                    username=form.cleaned_data["username"], password=form.cleaned_data["password1"]
+                user = (
+                    request.user
+                    if form is None
+                    else services.account_create(
+                        username=form.cleaned_data["username"], password=form.cleaned_data["password1"]
+                    )
                 )
                 services.invite_accept(invite=invite, user=user)
         except ValidationError as exc:
@@ -51,9 +55,7 @@ def signup(request):
         raise Http404("Sign-up is closed on this ftdash; ask an administrator for an account or an invite.")
     form = AccountCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = services.account_create(
-            username=form.cleaned_data["username"], password=form.cleaned_data["password1"]
-        )
+        user = services.account_create(username=form.cleaned_data["username"], password=form.cleaned_data["password1"])
         login(request, user, backend=BACKEND_PATH)
         return redirect("dashboard")
     status = 422 if request.method == "POST" else 200
@@ -67,12 +69,10 @@ def account_create(request):
         raise PermissionDenied("Only administrators create accounts.")
     form = AccountCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = services.account_create(
-            username=form.cleaned_data["username"], password=form.cleaned_data["password1"]
-        )
+        user = services.account_create(username=form.cleaned_data["username"], password=form.cleaned_data["password1"])
         messages.success(
-            request, f"Created the account {user.get_username()}. Give them the password in person, "
-            "then add them to a team.",
+            request,
+            f"Created the account {user.get_username()}. Give them the password in person, then add them to a team.",
         )
         return redirect("account_create")
     status = 422 if request.method == "POST" else 200

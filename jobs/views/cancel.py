@@ -18,7 +18,9 @@ def job_cancel(request, pk: int):
     """GET asks "Cancel job …?"; POST cancels it on Token Factory."""
     job = job_for_user(request.user, pk, Need.EDIT_JOBS)
     if job.is_terminal:
-        messages.info(request, f"This job has already finished ({job.details.status_label}); there is nothing to cancel.")
+        messages.info(
+            request, f"This job has already finished ({job.details.status_label}); there is nothing to cancel."
+        )
         return redirect("job_detail", pk=job.pk)
     if not services.cancel_offered():
         messages.info(request, "This Token Factory endpoint does not offer cancelling.")

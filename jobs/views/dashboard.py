@@ -41,8 +41,11 @@ def track_job(request):
         job_ids = form.cleaned_data["job_id"]
         if len(job_ids) > 1:
             results = services.job_track_many(
-                workspace=workspace, token=form.cleaned_data["token"], job_ids=job_ids,
-                label=form.cleaned_data["label"], user=request.user,
+                workspace=workspace,
+                token=form.cleaned_data["token"],
+                job_ids=job_ids,
+                label=form.cleaned_data["label"],
+                user=request.user,
             )
             _report_results(request, results)
             return redirect("dashboard")
@@ -68,8 +71,12 @@ def track_job(request):
 
 OUTCOME_LEVELS = {"tracked": messages.SUCCESS, "already": messages.INFO}
 OUTCOME_WORDS = {
-    "tracked": "tracked", "already": "already tracked", "not_found": "not found",
-    "refused": "refused", "invalid": "not a job ID", "not_tried": "not tried",
+    "tracked": "tracked",
+    "already": "already tracked",
+    "not_found": "not found",
+    "refused": "refused",
+    "invalid": "not a job ID",
+    "not_tried": "not tried",
 }
 
 

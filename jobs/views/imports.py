@@ -52,8 +52,12 @@ def token_import(request, pk: int):
         query = request.GET.copy()
         query.pop("page", None)
         context.update(
-            filter_form=form, filters=filters, page=page, rows=page_rows,
-            matching=paginator.count, page_query=query.urlencode(),
+            filter_form=form,
+            filters=filters,
+            page=page,
+            rows=page_rows,
+            matching=paginator.count,
+            page_query=query.urlencode(),
             filtered=any(filters.values()),
         )
     return render(request, "tokens/token_import.html", context)
@@ -94,8 +98,11 @@ def import_progress(request, pk: int):
         run = imports.import_advance(run.pk, pages=1)
     if run is None or not run.is_reading:
         return HttpResponseClientRefresh()
-    return render(request, "tokens/token_import.html#import-progress",
-                  {"token": ApiToken.objects.get(pk=token.pk), "run": run, "now": timezone.now()})
+    return render(
+        request,
+        "tokens/token_import.html#import-progress",
+        {"token": ApiToken.objects.get(pk=token.pk), "run": run, "now": timezone.now()},
+    )
 
 
 @login_required
@@ -121,8 +128,11 @@ def import_track(request, pk: int):
         return redirect(back)
     result = services.import_track(run=run, rows=rows, user=request.user)
     if result.tracked:
-        messages.success(request, f"Now tracking {len(result.tracked)} job{'s' if len(result.tracked) != 1 else ''} "
-                         f"in {token.workspace.name}.")
+        messages.success(
+            request,
+            f"Now tracking {len(result.tracked)} job{'s' if len(result.tracked) != 1 else ''} "
+            f"in {token.workspace.name}.",
+        )
     if result.already:
         messages.info(request, f"{len(result.already)} already tracked in {token.workspace.name}.")
     for job_id, why in result.failed:

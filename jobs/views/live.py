@@ -40,8 +40,9 @@ def job_parts(request, pk: int):
     shown = live.parse_shown(request.GET.getlist("v"))
     # The Events panel's level filter and length ride along, so an update keeps them.
     events_query = EventsQuery.from_params(request.GET)
-    return _changed_parts(request, {pk: shown.get(pk, "")}, part="job",
-                          extra={"events_query": events_query}, variant=events_query.variant)
+    return _changed_parts(
+        request, {pk: shown.get(pk, "")}, part="job", extra={"events_query": events_query}, variant=events_query.variant
+    )
 
 
 JOB_PARTS = "jobs/job_detail.html#job-live"
@@ -49,14 +50,15 @@ JOB_PARTS = "jobs/job_detail.html#job-live"
 CHECKED_HEADER = "X-Ftdash-Checked-At"
 
 
-def _changed_parts(request, shown: dict[int, str], *, part: str, extra: dict | None = None,
-                   variant: str = "") -> HttpResponse:
+def _changed_parts(
+    request, shown: dict[int, str], *, part: str, extra: dict | None = None, variant: str = ""
+) -> HttpResponse:
     jobs, gone, checked_at = live.changed_jobs(request.user, shown, with_training_log=part == "job")
     if gone and part == "job":
         raise Http404("No such job.")  # as for every other URL of a job one may not see
     response = _nothing_changed() if not jobs and not gone else _parts(request, jobs, gone, part, extra, variant)
     if checked_at is not None:
-        response[CHECKED_HEADER] = checked_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        response[CHECKED_HEADER] = checked_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return response
 
 
@@ -66,7 +68,9 @@ def _parts(request, jobs, gone: list[int], part: str, extra: dict | None, varian
         html = live.render_cards(jobs, viewer=request.user)
     else:
         html = live.rendered(
-            jobs, part=f"{part}{variant}", viewer=request.user,
+            jobs,
+            part=f"{part}{variant}",
+            viewer=request.user,
             render=lambda jobs: [render_to_string(JOB_PARTS, {"job": job, **(extra or {})}) for job in jobs],
         )
     html += [GONE.format(pk=pk) for pk in gone]

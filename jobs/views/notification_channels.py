@@ -34,18 +34,26 @@ def _render_list(request, *, failed_form=None, failed_workspace=None, status=200
             recent[delivery.channel_id].append(delivery)
     for membership in memberships:
         workspace = membership.workspace
-        mine = [c for c in channels if c.workspace_id == workspace.pk and (membership.is_owner or c.user_id == request.user.pk)]
+        mine = [
+            c
+            for c in channels
+            if c.workspace_id == workspace.pk and (membership.is_owner or c.user_id == request.user.pk)
+        ]
         for channel in mine:
             channel.recent_deliveries = recent.get(channel.pk, [])
-        form = failed_form if failed_workspace == workspace.pk else ChannelForm(
-            email_only=not membership.is_owner, initial={"email": request.user.email}
+        form = (
+            failed_form
+            if failed_workspace == workspace.pk
+            else ChannelForm(email_only=not membership.is_owner, initial={"email": request.user.email})
         )
-        sections.append({
-            "membership": membership,
-            "channels": mine,
-            "form": form,
-            "stall_form": StallSettingsForm(instance=workspace) if membership.is_owner else None,
-        })
+        sections.append(
+            {
+                "membership": membership,
+                "channels": mine,
+                "form": form,
+                "stall_form": StallSettingsForm(instance=workspace) if membership.is_owner else None,
+            }
+        )
     context = {"sections": sections, "stall_minutes": settings.FTDASH_STALL_MINUTES}
     return render(request, "notifications/notification_list.html", context, status=status)
 
@@ -58,8 +66,11 @@ def channel_add(request, pk: int):
     if not form.is_valid():
         return _render_list(request, failed_form=form, failed_workspace=pk, status=422)
     channel = services.channel_add(
-        workspace=membership.workspace, actor=request.user, kind=form.cleaned_data["kind"],
-        target=form.cleaned_data["target"], events=form.cleaned_data["events"],
+        workspace=membership.workspace,
+        actor=request.user,
+        kind=form.cleaned_data["kind"],
+        target=form.cleaned_data["target"],
+        events=form.cleaned_data["events"],
         personal=not membership.is_owner,
     )
     messages.success(request, f"Added {channel}. Use “Send test” to check it.")
@@ -101,9 +112,13 @@ def channel_delete(request, pk: int):
         services.channel_delete(channel=channel, actor=request.user)
         messages.success(request, f"Removed {channel}.")
         return redirect("notification_list")
-    return render(request, "confirm.html", {
-        "title": f"Remove {channel.get_kind_display().lower()} notifications to {channel.masked_target}?",
-        "body": "No more notifications will be sent there. Its delivery log goes too.",
-        "button": "Remove channel",
-        "cancel_url": reverse("notification_list"),
-    })
+    return render(
+        request,
+        "confirm.html",
+        {
+            "title": f"Remove {channel.get_kind_display().lower()} notifications to {channel.masked_target}?",
+            "body": "No more notifications will be sent there. Its delivery log goes too.",
+            "button": "Remove channel",
+            "cancel_url": reverse("notification_list"),
+        },
+    )

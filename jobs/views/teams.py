@@ -78,8 +78,10 @@ def member_add(request, pk: int):
     if form.is_valid():
         try:
             invitation = services.member_invite(
-                team=membership.workspace, username=form.cleaned_data["username"],
-                role=form.cleaned_data["role"], actor=request.user,
+                team=membership.workspace,
+                username=form.cleaned_data["username"],
+                role=form.cleaned_data["role"],
+                actor=request.user,
             )
         except ValidationError as exc:
             form.add_error("username", exc)
@@ -171,10 +173,16 @@ def _confirm_leaving(request, member, *, leaving: bool):
         title = f"Remove {member.user.get_username()} from {team.name}?"
         body = "They will no longer see the team's jobs or use its tokens. Jobs they tracked stay."
         button = "Remove member"
-    return render(request, "confirm.html", {
-        "title": title, "body": body, "button": button,
-        "cancel_url": reverse("team_detail", args=[team.pk]),
-    })
+    return render(
+        request,
+        "confirm.html",
+        {
+            "title": title,
+            "body": body,
+            "button": button,
+            "cancel_url": reverse("team_detail", args=[team.pk]),
+        },
+    )
 
 
 @login_required
@@ -197,13 +205,19 @@ def team_delete(request, pk: int):
         services.team_delete(team=team)
         messages.success(request, f"Deleted the team “{team.name}”, its tokens and its tracked jobs.")
         return redirect("team_list")
-    return render(request, "confirm.html", {
-        "title": f"Delete the team {team.name}?",
-        "body": (f"This deletes its {team.tokens.count()} token(s), stops tracking its "
-                 f"{team.jobs.count()} job(s) and removes every member. It cannot be undone."),
-        "button": "Delete team",
-        "cancel_url": reverse("team_detail", args=[team.pk]),
-    })
+    return render(
+        request,
+        "confirm.html",
+        {
+            "title": f"Delete the team {team.name}?",
+            "body": (
+                f"This deletes its {team.tokens.count()} token(s), stops tracking its "
+                f"{team.jobs.count()} job(s) and removes every member. It cannot be undone."
+            ),
+            "button": "Delete team",
+            "cancel_url": reverse("team_detail", args=[team.pk]),
+        },
+    )
 
 
 @login_required

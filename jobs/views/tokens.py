@@ -44,9 +44,7 @@ def token_list(request):
 @require_http_methods(["GET", "POST"])
 def token_edit(request, pk: int):
     token = token_for_user(request.user, pk)
-    form = TokenEditForm(
-        request.POST or None, token=token, workspaces=user_workspaces(request.user, Need.MANAGE)
-    )
+    form = TokenEditForm(request.POST or None, token=token, workspaces=user_workspaces(request.user, Need.MANAGE))
     if request.method == "POST" and form.is_valid():
         workspace = membership_for(request.user, form.cleaned_data["workspace"].pk, Need.MANAGE).workspace
         try:

@@ -72,7 +72,9 @@ class Command(BaseCommand):
         try:
             subprocess.run(
                 ["pg_dump", "--format=custom", "--no-owner", f"--file={output}", _libpq_url(db)],
-                check=True, capture_output=True, text=True,
+                check=True,
+                capture_output=True,
+                text=True,
             )
         except FileNotFoundError:
             raise CommandError("pg_dump is not installed (apt install postgresql-client).") from None

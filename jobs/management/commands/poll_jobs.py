@@ -56,8 +56,9 @@ class Command(BaseCommand):
             signal.signal(signal.SIGTERM, self._stop)
             signal.signal(signal.SIGINT, self._stop)
         name = f"{socket.gethostname()}:{os.getpid()}"
-        logger.info("worker %s started (concurrency %d, list reads %s)", name, concurrency,
-                    "on" if list_reads else "off")
+        logger.info(
+            "worker %s started (concurrency %d, list reads %s)", name, concurrency, "on" if list_reads else "off"
+        )
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ftdash-refresh") as pool:
             while True:
                 started = time.monotonic()
@@ -109,15 +110,14 @@ class Command(BaseCommand):
         # Each job's and each list's failure stays its own (see the *_in_thread functions):
         # the round always goes on to the deliveries.
         pending = {pool.submit(_refresh_in_thread, job) for job in claims.one_by_one}
-        lists = {
-            pool.submit(_list_in_thread, token_id, jobs, lease) for token_id, jobs in claims.by_list.items()
-        }
+        lists = {pool.submit(_list_in_thread, token_id, jobs, lease) for token_id, jobs in claims.by_list.items()}
         pages = from_lists = one_by_one = 0
         one_by_one += len(claims.one_by_one)
         pending |= lists
         # Watched tokens due for a look, and job lists being read for "Import jobs".
-        pending |= {pool.submit(_discover_in_thread, token)
-                    for token in discovery.claim_due_watches(lease_seconds=lease)}
+        pending |= {
+            pool.submit(_discover_in_thread, token) for token in discovery.claim_due_watches(lease_seconds=lease)
+        }
         pending |= {pool.submit(_import_in_thread, run_pk) for run_pk in imports.claim_reading_runs()}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -130,7 +130,10 @@ class Command(BaseCommand):
         if pages or one_by_one:
             logger.info(
                 "round: %d jobs stored from %d list pages, %d handed to one-by-one refreshes, in %d ms",
-                from_lists, pages, one_by_one, (time.monotonic() - started) * 1000,
+                from_lists,
+                pages,
+                one_by_one,
+                (time.monotonic() - started) * 1000,
             )
         notifications.deliver_due()
 

@@ -19,9 +19,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("backup", type=Path)
-        parser.add_argument(
-            "--force", action="store_true", help="Overwrite a database that already holds accounts."
-        )
+        parser.add_argument("--force", action="store_true", help="Overwrite a database that already holds accounts.")
 
     def handle(self, *args, backup: Path, force: bool, **options):
         if not backup.is_file():
@@ -38,9 +36,7 @@ class Command(BaseCommand):
             self._postgres(backup)
         else:
             raise CommandError(f"Restoring into a {connection.vendor} database is not supported.")
-        self.stdout.write(
-            f"Restored {backup}. Run `manage.py migrate` if the backup is from an older ftdash."
-        )
+        self.stdout.write(f"Restored {backup}. Run `manage.py migrate` if the backup is from an older ftdash.")
 
     @staticmethod
     def _has_accounts() -> bool:
@@ -69,7 +65,9 @@ class Command(BaseCommand):
         try:
             subprocess.run(
                 ["pg_restore", "--clean", "--if-exists", "--no-owner", f"--dbname={_libpq_url(db)}", str(backup)],
-                check=True, capture_output=True, text=True,
+                check=True,
+                capture_output=True,
+                text=True,
             )
         except FileNotFoundError:
             raise CommandError("pg_restore is not installed (apt install postgresql-client).") from None
