@@ -1,16 +1,17 @@
 """gunicorn settings for `make serve` and the systemd unit (override any with GUNICORN_CMD_ARGS)."""
 
 import multiprocessing
-import os
 
 from ftdash import data_dir
+from ftdash.env import env_int, env_str
 
 # In the master, before any worker starts: an unusable data directory is one sentence, not one
 # per worker that gunicorn keeps restarting.
 data_dir.prepare()
 
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("FTDASH_WORKERS", min(4, multiprocessing.cpu_count() * 2 + 1)))
+# Read by the same strict helpers as every setting: FTDASH_WORKERS=four stops start-up naming it.
+bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 8000, minimum=1)}"
+workers = env_int("FTDASH_WORKERS", min(4, multiprocessing.cpu_count() * 2 + 1), minimum=1)
 # Polls are short; a slow upstream call is bounded by FTDASH_API_TOTAL_TIMEOUT, well below this.
 timeout = 60
 graceful_timeout = 20
