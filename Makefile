@@ -7,7 +7,7 @@ PORT ?= 8000
 export FTDASH_DATA_DIR ?= $(CURDIR)/data
 export HOST PORT
 
-.PHONY: run serve test lint format install bench
+.PHONY: run serve test lint format install bench screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,3 +54,8 @@ test: lint
 # into BENCHMARKS.md. make bench BENCH_ARGS='--smoke' for a quick look, '--only polls' for one.
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Retake the README's screenshots (docs/screenshot.png, docs/screenshot-job.png) from the demo
+# jobs of the fake Token Factory, in headless Chromium (apt install chromium).
+screenshots: install
+	FTDASH_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -p no:randomly -q tests/browser/test_browser_screenshots.py
