@@ -1,12 +1,14 @@
 """Chart geometry for the training curves, as pure functions: numbers in, coordinates out.
 
-No chart library and no script: `templates/jobs/charts.html` draws what `line_chart` computes as
-inline SVG (strict CSP, readable without JavaScript, updated by the live poll like any markup).
+No chart library and no script: the `line-chart` partial of `templates/jobs/training.html` (also
+included by `templates/jobs/job_compare.html`) draws what `line_chart` computes as inline SVG
+(strict CSP, readable without JavaScript, updated by the live poll like any markup).
 Everything here is deterministic and free of Django, so it is tested on its own
-(tests/test_charts.py). What upstream sends is not trusted to be a number: None, NaN,
-infinities, booleans and strings ("NaN" as storable_json keeps them) are skipped as missing,
-lines break at such gaps, a lone point is drawn as a marker, and a series with no point at all
-is reported as missing instead of drawn.
+(tests/test_charts.py). What upstream sends is not trusted to be a number: whatever
+`jobs.finetuning.finite_number` does not read as one (None, NaN, infinities, booleans, strings
+such as the "NaN" storable_json keeps) is skipped as missing, lines break at such gaps, a lone
+point is drawn as a marker, and a series with no point at all is reported as missing instead
+of drawn.
 """
 
 from __future__ import annotations
@@ -16,20 +18,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobs.finetuning import finite_number
+
 Point = tuple[float, float]
-
-
-def finite(value: Any) -> float | None:
-    """`value` as a float if it is a finite real number (not a bool, not a string), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def format_number(value: Any, digits: int = 4) -> str:
     """A metric as people read it: 4 significant digits, "—" when it is missing."""
-    number = finite(value)
+    number = finite_number(value)
     if number is None:
         return "—"
     text = f"{number:.{digits}g}"
@@ -89,7 +85,7 @@ def segments(points: Iterable[tuple[Any, Any]]) -> list[list[Point]]:
     """The runs of consecutive points with finite x and y; a missing one breaks the line."""
     runs: list[list[Point]] = [[]]
     for x, y in points:
-        fx, fy = finite(x), finite(y)
+        fx, fy = finite_number(x), finite_number(y)
         if fx is None or fy is None:
             if runs[-1]:
                 runs.append([])
@@ -169,7 +165,8 @@ def line_chart(
     right, bottom = width - MARGIN_RIGHT, height - MARGIN_BOTTOM
     chart = Chart(title=title, width=width, height=height, plot=(left, top, right, bottom))
     ordered = sorted(
-        (row for row in rows if finite(row.get(x_key)) is not None), key=lambda row: finite(row.get(x_key))
+        (row for row in rows if finite_number(row.get(x_key)) is not None),
+        key=lambda row: finite_number(row.get(x_key)),
     )
     runs_by_spec = {spec: segments((row.get(x_key), row.get(spec.key)) for row in ordered) for spec in specs}
     points = [point for runs in runs_by_spec.values() for run in runs for point in run]
@@ -211,7 +208,7 @@ def _around(x: float) -> list[float]:
 
 def sparkline(values: Sequence[Any], *, width: int = 80, height: int = 20) -> str:
     """Path data of a tiny line through the finite values in order ("" when fewer than two)."""
-    points = [(i, v) for i, v in enumerate(finite(value) for value in values) if v is not None]
+    points = [(i, v) for i, v in enumerate(finite_number(value) for value in values) if v is not None]
     if len(points) < 2:
         return ""
     ys = [y for _, y in points]

@@ -16,19 +16,11 @@ from django.http import Http404
 
 from jobs import charts
 from jobs.access import jobs_visible_to
-from jobs.export import METRIC_KEYS, metric_value
-from jobs.finetuning import display_value
+from jobs.finetuning import display_value, finite_number
+from jobs.metrics import METRICS
 from jobs.models import TrackedJob, TrainingCheckpoint
 
 MIN_JOBS, MAX_JOBS = 2, 4
-METRIC_LABELS = {
-    "train_loss": "Train loss",
-    "valid_loss": "Valid loss",
-    "full_valid_loss": "Full-valid loss",
-    "train_mean_token_accuracy": "Train mean token accuracy",
-    "valid_mean_token_accuracy": "Valid mean token accuracy",
-    "full_valid_mean_token_accuracy": "Full-valid mean token accuracy",
-}
 
 
 class WrongCount(ValueError):
@@ -120,13 +112,15 @@ def checkpoints_of(jobs: list[TrackedJob]) -> dict[int, list[TrainingCheckpoint]
 def final_metrics(jobs: list[TrackedJob], checkpoints: dict[int, list[TrainingCheckpoint]]) -> list[Row]:
     """Each metric's value at the job's last checkpoint that has it (missing and NaN skipped)."""
     rows = [Row("Checkpoints", [str(len(checkpoints[job.pk])) for job in jobs])]
-    for key in METRIC_KEYS:
+    for metric in METRICS:
         values = []
         for job in jobs:
-            found = [metric_value(c.metrics.get(key)) for c in checkpoints[job.pk] if isinstance(c.metrics, dict)]
+            found = [
+                finite_number(c.metrics.get(metric.key)) for c in checkpoints[job.pk] if isinstance(c.metrics, dict)
+            ]
             found = [v for v in found if v is not None]
             values.append(f"{found[-1]:.4g}" if found else "—")
-        rows.append(Row(METRIC_LABELS[key], values))
+        rows.append(Row(metric.label, values))
     return rows
 
 
@@ -138,7 +132,7 @@ def series(
     for job in jobs:
         points = []
         for c in checkpoints[job.pk]:
-            value = metric_value(c.metrics.get(key)) if isinstance(c.metrics, dict) else None
+            value = finite_number(c.metrics.get(key)) if isinstance(c.metrics, dict) else None
             if c.step is not None and value is not None:
                 points.append((c.step, value))
         out.append((job, points))
@@ -206,13 +200,13 @@ def overlay_chart(title: str, lines: list[tuple[charts.SeriesSpec, list[tuple[in
 def curves(jobs: list[TrackedJob], checkpoints: dict[int, list[TrainingCheckpoint]]) -> list[MetricCurves]:
     """One chart per metric that any of the jobs reported, every job's curve on it."""
     out = []
-    for key in METRIC_KEYS:
-        per_job = series(jobs, checkpoints, key)
+    for metric in METRICS:
+        per_job = series(jobs, checkpoints, metric.key)
         if not any(points for _, points in per_job):
             continue
         lines = [
             (charts.SeriesSpec(f"job{i}", job.display_name, JOB_STYLES[i]), points)
             for i, (job, points) in enumerate(per_job)
         ]
-        out.append(MetricCurves(key, METRIC_LABELS[key], per_job, overlay_chart(METRIC_LABELS[key], lines)))
+        out.append(MetricCurves(metric.key, metric.label, per_job, overlay_chart(metric.label, lines)))
     return out

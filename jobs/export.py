@@ -10,23 +10,16 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import math
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.utils import timezone
 
+from jobs.finetuning import finite_number
+from jobs.metrics import METRIC_KEYS
 from jobs.models import TrackedJob
 
-METRIC_KEYS = (
-    "train_loss",
-    "valid_loss",
-    "full_valid_loss",
-    "train_mean_token_accuracy",
-    "valid_mean_token_accuracy",
-    "full_valid_mean_token_accuracy",
-)
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -38,18 +31,11 @@ def safe_cell(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return value if math.isfinite(value) else ""
+        return value if finite_number(value) is not None else ""
     if isinstance(value, dt.datetime):
         return value.isoformat()
     text = str(value)
     return "'" + text if text.startswith(FORMULA_START) else text
-
-
-def metric_value(value: Any) -> float | None:
-    """A stored metric as a number, or None (missing, null, or a non-finite "NaN"/"Infinity")."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def filename(job: TrackedJob, extension: str, what: str = "") -> str:
@@ -109,7 +95,7 @@ def metrics_rows(job: TrackedJob) -> Iterator[list[Any]]:
                 c.created_at,
                 c.upstream_id,
                 c.fine_tuned_model_checkpoint,
-                *(metric_value(metrics.get(k)) for k in METRIC_KEYS),
+                *(finite_number(metrics.get(k)) for k in METRIC_KEYS),
             )
         ]
 

@@ -3,6 +3,8 @@
 The API marks every object `additionalProperties: true` and adds fields and statuses over
 time, so nothing here trusts a type: a field of the wrong type reads as missing, an unknown
 status is shown as it is, and the raw payload is kept for the "Raw JSON" panel.
+`finite_number` and `parse_timestamp` are the one reading of a number and of a time from the
+API: the training log's sync, the charts and the exports use them too.
 """
 
 from __future__ import annotations
@@ -49,12 +51,20 @@ def _int(value: Any) -> int | None:
     return None
 
 
-def _number(value: Any) -> int | float | None:
+def finite_number(value: Any) -> float | None:
+    """`value` as a float if it is a finite real number, else None.
+
+    The one reading of a number upstream sent: bools are not numbers; NaN, ±infinity, an
+    integer too large for a float and anything that is not an int or a float (strings too,
+    "12" and the "NaN"/"Infinity" that storable_json keeps) read as None. Never raises.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if isinstance(value, float) and not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:
         return None
-    return value
+    return number if math.isfinite(number) else None
 
 
 def _str(value: Any) -> str | None:
@@ -70,15 +80,44 @@ def _strings(value: Any) -> list[str]:
     return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
-def _timestamp(value: Any) -> dt.datetime | None:
-    seconds = _number(value)
-    if seconds is None or seconds <= 0 or seconds > 10**15:
+#: Above this a timestamp is in milliseconds: as seconds it would be after the year 5000.
+MILLISECONDS_ABOVE = 10**11
+#: Above this not even milliseconds make a date (it would be after the year 30000).
+LATEST_TIMESTAMP = 10**15
+#: No ISO 8601 date and time is longer (the longest, with microseconds and offset, has 32).
+MAX_ISO_CHARS = 64
+
+
+def parse_timestamp(value: Any) -> dt.datetime | None:
+    """A moment upstream sent, as an aware datetime in UTC, or None. Never raises.
+
+    The one rule for every time in an answer: a positive number is seconds since the epoch, or
+    milliseconds when it is above `MILLISECONDS_ABOVE`; zero, negatives, bools, NaN, infinities
+    and numbers past any date read as missing. A string is read as ISO 8601 only (with Z, with
+    an offset, or naive, which is taken as UTC); a string of digits is not seconds, so
+    "1700000000" reads as missing (though "20240101" is an ISO 8601 date). Anything else reads
+    as missing.
+    """
+    if isinstance(value, str):
+        return _iso_timestamp(value)
+    seconds = finite_number(value)
+    if seconds is None or seconds <= 0 or seconds > LATEST_TIMESTAMP:
         return None
-    if seconds > 10**11:  # milliseconds, not seconds
+    if seconds > MILLISECONDS_ABOVE:
         seconds = seconds / 1000
     try:
         return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
     except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _iso_timestamp(text: str) -> dt.datetime | None:
+    if len(text) > MAX_ISO_CHARS:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+        return parsed.astimezone(dt.UTC) if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    except (OverflowError, ValueError):  # not ISO 8601, or an offset that moves it past year 1 or 9999
         return None
 
 
@@ -346,9 +385,9 @@ class FineTuningJob:
             status=(_str(payload.get("status")) or "unknown").strip().lower()[:40] or "unknown",
             model=_str(payload.get("model")) or "",
             suffix=_str(payload.get("suffix")) or "",
-            created_at=_timestamp(payload.get("created_at")),
-            finished_at=_timestamp(payload.get("finished_at")),
-            estimated_finish=_timestamp(payload.get("estimated_finish")),
+            created_at=parse_timestamp(payload.get("created_at")),
+            finished_at=parse_timestamp(payload.get("finished_at")),
+            estimated_finish=parse_timestamp(payload.get("estimated_finish")),
             trained_tokens=_int(payload.get("trained_tokens")),
             trained_steps=_int(payload.get("trained_steps")),
             total_steps=_int(payload.get("total_steps")),

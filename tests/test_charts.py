@@ -8,6 +8,7 @@ import pytest
 
 from jobs import charts
 from jobs.charts import SeriesSpec
+from jobs.finetuning import finite_number
 
 LOSS = SeriesSpec("train_loss", "Train loss", "solid")
 VALID = SeriesSpec("valid_loss", "Valid loss", "dashed")
@@ -45,7 +46,7 @@ def test_a_linear_scale_maps_ends_to_ends_and_can_run_backwards():
 
 @pytest.mark.parametrize("missing", [None, float("nan"), float("inf"), "NaN", "Infinity", True, "1.0"])
 def test_anything_but_a_finite_number_is_missing(missing):
-    assert charts.finite(missing) is None
+    assert finite_number(missing) is None
     assert charts.format_number(missing) == "—"
 
 

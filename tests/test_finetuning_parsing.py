@@ -118,6 +118,13 @@ def test_created_at_in_milliseconds_reads_as_the_same_moment():
     assert job(created_at=1753341502000).created_at == dt.datetime(2025, 7, 24, 7, 18, 22, tzinfo=UTC)
 
 
+def test_created_at_as_an_iso_string_reads_as_the_same_moment():
+    # One rule for every time in an answer (jobs.finetuning.parse_timestamp): the training log
+    # always read ISO 8601 strings; since issue 18 the job does too.
+    assert job(created_at="2025-07-24T07:18:22Z").created_at == dt.datetime(2025, 7, 24, 7, 18, 22, tzinfo=UTC)
+    assert job(created_at="2025-07-24T09:18:22+02:00").created_at == dt.datetime(2025, 7, 24, 7, 18, 22, tzinfo=UTC)
+
+
 # ---------------------------------------------------------------------------- methods
 
 
@@ -445,7 +452,7 @@ def test_duration_is_unknown_when_finished_before_created():
 def test_strings_where_numbers_are_expected_read_as_missing():
     parsed = job(
         trained_steps="25", total_steps="100", trained_tokens="1000", seed="42",
-        created_at="2025-07-24T07:18:22Z", finished_at="yesterday",
+        created_at="1753341502", finished_at="yesterday",
     )
 
     assert parsed.trained_steps is None and parsed.total_steps is None

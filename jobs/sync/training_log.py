@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +32,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.finetuning import FineTuningJob
+from jobs.finetuning import FineTuningJob, parse_timestamp
+from jobs.metrics import METRIC_KEYS
 from jobs.models import TrackedJob, TrainingCheckpoint, TrainingEvent
 from jobs.request_budget import BudgetSpent
 from jobs.tokenfactory import LIST_PAGE_LIMIT, ListPage, NotOffered, TokenFactoryClient, TokenFactoryError
@@ -51,14 +51,6 @@ FINAL_RETRY_SECONDS = 60
 NOT_OFFERED_SECONDS = 3600
 #: How long a job the worker refreshed from the list counts as behind on its log, at most.
 BEHIND_SECONDS = 3600
-METRIC_KEYS = (
-    "train_loss",
-    "valid_loss",
-    "full_valid_loss",
-    "train_mean_token_accuracy",
-    "valid_mean_token_accuracy",
-    "full_valid_mean_token_accuracy",
-)
 LEVEL_ALIASES = {"warn": "warning", "err": "error", "fatal": "error", "critical": "error"}
 
 
@@ -299,25 +291,9 @@ def _order_of(items: list[dict[str, Any]]) -> bool | None:
 
 
 def _epoch(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def _time(value: Any) -> dt.datetime | None:
-    seconds = _epoch(value)
-    if seconds is None:
-        if isinstance(value, str):
-            try:
-                parsed = dt.datetime.fromisoformat(value)
-            except ValueError:
-                return None
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-        return None
-    try:
-        return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
+    """An entry's time as seconds since the epoch, for ordering: read by the one rule for times."""
+    moment = parse_timestamp(value)
+    return moment.timestamp() if moment else None
 
 
 def _remembered_order(job: TrackedJob, what: str) -> bool | None:
@@ -368,7 +344,7 @@ def _sync_events(job: TrackedJob, client: TokenFactoryClient) -> None:
         TrainingEvent(
             job=job,
             upstream_id=item["id"][:200],
-            created_at=_time(item.get("created_at")),
+            created_at=parse_timestamp(item.get("created_at")),
             level=event_level(item.get("level")),
             message=_text(item.get("message"))[:MAX_MESSAGE_CHARS],
         )
@@ -393,7 +369,7 @@ def _sync_checkpoints(job: TrackedJob, client: TokenFactoryClient) -> None:
             TrainingCheckpoint(
                 job=job,
                 upstream_id=item["id"][:200],
-                created_at=_time(item.get("created_at")),
+                created_at=parse_timestamp(item.get("created_at")),
                 step=step if isinstance(step, int) and not isinstance(step, bool) and abs(step) < 2**31 else None,
                 metrics={key: metrics[key] for key in METRIC_KEYS if key in metrics},
                 fine_tuned_model_checkpoint=name[:500] if isinstance(name, str) else "",

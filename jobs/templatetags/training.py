@@ -7,20 +7,14 @@ from django import template
 
 from jobs import charts
 from jobs.charts import SeriesSpec
+from jobs.finetuning import finite_number
+from jobs.metrics import LABELS, METRICS
 from jobs.selectors import training_log
 
 register = template.Library()
 
-LOSS_SERIES = (
-    SeriesSpec("train_loss", "Train loss", "solid"),
-    SeriesSpec("valid_loss", "Valid loss", "dashed"),
-    SeriesSpec("full_valid_loss", "Full-valid loss", "dotted"),
-)
-ACCURACY_SERIES = (
-    SeriesSpec("train_mean_token_accuracy", "Train token accuracy", "solid"),
-    SeriesSpec("valid_mean_token_accuracy", "Valid token accuracy", "dashed"),
-    SeriesSpec("full_valid_mean_token_accuracy", "Full-valid token accuracy", "dotted"),
-)
+LOSS_SERIES = tuple(SeriesSpec(m.key, m.label, m.style) for m in METRICS if m.panel == "loss")
+ACCURACY_SERIES = tuple(SeriesSpec(m.key, m.label, m.style) for m in METRICS if m.panel == "accuracy")
 TABLE_COLUMNS = LOSS_SERIES + ACCURACY_SERIES
 
 
@@ -65,12 +59,12 @@ def latest_loss(job):
     checkpoints = training_log.recent_checkpoints(job)
     if not checkpoints:
         return None
-    for key, label in (("valid_loss", "Valid loss"), ("train_loss", "Train loss")):
+    for key in ("valid_loss", "train_loss"):
         values = [c.metrics.get(key) if isinstance(c.metrics, dict) else None for c in checkpoints]
-        finite = [value for value in values if charts.finite(value) is not None]
+        finite = [value for value in values if finite_number(value) is not None]
         if finite:
             return {
-                "label": label,
+                "label": LABELS[key],
                 "value": charts.format_number(finite[-1]),
                 "path": charts.sparkline(values),
                 "count": len(finite),
