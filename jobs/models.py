@@ -125,7 +125,8 @@ class ApiToken(models.Model):
 
     def client(self) -> TokenFactoryClient:
         """A client that calls Token Factory with this key (and project); raises
-        vault.VaultError when the key cannot be decrypted."""
+        vault.VaultError when the key cannot be decrypted. Callers open it through
+        `jobs.sync.tokens.open_token`, which says the vault error the one way."""
         return TokenFactoryClient(
             vault.decrypt(self.secret_encrypted),
             project_id=self.ai_project_id,
