@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import uuid
 from urllib.parse import urlsplit
@@ -109,9 +110,23 @@ class ApiToken(models.Model):
     def masked(self) -> str:
         return f"…{self.last4}"
 
+    @property
+    def is_paused(self) -> bool:
+        """Whether a 429 asked for no call with this key yet (`jobs.sync.tokens.record_upstream_error`).
+
+        The claims that hand work to the worker say the same in SQL, as
+        `exclude(token__rate_limited_until__gt=now)`: keep them in step with this."""
+        return self.rate_limited_until is not None and self.rate_limited_until > timezone.now()
+
+    @property
+    def paused_until(self) -> dt.datetime | None:
+        """When the pause ends, while the token is paused; None otherwise."""
+        return self.rate_limited_until if self.is_paused else None
+
     def client(self) -> TokenFactoryClient:
         """A client that calls Token Factory with this key (and project); raises
-        vault.VaultError when the key cannot be decrypted."""
+        vault.VaultError when the key cannot be decrypted. Callers open it through
+        `jobs.sync.tokens.open_token`, which says the vault error the one way."""
         return TokenFactoryClient(
             vault.decrypt(self.secret_encrypted),
             project_id=self.ai_project_id,

@@ -31,7 +31,7 @@ When the budget is short, who goes first (each caller keeps back calls for those
 
 A job whose refresh waits for the budget keeps its snapshot and its schedule; its card says
 "this token's request budget is in use" instead of showing an error, and nothing backs off.
-A 429 still pauses the whole token (`jobs.sync.refresh.pause_token`).
+A 429 still pauses the whole token (`jobs.sync.tokens.record_upstream_error`).
 """
 
 from __future__ import annotations

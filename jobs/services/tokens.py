@@ -10,7 +10,7 @@ from jobs import vault
 from jobs.audit import audit_record
 from jobs.models import ApiToken, TrackedJob, Workspace
 from jobs.request_budget import BudgetSpent
-from jobs.sync.refresh import record_token_check
+from jobs.sync.tokens import open_token, record_token_check
 from jobs.tokenfactory import TokenFactoryError
 
 
@@ -170,15 +170,17 @@ def token_delete(*, token: ApiToken, actor) -> None:
 
 def token_check(*, token: ApiToken) -> tuple[bool, str]:
     """Ask the API whether it accepts the token; remember and return the verdict."""
-    try:
-        token.client().check_key()
-    except BudgetSpent as exc:
-        return False, exc.message  # no verdict on the token: it was not asked
-    except vault.VaultError as exc:
-        ok, message = False, str(exc)
-    except TokenFactoryError as exc:
-        ok, message = False, exc.message
+    opened = open_token(token)
+    if opened.client is None:
+        ok, message = False, opened.problem
     else:
-        ok, message = True, "Token Factory accepts this token."
+        try:
+            opened.client.check_key()
+        except BudgetSpent as exc:
+            return False, exc.message  # no verdict on the token: it was not asked
+        except TokenFactoryError as exc:
+            ok, message = False, exc.message
+        else:
+            ok, message = True, "Token Factory accepts this token."
     record_token_check(token, ok=ok, message=message)
     return ok, message

@@ -1,17 +1,14 @@
 """Tracked jobs: track one or many by ID, label, move, stop tracking, and cancel on Token Factory.
 
 Cancel (`POST /v1/fine_tuning/jobs/{id}/cancel`) is not offered by every Token Factory: an
-endpoint that answers 404 or 405 is remembered per API base URL, and the button is not offered
-again there. After a cancel the job is refreshed at once, so the page shows what the API now
-says, and the workspace's audit trail records who cancelled it.
+endpoint that answers 404 or 405 is remembered per API base URL (`jobs.sync.not_offered`), and
+the button is not offered again there. After a cancel the job is refreshed at once, so the page
+shows what the API now says, and the workspace's audit trail records who cancelled it; what a
+refused cancel says about the token (paused, rejected) is recorded as for any other call.
 """
 
 from __future__ import annotations
 
-import hashlib
-
-from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -19,7 +16,9 @@ from django.utils import timezone
 from jobs.audit import audit_record
 from jobs.models import ApiToken, RemovedJob, TrackedJob, Workspace
 from jobs.sync import files, history, refresh
+from jobs.sync.not_offered import Endpoint, is_not_offered, remember_not_offered
 from jobs.sync.refresh import fetch_job
+from jobs.sync.tokens import open_token, record_upstream_error
 from jobs.tokenfactory import (
     InvalidJobId,
     JobNotFound,
@@ -41,7 +40,7 @@ def job_track(*, workspace: Workspace, token: ApiToken, job_id: str, user, label
     existing = TrackedJob.objects.filter(workspace=workspace, job_id=job_id).first()
     if existing:
         raise ValidationError(f"{job_id} is already tracked in {workspace.name}.")
-    if token.rate_limited_until and token.rate_limited_until > timezone.now():
+    if token.is_paused:
         raise ValidationError("Token Factory is rate-limiting this token; try again in a minute.")
     details = fetch_job(token=token, job_id=job_id)
     # A finished job is not refreshed again: its file names are asked about now (cached).
@@ -146,20 +145,9 @@ def job_move(*, job: TrackedJob, token: ApiToken, actor) -> TrackedJob:
     return job
 
 
-NOT_OFFERED_SECONDS = 30 * 24 * 3600
-
-
-def _not_offered_key() -> str:
-    base_url = settings.FTDASH_API_BASE_URL.rstrip("/")
-    return "ftdash:cancel-not-offered:" + hashlib.blake2s(base_url.encode(), digest_size=10).hexdigest()
-
-
 def cancel_offered() -> bool:
-    """False once this API base URL answered a cancel with 404 or 405."""
-    try:
-        return not cache.get(_not_offered_key())
-    except Exception:
-        return True  # a cache outage: offer it; the API's answer is remembered next time
+    """False once this API base URL answered a cancel with 404 or 405 (a cache outage: offered)."""
+    return not is_not_offered(Endpoint.CANCEL)
 
 
 def can_cancel(job: TrackedJob) -> bool:
@@ -169,21 +157,22 @@ def can_cancel(job: TrackedJob) -> bool:
 def job_cancel(*, job: TrackedJob, actor) -> TrackedJob:
     """Ask Token Factory to cancel `job`, record who did, and refresh the job at once.
 
-    Raises ValidationError for a job that cannot be cancelled from here, NotOffered (and
-    remembers it) when the API has no cancel, and TokenFactoryError for any other failure.
+    Raises ValidationError for a job that cannot be cancelled from here, VaultError for a key
+    that cannot be decrypted, NotOffered (and remembers it) when the API has no cancel, and
+    TokenFactoryError for any other failure (a 429 pauses the token, a 401 marks it rejected).
     """
     if job.is_terminal:
         raise ValidationError(f"{job.job_id} has already finished ({job.status}); there is nothing to cancel.")
-    token = ApiToken.objects.filter(pk=job.token_id).first()
-    if token is None:
+    opened = open_token(job.token_id)
+    if opened.token is None:
         raise ValidationError("The API token this job used was deleted; move the job to another token first.")
     try:
-        token.client().cancel_job(job.job_id)
-    except NotOffered:
-        cache.set(_not_offered_key(), True, NOT_OFFERED_SECONDS)
+        opened.require_client().cancel_job(job.job_id)
+    except NotOffered as exc:
+        remember_not_offered(Endpoint.CANCEL, reason=exc.message)
         raise
-    except RateLimited as exc:
-        refresh.pause_token(token, exc)
+    except TokenFactoryError as exc:
+        record_upstream_error(opened.token, exc)
         raise
     audit_record(workspace=job.workspace, actor=actor, action="job.cancel", description=f"cancelled job {job.job_id}")
     return refresh.refresh_now(job)

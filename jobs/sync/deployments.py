@@ -4,12 +4,12 @@ One call lists every custom model a key's project has, so it is made per token, 
 and at a slow interval (`FTDASH_MODELS_REFRESH_SECONDS`, default 5 min), during a job's
 refresh (beside the snapshot, under its single-flight lock, before the new version is saved
 so live parts re-render with it). Pages read the cache only. An API without the endpoint
-(404/405) is remembered per API base URL for an hour and changes nothing on the page.
+(404/405) is remembered per API base URL (`jobs.sync.not_offered`) and changes nothing on the
+page.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 
-from jobs.models import ApiToken, TrackedJob
+from jobs.models import TrackedJob
+from jobs.sync.not_offered import Endpoint, api_key, is_not_offered, remember_not_offered
+from jobs.sync.tokens import open_token
 from jobs.tokenfactory import NotOffered, TokenFactoryError
 
 logger = logging.getLogger(__name__)
 
 KEPT_SECONDS = 7 * 24 * 3600
-NOT_OFFERED_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -37,21 +38,12 @@ def interval_seconds() -> int:
     return settings.FTDASH_MODELS_REFRESH_SECONDS
 
 
-def _base_hash() -> str:
-    base_url = settings.FTDASH_API_BASE_URL.rstrip("/")
-    return hashlib.blake2s(base_url.encode(), digest_size=10).hexdigest()
-
-
 def _models_key(token_id: int) -> str:
-    return f"ftdash:models:{_base_hash()}:{token_id}"
+    return api_key("models", token_id)
 
 
 def _due_key(token_id: int) -> str:
-    return f"ftdash:models-asked:{_base_hash()}:{token_id}"
-
-
-def _not_offered_key() -> str:
-    return f"ftdash:models-not-offered:{_base_hash()}"
+    return api_key("models-asked", token_id)
 
 
 def _text(value, limit: int = 200) -> str:
@@ -81,20 +73,24 @@ def refresh_models(job: TrackedJob, *, force: bool = False) -> None:
     if not job.token_id:
         return
     try:
-        if cache.get(_not_offered_key()):
+        if is_not_offered(Endpoint.MODELS):
             return
         # cache.add is the single flight: one caller per token and interval asks.
         if not cache.add(_due_key(job.token_id), True, interval_seconds()):
             if not force:
                 return
             cache.set(_due_key(job.token_id), True, interval_seconds())
-        token = ApiToken.objects.filter(pk=job.token_id).first()
+        opened = open_token(job.token_id)
+        token = opened.token
         if token is None:
             return
+        if opened.client is None:
+            logger.warning("could not list the custom models of job %s's token: %s", job.job_id, opened.problem)
+            return
         try:
-            entries = token.client().list_models()
-        except NotOffered:
-            cache.set(_not_offered_key(), True, NOT_OFFERED_SECONDS)
+            entries = opened.client.list_models()
+        except NotOffered as exc:
+            remember_not_offered(Endpoint.MODELS, reason=exc.message)
             return
         except TokenFactoryError as exc:
             logger.info("custom models of token %s: %s", token.pk, exc.message)

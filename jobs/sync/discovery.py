@@ -27,17 +27,12 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import vault
 from jobs.finetuning import FineTuningJob
 from jobs.models import ApiToken, RemovedJob, TrackedJob
 from jobs.request_budget import BudgetSpent
-from jobs.sync import listed_jobs, refresh
-from jobs.tokenfactory import (
-    ListUnsupported,
-    RateLimited,
-    TokenFactoryError,
-    TokenRejected,
-)
+from jobs.sync import listed_jobs
+from jobs.sync.tokens import open_token, record_upstream_error
+from jobs.tokenfactory import ListUnsupported, RateLimited, TokenFactoryClient, TokenFactoryError, TokenRejected
 
 logger = logging.getLogger(__name__)
 
@@ -96,20 +91,22 @@ def claim_due_watches(*, lease_seconds: int, limit: int = 50) -> list[ApiToken]:
 def discover(token: ApiToken) -> int:
     """Look at a claimed token's newest jobs and track the new ones; how many were tracked."""
     now = timezone.now()
+    opened = open_token(token)
+    if opened.client is None:
+        _stop(token, _stopped_message(now, opened.problem))
+        return 0
     try:
-        tracked = _discover(token)
+        tracked = _discover(token, opened.client)
     except RateLimited as exc:
-        refresh.pause_token(token, exc)
+        record_upstream_error(token, exc)
         _finish(token, next_at=token.rate_limited_until, failures=token.watch_failures)
         return 0
     except BudgetSpent:
         _finish(token, next_at=now, failures=token.watch_failures)  # not a failure: next round
         return 0
-    except (TokenRejected, ListUnsupported, vault.VaultError) as exc:
-        message = getattr(exc, "message", str(exc))
-        if isinstance(exc, TokenRejected):
-            refresh.record_token_check(token, ok=False, message=message)
-        _stop(token, f"Stopped watching for new jobs {timezone.localtime(now):%Y-%m-%d %H:%M}: {message}")
+    except (TokenRejected, ListUnsupported) as exc:
+        record_upstream_error(token, exc)
+        _stop(token, _stopped_message(now, exc.message))
         return 0
     except TokenFactoryError as exc:
         failures = token.watch_failures + 1
@@ -122,8 +119,11 @@ def discover(token: ApiToken) -> int:
     return tracked
 
 
-def _discover(token: ApiToken) -> int:
-    client = token.client()
+def _stopped_message(now: dt.datetime, why: str) -> str:
+    return f"Stopped watching for new jobs {timezone.localtime(now):%Y-%m-%d %H:%M}: {why}"
+
+
+def _discover(token: ApiToken, client: TokenFactoryClient) -> int:
     # The API gives whole seconds: a job created in the second the watch began counts.
     since = (token.watch_since or timezone.now()).replace(microsecond=0)
     tracked, after = 0, None

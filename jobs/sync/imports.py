@@ -22,17 +22,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import vault
 from jobs.finetuning import FineTuningJob
 from jobs.models import ImportListing, ImportRun
 from jobs.request_budget import BudgetSpent
 from jobs.sync import refresh
-from jobs.tokenfactory import (
-    JobListPage,
-    RateLimited,
-    TokenFactoryError,
-    TokenRejected,
-)
+from jobs.sync.tokens import open_token, record_upstream_error
+from jobs.tokenfactory import JobListPage, RateLimited, TokenFactoryError
 
 logger = logging.getLogger(__name__)
 
@@ -75,24 +70,22 @@ def import_advance(run_pk: int, *, pages: int) -> ImportRun:
 
 def _read_pages(run: ImportRun, *, pages: int) -> None:
     token = run.token
-    if token.rate_limited_until and token.rate_limited_until > timezone.now():
+    if token.is_paused:
         return
-    try:
-        client = token.client()
-    except vault.VaultError as exc:
-        _stop(run, str(exc))
+    opened = open_token(token)
+    if opened.client is None:
+        _stop(run, opened.problem)
         return
     for _ in range(pages):
         try:
-            page = client.list_jobs(after=run.cursor or None)
+            page = opened.client.list_jobs(after=run.cursor or None)
         except RateLimited as exc:
-            refresh.pause_token(token, exc)  # the reading waits, still "reading"
+            record_upstream_error(token, exc)  # the reading waits, still "reading"
             return
         except BudgetSpent:
             return  # the next round reads on
         except TokenFactoryError as exc:
-            if isinstance(exc, TokenRejected):
-                refresh.record_token_check(token, ok=False, message=exc.message)
+            record_upstream_error(token, exc)
             _stop(run, exc.message)
             return
         _store_page(run, page)

@@ -29,13 +29,14 @@ import logging
 import math
 from dataclasses import dataclass, field
 
-from django.core.cache import cache
 from django.utils import timezone
 
-from jobs import request_budget, vault
+from jobs import request_budget
 from jobs.finetuning import TERMINAL_STATUSES, FineTuningJob
 from jobs.models import ApiToken, TrackedJob
-from jobs.sync import refresh, training_log
+from jobs.sync import not_offered, refresh, training_log
+from jobs.sync.not_offered import Endpoint
+from jobs.sync.tokens import open_token, record_upstream_error
 from jobs.tokenfactory import (
     LIST_PAGE_LIMIT,
     JobListPage,
@@ -53,9 +54,8 @@ MIN_JOBS_FOR_LIST = 2
 #: Pages read beyond those the due jobs would fill, for finished and untracked jobs in between.
 EXTRA_PAGES = 1
 MAX_PAGES = 10
-#: How long a token's list is left alone after it proved missing or summary-only, and after it
-#: failed (a list that keeps failing while GETs work must not hold the jobs back).
-NO_LIST_SECONDS = 3600
+#: How long a token's list is left alone after it failed (a list that keeps failing while GETs
+#: work must not hold the jobs back); a missing or summary-only one: `jobs.sync.not_offered`.
 FAILING_LIST_SECONDS = 300
 
 
@@ -101,27 +101,16 @@ def claim_round(*, one_by_one_limit: int, lease_seconds: int) -> RoundClaims:
     return claims
 
 
-def _no_list_key(token_id: int) -> str:
-    return f"ftdash:no-job-list:{token_id}"
-
-
 def tokens_without_list() -> set[int]:
-    """Tokens whose list was recently found missing, summary-only or failing."""
-    keys = {_no_list_key(pk): pk for pk in ApiToken.objects.values_list("pk", flat=True)}
-    try:
-        return {keys[key] for key in cache.get_many(list(keys))}
-    except Exception:
-        # Without the cache the list is simply tried again; a missing one falls back anyway.
-        logger.warning("could not read which tokens have no job list", exc_info=True)
-        return set()
+    """Tokens whose list was recently found missing, summary-only or failing (without the cache
+    the list is simply tried again; a missing one falls back anyway)."""
+    return not_offered.tokens_not_offered(Endpoint.JOB_LIST, ApiToken.objects.values_list("pk", flat=True))
 
 
-def _remember_no_list(token: ApiToken, reason: str, seconds: int) -> None:
-    logger.info("not reading the job list of token %s for %d s: %s", token.pk, seconds, reason)
-    try:
-        cache.set(_no_list_key(token.pk), reason[:200], timeout=seconds)
-    except Exception:
-        logger.warning("could not remember that token %s has no job list", token.pk, exc_info=True)
+def _remember_no_list(token: ApiToken, reason: str, *, failing: bool = False) -> None:
+    not_offered.remember_not_offered(
+        Endpoint.JOB_LIST, token_id=token.pk, reason=reason, seconds=FAILING_LIST_SECONDS if failing else None
+    )
 
 
 def refresh_from_list(*, token_id: int, due: list[TrackedJob], lease_seconds: int) -> ListRead:
@@ -131,11 +120,8 @@ def refresh_from_list(*, token_id: int, due: list[TrackedJob], lease_seconds: in
     waiting: dict[str, list[TrackedJob]] = {}
     for job in due:
         waiting.setdefault(job.job_id, []).append(job)
-    token = ApiToken.objects.filter(pk=token_id).first()
-    try:
-        client = token.client() if token else None
-    except vault.VaultError:
-        client = None
+    opened = open_token(token_id)
+    token, client = opened.token, opened.client
     if client is None:
         # The GET path says why per job (a deleted token, a key that cannot be decrypted).
         read.fall_back = due
@@ -153,24 +139,23 @@ def refresh_from_list(*, token_id: int, due: list[TrackedJob], lease_seconds: in
             return read
         except ListUnsupported as exc:
             if after is None:  # a later page's 404 may only mean `after` went away
-                _remember_no_list(token, exc.message, NO_LIST_SECONDS)
+                _remember_no_list(token, exc.message)
             break
         except RateLimited as exc:
             # The due jobs go on to the GET path, which records the pause without calling.
-            refresh.pause_token(token, exc)
+            record_upstream_error(token, exc)
             break
         except TokenFactoryError as exc:
-            if isinstance(exc, TokenRejected):
-                refresh.record_token_check(token, ok=False, message=exc.message)
-            else:
-                _remember_no_list(token, exc.message, FAILING_LIST_SECONDS)
+            record_upstream_error(token, exc)
+            if not isinstance(exc, TokenRejected):
+                _remember_no_list(token, exc.message, failing=True)
             read.pages += 1
             _record_failure(waiting, exc.message, now=asked_at)
             return read
         read.pages += 1
         read.stored += _store_page(token, client, page, waiting, asked_at=asked_at, lease_seconds=lease_seconds)
         if page.incomplete and not page.jobs:
-            _remember_no_list(token, "its entries are not whole job objects", NO_LIST_SECONDS)
+            _remember_no_list(token, "its entries are not whole job objects")
             break
         if not page.has_more or page.last_id is None:
             break

@@ -31,10 +31,11 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import notifications, request_budget, vault
+from jobs import notifications, request_budget
 from jobs.finetuning import QUEUED_STATUSES, TERMINAL_STATUSES, FineTuningJob
 from jobs.models import ApiToken, TrackedJob
 from jobs.sync import deployments, files, history, training_log
+from jobs.sync.tokens import open_token, record_upstream_error
 from jobs.tokenfactory import (
     ClientConfig,
     JobForbidden,
@@ -114,15 +115,10 @@ def sync_training_log(job: TrackedJob) -> TrackedJob:
         if not locked:
             return job
         job.refresh_from_db()
-        token = ApiToken.objects.filter(pk=job.token_id).first()
-        now = timezone.now()
-        if token is None or (token.rate_limited_until and token.rate_limited_until > now):
+        opened = open_token(job.token_id)
+        if opened.client is None or opened.token.is_paused:
             return job
-        try:
-            client = token.client()
-        except vault.VaultError:
-            return job
-        training_log.sync_after_snapshot(job, client, before=job.details)
+        training_log.sync_after_snapshot(job, opened.client, before=job.details)
         return job
 
 
@@ -277,24 +273,27 @@ def _fetch_and_store(job: TrackedJob) -> None:
 
 
 def _fetch_and_store_answer(job: TrackedJob, now: dt.datetime) -> None:
-    token = ApiToken.objects.filter(pk=job.token_id).first()
+    opened = open_token(job.token_id)
+    token, client = opened.token, opened.client
     if token is None:
         store_failure(
             job, now, "Not refreshed: the API token this job used was deleted. Track the job again with another token."
         )
         return
-    if token.rate_limited_until and token.rate_limited_until > now:
-        store_rate_limited(job, now, until=token.rate_limited_until)
+    if until := token.paused_until:
+        store_rate_limited(job, now, until=until)
+        return
+    if client is None:
+        store_failure(job, now, opened.problem)
         return
     try:
-        client = token.client()
         details = fetch_job(token=token, job_id=job.job_id, client=client)
     except request_budget.BudgetSpent:
         note_budget_wait([job], now)
         return
-    except (TokenFactoryError, vault.VaultError) as exc:
+    except TokenFactoryError as exc:
         # A 429 already pauses the whole token until Retry-After; no extra backoff on top.
-        store_failure(job, now, getattr(exc, "message", str(exc)), backs_off=not isinstance(exc, RateLimited))
+        store_failure(job, now, exc.message, backs_off=not isinstance(exc, RateLimited))
         return
     store_snapshot_with_extras(job, details, now=now, client=client)
 
@@ -349,9 +348,10 @@ def store_snapshot(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime)
 
 
 def fetch_job(*, token: ApiToken, job_id: str, client: TokenFactoryClient | None = None) -> FineTuningJob:
-    """Ask the API about one job with `token` (through `client`, if the caller has one for it),
-    recording what the answer says about the token."""
-    client = client or token.client()
+    """Ask the API about one job with `token` (through `client`, if the caller opened one for
+    it), recording what the answer says about the token. Raises vault.VaultError, without a
+    call, when the token's key cannot be decrypted."""
+    client = client or open_token(token).require_client()
     try:
         try:
             return client.get_job(job_id)
@@ -365,25 +365,9 @@ def fetch_job(*, token: ApiToken, job_id: str, client: TokenFactoryClient | None
             except TokenFactoryError:
                 pass
             raise
-    except RateLimited as exc:
-        pause_token(token, exc)
+    except TokenFactoryError as exc:
+        record_upstream_error(token, exc)
         raise
-    except TokenRejected as exc:
-        record_token_check(token, ok=False, message=exc.message)
-        raise
-
-
-def pause_token(token: ApiToken, exc: RateLimited) -> None:
-    """No call with this token until the API's Retry-After has passed, whatever it asks about."""
-    token.rate_limited_until = timezone.now() + dt.timedelta(seconds=exc.retry_after)
-    token.save(update_fields=["rate_limited_until"])
-
-
-def record_token_check(token: ApiToken, *, ok: bool, message: str) -> None:
-    token.last_checked_at = timezone.now()
-    token.last_check_ok = ok
-    token.last_check_message = message[:300]
-    token.save(update_fields=["last_checked_at", "last_check_ok", "last_check_message"])
 
 
 def store_rate_limited(job: TrackedJob, now: dt.datetime, *, until: dt.datetime) -> None:

@@ -36,6 +36,7 @@ from jobs.finetuning import FineTuningJob, parse_timestamp
 from jobs.metrics import METRIC_KEYS
 from jobs.models import TrackedJob, TrainingCheckpoint, TrainingEvent
 from jobs.request_budget import BudgetSpent
+from jobs.sync.not_offered import Endpoint, is_not_offered, remember_not_offered
 from jobs.tokenfactory import LIST_PAGE_LIMIT, ListPage, NotOffered, TokenFactoryClient, TokenFactoryError
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ MAX_MESSAGE_CHARS = 10_000
 CHECKPOINT_SECONDS = 60
 #: A failed final sync of a finished job is tried again no sooner than this.
 FINAL_RETRY_SECONDS = 60
-NOT_OFFERED_SECONDS = 3600
 #: How long a job the worker refreshed from the list counts as behind on its log, at most.
 BEHIND_SECONDS = 3600
 LEVEL_ALIASES = {"warn": "warning", "err": "error", "fatal": "error", "critical": "error"}
@@ -93,13 +93,14 @@ def _sync_part(
 ) -> bool:
     """Read the job's new `what` (events or checkpoints), unless its API lacks them; whether
     the sync may go on to the next part (not after an error: the next sync tries again)."""
-    if _not_offered(job, what):
+    # Per token: a 404 on one job's log says what this key can read, not what the API offers.
+    endpoint = Endpoint(what)
+    if is_not_offered(endpoint, token_id=job.token_id):
         return True
     try:
         sync(job, client)
     except NotOffered as exc:
-        logger.info("not fetching the %s of job %s for a while: %s", what, job.job_id, exc.message)
-        _remember_not_offered(job, what)
+        remember_not_offered(endpoint, token_id=job.token_id, reason=exc.message)
     except BudgetSpent:
         return False  # the token's budget went to snapshots first; the next sync reads them
     except TokenFactoryError as exc:
@@ -109,26 +110,6 @@ def _sync_part(
         logger.exception("fetching the %s of job %s failed unexpectedly", what, job.job_id)
         return False
     return True
-
-
-def _not_offered_key(job: TrackedJob, what: str) -> str:
-    return f"ftdash:training-log:not-offered:{what}:{job.token_id}"
-
-
-def _not_offered(job: TrackedJob, what: str) -> bool:
-    """Whether this job's token recently found the endpoint missing (404/405): not asked again
-    for a while, so an API without it costs one call an hour, not one per refresh."""
-    try:
-        return bool(cache.get(_not_offered_key(job, what)))
-    except Exception:
-        return False
-
-
-def _remember_not_offered(job: TrackedJob, what: str) -> None:
-    try:
-        cache.set(_not_offered_key(job, what), 1, timeout=NOT_OFFERED_SECONDS)
-    except Exception:
-        pass
 
 
 def final_sync_pending(job: TrackedJob) -> bool:
