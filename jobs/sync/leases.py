@@ -69,8 +69,9 @@ class Lease:
         skip_locked: bool = False,
     ) -> list:
         """Lease the free rows among `candidates` (up to `limit` of them, in their order) for
-        `seconds`: the rows won, their lease set. `still` is checked again in each row's UPDATE;
-        with `skip_locked`, candidates are row-locked with SKIP LOCKED where the database can."""
+        `seconds`: the rows won, their lease set. `still` is checked again in each row's UPDATE.
+        With `skip_locked` the claim is one transaction whose candidates are row-locked with SKIP
+        LOCKED where the database can (PostgreSQL); without it, each row's UPDATE commits alone."""
         until = now + dt.timedelta(seconds=seconds)
         candidates = candidates.filter(self.free(now))
         won = []
