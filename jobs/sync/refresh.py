@@ -180,7 +180,7 @@ def claim_jobs(jobs: Iterable[TrackedJob], *, lease_seconds: int) -> list[Tracke
 def _claim(
     candidates, *, now: dt.datetime, limit: int | None, lease_seconds: int, quota: Quota | None = None
 ) -> list[TrackedJob]:
-    # Workers claim up to hundreds of jobs each round at the same time: SKIP LOCKED spares them
+    # Several workers claim a round's worth of jobs at the same time: SKIP LOCKED spares them
     # queueing behind each other's candidates.
     return JOB_LEASE.claim(
         candidates.exclude(token__rate_limited_until__gt=now).exclude(token__isnull=True),
