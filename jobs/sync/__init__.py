@@ -8,7 +8,9 @@
 - history: the timeline events a snapshot change means (started, finished, stalled…);
 - discovery: watched tokens finding jobs as they start;
 - imports: reading a token's whole job list for "Import jobs";
-- listed_jobs: rows for jobs whose whole snapshot a list already gave.
+- listed_jobs: rows for jobs whose whole snapshot a list already gave;
+- leases: how workers claim rows (jobs, watched tokens, imports) so that no two take the same;
+- backoff: how long to wait after failures in a row.
 
 This package never imports jobs.services (checked by the import contract in pyproject.toml):
 people's writes call into the sync, never the other way round.

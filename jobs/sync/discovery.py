@@ -31,10 +31,15 @@ from jobs.finetuning import FineTuningJob
 from jobs.models import ApiToken, RemovedJob, TrackedJob
 from jobs.request_budget import BudgetSpent
 from jobs.sync import listed_jobs
+from jobs.sync.backoff import backed_off
+from jobs.sync.leases import Lease
 from jobs.sync.tokens import open_token, record_upstream_error
 from jobs.tokenfactory import ListUnsupported, RateLimited, TokenFactoryClient, TokenFactoryError, TokenRejected
 
 logger = logging.getLogger(__name__)
+
+#: A worker's claim on a watched token's next look.
+WATCH_LEASE = Lease(ApiToken, "watch_claimed_until")
 
 #: Pages read per look at most: a thousand jobs started within one interval is plenty.
 MAX_PAGES = 10
@@ -57,35 +62,17 @@ def _interval() -> dt.timedelta:
     return dt.timedelta(seconds=settings.FTDASH_DISCOVERY_SECONDS)
 
 
-def _backed_off(failures: int) -> dt.timedelta:
-    """The interval doubled per failed look in a row, up to FTDASH_MAX_BACKOFF_SECONDS."""
-    cap = dt.timedelta(seconds=settings.FTDASH_MAX_BACKOFF_SECONDS)
-    return max(_interval(), min(_interval() * 2 ** min(failures, 16), cap))
-
-
 def claim_due_watches(*, lease_seconds: int, limit: int = 50) -> list[ApiToken]:
     """Claim the watched tokens whose next look is due (and that are not rate-limited)."""
     now = timezone.now()
-    unclaimed = Q(watch_claimed_until__isnull=True) | Q(watch_claimed_until__lt=now)
     due = (
         ApiToken.objects.filter(watch_new_jobs=True)
         .filter(Q(watch_next_at__isnull=True) | Q(watch_next_at__lte=now))
         .exclude(rate_limited_until__gt=now)
-        .filter(unclaimed)
         .select_related("workspace")
-        .order_by("watch_next_at", "pk")[:limit]
+        .order_by("watch_next_at", "pk")
     )
-    lease = now + dt.timedelta(seconds=lease_seconds)
-    claimed = []
-    for token in due:
-        if (
-            ApiToken.objects.filter(pk=token.pk, watch_new_jobs=True)
-            .filter(unclaimed)
-            .update(watch_claimed_until=lease)
-        ):
-            token.watch_claimed_until = lease
-            claimed.append(token)
-    return claimed
+    return WATCH_LEASE.claim(due, seconds=lease_seconds, now=now, limit=limit, still=Q(watch_new_jobs=True))
 
 
 def discover(token: ApiToken) -> int:
@@ -111,7 +98,7 @@ def discover(token: ApiToken) -> int:
     except TokenFactoryError as exc:
         failures = token.watch_failures + 1
         logger.info("watching token %s failed (%d in a row): %s", token.pk, failures, exc.message)
-        _finish(token, next_at=now + _backed_off(failures), failures=failures)
+        _finish(token, next_at=now + backed_off(_interval(), failures), failures=failures)
         return 0
     _finish(token, next_at=now + _interval(), failures=0)
     if tracked:
@@ -158,9 +145,7 @@ def _track_new(token: ApiToken, found: list[FineTuningJob], *, now: dt.datetime)
 
 
 def _finish(token: ApiToken, *, next_at: dt.datetime | None, failures: int) -> None:
-    ApiToken.objects.filter(pk=token.pk, watch_claimed_until=token.watch_claimed_until).update(
-        watch_next_at=next_at, watch_failures=failures, watch_claimed_until=None
-    )
+    WATCH_LEASE.release([token], watch_next_at=next_at, watch_failures=failures)
 
 
 def _stop(token: ApiToken, message: str) -> None:

@@ -19,17 +19,24 @@ import datetime as dt
 import logging
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from jobs.finetuning import FineTuningJob
 from jobs.models import ImportListing, ImportRun
 from jobs.request_budget import BudgetSpent
 from jobs.sync import refresh
+from jobs.sync.leases import Lease
 from jobs.sync.tokens import open_token, record_upstream_error
-from jobs.tokenfactory import JobListPage, RateLimited, TokenFactoryError
+from jobs.tokenfactory import (
+    JobListPage,
+    RateLimited,
+    TokenFactoryError,
+)
 
 logger = logging.getLogger(__name__)
+
+#: A reader's claim on a run: one reader at a time, whether the worker, the click or the page's poll.
+IMPORT_LEASE = Lease(ImportRun, "claimed_until")
 
 #: Pages the click itself reads (a short list is then ready at once); the rest is background work.
 PAGES_ON_START = 1
@@ -42,7 +49,7 @@ def claim_reading_runs(*, limit: int = 20) -> list[int]:
     now = timezone.now()
     return list(
         ImportRun.objects.filter(state=ImportRun.State.READING)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .filter(IMPORT_LEASE.free(now))
         .exclude(token__rate_limited_until__gt=now)
         .order_by("updated_at")
         .values_list("pk", flat=True)[:limit]
@@ -52,10 +59,10 @@ def claim_reading_runs(*, limit: int = 20) -> list[int]:
 def import_advance(run_pk: int, *, pages: int) -> ImportRun:
     """Read up to `pages` more pages of a reading run, if no one else is reading it right now."""
     now = timezone.now()
-    lease = now + dt.timedelta(seconds=refresh.lock_seconds() * (pages + 1))
-    unclaimed = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    won = (
-        ImportRun.objects.filter(pk=run_pk, state=ImportRun.State.READING).filter(unclaimed).update(claimed_until=lease)
+    won = IMPORT_LEASE.take(
+        ImportRun.objects.filter(pk=run_pk, state=ImportRun.State.READING),
+        until=now + dt.timedelta(seconds=refresh.lock_seconds() * (pages + 1)),
+        now=now,
     )
     run = ImportRun.objects.select_related("token", "requested_by").get(pk=run_pk)
     if not won:
@@ -63,8 +70,7 @@ def import_advance(run_pk: int, *, pages: int) -> ImportRun:
     try:
         _read_pages(run, pages=pages)
     finally:
-        ImportRun.objects.filter(pk=run.pk, claimed_until=lease).update(claimed_until=None)
-        run.claimed_until = None
+        IMPORT_LEASE.release([run])
     return run
 
 

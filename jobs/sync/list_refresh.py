@@ -191,7 +191,7 @@ def _store_page(
             if _store_listed(job, listed[job.job_id], client, asked_at=asked_at):
                 stored.append(job)
     finally:
-        refresh.release_claims(claimed)
+        refresh.JOB_LEASE.release(claimed)
     training_log.note_read_without_log([job for job in stored if not listed[job.job_id].is_terminal])
     return len(stored)
 
@@ -242,7 +242,7 @@ def _wait_for_budget(waiting: dict[str, list[TrackedJob]], *, now: dt.datetime) 
     try:
         refresh.note_budget_wait(jobs, now)
     finally:
-        refresh.release_claims(jobs)
+        refresh.JOB_LEASE.release(jobs)
 
 
 def _record_failure(waiting: dict[str, list[TrackedJob]], message: str, *, now: dt.datetime) -> None:
@@ -256,4 +256,4 @@ def _record_failure(waiting: dict[str, list[TrackedJob]], message: str, *, now: 
                 if job is not None and job.claimed_until == claim.claimed_until:
                     refresh.store_failure(job, now, message)
     finally:
-        refresh.release_claims(jobs)
+        refresh.JOB_LEASE.release(jobs)

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -35,6 +35,8 @@ from jobs import notifications, request_budget
 from jobs.finetuning import QUEUED_STATUSES, TERMINAL_STATUSES, FineTuningJob
 from jobs.models import ApiToken, TrackedJob
 from jobs.sync import deployments, files, history, training_log
+from jobs.sync.backoff import backed_off
+from jobs.sync.leases import Lease, Quota
 from jobs.sync.tokens import open_token, record_upstream_error
 from jobs.tokenfactory import (
     ClientConfig,
@@ -47,6 +49,9 @@ from jobs.tokenfactory import (
 
 logger = logging.getLogger(__name__)
 
+#: A background worker's claim on a job's next refresh (or on its place in a list read).
+JOB_LEASE = Lease(TrackedJob, "claimed_until")
+
 
 def base_interval(status: str) -> dt.timedelta | None:
     """How long a snapshot of a job in `status` stays fresh; None: never refreshed by itself."""
@@ -57,18 +62,10 @@ def base_interval(status: str) -> dt.timedelta | None:
     return dt.timedelta(seconds=settings.FTDASH_REFRESH_SECONDS)
 
 
-def _backed_off(interval: dt.timedelta, failures: int) -> dt.timedelta:
-    """`interval` doubled per failed refresh in a row, never beyond the cap (nor below itself)."""
-    if not failures:
-        return interval
-    cap = dt.timedelta(seconds=settings.FTDASH_MAX_BACKOFF_SECONDS)
-    return max(interval, min(interval * 2 ** min(failures, 16), cap))
-
-
 def refresh_interval(job: TrackedJob) -> dt.timedelta | None:
     """The base interval, doubled for each failed refresh in a row, up to the backoff cap."""
     interval = base_interval(job.status)
-    return None if interval is None else _backed_off(interval, job.consecutive_failures)
+    return None if interval is None else backed_off(interval, job.consecutive_failures)
 
 
 def _due_in_sql(now: dt.datetime) -> Q:
@@ -81,7 +78,7 @@ def _due_in_sql(now: dt.datetime) -> Q:
     ):
         in_class = Q(status__in=statuses) if statuses is QUEUED_STATUSES else ~Q(status__in=statuses)
         failures = 0
-        while (interval := _backed_off(base, failures)) < _backed_off(base, failures + 1):
+        while (interval := backed_off(base, failures)) < backed_off(base, failures + 1):
             due |= in_class & Q(consecutive_failures=failures, checked_at__lte=now - interval)
             failures += 1
         due |= in_class & Q(consecutive_failures__gte=failures, checked_at__lte=now - interval)
@@ -145,9 +142,8 @@ def claim_due_jobs(
     of a token's than its request budget has calls left for in `budget_tier` (for a list read:
     none of a token whose budget has no call left).
 
-    On PostgreSQL the candidates are row-locked with SKIP LOCKED, so concurrent workers pick
-    different jobs without waiting; on every database the claim itself is a conditional
-    UPDATE, which only one worker can win.
+    Two workers never claim the same job (`jobs.sync.leases`); on PostgreSQL they pick
+    different ones without waiting.
     """
     now = timezone.now()
     candidates = TrackedJob.objects.filter(_due_in_sql(now))
@@ -158,13 +154,15 @@ def claim_due_jobs(
     # due, rather than be claimed and refused. A list read costs one call for all of them.
     due_tokens = candidates.exclude(token__isnull=True).values_list("token_id", flat=True).order_by().distinct()
     calls_left = request_budget.calls_left(due_tokens, budget_tier)
-    per_token = None if budget_tier is request_budget.Tier.LIST_READ else calls_left
+    quota = (
+        None if budget_tier is request_budget.Tier.LIST_READ else Quota(key=lambda job: job.token_id, left=calls_left)
+    )
     return _claim(
         candidates.exclude(token_id__in=[pk for pk, left in calls_left.items() if left < 1]).order_by("checked_at"),
         now=now,
         limit=limit,
         lease_seconds=lease_seconds,
-        per_token=per_token,
+        quota=quota,
     )
 
 
@@ -176,44 +174,27 @@ def claim_jobs(jobs: Iterable[TrackedJob], *, lease_seconds: int) -> list[Tracke
 
 
 def _claim(
-    candidates, *, now: dt.datetime, limit: int | None, lease_seconds: int, per_token: dict[int, int] | None = None
+    candidates, *, now: dt.datetime, limit: int | None, lease_seconds: int, quota: Quota | None = None
 ) -> list[TrackedJob]:
-    unclaimed = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    candidates = candidates.filter(unclaimed).exclude(token__rate_limited_until__gt=now).exclude(token__isnull=True)
-    lease = now + dt.timedelta(seconds=lease_seconds)
-    claimed = []
-    with transaction.atomic():
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        for job in candidates[:limit] if limit is not None else candidates:
-            if per_token is not None and per_token.get(job.token_id, 0) < 1:
-                continue
-            won = TrackedJob.objects.filter(pk=job.pk).filter(unclaimed).update(claimed_until=lease)
-            if won:
-                job.claimed_until = lease
-                claimed.append(job)
-                if per_token is not None:
-                    per_token[job.token_id] -= 1
-    return claimed
-
-
-def release_claims(jobs: Iterable[TrackedJob]) -> None:
-    """Give back claims this worker still holds (a claim that ran out and was taken by
-    another worker is that worker's now, and stays)."""
-    by_lease: dict[dt.datetime, list[int]] = {}
-    for job in jobs:
-        if job.claimed_until is not None:
-            by_lease.setdefault(job.claimed_until, []).append(job.pk)
-    for lease, pks in by_lease.items():
-        TrackedJob.objects.filter(pk__in=pks, claimed_until=lease).update(claimed_until=None)
+    # Several workers claim a round's worth of jobs at the same time: SKIP LOCKED spares them
+    # queueing behind each other's candidates.
+    return JOB_LEASE.claim(
+        candidates.exclude(token__rate_limited_until__gt=now).exclude(token__isnull=True),
+        seconds=lease_seconds,
+        now=now,
+        limit=limit,
+        quota=quota,
+        skip_locked=True,
+    )
 
 
 def refresh_claimed(job: TrackedJob) -> TrackedJob:
-    """Refresh a job this worker claimed, then give the claim back."""
+    """Refresh a job this worker claimed, then give the claim back (if it is still this worker's)."""
+    held = job.claimed_until
     try:
         return _refresh_single_flight(job, force=False, claimed_by_me=True)
     finally:
-        TrackedJob.objects.filter(pk=job.pk).update(claimed_until=None)
+        JOB_LEASE.give_back(TrackedJob.objects.filter(pk=job.pk), held=held)
 
 
 @contextlib.contextmanager
