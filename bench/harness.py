@@ -259,7 +259,6 @@ from django.contrib.auth.hashers import make_password
 from django.test import Client
 from django.utils import timezone
 from jobs import services
-from jobs.access import user_memberships
 from jobs.auth_backends import BACKEND_PATH
 from jobs.models import Membership, TrackedJob, Workspace
 
@@ -285,7 +284,7 @@ for number, team in enumerate(spec["teams"]):
     )
     sessions = []
     for user in people:
-        user_memberships(user)  # the personal workspace a first visit would create
+        services.personal_workspace_create(user)  # bulk_create sends no post_save, which makes it
         client = Client()
         client.force_login(user, backend=BACKEND_PATH)
         sessions.append(client.cookies[settings.SESSION_COOKIE_NAME].value)

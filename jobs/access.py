@@ -9,7 +9,6 @@ from __future__ import annotations
 from enum import Enum
 
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import Http404
 
@@ -39,32 +38,18 @@ def _allows(membership: Membership, need: Need) -> bool:
 
 
 def user_memberships(user) -> list[Membership]:
-    """The user's memberships (with workspaces), creating their personal workspace on first use."""
-    # Personal workspace first (the default everywhere), then teams by name. Explicit about
-    # NULLs: SQLite and PostgreSQL sort them at opposite ends.
-    memberships = list(
+    """The user's memberships (with workspaces): their personal workspace first (the default
+    everywhere; made with the account, see jobs.services.accounts), then teams by name."""
+    # Explicit about NULLs: SQLite and PostgreSQL sort them at opposite ends.
+    return list(
         Membership.objects.filter(user=user)
         .select_related("workspace")
         .order_by(F("workspace__personal_for").asc(nulls_last=True), "workspace__name", "workspace__pk")
     )
-    if not any(m.workspace.personal_for_id == user.pk for m in memberships):
-        memberships.insert(0, _create_personal_workspace(user))
-    return memberships
 
 
 def user_workspaces(user, need: Need = Need.VIEW) -> list[Workspace]:
     return [m.workspace for m in user_memberships(user) if _allows(m, need)]
-
-
-@transaction.atomic
-def _create_personal_workspace(user) -> Membership:
-    workspace, _ = Workspace.objects.get_or_create(
-        personal_for=user, defaults={"name": f"{user.get_username()} (personal)"}
-    )
-    membership, _ = Membership.objects.get_or_create(
-        workspace=workspace, user=user, defaults={"role": Membership.Role.OWNER}
-    )
-    return membership
 
 
 def membership_for(user, workspace_id: int, need: Need = Need.VIEW) -> Membership:

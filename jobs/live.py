@@ -30,7 +30,8 @@ from django.utils import timezone
 
 from jobs.access import jobs_visible_to
 from jobs.models import Membership, TrackedJob
-from jobs.selectors.training_log import attach_recent_checkpoints
+from jobs.selectors.job_page import job_live_context
+from jobs.selectors.training_log import EventsQuery, recent_checkpoints_of
 from jobs.sync import deployments, refresh, training_log
 
 # What a rendered card or live panel shows besides the snapshot (changed_at moves with every
@@ -53,6 +54,8 @@ MAX_KEYS_PER_POLL = 500
 REFRESHES_PER_POLL = 4
 RENDERED_SECONDS = 3600
 CARD_TEMPLATE = "jobs/dashboard.html#job-card"
+JOB_PARTS_TEMPLATE = "jobs/job_detail.html#job-live"
+GONE_TEMPLATE = "jobs/dashboard.html#job-card-gone"
 
 
 def job_version(job: TrackedJob) -> str:
@@ -215,8 +218,27 @@ def render_cards(jobs: list[TrackedJob], *, viewer=None) -> list[str]:
 
 
 def _cards(jobs: list[TrackedJob]) -> list[str]:
-    attach_recent_checkpoints(jobs)  # the cards' loss sparklines, in one query
-    return [render_to_string(CARD_TEMPLATE, {"job": job}) for job in jobs]
+    recent = recent_checkpoints_of(jobs)  # the cards' loss sparklines, in one query
+    return [
+        render_to_string(
+            CARD_TEMPLATE,
+            {"job": job, "recent_checkpoints": recent[job.pk], "deployments": deployments.deployments_of(job)},
+        )
+        for job in jobs
+    ]
+
+
+def render_job_parts(jobs: list[TrackedJob | PolledJob], *, events_query: EventsQuery, viewer) -> list[str]:
+    """The live part of each job's page (`job-live`), as the page renders it inline, for the
+    variant of the Events panel the page shows; each rendered once per version and variant."""
+    return rendered(
+        jobs,
+        part=f"job{events_query.variant}",
+        viewer=viewer,
+        render=lambda jobs: [
+            render_to_string(JOB_PARTS_TEMPLATE, {"job": job, **job_live_context(job, events_query)}) for job in jobs
+        ],
+    )
 
 
 def rendered(

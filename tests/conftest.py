@@ -14,7 +14,6 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from jobs import services
-from jobs.access import user_memberships
 from jobs.models import Membership, TrackedJob, Workspace
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS, unavailable
 from tests.fake_tokenfactory import FakeTokenFactory
@@ -32,9 +31,7 @@ def fake_api(settings):
 
 
 def _user(username: str):
-    user = get_user_model().objects.create_user(username=username, password=f"{username}-password-1")
-    user_memberships(user)  # personal workspace
-    return user
+    return get_user_model().objects.create_user(username=username, password=f"{username}-password-1")
 
 
 @pytest.fixture

@@ -1,33 +1,59 @@
 """Reads for the pages, by domain. Each runs a fixed number of queries, however many jobs there are.
 
-- dashboard: the dashboard's jobs, filtered and sorted;
+- accounts: whether any account exists yet;
+- dashboard: the dashboard's jobs, filtered and sorted, and their counts;
 - tokens: the tokens a person may use or manage;
-- teams: teams, members, the audit trail, invitations;
+- teams: teams, members, invite links, the audit trail, invitations;
+- channels: notification channels with their latest deliveries;
+- job_page: what a job page's live part shows beside the snapshot (timeline, events,
+  checkpoints, file names, deployments);
 - training_log: a job's stored events and checkpoints as the panels show them;
-- imports: a token's import list;
+- imports: a token's import list, its filters' choices, the rows picked;
 - worker: when the background worker last checked in.
 
 Reads never write. Callers use the names below (`selectors.jobs_for_dashboard(...)`).
 """
 
-from jobs.selectors.dashboard import DASHBOARD_PERIODS, DASHBOARD_SORTS, jobs_for_dashboard
-from jobs.selectors.imports import latest_run, listings, tracked_ids
-from jobs.selectors.teams import audit_trail, invitations_for, team_members, team_memberships
+from jobs.selectors.accounts import accounts_exist
+from jobs.selectors.channels import channels_with_deliveries
+from jobs.selectors.dashboard import DASHBOARD_PERIODS, DASHBOARD_SORTS, dashboard_counts, jobs_for_dashboard
+from jobs.selectors.imports import latest_run, listing_choices, listings, listings_picked, token_reread, tracked_ids
+from jobs.selectors.job_page import job_live_context, job_timeline
+from jobs.selectors.teams import (
+    audit_trail,
+    invitations_for,
+    pending_invitations,
+    team_contents,
+    team_members,
+    team_memberships,
+    usable_invites,
+)
 from jobs.selectors.tokens import tokens_managed_by, tokens_usable_by
 from jobs.selectors.worker import worker_last_seen
 
 __all__ = [
     "DASHBOARD_PERIODS",
     "DASHBOARD_SORTS",
+    "accounts_exist",
     "audit_trail",
+    "channels_with_deliveries",
+    "dashboard_counts",
     "invitations_for",
+    "job_live_context",
+    "job_timeline",
     "jobs_for_dashboard",
     "latest_run",
+    "listing_choices",
     "listings",
+    "listings_picked",
+    "pending_invitations",
+    "team_contents",
     "team_members",
     "team_memberships",
+    "token_reread",
     "tokens_managed_by",
     "tokens_usable_by",
     "tracked_ids",
+    "usable_invites",
     "worker_last_seen",
 ]

@@ -1,10 +1,11 @@
-"""Teams, their members, their audit trail, and the invitations waiting for a person."""
+"""Teams, their members, invite links and invitations, their audit trail, and the invitations
+waiting for a person."""
 
 from __future__ import annotations
 
 from django.db.models import Count
 
-from jobs.models import AuditEvent, MemberInvitation, Membership, Workspace
+from jobs.models import AuditEvent, Invite, MemberInvitation, Membership, Workspace
 
 
 def team_memberships(*, user) -> list[Membership]:
@@ -28,3 +29,18 @@ def audit_trail(*, workspace: Workspace, limit: int = 500) -> list[AuditEvent]:
 def invitations_for(*, user) -> list[MemberInvitation]:
     """Invitations waiting for the user's answer, newest first."""
     return list(user.team_invitations.select_related("workspace", "invited_by").order_by("-created_at", "-pk"))
+
+
+def usable_invites(*, team: Workspace) -> list[Invite]:
+    """The team's invite links that can still be used (neither used, revoked nor expired)."""
+    return [invite for invite in team.invites.all() if invite.is_usable]
+
+
+def pending_invitations(*, team: Workspace) -> list[MemberInvitation]:
+    """Invitations the team sent that wait for an answer."""
+    return list(team.member_invitations.all())
+
+
+def team_contents(*, team: Workspace) -> tuple[int, int]:
+    """How many tokens and tracked jobs the team holds (what deleting it would delete)."""
+    return team.tokens.count(), team.jobs.count()

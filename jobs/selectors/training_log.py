@@ -97,22 +97,17 @@ def events_view(job: TrackedJob, query: EventsQuery) -> EventsView:
 
 
 def checkpoints_of(job: TrackedJob) -> list[TrainingCheckpoint]:
-    """The job's checkpoints by step (one query), remembered on the job for the same render."""
-    if "_stored_checkpoints" not in job.__dict__:
-        job.__dict__["_stored_checkpoints"] = list(
-            TrainingCheckpoint.objects.filter(job=job).order_by(F("step").asc(nulls_last=True), "created_at", "pk")
-        )
-    return job.__dict__["_stored_checkpoints"]
+    """The job's checkpoints by step, in one query."""
+    return list(TrainingCheckpoint.objects.filter(job=job).order_by(F("step").asc(nulls_last=True), "created_at", "pk"))
 
 
-def attach_recent_checkpoints(jobs: list[TrackedJob]) -> None:
-    """The latest checkpoints of every job shown (for the cards' sparklines) in one query, and
-    none at all when no job on the page has any."""
+def recent_checkpoints_of(jobs: list[TrackedJob]) -> dict[int, list[TrainingCheckpoint]]:
+    """{job pk: its latest checkpoints by step} for every job shown (the cards' sparklines), in
+    one query, and none at all when no job on the page has any."""
+    by_job: dict[int, list[TrainingCheckpoint]] = {job.pk: [] for job in jobs}
     with_checkpoints = [job for job in jobs if job.checkpoints_synced_at is not None]
-    for job in jobs:
-        job.__dict__["_recent_checkpoints"] = []
     if not with_checkpoints:
-        return
+        return by_job
     ranked = (
         TrainingCheckpoint.objects.filter(job__in=with_checkpoints)
         .annotate(
@@ -123,18 +118,8 @@ def attach_recent_checkpoints(jobs: list[TrackedJob]) -> None:
         .filter(rank__lte=SPARKLINE_CHECKPOINTS)
         .only("job_id", "step", "metrics")
     )
-    by_job: dict[int, list[TrainingCheckpoint]] = {}
     for checkpoint in ranked:
-        by_job.setdefault(checkpoint.job_id, []).append(checkpoint)
-    for job in with_checkpoints:
-        job.__dict__["_recent_checkpoints"] = sorted(
-            by_job.get(job.pk, []), key=lambda c: (c.step is None, c.step or 0, c.pk)
-        )
-
-
-def recent_checkpoints(job: TrackedJob) -> list[TrainingCheckpoint]:
-    """What `attach_recent_checkpoints` loaded, or (for one card rendered alone, as the live
-    poll does) the same read for this job only."""
-    if "_recent_checkpoints" not in job.__dict__:
-        attach_recent_checkpoints([job])
-    return job.__dict__["_recent_checkpoints"]
+        by_job[checkpoint.job_id].append(checkpoint)
+    for checkpoints in by_job.values():
+        checkpoints.sort(key=lambda c: (c.step is None, c.step or 0, c.pk))
+    return by_job

@@ -1,7 +1,8 @@
 """People's writes: every change a person makes to workspaces, tokens, tracked jobs, teams and
 notification channels goes through here, by domain:
 
-- accounts: the first administrator, accounts made by administrators or by sign-up;
+- accounts: the first administrator, accounts made by administrators or by sign-up, and the
+  personal workspace each account gets when it is made;
 - teams: teams, members, invitations and invite links;
 - tokens: API tokens in the vault;
 - tracked_jobs: track, label, move, stop tracking, cancel;
@@ -13,7 +14,7 @@ Changes are written to the workspace's audit trail (jobs.audit). Callers use the
 """
 
 from jobs.audit import audit_record
-from jobs.services.accounts import account_create, first_admin_create
+from jobs.services.accounts import account_create, first_admin_create, personal_workspace_create
 from jobs.services.channels import channel_add, channel_delete, stall_settings_update
 from jobs.services.imports import ImportResult, import_resume, import_start, import_track
 from jobs.services.teams import (
@@ -73,6 +74,7 @@ __all__ = [
     "member_change_role",
     "member_invite",
     "member_remove",
+    "personal_workspace_create",
     "stall_settings_update",
     "team_create",
     "team_delete",

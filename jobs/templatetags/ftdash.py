@@ -1,3 +1,6 @@
+"""Filters for times and for a job's live state (how old, how often polled, whether due): pure
+functions of what the template already holds, never a query."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -7,7 +10,6 @@ from django.utils import timezone
 
 from jobs.humanize import span
 from jobs.live import job_version
-from jobs.sync.history import timeline
 from jobs.sync.refresh import base_interval, is_due, refresh_interval
 
 register = template.Library()
@@ -58,8 +60,3 @@ def live_version(job) -> str:
 def retry_wait(job) -> str:
     interval = refresh_interval(job)
     return span(interval.total_seconds()) if interval else "—"
-
-
-@register.filter
-def job_timeline(job) -> list[dict]:
-    return timeline(list(job.events.all()), now=timezone.now(), is_terminal=job.is_terminal)

@@ -1,5 +1,6 @@
-"""What the job page's Events, Checkpoints and Training curves panels and the dashboard card's
-loss sparkline read: stored rows (jobs.selectors.training_log), shaped by jobs.charts."""
+"""The job page's Checkpoints and Training curves panels and the dashboard card's loss
+sparkline, shaped by jobs.charts from the checkpoints the view hands over (read by
+jobs.selectors.training_log): these tags run no queries."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from jobs import charts
 from jobs.charts import SeriesSpec
 from jobs.finetuning import finite_number
 from jobs.metrics import LABELS, METRICS
-from jobs.selectors import training_log
 
 register = template.Library()
 
@@ -19,16 +19,11 @@ TABLE_COLUMNS = LOSS_SERIES + ACCURACY_SERIES
 
 
 @register.simple_tag
-def training_events(job, query=None):
-    return training_log.events_view(job, query or training_log.EventsQuery())
-
-
-@register.simple_tag
-def training_checkpoints(job):
+def training_checkpoints(checkpoints):
     """Rows for the Checkpoints table and the charts' data tables: step, time, each metric
     formatted (— when missing), the checkpoint's name."""
     rows = []
-    for checkpoint in training_log.checkpoints_of(job):
+    for checkpoint in checkpoints:
         metrics = checkpoint.metrics if isinstance(checkpoint.metrics, dict) else {}
         rows.append(
             {
@@ -40,9 +35,8 @@ def training_checkpoints(job):
 
 
 @register.simple_tag
-def training_curves(job):
-    """The loss and token-accuracy charts of the job's checkpoints (None without any)."""
-    checkpoints = training_log.checkpoints_of(job)
+def training_curves(checkpoints):
+    """The loss and token-accuracy charts of a job's checkpoints (None without any)."""
     if not checkpoints:
         return None
     data = [{"step": c.step, **(c.metrics if isinstance(c.metrics, dict) else {})} for c in checkpoints]
@@ -53,10 +47,9 @@ def training_curves(job):
 
 
 @register.filter
-def latest_loss(job):
-    """For a dashboard card: the latest valid loss (else train loss) and a sparkline of it,
-    or None for a job without checkpoints."""
-    checkpoints = training_log.recent_checkpoints(job)
+def latest_loss(checkpoints):
+    """For a dashboard card, from its job's latest checkpoints: the latest valid loss (else train
+    loss) and a sparkline of it, or None for a job without checkpoints."""
     if not checkpoints:
         return None
     for key in ("valid_loss", "train_loss"):

@@ -2,11 +2,9 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -25,7 +23,7 @@ JOBS_PER_PAGE = 50
 @require_GET
 def dashboard(request):
     if not request.user.is_authenticated:
-        if not get_user_model().objects.exists():
+        if not selectors.accounts_exist():
             return redirect("first_admin")
         return redirect("login")
     tokens = selectors.tokens_usable_by(user=request.user)
@@ -100,7 +98,7 @@ def _render_dashboard(request, form: TrackJobForm, status: int = 200):
     )
     filters = filter_form.filters()
     all_jobs = selectors.jobs_for_dashboard(user=request.user, **filters)
-    counts = all_jobs.aggregate(total=Count("pk"), running=Count("pk", filter=Q(status="running")))
+    counts = selectors.dashboard_counts(all_jobs)
     paginator = Paginator(all_jobs, JOBS_PER_PAGE)
     paginator.count = counts["total"]  # counted above with the running jobs, in one query
     page = paginator.get_page(request.GET.get("page"))

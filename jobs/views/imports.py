@@ -20,16 +20,13 @@ from django_htmx.http import HttpResponseClientRefresh
 from jobs import selectors, services
 from jobs.access import Need, token_for_user
 from jobs.forms import ImportFilterForm
-from jobs.models import ApiToken
 from jobs.sync import imports
 
 ROWS_PER_PAGE = 100
 
 
 def _filter_form(run, data) -> ImportFilterForm:
-    listings = run.listings.all()
-    statuses = sorted(set(listings.exclude(status="").values_list("status", flat=True)))
-    models = sorted(set(listings.exclude(model="").values_list("model", flat=True)))
+    statuses, models = selectors.listing_choices(run)
     return ImportFilterForm(data or None, statuses=statuses, models=models, auto_id="import_%s")
 
 
@@ -101,7 +98,7 @@ def import_progress(request, pk: int):
     return render(
         request,
         "tokens/token_import.html#import-progress",
-        {"token": ApiToken.objects.get(pk=token.pk), "run": run, "now": timezone.now()},
+        {"token": selectors.token_reread(token), "run": run, "now": timezone.now()},
     )
 
 
@@ -122,7 +119,7 @@ def import_track(request, pk: int):
     if request.POST.get("select_all"):
         rows = selectors.listings(run, **filters)
     else:
-        rows = run.listings.filter(job_id__in=request.POST.getlist("job"))
+        rows = selectors.listings_picked(run, request.POST.getlist("job"))
     if not rows.exists():
         messages.error(request, "Select at least one job to track.")
         return redirect(back)

@@ -17,20 +17,12 @@ from django.views.decorators.http import require_GET
 from jobs import live
 from jobs.selectors.training_log import EventsQuery
 
-# A dashboard card whose job the viewer can no longer see (removed, or moved out of their
-# workspaces) becomes this notice, which polls no more.
-GONE = (
-    '<li id="job-{pk}" class="job-card live-gone" data-live-gone>'
-    "<p>This job is no longer tracked here: it was removed, or moved out of your workspaces.</p>"
-    "</li>"
-)
-
 
 @login_required
 @require_GET
 def dashboard_cards(request):
     """The dashboard's cards whose jobs changed since the versions in `?v=<pk>.<version>`."""
-    return _changed_parts(request, live.parse_shown(request.GET.getlist("v")), part="card")
+    return _changed_parts(request, live.parse_shown(request.GET.getlist("v")))
 
 
 @login_required
@@ -40,40 +32,33 @@ def job_parts(request, pk: int):
     shown = live.parse_shown(request.GET.getlist("v"))
     # The Events panel's level filter and length ride along, so an update keeps them.
     events_query = EventsQuery.from_params(request.GET)
-    return _changed_parts(
-        request, {pk: shown.get(pk, "")}, part="job", extra={"events_query": events_query}, variant=events_query.variant
-    )
+    return _changed_parts(request, {pk: shown.get(pk, "")}, events_query=events_query)
 
 
-JOB_PARTS = "jobs/job_detail.html#job-live"
 # The oldest working check of the jobs polled, for the page's "checked N s ago" (live.js).
 CHECKED_HEADER = "X-Ftdash-Checked-At"
 
 
-def _changed_parts(
-    request, shown: dict[int, str], *, part: str, extra: dict | None = None, variant: str = ""
-) -> HttpResponse:
-    jobs, gone, checked_at = live.changed_jobs(request.user, shown, with_training_log=part == "job")
-    if gone and part == "job":
+def _changed_parts(request, shown: dict[int, str], *, events_query: EventsQuery | None = None) -> HttpResponse:
+    """Dashboard cards, or (with `events_query`) the live part of one job's page."""
+    job_page = events_query is not None
+    jobs, gone, checked_at = live.changed_jobs(request.user, shown, with_training_log=job_page)
+    if gone and job_page:
         raise Http404("No such job.")  # as for every other URL of a job one may not see
-    response = _nothing_changed() if not jobs and not gone else _parts(request, jobs, gone, part, extra, variant)
+    response = _nothing_changed() if not jobs and not gone else _parts(request, jobs, gone, events_query)
     if checked_at is not None:
         response[CHECKED_HEADER] = checked_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return response
 
 
-def _parts(request, jobs, gone: list[int], part: str, extra: dict | None, variant: str) -> HttpResponse:
-    """The changed parts, each from the render cache where it is there, and the gone notices."""
-    if part == "card":
+def _parts(request, jobs, gone: list[int], events_query: EventsQuery | None) -> HttpResponse:
+    """The changed parts, each from the render cache where it is there, and the gone notices
+    (a dashboard card whose job the viewer can no longer see, which polls no more)."""
+    if events_query is None:
         html = live.render_cards(jobs, viewer=request.user)
     else:
-        html = live.rendered(
-            jobs,
-            part=f"{part}{variant}",
-            viewer=request.user,
-            render=lambda jobs: [render_to_string(JOB_PARTS, {"job": job, **(extra or {})}) for job in jobs],
-        )
-    html += [GONE.format(pk=pk) for pk in gone]
+        html = live.render_job_parts(jobs, events_query=events_query, viewer=request.user)
+    html += [render_to_string(live.GONE_TEMPLATE, {"pk": pk}) for pk in gone]
     return HttpResponse("".join(html))
 
 

@@ -7,10 +7,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from jobs import notifications, services
+from jobs import notifications, selectors, services
 from jobs.access import Need, channel_for_user, membership_for, user_memberships
 from jobs.forms import ChannelForm, StallSettingsForm
-from jobs.models import Delivery, NotificationChannel
+from jobs.models import Delivery
 
 
 @login_required
@@ -22,16 +22,7 @@ def notification_list(request):
 def _render_list(request, *, failed_form=None, failed_workspace=None, status=200):
     sections = []
     memberships = user_memberships(request.user)
-    channels = list(
-        NotificationChannel.objects.filter(workspace__in=[m.workspace for m in memberships])
-        .select_related("workspace")
-        .order_by("kind", "pk")
-    )
-    recent = {}
-    for delivery in Delivery.objects.filter(channel__in=channels).order_by("-created_at")[:200]:
-        recent.setdefault(delivery.channel_id, [])
-        if len(recent[delivery.channel_id]) < 5:
-            recent[delivery.channel_id].append(delivery)
+    channels = selectors.channels_with_deliveries(workspaces=[m.workspace for m in memberships])
     for membership in memberships:
         workspace = membership.workspace
         mine = [
@@ -39,8 +30,6 @@ def _render_list(request, *, failed_form=None, failed_workspace=None, status=200
             for c in channels
             if c.workspace_id == workspace.pk and (membership.is_owner or c.user_id == request.user.pk)
         ]
-        for channel in mine:
-            channel.recent_deliveries = recent.get(channel.pk, [])
         form = (
             failed_form
             if failed_workspace == workspace.pk

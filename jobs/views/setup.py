@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model, login
+from django.contrib.auth import login
 from django.contrib.auth.views import LoginView
 from django.core.cache import caches
 from django.core.exceptions import ValidationError
@@ -20,7 +20,7 @@ from jobs.redis_cache import ResilientRedisCache
 @require_http_methods(["GET", "POST"])
 def first_admin(request):
     """Offered only while the site has no accounts at all."""
-    if get_user_model().objects.exists():
+    if selectors.accounts_exist():
         return redirect("login")
     form = AccountCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -43,7 +43,7 @@ class SignInView(LoginView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["no_accounts_yet"] = not get_user_model().objects.exists()
+        context["no_accounts_yet"] = not selectors.accounts_exist()
         return context
 
 

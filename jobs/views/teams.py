@@ -52,11 +52,12 @@ def team_detail(request, pk: int):
 
 def _render_team(request, membership, *, status=200, **forms):
     team = membership.workspace
+    members = selectors.team_members(team=team)
     context = {
         "team": team,
         "me": membership,
-        "members": selectors.team_members(team=team),
-        "owner_count": sum(1 for m in team.memberships.all() if m.is_owner),
+        "members": members,
+        "owner_count": sum(1 for m in members if m.is_owner),
     }
     if membership.is_owner:
         context |= {
@@ -64,8 +65,8 @@ def _render_team(request, membership, *, status=200, **forms):
             "invite_form": forms.get("invite_form") or InviteForm(),
             "rename_form": forms.get("rename_form") or TeamForm(initial={"name": team.name}),
             "role_form": RoleForm(),
-            "invites": [invite for invite in team.invites.all() if invite.is_usable],
-            "invitations": list(team.member_invitations.all()),
+            "invites": selectors.usable_invites(team=team),
+            "invitations": selectors.pending_invitations(team=team),
         }
     return render(request, "teams/team_detail.html", context, status=status)
 
@@ -205,14 +206,15 @@ def team_delete(request, pk: int):
         services.team_delete(team=team)
         messages.success(request, f"Deleted the team “{team.name}”, its tokens and its tracked jobs.")
         return redirect("team_list")
+    token_count, job_count = selectors.team_contents(team=team)
     return render(
         request,
         "confirm.html",
         {
             "title": f"Delete the team {team.name}?",
             "body": (
-                f"This deletes its {team.tokens.count()} token(s), stops tracking its "
-                f"{team.jobs.count()} job(s) and removes every member. It cannot be undone."
+                f"This deletes its {token_count} token(s), stops tracking its "
+                f"{job_count} job(s) and removes every member. It cannot be undone."
             ),
             "button": "Delete team",
             "cancel_url": reverse("team_detail", args=[team.pk]),

@@ -22,8 +22,13 @@ def job_detail(request, pk: int):
 
 
 def _render_detail(request, job, *, label_form=None, move_form=None, status=200):
-    context = {"job": job, "events_query": EventsQuery.from_params(request.GET), "checked_at": live.checked_at([job])}
+    context = {
+        "job": job,
+        "checked_at": live.checked_at([job]),
+        **selectors.job_live_context(job, EventsQuery.from_params(request.GET)),
+    }
     if job.can_edit:
+        context["can_cancel"] = services.can_cancel(job)
         tokens = selectors.tokens_usable_by(user=request.user)
         context["label_form"] = label_form or LabelForm(instance=job)
         context["move_form"] = move_form or JobMoveForm(
