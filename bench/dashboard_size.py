@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import (  # noqa: E402
     Client, Figure, Section, command_line, fmt_ms, machine, median, percentile, seed, serve, table,
 )
-from tests.fake_tokenfactory import FakeTokenFactory  # noqa: E402
+from tests.support.fake_tokenfactory import FakeTokenFactory  # noqa: E402
 
 RUNNING = 5
 COUNT_QUERIES = r"""

@@ -39,7 +39,7 @@ from bench.harness import (  # noqa: E402
     POLL_HEADERS, Client, Figure, Section, Viewers, command_line, dashboard_tab, fmt_ms, hammer, live_parts,
     machine, median, percentile, poll_path, seed, serve, table,
 )
-from tests.fake_tokenfactory import FakeTokenFactory  # noqa: E402
+from tests.support.fake_tokenfactory import FakeTokenFactory  # noqa: E402
 
 SECRET = "sk-bench-polls-0123456789"
 JOBS = 20

@@ -30,7 +30,7 @@ from bench.harness import (  # noqa: E402
     Figure, Section, Viewers, command_line, dashboard_tab, fmt_ms, machine, median, percentile, rss_mb, seed, serve,
     table,
 )
-from tests.fake_tokenfactory import FakeTokenFactory  # noqa: E402
+from tests.support.fake_tokenfactory import FakeTokenFactory  # noqa: E402
 
 
 def run(*, teams: int, viewers: int, jobs: int, seconds: float, interval: int, latency: float,

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import (  # noqa: E402
     Figure, Section, Viewers, command_line, dashboard_tab, fmt_ms, machine, median, percentile, seed, serve, table,
 )
-from tests.fake_tokenfactory import FakeTokenFactory  # noqa: E402
+from tests.support.fake_tokenfactory import FakeTokenFactory  # noqa: E402
 
 SECRET = "sk-bench-upstream-0123456789"
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.server_process import wait_for
-from tests.fake_tokenfactory import FAIL_KINDS, Call, FakeTokenFactory, ManualClock
+from tests.support.waiting import wait_for
+from tests.support.fake_tokenfactory import FAIL_KINDS, Call, FakeTokenFactory, ManualClock
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -596,46 +593,6 @@ def test_it_handles_concurrent_requests(fake):
     assert len(fake.calls_for(job["id"])) == 40
 
 
-# ---------------------------------------------------------------- standalone demo
-
-
-def test_it_runs_standalone_with_a_demo_token_and_jobs():
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_tokenfactory", "--port", "0"],
-        cwd=Path(__file__).resolve().parent.parent,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        lines = []
-        while not any("Ctrl-C" in line for line in lines):
-            line = process.stdout.readline()
-            assert line, f"demo server exited early: {lines}"
-            lines.append(line)
-        output = "".join(lines)
-        url = re.search(r"http://127\.0\.0\.1:\d+", output).group(0)
-        assert "demo-token" in output
-        printed_ids = set(re.findall(r"ftjob-[0-9a-f]{32}", output))
-        assert len(printed_ids) == 5
-        jobs = requests.get(f"{url}/v1/fine_tuning/jobs", headers={"Authorization": "Bearer demo-token"}, timeout=5).json()["data"]
-        assert {j["id"] for j in jobs} == printed_ids
-        statuses = sorted(j["status"] for j in jobs)
-        assert statuses == ["failed", "queued", "running", "running", "succeeded"]
-        methods = {(j["method"] or {}).get("type") for j in jobs}
-        assert {"supervised", "spec-draft"} <= methods
-        failed = next(j for j in jobs if j["status"] == "failed")
-        assert set(failed["error"]) == {"code", "message", "param"}
-        kinds = {i["type"] for j in jobs for i in (j["integrations"] or [])}
-        assert {"wandb", "hf"} <= kinds
-        process.send_signal(signal.SIGINT)  # Ctrl-C
-        assert process.wait(timeout=60) == 0  # a deadline for a loaded machine, not a speed test
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=60)
-        process.stdout.close()
-
-
 # ---------------------------------------------------------------- checkpoints
 
 
@@ -764,7 +721,8 @@ def test_the_schema_validator_is_not_vacuous(schemas):
 
 
 def test_every_job_body_the_fake_serves_matches_the_openapi_schema(fake, clock, schemas):
-    from tests.fake_tokenfactory import observed_job, seed_demo_jobs
+    from tests.support.fake_tokenfactory import seed_demo_jobs
+    from tests.support.payloads import observed_job
 
     seeded = seed_demo_jobs(fake, token=TOKEN)
     error = {"code": "oom", "message": "CUDA out of memory", "param": None}
@@ -792,7 +750,7 @@ def test_every_job_body_the_fake_serves_matches_the_openapi_schema(fake, clock, 
 
 
 def test_list_events_and_checkpoints_pages_match_the_documented_shapes(fake, schemas):
-    from tests.fake_tokenfactory import seed_demo_jobs
+    from tests.support.fake_tokenfactory import seed_demo_jobs
 
     seed_demo_jobs(fake)
     job = fake.add_job(total_steps=20, steps_per_call=10)

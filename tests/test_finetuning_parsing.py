@@ -15,7 +15,7 @@ from jobs.finetuning import (
     Hyperparameter,
     safe_url,
 )
-from tests.fake_tokenfactory import observed_job
+from tests.support.payloads import observed_job
 
 UTC = dt.UTC
 

@@ -23,7 +23,7 @@ from django.utils import timezone
 from jobs import notifications, refresh, services, vault
 from jobs.converters import DatabaseIdConverter
 from jobs.models import ApiToken, Delivery, JobEvent, NotificationChannel, TrackedJob
-from tests.conftest import ALICE_SECRET, track_remote_job
+from tests.support.accounts import ALICE_SECRET, track_remote_job
 
 
 @pytest.fixture(autouse=True)

@@ -24,7 +24,7 @@ from jobs.models import (
     RemovedJob,
     TrackedJob,
 )
-from tests.conftest import ALICE_SECRET
+from tests.support.accounts import ALICE_SECRET
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from jobs import services
 from jobs.models import AuditEvent, Membership, TrainingCheckpoint, TrainingEvent
-from tests.conftest import ALICE_SECRET, track_remote_job
+from tests.support.accounts import ALICE_SECRET, track_remote_job
 
 CANCEL_NOT_OFFERED = "This Token Factory endpoint does not offer cancelling."
 

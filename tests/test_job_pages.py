@@ -5,7 +5,7 @@ import re
 from django.utils import timezone
 
 from jobs.models import TrackedJob
-from tests.conftest import job_payload
+from tests.support.payloads import job_payload
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -91,7 +91,7 @@ def test_upstream_text_is_escaped_and_unsafe_links_are_not_rendered(alice_client
     script = "<script>alert(1)</script>"
     job = make_job(
         suffix=script,
-        model=f"<img src=x onerror=alert(1)>",
+        model="<img src=x onerror=alert(1)>",
         status="failed",
         error={"code": script, "message": script, "param": None},
         integrations=[

@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from jobs.live import job_version
 from jobs.models import Membership, TrackedJob
-from tests.conftest import job_payload, track_remote_job
+from tests.support.accounts import track_remote_job
+from tests.support.payloads import job_payload
 
 pytestmark = pytest.mark.django_db
 POLL = {"HTTP_HX_REQUEST": "true"}

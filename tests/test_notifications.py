@@ -7,9 +7,7 @@ import datetime as dt
 import json
 import re
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core import mail
@@ -17,80 +15,11 @@ from django.utils import timezone
 
 from jobs import notifications, refresh, services
 from jobs.models import Delivery, JobEvent, Membership, NotificationChannel, TrackedJob
-from tests.conftest import ALICE_SECRET
+from tests.support.accounts import ALICE_SECRET
+from tests.support.server_process import free_port
+from tests.support.webhooks import Receiver
 
 ALL_EVENTS = ["succeeded", "failed", "cancelled", "stalled"]
-
-
-# --- a local HTTP receiver --------------------------------------------------------------------
-
-
-class Receiver:
-    """An HTTP server on loopback that records what it is sent and answers `status`.
-
-    With `hold`, it records each request at once but answers only when `answering` is set;
-    a request's record says how it was `answered` once it was.
-    """
-
-    def __init__(self, status: int = 200, location: str | None = None, delay: float = 0.0, hold: bool = False):
-        self.status, self.location, self.delay = status, location, delay
-        self.requests: list[dict] = []
-        self._lock = threading.Lock()
-        self.answering = threading.Event()
-        if not hold:
-            self.answering.set()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                record = {"path": self.path, "headers": dict(self.headers), "body": body}
-                with receiver._lock:
-                    receiver.requests.append(record)
-                if receiver.delay:
-                    time.sleep(receiver.delay)
-                receiver.answering.wait(timeout=120)
-                status = receiver.status
-                try:
-                    self.send_response(status)
-                    if receiver.location:
-                        self.send_header("Location", receiver.location)
-                    self.send_header("Content-Length", "2")
-                    self.end_headers()
-                    self.wfile.write(b"ok")
-                    self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError):
-                    return  # the sender is gone (a test killed it) while its answer was held
-                record["answered"] = status
-
-            do_GET = do_POST
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    @property
-    def bodies(self) -> list[bytes]:
-        with self._lock:
-            return [r["body"] for r in self.requests]
-
-    def json(self) -> list[dict]:
-        return [json.loads(body) for body in self.bodies]
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -303,12 +232,6 @@ def test_an_allowed_name_is_called_at_its_checked_address_with_its_own_host_head
     assert notifications.send_test(channel).state == "sent"
     [request] = receiver.requests
     assert request["headers"]["Host"] == f"localhost:{receiver.server.server_address[1]}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_redirects_are_not_followed(alice, private_ok):

@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from jobs.models import TrackedJob
-from tests.conftest import track_remote_job
+from tests.support.accounts import track_remote_job
 
 pytestmark = pytest.mark.django_db
 POLL = {"HTTP_HX_REQUEST": "true"}

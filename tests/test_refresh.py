@@ -12,8 +12,8 @@ from django.utils import timezone
 from jobs import refresh, services
 from jobs.models import ApiToken, TrackedJob
 from jobs.tokenfactory import ApiUnavailable, JobNotFound, TokenRejected
-from tests.conftest import ALICE_SECRET, track_remote_job
-from tests.server_process import wait_for
+from tests.support.accounts import ALICE_SECRET, track_remote_job
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(autouse=True)

@@ -596,8 +596,8 @@ def test_moving_a_token_moves_its_jobs(alice_client, alice, alice_token, team, m
     alice_token.refresh_from_db()
     job.refresh_from_db()
     assert alice_token.workspace == team and job.workspace == team
-    assert f"moved token “research” (…wxyz) and its 1 job(s) to Research team" in _audit(alice.personal_workspace)
-    assert f"moved token “research” (…wxyz) and its 1 job(s) here from alice (personal)" in _audit(team)
+    assert "moved token “research” (…wxyz) and its 1 job(s) to Research team" in _audit(alice.personal_workspace)
+    assert "moved token “research” (…wxyz) and its 1 job(s) here from alice (personal)" in _audit(team)
 
 
 def test_the_token_edit_page_offers_the_workspace_to_move_to(alice_client, team, team_token):

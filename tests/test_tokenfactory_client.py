@@ -32,9 +32,9 @@ from jobs.tokenfactory import (
     UnreadableAnswer,
     clean_job_id,
 )
-from tests.conftest import ALICE_SECRET
-from tests.fake_tokenfactory import observed_job
-from tests.server_process import wait_for
+from tests.support.accounts import ALICE_SECRET
+from tests.support.payloads import observed_job
+from tests.support.waiting import wait_for
 
 BASE = "https://api.tokenfactory.test"
 KEY = "sk-unit-test-0123456789-SECRET-key"

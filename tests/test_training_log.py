@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from jobs import refresh, training_log
 from jobs.models import TrackedJob, TrainingCheckpoint, TrainingEvent
-from tests.conftest import track_remote_job
+from tests.support.accounts import track_remote_job
 
 
 @pytest.fixture(autouse=True)

@@ -4,27 +4,24 @@ A call ends by FTDASH_API_TOTAL_TIMEOUT, all its attempts included, whether the 
 its headers or its body; an answer over FTDASH_API_MAX_ANSWER_BYTES is refused as soon as it is
 passed (or before its body, when its Content-Length says so), counted decoded, and its
 connection closed. All of it over real HTTP against the fake Token Factory, scripted to dribble
-or to send a huge answer made as it is sent; the memory bound in a fresh process of its own.
+or to send a huge answer made as it is sent. The memory bound, in a fresh process of its own, and
+the limits read at start-up are in tests/processes/test_upstream_limits.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 import time
 
 import pytest
-from cryptography.fernet import Fernet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
-from bench.upstream_limits import call_in_fresh_process
 from jobs import refresh
 from jobs.models import TrackedJob
 from jobs.tokenfactory import AnswerTooLarge, ApiUnavailable, ClientConfig, TokenFactoryClient, UnreadableAnswer
-from tests.conftest import ALICE_SECRET, track_remote_job
+from tests.support.accounts import ALICE_SECRET, track_remote_job
 
 #: How far past its deadline a call may end on a loaded machine (the P11 target's margin).
 SLACK_SECONDS = 1.0
@@ -166,37 +163,6 @@ def test_every_endpoint_refuses_an_answer_over_the_cap(fake_api, endpoint):
         endpoint(client_for(fake_api), job["id"])
 
     assert refused.value.message == TOO_LARGE
-
-
-@pytest.mark.parametrize("kind", ["huge_chunked", "huge_gzip"])
-def test_a_process_refusing_a_400_mb_answer_stays_under_150_mb(fake_api, kind):
-    job = fake_api.add_job()
-    fake_api.fail_next(kind)  # 400 MiB, made as it is sent
-
-    # ftdash's own settings (FTDASH_API_MAX_ANSWER_BYTES at its 8 MiB default), a fresh process.
-    result = call_in_fresh_process(fake_api.url, job["id"])
-
-    assert result["error"] == "AnswerTooLarge"
-    assert result["message"] == "Token Factory's answer was larger than 8 MB."
-    assert result["peak_rss_mb"] <= 150
-
-
-def test_the_limits_come_from_the_environment_and_refuse_nonsense(tmp_path):
-    check = "from django.conf import settings; print(settings.FTDASH_API_TOTAL_TIMEOUT, settings.FTDASH_API_MAX_ANSWER_BYTES)"
-
-    def settings_with(**env):
-        return subprocess.run(
-            [sys.executable, "-c", f"import django; django.setup(); {check}"],
-            env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "ftdash.settings", "FTDASH_DATA_DIR": str(tmp_path),
-                 "FTDASH_SECRET_KEY": "k" * 50, "FTDASH_ENCRYPTION_KEYS": Fernet.generate_key().decode(), **env},
-            capture_output=True, text=True, timeout=60,
-        )
-
-    assert settings_with().stdout.split() == ["15.0", "8388608"]
-    assert settings_with(FTDASH_API_TOTAL_TIMEOUT="2.5", FTDASH_API_MAX_ANSWER_BYTES="1000").stdout.split() == [
-        "2.5", "1000"]
-    refused = settings_with(FTDASH_API_MAX_ANSWER_BYTES="8MB")
-    assert refused.returncode != 0 and "FTDASH_API_MAX_ANSWER_BYTES='8MB' is not a whole number" in refused.stderr
 
 
 # ---------------------------------------------------------------------------- through a refresh

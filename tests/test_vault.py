@@ -7,7 +7,7 @@ from cryptography.fernet import Fernet
 
 from jobs import refresh, services, vault
 from jobs.models import ApiToken, TrackedJob
-from tests.conftest import ALICE_SECRET
+from tests.support.accounts import ALICE_SECRET
 
 SECRET = "sk-vault-test-SECRET-0123456789-ünïcødé"
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from jobs import refresh, services
 from jobs.models import ApiToken, JobEvent, NotificationChannel, TrackedJob, TrainingCheckpoint
-from tests.conftest import ALICE_SECRET, track_remote_job
+from tests.support.accounts import ALICE_SECRET, track_remote_job
 
 LIST_PATH = "/v1/fine_tuning/jobs"
 BOB_SECRET = "sk-bob-0123456789-SECRET-bob7"

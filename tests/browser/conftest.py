@@ -21,7 +21,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -33,16 +32,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.chromium import TIMEOUT_MS
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import stop_process
+from tests.support.chromium import TIMEOUT_MS
+from tests.support.fake_tokenfactory import FakeTokenFactory
+from tests.support.server_process import ROOT, free_port, stop_process
 
 try:
     from playwright.sync_api import expect
 except ImportError:  # pragma: no cover - reported by the chromium fixture
     expect = None
 
-ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 VIEWPORT = {"width": 1280, "height": 800}
 
@@ -94,12 +92,6 @@ def _bin(name: str) -> str:
     if not found:
         pytest.fail(f"{name} not found in {VENV_BIN} or on PATH", pytrace=False)
     return found
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _tail(path: Path, lines: int = 60) -> str:
@@ -160,7 +152,7 @@ def app_server(chromium_executable, fake_api, tmp_path_factory, pytestconfig) ->
         FTDASH_TOKEN_REQUESTS_PER_MINUTE="1000000",
         PYTHONUNBUFFERED="1",
     )
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "w") as log:
         migrate = subprocess.run(
@@ -347,7 +339,7 @@ def api_secret(fake_api) -> str:
 @pytest.fixture
 def dashboard(page, user, api_secret):
     """A page signed in as this test's user, with its API token saved, showing the dashboard."""
-    from tests.browser.pages import save_token, sign_in
+    from tests.support.browser_pages import save_token, sign_in
 
     sign_in(page, user)
     save_token(page, "research", api_secret)

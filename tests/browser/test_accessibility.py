@@ -14,17 +14,15 @@ import re
 import secrets
 import subprocess
 import sys
-from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.browser.accessibility import Audit
-from tests.browser.pages import expect, open_job_page, save_token, sign_in, track_job
-from tests.server_process import ftdash_server
+from tests.support.accessibility import Audit
+from tests.support.browser_pages import expect, open_job_page, save_token, sign_in, track_job
+from tests.support.server_process import ROOT, ftdash_server
 
-ROOT = Path(__file__).resolve().parents[2]
 
 # Pages reached by links from these, too; the last two are linked from nowhere.
 START_PATHS = ["/", "/tokens/", "/teams/", "/notifications/", "/accounts/password_change/",

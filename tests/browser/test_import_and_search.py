@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from tests.browser.accessibility import Audit
-from tests.browser.pages import expect, job_card, record_requests
+from tests.support.accessibility import Audit
+from tests.support.browser_pages import expect, job_card, record_requests
 
 QWEN, LLAMA = "Qwen/Qwen3-4B", "meta-llama/Llama-3.1-8B-Instruct"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server_process import BIN, ROOT, free_port
+from tests.support.server_process import BIN, ROOT, free_port
 
 KEYS = {"FTDASH_SECRET_KEY": "data-dir-test-" + "k" * 50,
         "FTDASH_ENCRYPTION_KEYS": "mkK3wq0dPzgXk6pI3ZdX6c6nXbH2x1Rkq2cYbnFqAqU="}

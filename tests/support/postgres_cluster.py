@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server_process import free_port
+from tests.support.server_process import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 

@@ -21,9 +21,10 @@ connections (``close_idle_connections``) can be tested.
 
 It is also runnable by hand for trying ftdash without a real API key::
 
-    python -m tests.fake_tokenfactory --port 8765
+    python -m tests.support.fake_tokenfactory --port 8765
 
-Only the standard library is used, so it can be imported anywhere.
+Only the standard library is used (and tests/support/payloads.py, its job bodies), so it can be
+imported anywhere.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-__all__ = ["Call", "FakeTokenFactory", "FAIL_KINDS", "ManualClock", "seed_demo_jobs"]
+from tests.support.payloads import default_hyperparameters, default_job_body, new_file_id, new_job_id
+
+__all__ = ["ALIVE", "Call", "FakeTokenFactory", "FAIL_KINDS", "ManualClock", "seed_demo_jobs"]
 
 JOBS_PREFIX = ["v1", "fine_tuning", "jobs"]
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
@@ -80,6 +83,9 @@ FAIL_KINDS = frozenset(
     }
 )
 
+#: ``add_job(**ALIVE)``: a running job that moves on every GET and never finishes by itself.
+ALIVE = {"steps_per_call": 1, "total_steps": 100_000}
+
 #: The size of a "huge" answer unless fail_next says otherwise: the 400 MB of issue 17.
 HUGE_ANSWER_BYTES = 400 * 1024 * 1024
 
@@ -98,71 +104,6 @@ def _nginx_page(status: int) -> bytes:
         f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
         "</body>\r\n</html>\r\n"
     ).encode()
-
-
-def new_job_id() -> str:
-    """A job id in Token Factory's format: ``ftjob-`` + 32 lowercase hex chars."""
-    return "ftjob-" + uuid.uuid4().hex
-
-
-def new_file_id() -> str:
-    """A file id in Token Factory's format: ``file-<uuid>``."""
-    return f"file-{uuid.uuid4()}"
-
-
-def default_hyperparameters() -> dict[str, Any]:
-    """The supervised LoRA hyperparameters observed on a real job."""
-    return {
-        "batch_size": 32,
-        "n_epochs": 10,
-        "learning_rate": 1e-05,
-        "warmup_ratio": 0.0,
-        "weight_decay": 0.0,
-        "lora": True,
-        "lora_r": 16,
-        "lora_alpha": 16,
-        "lora_dropout": 0.0,
-        "packing": True,
-        "max_grad_norm": 1.0,
-        "context_length": 8192,
-    }
-
-
-def default_job_body(job_id: str, created_at: int) -> dict[str, Any]:
-    """A realistic FineTuningJob body (see the API README), before any overrides."""
-    return {
-        "id": job_id,
-        "object": "fine_tuning.job",
-        "created_at": created_at,
-        "error": None,
-        "finished_at": None,
-        "hyperparameters": default_hyperparameters(),
-        "model": "Qwen/Qwen3-4B",
-        "organization_id": "",
-        "result_files": [],
-        "seed": 42,
-        "status": "running",
-        "trained_tokens": 0,
-        "training_file": new_file_id(),
-        "validation_file": new_file_id(),
-        "estimated_finish": None,
-        "integrations": None,
-        "method": None,
-        "suffix": "",
-        "trained_steps": 0,
-        "total_steps": None,
-    }
-
-
-OBSERVED_JOB_ID = "ftjob-c7cc1f8df48144aeb180a5bf5818dc81"
-
-
-def observed_job() -> dict[str, Any]:
-    """The job the API README shows, as observed on the real API (a fresh copy each call)."""
-    body = default_job_body(OBSERVED_JOB_ID, 1753341502)
-    body["training_file"] = "file-76807105-0000-0000-0000-000000000000"
-    body["validation_file"] = "file-d1c98e51-0000-0000-0000-000000000000"
-    return body
 
 
 class ManualClock:
@@ -667,6 +608,11 @@ class FakeTokenFactory:
                 c for c in self._calls
                 if c.path.startswith("/v1/fine_tuning/jobs") and not c.path.endswith(("/events", "/checkpoints"))
             ]
+
+    def calls_with(self, token: str) -> list[Call]:
+        """The requests that carried ``token`` as their bearer token."""
+        with self._lock:
+            return [c for c in self._calls if c.token == token]
 
     def calls_for(self, job_id: str, *, training_log: bool = False) -> list[Call]:
         """The requests that addressed ``job_id`` (the job itself or its sub-resources).
@@ -1357,7 +1303,7 @@ def seed_demo_jobs(fake: FakeTokenFactory, *, token: str | None = None) -> dict[
 def main(argv: list[str] | None = None) -> int:
     """Run the fake in the foreground with demo jobs until Ctrl-C."""
     parser = argparse.ArgumentParser(
-        prog="python -m tests.fake_tokenfactory",
+        prog="python -m tests.support.fake_tokenfactory",
         description="A fake Token Factory fine-tuning API for trying ftdash without a real API key.",
     )
     parser.add_argument("--host", default="127.0.0.1")

@@ -7,8 +7,10 @@ import signal
 import textwrap
 import time
 
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import ADMIN_PASSWORD, ftdash_server, start_worker, wait_for
+from tests.support.fake_tokenfactory import FakeTokenFactory
+from tests.support.server_process import ftdash_server, start_worker
+from tests.support.waiting import wait_for
+from tests.support.web_forms import ADMIN_PASSWORD
 
 SECRET = "sk-watch-0123456789-SECRET-wt77"
 

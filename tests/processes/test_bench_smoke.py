@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from bench.run import BEGIN, END
+from tests.support.server_process import ROOT
 
 pytestmark = pytest.mark.bench
 
-ROOT = Path(__file__).resolve().parent.parent
 PROSE = f"# Benchmarks\n\nProse written by hand.\n\n{BEGIN}\nthe figures of an older run\n{END}\n\nMore prose.\n"
 
 

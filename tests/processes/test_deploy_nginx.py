@@ -36,12 +36,11 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from tests.chromium import TIMEOUT_MS, unavailable
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import wait_for
+from tests.support.chromium import TIMEOUT_MS, unavailable
+from tests.support.fake_tokenfactory import FakeTokenFactory
+from tests.support.server_process import BIN, ROOT, free_port
+from tests.support.waiting import wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 SHIPPED_SITE = ROOT / "deploy" / "nginx" / "ftdash.conf"
 PREFIX = "/ftdash"
 ONE_YEAR = 365 * 24 * 3600
@@ -55,12 +54,6 @@ def _tool(name: str) -> str:
     if not found:
         unavailable(f"{name} is not installed (apt-get install -y {'nginx-light' if name == 'nginx' else name})")
     return found
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _tail(path: Path, lines: int = 60) -> str:
@@ -177,7 +170,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         check=True, capture_output=True, timeout=60,
     )
 
-    http_port, https_port, app_port = _free_port(), _free_port(), _free_port()
+    http_port, https_port, app_port = free_port(), free_port(), free_port()
     origin = f"https://127.0.0.1:{https_port}"
     with FakeTokenFactory() as api:
         # Production mode, as `make serve` under systemd: no FTDASH_DEBUG, keys given.

@@ -9,8 +9,9 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import ADMIN_PASSWORD, create_admin, ftdash_server, post_form, save_token, signed_in_session
+from tests.support.fake_tokenfactory import FakeTokenFactory
+from tests.support.server_process import ftdash_server
+from tests.support.web_forms import ADMIN_PASSWORD, create_admin, post_form, save_token, signed_in_session
 
 SECRET = "sk-coalesce-0123456789-wxyz"
 POLLS_PER_VIEWER = 15

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import ADMIN_PASSWORD, ROOT, create_admin, ftdash_server, post_form, save_token, signed_in_session
+from tests.support.fake_tokenfactory import FakeTokenFactory
+from tests.support.server_process import ROOT, ftdash_server
+from tests.support.web_forms import ADMIN_PASSWORD, create_admin, post_form, save_token, signed_in_session
 
 SECRET = "sk-backup-test-0123456789-abcd"
 KEYS = {

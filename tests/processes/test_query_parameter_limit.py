@@ -15,8 +15,9 @@ import sys
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import ADMIN_PASSWORD, ROOT, create_admin, ftdash_server, signed_in_session
+from tests.support.fake_tokenfactory import FakeTokenFactory
+from tests.support.server_process import ROOT, ftdash_server
+from tests.support.web_forms import ADMIN_PASSWORD, create_admin, signed_in_session
 
 # Short parameters: gunicorn itself refuses a request line over 4,094 bytes, with its own 400.
 TOO_MANY = "&".join(["v"] * 1001)

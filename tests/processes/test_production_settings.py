@@ -22,10 +22,9 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import ftdash_server
+from tests.support.fake_tokenfactory import FakeTokenFactory
+from tests.support.server_process import ROOT, ftdash_server
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEY = secrets.token_urlsafe(50)
 FERNET_KEY = Fernet.generate_key().decode()
 PRODUCTION = {

@@ -20,11 +20,10 @@ import pytest
 import requests
 from django.db import connection
 
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import (
-    ADMIN_PASSWORD, create_admin, ftdash_server, save_token, signed_in_session, start_worker,
-    stop_process, wait_for,
-)
+from tests.support.fake_tokenfactory import FakeTokenFactory
+from tests.support.server_process import ftdash_server, start_worker, stop_process
+from tests.support.waiting import wait_for
+from tests.support.web_forms import ADMIN_PASSWORD, create_admin, save_token, signed_in_session
 
 pytestmark = pytest.mark.skipif(connection.vendor != "sqlite", reason="the SQLite leg")
 
