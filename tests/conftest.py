@@ -15,7 +15,7 @@ from django.utils import timezone
 from jobs import services
 from jobs.access import user_memberships
 from jobs.models import Membership, TrackedJob, Workspace
-from tests.support.accounts import ALICE_SECRET
+from tests.support.accounts import ALICE_SECRET, track_remote_job
 from tests.support.authorization import team_objects
 from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS, unavailable
 from tests.support.fake_tokenfactory import FakeTokenFactory
@@ -129,3 +129,9 @@ def browser(chromium_executable):
 def objects(alice, bob, charlie, team, make_job, fake_api) -> dict:
     """Everything the routes of the authorization table act on (tests/support/authorization.py)."""
     return team_objects(alice, bob, charlie, team, make_job, fake_api)
+
+
+@pytest.fixture
+def running_job(fake_api, alice, alice_token) -> TrackedJob:
+    """A running job of alice's on the fake API (step 10 of 100), tracked in her workspace."""
+    return track_remote_job(fake_api, alice, alice_token, total_steps=100, trained_steps=10)

@@ -19,6 +19,7 @@ from django.test import Client
 from django.urls import get_resolver, reverse
 
 from jobs.models import Membership, NotificationChannel, TrackedJob
+from tests.support.accounts import new_user
 from tests.support.authorization import (
     BOB_CHANNEL_TARGET,
     CASES,
@@ -42,11 +43,10 @@ from tests.support.authorization import (
     all_pattern_names,
     call,
     case_id,
-    new_user,
-    signed_in,
     url_for,
     url_names,
 )
+from tests.support.django_client import signed_in
 
 
 # --- the table is complete ----------------------------------------------------------------------

@@ -12,12 +12,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from jobs import services
-from jobs.access import user_memberships
 from jobs.models import (
     ApiToken,
     Delivery,
@@ -28,6 +26,7 @@ from jobs.models import (
     TrackedJob,
     Workspace,
 )
+from tests.support.accounts import new_user
 from tests.support.payloads import job_payload
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -285,13 +284,6 @@ def case_id(case):
 # --- fixtures ---------------------------------------------------------------------------------
 
 
-def new_user(username: str, **extra):
-    """A person with a personal workspace, as sign-up makes one (password: <username>-password-1)."""
-    user = get_user_model().objects.create_user(username=username, password=f"{username}-password-1", **extra)
-    user_memberships(user)
-    return user
-
-
 def team_objects(alice, bob, charlie, team, make_job, fake_api) -> dict:
     """The team (alice Owner, bob Member, dave Viewer, erin Member) with two tokens, a job, an
     invite link, and an invitation of gina (no member yet) waiting for her answer."""
@@ -336,9 +328,3 @@ def call(client: Client, name: str, method: str, o: dict, **headers):
     if method == "GET":
         return client.get(url, **headers)
     return client.post(url, ROUTES[name].data(o), **headers)
-
-
-def signed_in(user) -> Client:
-    client = Client(raise_request_exception=True)
-    client.force_login(user)
-    return client
