@@ -7,7 +7,7 @@ PORT ?= 8000
 export FTDASH_DATA_DIR ?= $(CURDIR)/data
 export HOST PORT
 
-.PHONY: run serve test install bench
+.PHONY: run serve test test-fast install bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ serve: install
 # PYTEST_ARGS narrows a run, e.g. make test PYTEST_ARGS='-m "not browser"'
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fast loop while developing: every test that starts no process and drives no browser.
+test-fast:
+	$(MAKE) --no-print-directory test PYTEST_ARGS='-m "not browser and not processes"'
 
 # The live-update benchmarks of issue 9 (~15 minutes, one script at a time); writes the figures
 # into BENCHMARKS.md. make bench BENCH_ARGS='--smoke' for a quick look, '--only polls' for one.

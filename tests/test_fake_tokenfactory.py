@@ -470,13 +470,13 @@ def test_fail_next_reset_closes_the_connection_without_an_answer(fake):
 @pytest.mark.parametrize("kind", ["dribble_headers", "dribble_body"])
 def test_fail_next_dribble_sends_the_normal_answer_a_byte_at_a_time(fake, kind):
     job = fake.add_job()
-    # A byte every 0.3 s: each read waits a little, far less than the client's read timeout ...
-    fake.fail_next(kind, delay=0.3, dribble_for=1.5)
+    # A byte every 0.1 s: each read waits a little, far less than the client's read timeout ...
+    fake.fail_next(kind, delay=0.1, dribble_for=0.5)
     started = time.monotonic()
     response = get_job(fake, job["id"], timeout=5)
     # ... and after dribble_for the rest comes at once: the whole normal answer, late.
     assert response.status_code == 200 and response.json()["id"] == job["id"]
-    assert time.monotonic() - started >= 1.5
+    assert time.monotonic() - started >= 0.5
 
 
 def test_fail_next_dribble_headers_or_body_is_dribbled_from_there_on(fake):

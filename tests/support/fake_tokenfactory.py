@@ -23,8 +23,8 @@ It is also runnable by hand for trying ftdash without a real API key::
 
     python -m tests.support.fake_tokenfactory --port 8765
 
-Only the standard library is used (and tests/support/payloads.py, its job bodies), so it can be
-imported anywhere.
+Only the standard library is used (and tests/support/payloads.py for its job bodies,
+tests/support/loopback_server.py for its server), so it can be imported anywhere.
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from tests.support.loopback_server import PromptServer
 from tests.support.payloads import default_hyperparameters, default_job_body, new_file_id, new_job_id
 
 __all__ = ["ALIVE", "Call", "FakeTokenFactory", "FAIL_KINDS", "ManualClock", "seed_demo_jobs"]
@@ -257,10 +258,7 @@ class FakeTokenFactory:
         server = _Server((host, port), _Handler)
         server.fake = self
         thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.01},  # stop() returns within ~10 ms
-            name=f"fake-tokenfactory:{server.server_address[1]}",
-            daemon=True,
+            target=server.serve_until_stopped, name=f"fake-tokenfactory:{server.server_address[1]}", daemon=True
         )
         thread.start()
         self._server, self._thread = server, thread
@@ -271,7 +269,7 @@ class FakeTokenFactory:
         server, thread = self._server, self._thread
         self._server = self._thread = None
         if server is not None:
-            server.shutdown()
+            server.stop_serving()
             server.server_close()
         # Kept-alive connections would otherwise go on being answered after the server stopped.
         with self._lock:
@@ -1064,7 +1062,7 @@ def _failure_response(failure: _Failure) -> _Response:
     return response
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(PromptServer):
     daemon_threads = True  # a hung or sleeping handler never blocks stop() or interpreter exit
     block_on_close = False
     request_queue_size = 128  # the default backlog of 5 stalls concurrent clients for a 1 s SYN retry

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.support.loopback_server import PromptServer
 
 
 class Receiver:
@@ -56,9 +58,9 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = PromptServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_until_stopped, daemon=True)
 
     @property
     def url(self) -> str:
@@ -77,5 +79,5 @@ class Receiver:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.server.shutdown()
+        self.server.stop_serving()
         self.server.server_close()
