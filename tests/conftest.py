@@ -1,7 +1,9 @@
-"""Shared fixtures: a fake Token Factory over real HTTP, and three people.
+"""Shared fixtures: a fake Token Factory over real HTTP, three people, and what several test
+modules build on them (a running job, the objects of the authorization table, Chromium).
 
 alice owns a workspace (her personal one), bob is a member of a team workspace alice owns,
-charlie is an outsider who must never see either.
+charlie is an outsider who must never see either. Helpers that are not fixtures are in
+tests/support/.
 """
 
 from __future__ import annotations

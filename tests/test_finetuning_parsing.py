@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 
@@ -19,14 +18,12 @@ from tests.support.payloads import observed_job
 
 UTC = dt.UTC
 
-# The job from the API README, as observed on the real API.
+# The job from the API README, as observed on the real API (observed_job() is a fresh copy).
 OBSERVED_JOB = observed_job()
 
 
 def job(**fields) -> FineTuningJob:
-    payload = copy.deepcopy(OBSERVED_JOB)
-    payload.update(fields)
-    return FineTuningJob.from_payload(payload)
+    return FineTuningJob.from_payload(observed_job(**fields))
 
 
 def hyperparameters(parsed: FineTuningJob) -> dict[str, Hyperparameter]:
@@ -84,7 +81,7 @@ def read_everything(parsed: FineTuningJob) -> None:
 
 
 def test_the_observed_real_job_reads_as_a_running_supervised_lora_job():
-    parsed = FineTuningJob.from_payload(copy.deepcopy(OBSERVED_JOB))
+    parsed = FineTuningJob.from_payload(observed_job())
 
     assert parsed.id == "ftjob-c7cc1f8df48144aeb180a5bf5818dc81"
     assert parsed.status == "running" and parsed.status_label == "running"
@@ -645,8 +642,7 @@ KNOWN_KEYS = sorted(
 def test_any_json_never_breaks_parsing_or_the_properties_templates_read(payload, key, value):
     read_everything(FineTuningJob.from_payload(payload))
 
-    with_odd_field = copy.deepcopy(OBSERVED_JOB)
-    with_odd_field[key] = value
+    with_odd_field = observed_job(**{key: value})
     read_everything(FineTuningJob.from_payload(with_odd_field))
 
 
@@ -704,8 +700,7 @@ _checkpoints = st.one_of(small_json_values, _config(["type", "repo", "revision",
     error=None,
 )
 def test_schema_shaped_jobs_with_odd_leaves_never_break(method, hyperparameters, integrations, from_checkpoint, error):
-    payload = copy.deepcopy(OBSERVED_JOB)
-    payload.update(
+    payload = observed_job(
         method=method,
         hyperparameters=hyperparameters,
         integrations=integrations,
@@ -729,9 +724,7 @@ def test_any_json_in_a_known_field_still_renders_the_job_page_and_the_dashboard(
     from jobs.tokenfactory import storable_json
 
     tracked = make_job()
-    snapshot = copy.deepcopy(OBSERVED_JOB)
-    snapshot["id"] = tracked.job_id
-    snapshot[key] = value
+    snapshot = observed_job(**{"id": tracked.job_id, key: value})
     TrackedJob.objects.filter(pk=tracked.pk).update(snapshot=storable_json(snapshot))
 
     detail = alice_client.get(f"/jobs/{tracked.pk}/")

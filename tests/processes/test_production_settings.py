@@ -24,6 +24,7 @@ from cryptography.fernet import Fernet
 
 from tests.support.fake_tokenfactory import FakeTokenFactory
 from tests.support.server_process import ROOT, ftdash_server
+from tests.support.web_forms import ADMIN_PASSWORD, create_admin
 
 SECRET_KEY = secrets.token_urlsafe(50)
 FERNET_KEY = Fernet.generate_key().decode()
@@ -266,8 +267,7 @@ def test_every_url_and_redirect_carries_the_prefix(tmp_path):
         assert get("/").headers["Location"] == "/ftdash/setup/"
         assert_urls_prefixed(get("/setup/"))
 
-        server.env["DJANGO_SUPERUSER_PASSWORD"] = "a-long-passphrase-1"
-        server.manage("createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com")
+        create_admin(server)
         assert get("/").headers["Location"] == "/ftdash/accounts/login/"
         assert get("/tokens/").headers["Location"] == "/ftdash/accounts/login/?next=/ftdash/tokens/"
         expired = get("/live/cards/?v=1.x", headers={"HX-Request": "true", "HX-Current-URL": server.url + "/ftdash/"})
@@ -277,7 +277,7 @@ def test_every_url_and_redirect_carries_the_prefix(tmp_path):
         login_page = get("/accounts/login/")
         assert_urls_prefixed(login_page)
         assert "Path=/ftdash/" in login_page.headers["Set-Cookie"]
-        signed_in = post("/accounts/login/", {"username": "admin", "password": "a-long-passphrase-1"})
+        signed_in = post("/accounts/login/", {"username": "admin", "password": ADMIN_PASSWORD})
         assert (signed_in.status_code, signed_in.headers["Location"]) == (302, "/ftdash/")
 
         saved = post("/tokens/", {"name": "main", "secret": secret})

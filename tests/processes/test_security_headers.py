@@ -11,6 +11,7 @@ import secrets
 import pytest
 
 from tests.support.security_headers import assert_framing_and_policy
+from tests.support.web_forms import ADMIN_PASSWORD, create_admin
 
 
 REPORT_CSP = """
@@ -28,17 +29,13 @@ def test_in_a_browser_htmx_works_under_the_csp_with_zero_violations(browser, tmp
     from tests.support.fake_tokenfactory import FakeTokenFactory
     from tests.support.server_process import ftdash_server
 
-    password = "admin-" + secrets.token_urlsafe(12)
     secret = "sk-csp-" + secrets.token_hex(12)
 
     class Account:
-        username = "admin"
-
-    Account.password = password
+        username, password = "admin", ADMIN_PASSWORD
 
     with FakeTokenFactory() as api, ftdash_server(tmp_path / "data", api_url=api.url, workers=2) as server:
-        server.env["DJANGO_SUPERUSER_PASSWORD"] = password
-        server.manage("createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com")
+        create_admin(server)
         api.add_token(secret)
         job = api.add_job(token=secret, total_steps=10_000, steps_per_second=150)
 
