@@ -17,6 +17,7 @@ from django.utils import timezone
 from jobs import refresh, training_log
 from jobs.models import TrackedJob, TrainingCheckpoint, TrainingEvent
 from tests.support.accounts import track_remote_job
+from tests.support.tracked_jobs import age
 
 
 @pytest.fixture(autouse=True)
@@ -41,9 +42,6 @@ def track(fake_api, alice, token, **fields) -> TrackedJob:
     return job
 
 
-def age(job: TrackedJob, seconds: float = 60) -> None:
-    """Pretend the last refresh attempt was `seconds` ago, so the job is due."""
-    TrackedJob.objects.filter(pk=job.pk).update(checked_at=timezone.now() - dt.timedelta(seconds=seconds))
 
 
 def poll(job: TrackedJob) -> TrackedJob:
@@ -70,7 +68,7 @@ def add_events(fake_api, job: TrackedJob, n: int, *, later: int = 10, prefix: st
 
 def test_a_refresh_stores_the_jobs_events_once_each(fake_api, alice, alice_token):
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=10)
-    age(job)
+    age(job, seconds=60)
     poll(job)
 
     messages = stored_messages(job)
@@ -78,7 +76,7 @@ def test_a_refresh_stores_the_jobs_events_once_each(fake_api, alice, alice_token
     assert "Fine-tuning job started" in messages
     assert len(calls_to(fake_api, job, "events")) == 1
 
-    age(job)
+    age(job, seconds=60)
     poll(job)
     assert stored_messages(job) == messages  # nothing new, nothing twice
 
@@ -88,7 +86,7 @@ def test_events_are_read_across_pages_and_then_only_what_is_new(fake_api, alice,
     fake_api.set_events_order(newest_first=newest_first)
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=10)
     add_events(fake_api, job, 250)  # three pages of 100 with the seeded ones
-    age(job)
+    age(job, seconds=60)
     poll(job)
 
     messages = stored_messages(job)
@@ -98,7 +96,7 @@ def test_events_are_read_across_pages_and_then_only_what_is_new(fake_api, alice,
 
     fake_api.reset_calls()
     add_events(fake_api, job, 120, later=1000, prefix="later")
-    age(job)
+    age(job, seconds=60)
     poll(job)
     assert stored_messages(job)[-120:] == [f"later {i}" for i in range(120)]
     assert len(stored_messages(job)) == 373
@@ -106,7 +104,7 @@ def test_events_are_read_across_pages_and_then_only_what_is_new(fake_api, alice,
     assert len(calls_to(fake_api, job, "events")) == 2
 
     fake_api.reset_calls()
-    age(job)
+    age(job, seconds=60)
     poll(job)
     assert len(calls_to(fake_api, job, "events")) == 1  # a steady sync is one call
     assert len(stored_messages(job)) == 373
@@ -116,7 +114,7 @@ def test_event_levels_are_named_alike_and_long_messages_are_cut(fake_api, alice,
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=10)
     fake_api.add_event(job.job_id, "x" * 20_000, level="warn")
     fake_api.add_event(job.job_id, "broken", level="ERROR")
-    age(job)
+    age(job, seconds=60)
     poll(job)
 
     long, broken = TrainingEvent.objects.filter(job=job).order_by("-pk")[:2][::-1]
@@ -126,12 +124,12 @@ def test_event_levels_are_named_alike_and_long_messages_are_cut(fake_api, alice,
 
 def test_events_of_a_finished_job_are_fetched_once_more_and_never_again(fake_api, alice, alice_token):
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=10)
-    age(job)
+    age(job, seconds=60)
     poll(job)
     fake_api.add_event(job.job_id, "last words before the end")
     fake_api.update_job(job.job_id, status="succeeded", trained_steps=100)
     fake_api.add_checkpoint(job.job_id, step_number=100)
-    age(job)
+    age(job, seconds=60)
     job = poll(job)
 
     assert job.status == "succeeded"
@@ -144,7 +142,7 @@ def test_events_of_a_finished_job_are_fetched_once_more_and_never_again(fake_api
     for _ in range(3):
         refresh.refresh_now(TrackedJob.objects.get(pk=job.pk))
         poll(job)
-        age(job)
+        age(job, seconds=60)
     assert calls_to(fake_api, job, "events") == [] and calls_to(fake_api, job, "checkpoints") == []
     assert "said after the final read" not in stored_messages(job)
 
@@ -166,7 +164,7 @@ def test_a_failing_events_endpoint_keeps_the_snapshot(fake_api, alice, alice_tok
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=10)
     fake_api.set_training_log(supported=False)
     fake_api.advance(job.job_id, 5)
-    age(job)
+    age(job, seconds=60)
     job = poll(job)
 
     assert job.snapshot["trained_steps"] == 15
@@ -175,7 +173,7 @@ def test_a_failing_events_endpoint_keeps_the_snapshot(fake_api, alice, alice_tok
 
     # An API without the endpoint is not asked again at every refresh.
     fake_api.reset_calls()
-    age(job)
+    age(job, seconds=60)
     poll(job)
     assert calls_to(fake_api, job, "events") == []
 
@@ -193,7 +191,7 @@ def test_twenty_viewers_for_a_minute_cost_one_events_and_one_checkpoints_call_pe
 
     intervals = 0
     for _second in range(0, 60, 5):  # a simulated minute: each of its 12 intervals comes due
-        age(job, 6)
+        age(job, seconds=6)
         intervals += 1
         for _viewer in range(20):
             assert client.get(url, {"v": f"{job.pk}.stale"}).status_code in (200, 204)
@@ -211,14 +209,14 @@ def test_twenty_viewers_for_a_minute_cost_one_events_and_one_checkpoints_call_pe
 def test_checkpoints_are_stored_with_their_metrics_and_read_again_when_an_epoch_ends(fake_api, alice, alice_token):
     # 10 epochs of 10 steps: a checkpoint per epoch.
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=5)
-    age(job)
+    age(job, seconds=60)
     poll(job)
     assert TrainingCheckpoint.objects.filter(job=job).count() == 0
 
     fake_api.advance(job.job_id, 5)
     fake_api.add_checkpoint(job.job_id, metrics={"train_loss": 0.9, "valid_loss": float("nan")})
     fake_api.reset_calls()
-    age(job)
+    age(job, seconds=60)
     poll(job)  # steps 5 → 10 crossed an epoch: asked again within the slower interval
 
     assert len(calls_to(fake_api, job, "checkpoints")) == 1
@@ -230,7 +228,7 @@ def test_checkpoints_are_stored_with_their_metrics_and_read_again_when_an_epoch_
 
     fake_api.advance(job.job_id, 3)
     fake_api.reset_calls()
-    age(job)
+    age(job, seconds=60)
     poll(job)  # no epoch crossed, within the minute: not asked
     assert calls_to(fake_api, job, "checkpoints") == []
 
@@ -239,7 +237,7 @@ def test_many_checkpoints_are_read_across_pages(fake_api, alice, alice_token):
     job = track(fake_api, alice, alice_token, total_steps=1000, trained_steps=5)
     for step in range(1, 251):
         fake_api.add_checkpoint(job.job_id, step_number=step, metrics={"train_loss": 1 / step})
-    age(job)
+    age(job, seconds=60)
     poll(job)
 
     steps = list(TrainingCheckpoint.objects.filter(job=job).values_list("step", flat=True))
@@ -278,7 +276,7 @@ def page(client, job: TrackedJob, **params) -> str:
 def test_event_messages_with_markup_are_shown_as_text(fake_api, alice, alice_token, alice_client):
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=10)
     fake_api.add_event(job.job_id, '<script>alert(1)</script><img src=x onerror="boom()">', level="error")
-    age(job)
+    age(job, seconds=60)
     html = page(alice_client, job)
 
     assert "<script>alert(1)" not in html and "<img src=x" not in html

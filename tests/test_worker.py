@@ -13,6 +13,7 @@ from django.utils import timezone
 from jobs import refresh
 from jobs.models import ApiToken, TrackedJob, WorkerHeartbeat
 from tests.support.accounts import ALICE_SECRET, track_remote_job
+from tests.support.tracked_jobs import age
 
 
 @pytest.fixture(autouse=True)
@@ -29,9 +30,6 @@ def quick_settings(settings):
 track = track_remote_job
 
 
-def age(job: TrackedJob, seconds: float) -> None:
-    """Pretend the last refresh attempt was `seconds` ago."""
-    TrackedJob.objects.filter(pk=job.pk).update(checked_at=timezone.now() - dt.timedelta(seconds=seconds))
 
 
 def run_worker(*args: str) -> str:
@@ -59,8 +57,8 @@ def test_a_round_refreshes_every_due_unfinished_job_and_nothing_else(fake_api, a
     finished = track(fake_api, alice, alice_token, status="succeeded", total_steps=100, trained_steps=100)
     queued = track(fake_api, alice, alice_token, status="queued")  # due only after 30 s
     for job in due + [finished]:
-        age(job, 6)
-    age(queued, 10)
+        age(job, seconds=6)
+    age(queued, seconds=10)
     fake_api.reset_calls()
     before = timezone.now()
 
@@ -83,7 +81,7 @@ def test_a_round_refreshes_every_due_unfinished_job_and_nothing_else(fake_api, a
 @pytest.mark.django_db(transaction=True)
 def test_a_rate_limited_token_is_not_used_until_its_pause_ends(fake_api, alice, alice_token):
     job = track(fake_api, alice, alice_token, steps_per_call=1, total_steps=1000)
-    age(job, 60)
+    age(job, seconds=60)
     ApiToken.objects.filter(pk=alice_token.pk).update(rate_limited_until=timezone.now() + dt.timedelta(seconds=30))
     fake_api.reset_calls()
 
@@ -99,7 +97,7 @@ def test_a_rate_limited_token_is_not_used_until_its_pause_ends(fake_api, alice, 
 def test_a_429_pauses_the_token_for_the_next_rounds(fake_api, alice, alice_token):
     jobs = [track(fake_api, alice, alice_token, steps_per_call=1, total_steps=1000) for _ in range(2)]
     for job in jobs:
-        age(job, 60)
+        age(job, seconds=60)
     fake_api.reset_calls()
     fake_api.fail_next("429", retry_after=120)
 
@@ -108,7 +106,7 @@ def test_a_429_pauses_the_token_for_the_next_rounds(fake_api, alice, alice_token
     assert first == 1  # the 429 paused the token: the other job was not even tried
     assert ApiToken.objects.get(pk=alice_token.pk).rate_limited_until > timezone.now() + dt.timedelta(seconds=100)
     for job in jobs:
-        age(job, 60)
+        age(job, seconds=60)
     run_worker()
     assert len(fake_api.calls) == first  # nobody asked the API while the token is paused
 
@@ -127,7 +125,7 @@ def test_a_job_that_keeps_failing_backs_off_exponentially_up_to_the_cap(
                 (29, False), (31, True), (31, True)]
     failures = 0
     for waited, expect_call in schedule:
-        age(job, waited)
+        age(job, seconds=waited)
         before = calls(fake_api, job)
         run_worker()
         assert calls(fake_api, job) - before == (1 if expect_call else 0), (waited, failures)
@@ -147,7 +145,7 @@ def test_a_job_that_keeps_failing_backs_off_exponentially_up_to_the_cap(
 
     # The API recovers (the scripted failures are used up): the next due round refreshes,
     # and the failure count starts over.
-    age(job, 31)
+    age(job, seconds=31)
     run_worker()
     job.refresh_from_db()
     assert (job.consecutive_failures, job.refresh_error) == (0, "")
@@ -157,7 +155,7 @@ def test_a_job_that_keeps_failing_backs_off_exponentially_up_to_the_cap(
 @pytest.mark.django_db(transaction=True)
 def test_a_token_the_api_rejects_is_marked_rejected_and_its_jobs_say_so(fake_api, alice, alice_token, client):
     job = track(fake_api, alice, alice_token, steps_per_call=1, total_steps=1000)
-    age(job, 6)
+    age(job, seconds=6)
     fake_api.revoke_token(ALICE_SECRET)
 
     run_worker()
@@ -176,7 +174,7 @@ def test_a_round_keeps_going_through_an_api_outage_and_catches_up(fake_api, alic
     fake_api.set_down(True)
     for attempt in range(1, 3):
         for job in jobs:
-            age(job, 3600)
+            age(job, seconds=3600)
         run_worker()  # no exception: the round records the failure and ends normally
         for job in jobs:
             job.refresh_from_db()
@@ -184,7 +182,7 @@ def test_a_round_keeps_going_through_an_api_outage_and_catches_up(fake_api, alic
             assert "unavailable" in job.refresh_error
     fake_api.set_down(False)
     for job in jobs:
-        age(job, 3600)
+        age(job, seconds=3600)
     run_worker()
     for job in jobs:
         job.refresh_from_db()
@@ -200,8 +198,8 @@ def test_jobs_waiting_in_the_queue_do_not_keep_a_running_job_from_being_refreshe
     waiting = [track(fake_api, alice, alice_token, status="queued") for _ in range(16)]
     running = track(fake_api, alice, alice_token, steps_per_call=1, total_steps=1000)
     for job in waiting:
-        age(job, 10)
-    age(running, 6)
+        age(job, seconds=10)
+    age(running, seconds=6)
     fake_api.reset_calls()
 
     for _ in range(3):
@@ -218,7 +216,7 @@ def test_jobs_waiting_in_the_queue_do_not_keep_a_running_job_from_being_refreshe
 def test_claims_never_hand_the_same_job_to_two_workers(fake_api, alice, alice_token):
     jobs = [track(fake_api, alice, alice_token, steps_per_call=1, total_steps=1000) for _ in range(5)]
     for job in jobs:
-        age(job, 60)
+        age(job, seconds=60)
     fake_api.reset_calls()
 
     first = refresh.claim_due_jobs(limit=3, lease_seconds=60)
