@@ -8,8 +8,9 @@ import re
 import pytest
 from django.utils import timezone
 
-from jobs import refresh, services
+from jobs import services
 from jobs.models import JobEvent, TrackedJob
+from tests.support.tracked_jobs import refreshed
 
 
 @pytest.fixture(autouse=True)
@@ -33,9 +34,6 @@ def kinds(job) -> list[tuple[str, str]]:
     return list(job.events.values_list("kind", "status"))
 
 
-def refreshed(job) -> TrackedJob:
-    """A refresh as the worker or a page's poll does it (forced: no waiting for the interval)."""
-    return refresh.refresh_now(TrackedJob.objects.get(pk=job.pk))
 
 
 def move_back(job, minutes: float) -> None:

@@ -13,11 +13,12 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from jobs import notifications, refresh, services
+from jobs import notifications, services
 from jobs.models import Delivery, JobEvent, Membership, NotificationChannel, TrackedJob
 from tests.support.accounts import ALICE_SECRET
 from tests.support.server_process import free_port
 from tests.support.webhooks import Receiver
+from tests.support.tracked_jobs import refreshed
 
 ALL_EVENTS = ["succeeded", "failed", "cancelled", "stalled"]
 
@@ -56,8 +57,6 @@ def track(fake_api, alice, alice_token):
     return track
 
 
-def refreshed(job) -> TrackedJob:
-    return refresh.refresh_now(TrackedJob.objects.get(pk=job.pk))
 
 
 def section(page: str, workspace) -> str:

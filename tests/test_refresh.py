@@ -14,7 +14,7 @@ from jobs.models import ApiToken, TrackedJob
 from jobs.tokenfactory import ApiUnavailable, JobNotFound, TokenRejected
 from tests.support.accounts import ALICE_SECRET, track_remote_job
 from tests.support.waiting import wait_for
-from tests.support.tracked_jobs import age
+from tests.support.tracked_jobs import age, poll
 
 
 @pytest.fixture(autouse=True)
@@ -35,9 +35,6 @@ def track(fake_api, alice, token, **fields) -> TrackedJob:
 
 
 
-def poll(job: TrackedJob) -> TrackedJob:
-    """What a page's poll does: load the job afresh and refresh it if due."""
-    return refresh.refresh_if_due(TrackedJob.objects.get(pk=job.pk))
 
 
 def calls(fake_api, job: TrackedJob) -> int:

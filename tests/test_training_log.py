@@ -17,7 +17,7 @@ from django.utils import timezone
 from jobs import refresh, training_log
 from jobs.models import TrackedJob, TrainingCheckpoint, TrainingEvent
 from tests.support.accounts import track_remote_job
-from tests.support.tracked_jobs import age
+from tests.support.tracked_jobs import age, poll
 
 
 @pytest.fixture(autouse=True)
@@ -44,8 +44,6 @@ def track(fake_api, alice, token, **fields) -> TrackedJob:
 
 
 
-def poll(job: TrackedJob) -> TrackedJob:
-    return refresh.refresh_if_due(TrackedJob.objects.get(pk=job.pk))
 
 
 def calls_to(fake_api, job: TrackedJob, what: str) -> list:
