@@ -23,6 +23,7 @@ from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS, unavailable
 from tests.support.fake_tokenfactory import FakeTokenFactory
 from tests.support.payloads import job_payload
 
+
 @pytest.fixture
 def fake_api(settings):
     """A fake Token Factory on loopback, with ftdash pointed at it and fast retries."""
@@ -68,9 +69,7 @@ def team(alice, bob) -> Workspace:
 
 @pytest.fixture
 def alice_token(alice, alice_workspace):
-    return services.token_create(
-        workspace=alice_workspace, user=alice, name="research", secret=ALICE_SECRET
-    )
+    return services.token_create(workspace=alice_workspace, user=alice, name="research", secret=ALICE_SECRET)
 
 
 @pytest.fixture
@@ -118,9 +117,7 @@ def browser(chromium_executable):
 
     playwright = sync_playwright().start()
     try:
-        browser = playwright.chromium.launch(
-            executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS
-        )
+        browser = playwright.chromium.launch(executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
     finally:

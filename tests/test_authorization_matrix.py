@@ -48,7 +48,6 @@ from tests.support.authorization import (
 )
 from tests.support.django_client import signed_in
 
-
 # --- the table is complete ----------------------------------------------------------------------
 
 
@@ -183,8 +182,17 @@ def _missing(o: dict) -> dict:
     class Ghost:
         pk = 987654
 
-    return {**o, "job": Ghost, "token": Ghost, "team": Ghost, "erin_membership": Ghost, "invite": Ghost,
-            "channel": Ghost, "bob_channel": Ghost, "invitation": Ghost}
+    return {
+        **o,
+        "job": Ghost,
+        "token": Ghost,
+        "team": Ghost,
+        "erin_membership": Ghost,
+        "invite": Ghost,
+        "channel": Ghost,
+        "bob_channel": Ghost,
+        "invitation": Ghost,
+    }
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if ROUTES[c[0]].form_refusal], ids=case_id)
@@ -286,25 +294,43 @@ def test_nothing_of_the_team_reaches_an_outsider(objects):
             responses.append(call(client, name, method, objects, **headers))
     team = objects["team"]
     extra_gets = [
-        "/", f"/?workspace={team.pk}", "/tokens/", "/teams/", "/notifications/",
+        "/",
+        f"/?workspace={team.pk}",
+        "/tokens/",
+        "/teams/",
+        "/notifications/",
         f"/notifications/channels/{objects['bob_channel'].pk}/delete/",
-        f"/workspaces/{charlie.personal_workspace.pk}/audit/", "/invite/not-a-real-secret/",
+        f"/workspaces/{charlie.personal_workspace.pk}/audit/",
+        "/invite/not-a-real-secret/",
     ]
     for url in extra_gets:
         responses.append(client.get(url))
         responses.append(client.get(url, **HTMX))
     # (Not the team's job ID: the form would rightly echo what charlie typed.)
-    responses.append(client.post("/jobs/track/", {
-        "job_id": "ftjob-charlie-typed-this", "workspace": team.pk, "token": objects["token"].pk}))
+    responses.append(
+        client.post(
+            "/jobs/track/", {"job_id": "ftjob-charlie-typed-this", "workspace": team.pk, "token": objects["token"].pk}
+        )
+    )
     responses.append(client.post("/tokens/", {"name": "x", "secret": "sk-12345678", "workspace": team.pk}))
     responses.append(client.post(f"/teams/{team.pk}/members/add/", {"username": "charlie", "role": "owner"}))
     responses.append(client.post(f"/notifications/channels/{objects['bob_channel'].pk}/test/"))
     responses.append(client.post(f"/notifications/channels/{objects['bob_channel'].pk}/delete/"))
 
     secrets = [
-        objects["job"].job_id, SUFFIX, LABEL, TOKEN_NAME, TOKEN2_NAME, TEAM_NAME, TEAM_SECRET,
-        TEAM_SECRET[-4:], f"started tracking {objects['job'].job_id}", "created an invite link",
-        objects["untracked_job_id"], CHANNEL_TARGET, BOB_CHANNEL_TARGET,
+        objects["job"].job_id,
+        SUFFIX,
+        LABEL,
+        TOKEN_NAME,
+        TOKEN2_NAME,
+        TEAM_NAME,
+        TEAM_SECRET,
+        TEAM_SECRET[-4:],
+        f"started tracking {objects['job'].job_id}",
+        "created an invite link",
+        objects["untracked_job_id"],
+        CHANNEL_TARGET,
+        BOB_CHANNEL_TARGET,
     ]
     assert len(responses) > 50
     for response in responses:
@@ -326,28 +352,35 @@ def _channel_add_url(o) -> str:
 def test_members_and_viewers_may_only_add_email_for_themselves(objects):
     for username in ("bob", "dave"):
         client = signed_in(objects[username])
-        for kind, url in (("webhook", "https://hooks.example.com/team-hook"),
-                          ("slack", "https://hooks.slack.com/services/T0/B0/xyz")):
+        for kind, url in (
+            ("webhook", "https://hooks.example.com/team-hook"),
+            ("slack", "https://hooks.slack.com/services/T0/B0/xyz"),
+        ):
             before = _state(objects)
             response = client.post(_channel_add_url(objects), {"kind": kind, "url": url, "events": ["failed"]})
             assert response.status_code == 422, (username, kind)
             assert _state(objects) == before
             assert not NotificationChannel.objects.filter(target=url).exists()
-        response = client.post(_channel_add_url(objects), {
-            "kind": "email", "email": f"{username}-own@example.com", "events": ["succeeded"]})
+        response = client.post(
+            _channel_add_url(objects),
+            {"kind": "email", "email": f"{username}-own@example.com", "events": ["succeeded"]},
+        )
         assert response.status_code == 302
         channel = NotificationChannel.objects.get(target=f"{username}-own@example.com")
         assert (channel.kind, channel.workspace, channel.user) == ("email", objects["team"], objects[username])
     # An owner's channel is the team's, not personal.
-    response = signed_in(objects["alice"]).post(_channel_add_url(objects), {
-        "kind": "webhook", "url": "https://hooks.example.com/team-hook", "events": ["failed"]})
+    response = signed_in(objects["alice"]).post(
+        _channel_add_url(objects),
+        {"kind": "webhook", "url": "https://hooks.example.com/team-hook", "events": ["failed"]},
+    )
     assert response.status_code == 302
     channel = NotificationChannel.objects.get(target="https://hooks.example.com/team-hook")
     assert (channel.kind, channel.user) == ("webhook", None)
 
 
-@pytest.mark.parametrize("name,method", [("channel_test", "POST"), ("channel_delete", "GET"),
-                                         ("channel_delete", "POST")])
+@pytest.mark.parametrize(
+    "name,method", [("channel_test", "POST"), ("channel_delete", "GET"), ("channel_delete", "POST")]
+)
 def test_a_subscriber_may_test_and_remove_their_own_channel_and_other_members_may_not(objects, name, method):
     channel = objects["bob_channel"]
     url = reverse(name, kwargs={"pk": channel.pk})

@@ -35,8 +35,14 @@ def quick_settings(settings):
 
 
 def add_channel(user, kind: str, target: str):
-    return services.channel_add(workspace=user.personal_workspace, actor=user, kind=kind, target=target,
-                                events=["succeeded", "failed"], personal=False)
+    return services.channel_add(
+        workspace=user.personal_workspace,
+        actor=user,
+        kind=kind,
+        target=target,
+        events=["succeeded", "failed"],
+        personal=False,
+    )
 
 
 def fail_a_job(fake_api, user, token) -> TrackedJob:
@@ -45,9 +51,7 @@ def fail_a_job(fake_api, user, token) -> TrackedJob:
     return refresh.refresh_now(TrackedJob.objects.get(pk=job.pk))
 
 
-
-def test_a_retried_delivery_carries_the_same_id_and_every_delivery_its_own(
-        alice, alice_token, alice_client, fake_api):
+def test_a_retried_delivery_carries_the_same_id_and_every_delivery_its_own(alice, alice_token, alice_client, fake_api):
     with Receiver(status=500) as hook, Receiver() as slack:
         webhook = add_channel(alice, "webhook", hook.url)
         slack_channel = add_channel(alice, "slack", slack.url)
@@ -92,13 +96,13 @@ def test_a_retried_delivery_carries_the_same_id_and_every_delivery_its_own(
 
 
 def test_a_delivery_whose_last_attempt_lost_its_worker_is_given_up_not_sent_again(
-        alice, alice_token, alice_client, fake_api):
+    alice, alice_token, alice_client, fake_api
+):
     with Receiver() as hook:
         add_channel(alice, "webhook", hook.url)
         fail_a_job(fake_api, alice, alice_token)
         # As a worker killed mid-send leaves it: claimed for its fifth attempt, lease run out.
-        Delivery.objects.update(state="sending", attempts=notifications.MAX_ATTEMPTS,
-                                next_attempt_at=timezone.now())
+        Delivery.objects.update(state="sending", attempts=notifications.MAX_ATTEMPTS, next_attempt_at=timezone.now())
         assert notifications.deliver_due() == 0
         assert hook.requests == []
     delivery = Delivery.objects.get()
@@ -137,8 +141,10 @@ def test_a_test_notification_being_sent_is_not_sent_again_by_a_worker(alice):
 def the_migration_that_adds_delivery_ids(executor: MigrationExecutor) -> tuple[str, str]:
     """Found by what it does, so that renumbering migrations does not break this test."""
     for key, migration in executor.loader.disk_migrations.items():
-        if any(isinstance(op, AddField) and op.model_name == "delivery" and op.name == "delivery_id"
-               for op in migration.operations):
+        if any(
+            isinstance(op, AddField) and op.model_name == "delivery" and op.name == "delivery_id"
+            for op in migration.operations
+        ):
             return key
     raise AssertionError("no migration adds Delivery.delivery_id")
 
@@ -154,7 +160,8 @@ def test_deliveries_made_before_ids_existed_get_one_each_when_migrating():
         old = executor.loader.project_state([(node.key[0], node.key[1]) for node in before]).apps
         workspace = old.get_model("jobs", "Workspace").objects.create(name="Old team")
         channel = old.get_model("jobs", "NotificationChannel").objects.create(
-            workspace=workspace, kind="webhook", target="https://hooks.example.com/x", events=["failed"])
+            workspace=workspace, kind="webhook", target="https://hooks.example.com/x", events=["failed"]
+        )
         for _ in range(3):
             old.get_model("jobs", "Delivery").objects.create(channel=channel, payload={"event": "failed"})
     finally:

@@ -3,10 +3,10 @@ deployed, asked about once per interval per token, and an API without models cha
 
 from __future__ import annotations
 
-
 import pytest
 
 from tests.support.django_client import job_page
+
 
 def test_models_deployed_from_a_job_are_listed_and_the_card_says_deployed(alice_client, fake_api, running_job):
     fake_api.add_model(job_id=running_job.job_id, checkpoint_id="ftckpt_abc", status="active", name="support-bot-v1")

@@ -35,8 +35,6 @@ def quick_settings(settings):
     settings.FTDASH_WORKER_LIST_READS = False  # faults are scripted per job GET
 
 
-
-
 @pytest.fixture
 def http_library_fault(monkeypatch):
     """Make the HTTP library (not ftdash) raise something unexpected for one job's URL."""
@@ -58,9 +56,13 @@ def http_library_fault(monkeypatch):
 @pytest.mark.django_db
 def test_nan_and_infinity_in_an_answer_are_stored_and_the_job_is_shown(fake_api, alice, alice_token, alice_client):
     job = track_remote_job(fake_api, alice, alice_token, total_steps=100, trained_steps=10)
-    fake_api.update_job(job.job_id, estimated_finish=float("nan"), seed=float("inf"),
-                        hyperparameters={"learning_rate": float("-inf"), "n_epochs": 3},
-                        suffix="still-readable")
+    fake_api.update_job(
+        job.job_id,
+        estimated_finish=float("nan"),
+        seed=float("inf"),
+        hyperparameters={"learning_rate": float("-inf"), "n_epochs": 3},
+        suffix="still-readable",
+    )
     age(job, seconds=6)
 
     for url in (f"/live/cards/?v={job.pk}.old", f"/jobs/{job.pk}/live/", f"/jobs/{job.pk}/", "/"):
@@ -223,8 +225,11 @@ def stored_unusable_token(alice, fake_api):
     """A key saved before the form checked characters: it holds a zero-width space."""
     secret = ALICE_SECRET[:6] + "\u200b" + ALICE_SECRET[6:]
     return ApiToken.objects.create(
-        workspace=alice.personal_workspace, name="legacy", secret_encrypted=vault.encrypt(secret),
-        last4=secret[-4:], created_by=alice,
+        workspace=alice.personal_workspace,
+        name="legacy",
+        secret_encrypted=vault.encrypt(secret),
+        last4=secret[-4:],
+        created_by=alice,
     ), secret
 
 
@@ -265,8 +270,9 @@ def test_a_tracked_job_whose_token_became_unusable_shows_why(fake_api, alice, al
 
 
 @pytest.mark.django_db
-def test_the_debug_error_page_never_shows_a_key_in_flight(settings, fake_api, alice, alice_token,
-                                                          alice_client, http_library_fault):
+def test_the_debug_error_page_never_shows_a_key_in_flight(
+    settings, fake_api, alice, alice_token, alice_client, http_library_fault
+):
     settings.DEBUG = True
     alice_client.raise_request_exception = False
     remote = fake_api.add_job(total_steps=100)

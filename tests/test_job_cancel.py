@@ -5,7 +5,6 @@ not offered it."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from jobs import services
@@ -17,7 +16,7 @@ CANCEL_NOT_OFFERED = "This Token Factory endpoint does not offer cancelling."
 
 
 def test_cancel_asks_first_then_cancels_refreshes_and_records_who(alice_client, fake_api, running_job):
-    assert 'href="/jobs/%d/cancel/"' % running_job.pk in job_page(alice_client, running_job)
+    assert f'href="/jobs/{running_job.pk}/cancel/"' in job_page(alice_client, running_job)
     confirm = alice_client.get(f"/jobs/{running_job.pk}/cancel/").content.decode()
     assert "Cancel job" in confirm and running_job.job_id in confirm.replace("<wbr>", "")
     assert fake_api.get_job(running_job.job_id)["status"] == "running"  # a GET changes nothing

@@ -12,6 +12,7 @@ from django.utils import timezone
 from jobs import services
 from jobs.models import TrackedJob, TrainingCheckpoint
 
+
 def test_compare_shows_facts_hyperparameters_and_final_metrics_side_by_side(alice_client, make_job):
     a = make_job(hyperparameters={"batch_size": 32, "n_epochs": 3}, suffix="run-a")
     b = make_job(hyperparameters={"batch_size": 64, "n_epochs": 3}, suffix="run-b")
@@ -40,10 +41,18 @@ def test_compare_explains_when_too_few_or_too_many_jobs_are_picked(alice_client,
 
 def test_compare_is_a_404_when_any_job_is_not_the_viewers(client, charlie, make_job, alice, alice_token):
     theirs = make_job(suffix="alice-only")
-    own_token = services.token_create(workspace=charlie.personal_workspace, user=charlie, name="c", secret="sk-charlie-123456")
-    mine = TrackedJob.objects.create(workspace=charlie.personal_workspace, token=own_token, job_id="ftjob-charlie1",
-                                     snapshot={"id": "ftjob-charlie1", "status": "running"}, status="running",
-                                     fetched_at=timezone.now(), checked_at=timezone.now())
+    own_token = services.token_create(
+        workspace=charlie.personal_workspace, user=charlie, name="c", secret="sk-charlie-123456"
+    )
+    mine = TrackedJob.objects.create(
+        workspace=charlie.personal_workspace,
+        token=own_token,
+        job_id="ftjob-charlie1",
+        snapshot={"id": "ftjob-charlie1", "status": "running"},
+        status="running",
+        fetched_at=timezone.now(),
+        checked_at=timezone.now(),
+    )
     client.force_login(charlie)
     response = client.get(f"/jobs/compare/?ids={mine.pk}&ids={theirs.pk}")
     assert response.status_code == 404 and "alice-only" not in response.content.decode()

@@ -12,14 +12,28 @@ from django.utils import timezone
 from jobs.models import TrainingCheckpoint, TrainingEvent
 from tests.support.django_client import signed_in
 
+
 def _store_learning(job):
     now = timezone.now()
-    TrainingEvent.objects.create(job=job, upstream_id="ev-1", created_at=now, level="info", message="=cmd|' /C calc'!A0")
-    TrainingCheckpoint.objects.create(job=job, upstream_id="ckpt-1", created_at=now, step=10,
-                                      metrics={"train_loss": 1.5, "valid_loss": "NaN"},
-                                      fine_tuned_model_checkpoint="=HYPERLINK(\"http://evil\")")
-    TrainingCheckpoint.objects.create(job=job, upstream_id="ckpt-2", created_at=now, step=20,
-                                      metrics={"train_loss": 0.9, "valid_loss": 1.0}, fine_tuned_model_checkpoint="m:ckpt-20")
+    TrainingEvent.objects.create(
+        job=job, upstream_id="ev-1", created_at=now, level="info", message="=cmd|' /C calc'!A0"
+    )
+    TrainingCheckpoint.objects.create(
+        job=job,
+        upstream_id="ckpt-1",
+        created_at=now,
+        step=10,
+        metrics={"train_loss": 1.5, "valid_loss": "NaN"},
+        fine_tuned_model_checkpoint='=HYPERLINK("http://evil")',
+    )
+    TrainingCheckpoint.objects.create(
+        job=job,
+        upstream_id="ckpt-2",
+        created_at=now,
+        step=20,
+        metrics={"train_loss": 0.9, "valid_loss": 1.0},
+        fine_tuned_model_checkpoint="m:ckpt-20",
+    )
 
 
 def test_a_job_exports_as_json_with_snapshot_timeline_events_and_checkpoints(alice_client, running_job):
@@ -40,7 +54,7 @@ def test_metrics_export_as_csv_safe_from_formulas(alice_client, running_job):
     assert response["Content-Disposition"] == f'attachment; filename="{running_job.job_id}-metrics.csv"'
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     assert rows[0][:5] == ["step", "created_at", "checkpoint_id", "fine_tuned_model_checkpoint", "train_loss"]
-    assert rows[1][0] == "10" and rows[1][3] == "'=HYPERLINK(\"http://evil\")"
+    assert rows[1][0] == "10" and rows[1][3] == '\'=HYPERLINK("http://evil")'
     assert rows[1][4] == "1.5" and rows[1][5] == ""  # NaN is no number
     assert rows[2][5] == "1.0"
 

@@ -19,7 +19,11 @@ from jobs import services, vault
 from jobs.models import ApiToken, TrackedJob
 from tests.support.accounts import ALICE_SECRET
 
-SECRETS = {"research": ALICE_SECRET, "second": "sk-second-0123456789-SECRET-abcd", "team": "sk-team-0123456789-SECRET-efgh"}
+SECRETS = {
+    "research": ALICE_SECRET,
+    "second": "sk-second-0123456789-SECRET-abcd",
+    "team": "sk-team-0123456789-SECRET-efgh",
+}
 
 
 @pytest.fixture
@@ -147,7 +151,9 @@ def test_with_a_wrong_key_rotation_fails_and_changes_nothing(settings, tokens, w
     assert ciphertexts() == before
 
 
-def test_rotation_is_all_or_nothing_when_one_token_is_unreadable(settings, tokens, alice, alice_workspace, old_key, new_key, wrong_key):
+def test_rotation_is_all_or_nothing_when_one_token_is_unreadable(
+    settings, tokens, alice, alice_workspace, old_key, new_key, wrong_key
+):
     settings.FTDASH_ENCRYPTION_KEYS = [wrong_key]
     services.token_create(workspace=alice_workspace, user=alice, name="stray", secret="sk-stray-0123456789-zzzz")
     before = ciphertexts()
@@ -160,7 +166,9 @@ def test_rotation_is_all_or_nothing_when_one_token_is_unreadable(settings, token
     assert ciphertexts() == before  # not even the readable three were rewritten
 
 
-def test_with_a_wrong_key_the_test_button_explains_and_calls_nothing_upstream(client, settings, alice, tokens, fake_api, wrong_key):
+def test_with_a_wrong_key_the_test_button_explains_and_calls_nothing_upstream(
+    client, settings, alice, tokens, fake_api, wrong_key
+):
     fake_api.add_token(SECRETS["research"])
     settings.FTDASH_ENCRYPTION_KEYS = [wrong_key]
     client.force_login(alice)
@@ -175,7 +183,9 @@ def test_with_a_wrong_key_the_test_button_explains_and_calls_nothing_upstream(cl
     assert tokens[0].secret_encrypted not in page
 
 
-def test_with_a_wrong_key_a_job_refresh_explains_and_calls_nothing_upstream(client, settings, alice, tokens, fake_api, wrong_key):
+def test_with_a_wrong_key_a_job_refresh_explains_and_calls_nothing_upstream(
+    client, settings, alice, tokens, fake_api, wrong_key
+):
     remote = fake_api.add_job(token=SECRETS["research"], total_steps=100)
     fake_api.add_token(SECRETS["research"])
     services.job_track(workspace=alice.personal_workspace, token=tokens[0], job_id=remote["id"], user=alice)
@@ -200,15 +210,23 @@ def test_with_a_wrong_key_a_job_refresh_explains_and_calls_nothing_upstream(clie
     assert stored.snapshot == job.snapshot  # the last good snapshot stays
 
 
-def test_with_a_wrong_key_tracking_a_job_explains_and_calls_nothing_upstream(client, settings, alice, tokens, fake_api, wrong_key):
+def test_with_a_wrong_key_tracking_a_job_explains_and_calls_nothing_upstream(
+    client, settings, alice, tokens, fake_api, wrong_key
+):
     remote = fake_api.add_job(token=SECRETS["research"])
     settings.FTDASH_ENCRYPTION_KEYS = [wrong_key]
     client.force_login(alice)
     client.raise_request_exception = False  # see the response a person gets
 
-    response = client.post("/jobs/track/", {
-        "job_id": remote["id"], "workspace": alice.personal_workspace.pk, "token": tokens[0].pk, "label": "",
-    })
+    response = client.post(
+        "/jobs/track/",
+        {
+            "job_id": remote["id"],
+            "workspace": alice.personal_workspace.pk,
+            "token": tokens[0].pk,
+            "label": "",
+        },
+    )
 
     assert fake_api.calls == []
     assert TrackedJob.objects.count() == 0
@@ -236,9 +254,14 @@ def test_saving_the_edit_form_with_a_blank_secret_keeps_the_stored_secret(client
     form = client.get(f"/tokens/{token.pk}/edit/").content.decode()
     assert token.secret_encrypted not in form and SECRETS["research"] not in form
 
-    response = client.post(f"/tokens/{token.pk}/edit/", {
-        "name": "renamed", "secret": "", "workspace": token.workspace_id,
-    })
+    response = client.post(
+        f"/tokens/{token.pk}/edit/",
+        {
+            "name": "renamed",
+            "secret": "",
+            "workspace": token.workspace_id,
+        },
+    )
 
     assert response.status_code == 302, response.content.decode()[:2000]
     token.refresh_from_db()
@@ -251,13 +274,15 @@ def test_saving_the_edit_form_with_a_new_secret_replaces_it(client, alice, token
     token = tokens[0]
     client.force_login(alice)
 
-    client.post(f"/tokens/{token.pk}/edit/", {
-        "name": token.name, "secret": "sk-replaced-0123456789-9876", "workspace": token.workspace_id,
-    })
+    client.post(
+        f"/tokens/{token.pk}/edit/",
+        {
+            "name": token.name,
+            "secret": "sk-replaced-0123456789-9876",
+            "workspace": token.workspace_id,
+        },
+    )
 
     token.refresh_from_db()
     assert vault.decrypt(token.secret_encrypted) == "sk-replaced-0123456789-9876"
     assert token.last4 == "9876"
-
-
-

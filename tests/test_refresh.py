@@ -13,8 +13,8 @@ from jobs import refresh, services
 from jobs.models import ApiToken, TrackedJob
 from jobs.tokenfactory import ApiUnavailable, JobNotFound, TokenRejected
 from tests.support.accounts import ALICE_SECRET, track_remote_job
-from tests.support.waiting import wait_for
 from tests.support.tracked_jobs import age, poll
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -31,10 +31,6 @@ def track(fake_api, alice, token, **fields) -> TrackedJob:
     job = track_remote_job(fake_api, alice, token, **fields)
     fake_api.reset_calls()
     return job
-
-
-
-
 
 
 def calls(fake_api, job: TrackedJob) -> int:
@@ -64,8 +60,10 @@ def test_tracking_a_job_stores_its_first_snapshot(fake_api, alice, alice_token):
 def test_tracking_a_job_the_api_does_not_know_saves_nothing(fake_api, alice, alice_token):
     with pytest.raises(JobNotFound):
         services.job_track(
-            workspace=alice.personal_workspace, token=alice_token,
-            job_id="ftjob-00000000000000000000000000000000", user=alice,
+            workspace=alice.personal_workspace,
+            token=alice_token,
+            job_id="ftjob-00000000000000000000000000000000",
+            user=alice,
         )
 
     assert TrackedJob.objects.count() == 0

@@ -56,5 +56,3 @@ def test_a_key_check_refused_by_the_budget_does_not_mark_the_token_bad(fake_api,
     alice_token.refresh_from_db()
     assert alice_token.last_check_ok is True
     assert len(fake_api.calls_with(ALICE_SECRET)) == 10 - len(refused)
-
-

@@ -53,7 +53,7 @@ class Markup(HTMLParser):
         for name, value in attrs:
             if name == "style":
                 self.style_attributes.append(f"<{tag} style={value!r}>")
-            if name.startswith("on") or name.startswith(("hx-on", "data-hx-on")):
+            if name.startswith(("on", "hx-on", "data-hx-on")):
                 self.handlers.append(f"<{tag} {name}={value!r}>")
             if name in ("href", "src", "action", "formaction") and (value or "").strip().lower().startswith(
                 ("javascript:", "data:text/html")
@@ -94,7 +94,7 @@ def check_response(response, *, full_page: bool) -> str:
     assert "'strict-dynamic'" not in script_src
     nonces = [word for word in script_src if word.startswith("'nonce-")]
     assert len(nonces) == 1 and sorted(script_src) == sorted(["'self'", nonces[0]]), script_src
-    nonce = nonces[0][len("'nonce-"):-1]
+    nonce = nonces[0][len("'nonce-") : -1]
     assert re.fullmatch(r"[A-Za-z0-9_-]{22,}", nonce), nonce  # >= 128 bits, base64url
 
     markup = Markup()
@@ -149,8 +149,13 @@ def world(alice, bob, team, alice_token, make_job, fake_api):
     _, invite_secret = services.invite_create(team=team, role=Membership.Role.MEMBER, actor=alice)
     bob_membership = Membership.objects.get(workspace=team, user=bob)
     return {
-        "running": running, "failed": failed, "team": team, "team_job": team_job,
-        "token": alice_token, "invite": invite_secret, "bob_membership": bob_membership,
+        "running": running,
+        "failed": failed,
+        "team": team,
+        "team_job": team_job,
+        "token": alice_token,
+        "invite": invite_secret,
+        "bob_membership": bob_membership,
     }
 
 
@@ -311,5 +316,3 @@ def test_a_bad_host_header_and_a_missing_page_send_the_headers(client, db):
     response = client.get("/no-such-page/")
     assert response.status_code == 404
     assert_framing_and_policy(response)
-
-

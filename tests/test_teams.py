@@ -90,7 +90,10 @@ def test_the_add_member_form(alice_client, team):
     assert ">Username<" in page and ">Role<" in page and ">Invite member</button>" in page
     add_form = page.split(f'action="/teams/{team.pk}/members/add/"')[1].split("</form>")[0]
     assert re.findall(r'<option value="(\w+)"[^>]*>(\w+)</option>', add_form) == [
-        ("owner", "Owner"), ("member", "Member"), ("viewer", "Viewer")]
+        ("owner", "Owner"),
+        ("member", "Member"),
+        ("viewer", "Viewer"),
+    ]
 
 
 def _invite_by_name(client, team, username, role="viewer"):
@@ -105,8 +108,10 @@ def test_adding_a_member_answers_the_same_whether_or_not_the_account_exists(alic
     real = _invite_by_name(alice_client, team, " charlie ")
     ghost = _invite_by_name(alice_client, team, "ghostly")
     assert real.status_code == ghost.status_code == 200
-    assert ("Invited charlie as Viewer. If an account named charlie exists, they will see the "
-            "invitation on their Teams page and join when they accept it.") in _page(real)
+    assert (
+        "Invited charlie as Viewer. If an account named charlie exists, they will see the "
+        "invitation on their Teams page and join when they accept it."
+    ) in _page(real)
     # The same page, but for the name itself (and the list of pending invitations, which
     # now holds both): nothing says which one has an account.
     real_message = re.search(r"Invited charlie[^<]*", _page(real)).group(0)
@@ -248,7 +253,9 @@ def test_an_owner_renames_the_team(alice_client, team):
     assert "renamed the team “Research team” to “Applied research”" in _audit(team)
 
 
-def test_deleting_a_team_asks_first_and_takes_its_tokens_and_jobs(alice_client, team, team_token, make_job, alice_token):
+def test_deleting_a_team_asks_first_and_takes_its_tokens_and_jobs(
+    alice_client, team, team_token, make_job, alice_token
+):
     job = make_job(workspace=team, token=team_token)
     own_job = make_job()
     url = f"/teams/{team.pk}/delete/"
@@ -416,12 +423,16 @@ def test_superusers_create_accounts_and_others_may_not(db, alice):
     client = signed_in(root)
     assert "Create an account" in _page(client.get("/accounts/create/"))
     assert "create an account" in _page(client.get("/teams/"))
-    response = client.post("/accounts/create/", {"username": "made", "password1": PASSWORD, "password2": PASSWORD}, follow=True)
+    response = client.post(
+        "/accounts/create/", {"username": "made", "password1": PASSWORD, "password2": PASSWORD}, follow=True
+    )
     assert "Created the account made." in _page(response)
     made = get_user_model().objects.get(username="made")
     assert made.check_password(PASSWORD) and not made.is_superuser
     assert signed_in(alice).get("/accounts/create/").status_code == 403
-    response = signed_in(alice).post("/accounts/create/", {"username": "x2", "password1": PASSWORD, "password2": PASSWORD})
+    response = signed_in(alice).post(
+        "/accounts/create/", {"username": "x2", "password1": PASSWORD, "password2": PASSWORD}
+    )
     assert response.status_code == 403
     assert not get_user_model().objects.filter(username="x2").exists()
     assert "create an account" not in _page(signed_in(alice).get("/teams/"))
@@ -430,16 +441,21 @@ def test_superusers_create_accounts_and_others_may_not(db, alice):
 def test_a_user_changes_their_password(alice_client, alice):
     page = _page(alice_client.get("/accounts/password_change/"))
     assert 'name="old_password"' in page and 'href="/accounts/password_change/"' in page
-    response = alice_client.post("/accounts/password_change/", {
-        "old_password": "alice-password-1", "new_password1": PASSWORD, "new_password2": PASSWORD}, follow=True)
+    response = alice_client.post(
+        "/accounts/password_change/",
+        {"old_password": "alice-password-1", "new_password1": PASSWORD, "new_password2": PASSWORD},
+        follow=True,
+    )
     assert response.redirect_chain[-1][0] == "/accounts/password_change/done/"
     assert "Password changed" in _page(response)
     alice.refresh_from_db()
     assert alice.check_password(PASSWORD)
     # Still signed in after the change.
     assert alice_client.get("/").status_code == 200
-    wrong = alice_client.post("/accounts/password_change/", {
-        "old_password": "nope", "new_password1": "x" + PASSWORD, "new_password2": "x" + PASSWORD})
+    wrong = alice_client.post(
+        "/accounts/password_change/",
+        {"old_password": "nope", "new_password1": "x" + PASSWORD, "new_password2": "x" + PASSWORD},
+    )
     assert wrong.status_code == 200
     alice.refresh_from_db()
     assert alice.check_password(PASSWORD)
@@ -457,8 +473,15 @@ def test_a_viewer_only_looks(team, dave, team_token, make_job):
     assert f"/jobs/{job.pk}/remove/" not in dashboard
     page = _page(client.get(f"/jobs/{job.pk}/"))
     assert job.job_id in page
-    for absent in ("Refresh now", ">Remove<", f"/jobs/{job.pk}/remove/", f"/jobs/{job.pk}/label/",
-                   f"/jobs/{job.pk}/move/", "Save label", "Move job"):
+    for absent in (
+        "Refresh now",
+        ">Remove<",
+        f"/jobs/{job.pk}/remove/",
+        f"/jobs/{job.pk}/label/",
+        f"/jobs/{job.pk}/move/",
+        "Save label",
+        "Move job",
+    ):
         assert absent not in page, absent
     team_page = _page(client.get(f"/teams/{team.pk}/"))
     assert "Your role: Viewer" in team_page and "Add member" not in team_page
@@ -475,8 +498,15 @@ def test_a_member_works_with_jobs_but_does_not_manage(team, bob, team_token, mak
     tokens = _page(client.get("/tokens/"))
     assert "team-key" not in tokens and f"/tokens/{team_token.pk}/" not in tokens  # …without managing it
     team_page = _page(client.get(f"/teams/{team.pk}/"))
-    for absent in ("Add member", "Create invite link", "Delete team", "Rename team", "Audit trail",
-                   f"/teams/{team.pk}/delete/", "Change role"):
+    for absent in (
+        "Add member",
+        "Create invite link",
+        "Delete team",
+        "Rename team",
+        "Audit trail",
+        f"/teams/{team.pk}/delete/",
+        "Change role",
+    ):
         assert absent not in team_page, absent
     assert "Leave team" in team_page
 
@@ -528,7 +558,9 @@ def test_the_workspace_select_appears_only_with_more_than_one(alice_client, char
 
 
 def test_a_token_is_saved_in_the_chosen_workspace(alice_client, alice, team):
-    response = alice_client.post("/tokens/", {"name": "shared", "secret": TEAM_SECRET, "workspace": team.pk}, follow=True)
+    response = alice_client.post(
+        "/tokens/", {"name": "shared", "secret": TEAM_SECRET, "workspace": team.pk}, follow=True
+    )
     token = ApiToken.objects.get(name="shared")
     assert token.workspace == team
     assert "Saved token “shared” (…t3am) in Research team." in _page(response)
@@ -555,7 +587,9 @@ def test_a_job_is_tracked_in_the_chosen_workspace(alice_client, alice_token, tea
     assert f"started tracking {body['id']}" in _audit(team)
 
 
-def test_a_job_cannot_be_tracked_with_a_token_of_another_workspace(alice_client, alice_token, team, team_token, fake_api):
+def test_a_job_cannot_be_tracked_with_a_token_of_another_workspace(
+    alice_client, alice_token, team, team_token, fake_api
+):
     body = fake_api.add_job()
     response = alice_client.post("/jobs/track/", {"job_id": body["id"], "workspace": team.pk, "token": alice_token.pk})
     assert response.status_code == 422
@@ -573,14 +607,18 @@ def test_a_member_tracks_with_the_team_token(bob_client, team, team_token, fake_
 def test_a_viewer_cannot_track_with_the_team_token(team, dave, team_token, fake_api):
     body = fake_api.add_job()
     fake_api.reset_calls()
-    response = signed_in(dave).post("/jobs/track/", {"job_id": body["id"], "workspace": team.pk, "token": team_token.pk})
+    response = signed_in(dave).post(
+        "/jobs/track/", {"job_id": body["id"], "workspace": team.pk, "token": team_token.pk}
+    )
     assert response.status_code in (403, 422)
     assert not TrackedJob.objects.exists() and not fake_api.calls
 
 
 def test_moving_a_token_moves_its_jobs(alice_client, alice, alice_token, team, make_job):
     job = make_job()
-    response = alice_client.post(f"/tokens/{alice_token.pk}/edit/", {"name": "research", "secret": "", "workspace": team.pk})
+    response = alice_client.post(
+        f"/tokens/{alice_token.pk}/edit/", {"name": "research", "secret": "", "workspace": team.pk}
+    )
     assert response.status_code == 302
     alice_token.refresh_from_db()
     job.refresh_from_db()
@@ -608,7 +646,9 @@ def test_renaming_a_team_token_keeps_it_in_the_team(alice_client, team, team_tok
     assert job.workspace == team
 
 
-def test_a_job_is_moved_with_a_token_of_the_target_workspace(alice_client, alice, alice_token, team, team_token, make_job):
+def test_a_job_is_moved_with_a_token_of_the_target_workspace(
+    alice_client, alice, alice_token, team, team_token, make_job
+):
     job = make_job()
     page = _page(alice_client.get(f"/jobs/{job.pk}/"))
     assert ">Move job</button>" in page and ">Move to workspace<" in page

@@ -42,10 +42,6 @@ def track(fake_api, alice, token, **fields) -> TrackedJob:
     return job
 
 
-
-
-
-
 def calls_to(fake_api, job: TrackedJob, what: str) -> list:
     return [call for call in fake_api.calls_for(job.job_id, training_log=True) if call.path.endswith("/" + what)]
 
@@ -248,8 +244,14 @@ def test_many_checkpoints_are_read_across_pages(fake_api, alice, alice_token):
 
 def add_stored_checkpoints(job: TrackedJob, metrics_by_step: dict[int, dict]) -> None:
     TrainingCheckpoint.objects.bulk_create(
-        TrainingCheckpoint(job=job, upstream_id=f"ftckpt_{step}", step=step, metrics=metrics,
-                           created_at=timezone.now(), fine_tuned_model_checkpoint=f"Qwen/Qwen3-4B:run:{job.job_id}:ckpt-step-{step}")
+        TrainingCheckpoint(
+            job=job,
+            upstream_id=f"ftckpt_{step}",
+            step=step,
+            metrics=metrics,
+            created_at=timezone.now(),
+            fine_tuned_model_checkpoint=f"Qwen/Qwen3-4B:run:{job.job_id}:ckpt-step-{step}",
+        )
         for step, metrics in metrics_by_step.items()
     )
     TrackedJob.objects.filter(pk=job.pk).update(checkpoints_synced_at=timezone.now())
@@ -258,8 +260,13 @@ def add_stored_checkpoints(job: TrackedJob, metrics_by_step: dict[int, dict]) ->
 def add_stored_events(job: TrackedJob, n: int, *, level: str = "info", message: str = "event {i}") -> None:
     start = timezone.now() - dt.timedelta(hours=1)
     TrainingEvent.objects.bulk_create(
-        TrainingEvent(job=job, upstream_id=f"ftevent-{level}-{i}", level=level, message=message.format(i=i),
-                      created_at=start + dt.timedelta(seconds=i))
+        TrainingEvent(
+            job=job,
+            upstream_id=f"ftevent-{level}-{i}",
+            level=level,
+            message=message.format(i=i),
+            created_at=start + dt.timedelta(seconds=i),
+        )
         for i in range(n)
     )
     TrackedJob.objects.filter(pk=job.pk).update(events_synced_at=timezone.now())
@@ -291,7 +298,7 @@ def test_the_events_panel_shows_the_newest_filters_by_level_and_shows_older_on_r
     assert html.count('class="event event-') == 50
     assert "event 119" in html and "event 70<" in html and "event 69<" not in html
     assert 'href="?events=100#events-panel"' in html  # "Show older"
-    assert "Warning <span class=\"muted\">(3)</span>" in html
+    assert 'Warning <span class="muted">(3)</span>' in html
 
     warnings = page(alice_client, job, level="warning")
     assert warnings.count('class="event event-') == 3 and "event 119" not in warnings
@@ -317,17 +324,25 @@ def test_the_live_poll_renders_the_chosen_level(make_job, alice_client):
 @pytest.mark.parametrize("count", [0, 1, 7])
 def test_the_checkpoints_table_and_curves_show_zero_one_or_many_checkpoints(make_job, alice_client, count):
     job = make_job()
-    add_stored_checkpoints(job, {
-        10 * (i + 1): {"train_loss": 2 / (i + 1), "valid_loss": 2.2 / (i + 1), "full_valid_loss": 2.3 / (i + 1),
-                       "train_mean_token_accuracy": 0.5 + i / 100, "valid_mean_token_accuracy": 0.45,
-                       "full_valid_mean_token_accuracy": 0.44}
-        for i in range(count)
-    })
+    add_stored_checkpoints(
+        job,
+        {
+            10 * (i + 1): {
+                "train_loss": 2 / (i + 1),
+                "valid_loss": 2.2 / (i + 1),
+                "full_valid_loss": 2.3 / (i + 1),
+                "train_mean_token_accuracy": 0.5 + i / 100,
+                "valid_mean_token_accuracy": 0.45,
+                "full_valid_mean_token_accuracy": 0.44,
+            }
+            for i in range(count)
+        },
+    )
     html = page(alice_client, job)
 
     assert html.count('<tr id="checkpoint-') == count
     if count == 0:
-        assert "No checkpoints reported yet" in html and "<svg class=\"chart-svg\"" not in html
+        assert "No checkpoints reported yet" in html and '<svg class="chart-svg"' not in html
         return
     assert html.count('<svg class="chart-svg"') == 2
     # Every point of the three loss and three accuracy series, each with its exact value on hover.
@@ -341,18 +356,21 @@ def test_the_checkpoints_table_and_curves_show_zero_one_or_many_checkpoints(make
 
 def test_missing_and_non_finite_metrics_render_and_say_what_is_missing(make_job, alice_client):
     job = make_job()
-    add_stored_checkpoints(job, {
-        10: {"train_loss": 1.0, "valid_loss": "NaN", "train_mean_token_accuracy": "Infinity"},
-        20: {"train_loss": None, "valid_loss": "NaN"},
-        30: {"train_loss": 0.5},
-    })
+    add_stored_checkpoints(
+        job,
+        {
+            10: {"train_loss": 1.0, "valid_loss": "NaN", "train_mean_token_accuracy": "Infinity"},
+            20: {"train_loss": None, "valid_loss": "NaN"},
+            30: {"train_loss": 0.5},
+        },
+    )
     html = page(alice_client, job)
 
     assert "No valid loss reported." in html
     assert "No full-valid loss reported." in html
     assert "No token accuracy reported." in html  # the whole accuracy chart: nothing to draw
     assert html.count('<svg class="chart-svg"') == 1
-    assert "<td class=\"num\">—</td>" in html
+    assert '<td class="num">—</td>' in html
     assert not re.search(r"\b(nan|infinity)\b", html, re.IGNORECASE)
 
 
@@ -389,8 +407,9 @@ def test_a_job_page_with_2000_events_and_50_checkpoints_costs_as_many_queries_as
 
 def test_a_card_shows_the_latest_valid_loss_with_a_sparkline_only_with_checkpoints(make_job, alice_client):
     with_checkpoints = make_job(suffix="curved")
-    add_stored_checkpoints(with_checkpoints, {10: {"train_loss": 1.0, "valid_loss": 1.2},
-                                              20: {"train_loss": 0.8, "valid_loss": 0.9123456}})
+    add_stored_checkpoints(
+        with_checkpoints, {10: {"train_loss": 1.0, "valid_loss": 1.2}, 20: {"train_loss": 0.8, "valid_loss": 0.9123456}}
+    )
     only_train = make_job(suffix="train-only")
     add_stored_checkpoints(only_train, {10: {"train_loss": 1.5}, 20: {"train_loss": 0.75}})
     make_job(suffix="bare")

@@ -29,14 +29,24 @@ CAP = 64 * 1024
 TOO_LARGE = "Token Factory's answer was larger than 0.0625 MB."
 
 
-def client_for(fake_api, *, total_timeout: float = 1.0, retries: int = 2, backoff: float = 0.01,
-               max_answer_bytes: int = CAP) -> TokenFactoryClient:
+def client_for(
+    fake_api, *, total_timeout: float = 1.0, retries: int = 2, backoff: float = 0.01, max_answer_bytes: int = CAP
+) -> TokenFactoryClient:
     """A client whose per-read timeout (5 s) is far longer than the gaps of a dribble, so only
     the total timeout can end a dribbled call."""
-    return TokenFactoryClient(ALICE_SECRET, ClientConfig(
-        base_url=fake_api.url, connect_timeout=5.0, read_timeout=5.0, total_timeout=total_timeout,
-        max_answer_bytes=max_answer_bytes, retries=retries, retry_after_cap=300, backoff_seconds=backoff,
-    ))
+    return TokenFactoryClient(
+        ALICE_SECRET,
+        ClientConfig(
+            base_url=fake_api.url,
+            connect_timeout=5.0,
+            read_timeout=5.0,
+            total_timeout=total_timeout,
+            max_answer_bytes=max_answer_bytes,
+            retries=retries,
+            retry_after_cap=300,
+            backoff_seconds=backoff,
+        ),
+    )
 
 
 def timed(call):
@@ -72,10 +82,19 @@ def test_the_deadline_holds_through_an_http_proxy(fake_api, monkeypatch):
     for name in ("NO_PROXY", "no_proxy", "http_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", fake_api.url)
-    client = TokenFactoryClient(ALICE_SECRET, ClientConfig(
-        base_url="http://api.tokenfactory.test", connect_timeout=5.0, read_timeout=5.0, total_timeout=1.0,
-        max_answer_bytes=CAP, retries=0, retry_after_cap=300, backoff_seconds=0.01,
-    ))
+    client = TokenFactoryClient(
+        ALICE_SECRET,
+        ClientConfig(
+            base_url="http://api.tokenfactory.test",
+            connect_timeout=5.0,
+            read_timeout=5.0,
+            total_timeout=1.0,
+            max_answer_bytes=CAP,
+            retries=0,
+            retry_after_cap=300,
+            backoff_seconds=0.01,
+        ),
+    )
     assert client.get_job(job["id"]).id == job["id"]  # through the proxy
     fake_api.fail_next("dribble_headers", delay=0.2, dribble_for=10)
 
@@ -146,15 +165,19 @@ def test_an_answer_just_under_the_cap_is_read(fake_api):
     assert client_for(fake_api).get_job(job["id"]).id == "ftjob-huge"
 
 
-@pytest.mark.parametrize("endpoint", [
-    lambda client, job_id: client.list_jobs(),
-    lambda client, job_id: client.check_key(),
-    lambda client, job_id: client.list_events(job_id),
-    lambda client, job_id: client.list_checkpoints(job_id),
-    lambda client, job_id: client.get_file("file-1"),
-    lambda client, job_id: client.list_models(),
-    lambda client, job_id: client.cancel_job(job_id),
-], ids=["list_jobs", "check_key", "events", "checkpoints", "file", "models", "cancel"])
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        lambda client, job_id: client.list_jobs(),
+        lambda client, job_id: client.check_key(),
+        lambda client, job_id: client.list_events(job_id),
+        lambda client, job_id: client.list_checkpoints(job_id),
+        lambda client, job_id: client.get_file("file-1"),
+        lambda client, job_id: client.list_models(),
+        lambda client, job_id: client.cancel_job(job_id),
+    ],
+    ids=["list_jobs", "check_key", "events", "checkpoints", "file", "models", "cancel"],
+)
 def test_every_endpoint_refuses_an_answer_over_the_cap(fake_api, endpoint):
     job = fake_api.add_job()
     fake_api.fail_next("huge_chunked", size=16 * CAP)
@@ -195,7 +218,8 @@ def assert_kept_and_backing_off(fake_api, stored: TrackedJob, job: TrackedJob) -
 
 
 def test_a_refresh_that_runs_out_of_time_keeps_the_snapshot_says_so_and_backs_off(
-        fake_api, tracked, alice_client, settings):
+    fake_api, tracked, alice_client, settings
+):
     settings.FTDASH_API_TOTAL_TIMEOUT = 1.0
     fake_api.fail_next("dribble_body", job_id=tracked.job_id, delay=0.2, dribble_for=10)
 

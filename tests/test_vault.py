@@ -139,7 +139,9 @@ def test_a_refresh_with_an_undecryptable_token_says_why_and_makes_no_call(fake_a
     assert stored.snapshot == job.snapshot
 
 
-def test_tracking_with_an_undecryptable_token_saves_nothing_and_makes_no_call(fake_api, alice, alice_token, settings, new_key):
+def test_tracking_with_an_undecryptable_token_saves_nothing_and_makes_no_call(
+    fake_api, alice, alice_token, settings, new_key
+):
     remote = fake_api.add_job()
     settings.FTDASH_ENCRYPTION_KEYS = [new_key]
 

@@ -30,8 +30,6 @@ def quick_settings(settings):
 track = track_remote_job
 
 
-
-
 def run_worker(*args: str) -> str:
     """One round in this process, with one refresh thread: the test database is an in-memory
     SQLite whose shared cache answers "table is locked" to concurrent writers of one process
@@ -51,8 +49,7 @@ def calls(fake_api, job: TrackedJob) -> int:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_round_refreshes_every_due_unfinished_job_and_nothing_else(fake_api, alice, alice_token):
-    due = [track(fake_api, alice, alice_token, steps_per_call=5, total_steps=1000, trained_steps=10)
-           for _ in range(3)]
+    due = [track(fake_api, alice, alice_token, steps_per_call=5, total_steps=1000, trained_steps=10) for _ in range(3)]
     fresh = track(fake_api, alice, alice_token, steps_per_call=5, total_steps=1000)
     finished = track(fake_api, alice, alice_token, status="succeeded", total_steps=100, trained_steps=100)
     queued = track(fake_api, alice, alice_token, status="queued")  # due only after 30 s
@@ -112,17 +109,25 @@ def test_a_429_pauses_the_token_for_the_next_rounds(fake_api, alice, alice_token
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_job_that_keeps_failing_backs_off_exponentially_up_to_the_cap(
-    fake_api, alice, alice_token, client, settings
-):
+def test_a_job_that_keeps_failing_backs_off_exponentially_up_to_the_cap(fake_api, alice, alice_token, client, settings):
     settings.FTDASH_MAX_BACKOFF_SECONDS = 30
     job = track(fake_api, alice, alice_token, steps_per_call=1, total_steps=1000)
     fake_api.fail_next("500", job_id=job.job_id, count=6)
     fake_api.reset_calls()
 
     # (seconds since the last try, whether the worker calls): 5 s base, doubled per failure, capped at 30 s.
-    schedule = [(6, True), (9, False), (11, True), (19, False), (21, True), (29, False), (31, True),
-                (29, False), (31, True), (31, True)]
+    schedule = [
+        (6, True),
+        (9, False),
+        (11, True),
+        (19, False),
+        (21, True),
+        (29, False),
+        (31, True),
+        (29, False),
+        (31, True),
+        (31, True),
+    ]
     failures = 0
     for waited, expect_call in schedule:
         age(job, seconds=waited)

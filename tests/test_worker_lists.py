@@ -45,16 +45,22 @@ def run_worker() -> str:
     return out.getvalue()
 
 
-
-
 def track_many(fake_api, user, token, n: int, *, visible_to: str | None = None, **fields) -> list[TrackedJob]:
     """`n` jobs upstream (seen by the key `visible_to` only, if given), tracked with `token`
     and their current snapshot, as tracking would store it."""
     remote = fake_api.add_jobs(n, token=visible_to, **fields)
     now = timezone.now()
     TrackedJob.objects.bulk_create(
-        TrackedJob(workspace=user.personal_workspace, token=token, job_id=body["id"], added_by=user,
-                   snapshot=body, status=body["status"], fetched_at=now, checked_at=now)
+        TrackedJob(
+            workspace=user.personal_workspace,
+            token=token,
+            job_id=body["id"],
+            added_by=user,
+            snapshot=body,
+            status=body["status"],
+            fetched_at=now,
+            checked_at=now,
+        )
         for body in remote
     )
     return list(TrackedJob.objects.filter(job_id__in=[body["id"] for body in remote]))

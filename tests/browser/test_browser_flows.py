@@ -11,7 +11,16 @@ import re
 
 import pytest
 
-from tests.support.browser_pages import assert_no_more_requests, expect, fact, job_card, open_job_page, record_requests, sign_in, track_job
+from tests.support.browser_pages import (
+    assert_no_more_requests,
+    expect,
+    fact,
+    job_card,
+    open_job_page,
+    record_requests,
+    sign_in,
+    track_job,
+)
 
 INVALID_FILE_ERROR = {
     "code": "invalid_training_file",

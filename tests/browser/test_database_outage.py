@@ -32,9 +32,13 @@ SECRET = "sk-outage-browser-0123456789-SECRET"
 def site(browser, tmp_path_factory):
     """(the server, its PostgreSQL cluster), with one running job tracked."""
     tmp = tmp_path_factory.mktemp("outage-browser")
-    with postgres_cluster() as cluster, FakeTokenFactory() as api, \
-            ftdash_server(tmp / "data", api_url=api.url, workers=1,
-                          DATABASE_URL=cluster.create_database("ftdash")) as server:
+    with (
+        postgres_cluster() as cluster,
+        FakeTokenFactory() as api,
+        ftdash_server(
+            tmp / "data", api_url=api.url, workers=1, DATABASE_URL=cluster.create_database("ftdash")
+        ) as server,
+    ):
         api.add_token(SECRET)
         create_admin(server)
         session = signed_in_session(server, "admin", ADMIN_PASSWORD)
@@ -54,7 +58,9 @@ class Polls:
         self.sent: list[float] = []
         self.statuses: list[int] = []
         page.on("request", lambda request: self.sent.append(time.monotonic()) if "/live/" in request.url else None)
-        page.on("response", lambda response: self.statuses.append(response.status) if "/live/" in response.url else None)
+        page.on(
+            "response", lambda response: self.statuses.append(response.status) if "/live/" in response.url else None
+        )
 
     def wait_for_status(self, wanted: set[int], timeout_s: float) -> None:
         """Let the page run until a poll gets one of `wanted` (from now on)."""

@@ -20,7 +20,19 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.support.accessibility import Audit
-from tests.support.browser_pages import assert_no_more_requests, expect, fact, job_card, live_interval_seconds, open_job_page, record_requests, save_token, set_page_visibility, sign_in, track_job
+from tests.support.browser_pages import (
+    assert_no_more_requests,
+    expect,
+    fact,
+    job_card,
+    live_interval_seconds,
+    open_job_page,
+    record_requests,
+    save_token,
+    set_page_visibility,
+    sign_in,
+    track_job,
+)
 
 pytestmark = pytest.mark.browser
 

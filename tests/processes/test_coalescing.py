@@ -40,9 +40,7 @@ def test_viewers_across_gunicorn_workers_cause_one_call_per_interval(tmp_path):
             statuses = []
             started = time.monotonic()
             while len(statuses) < POLLS_PER_VIEWER or time.monotonic() - started < 6.5:
-                response = session.get(
-                    f"{server.url}/jobs/{job_pk}/live/", headers={"HX-Request": "true"}, timeout=60
-                )
+                response = session.get(f"{server.url}/jobs/{job_pk}/live/", headers={"HX-Request": "true"}, timeout=60)
                 statuses.append(response.status_code)
                 time.sleep(0.05)
             return statuses

@@ -62,13 +62,21 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("outage")
-    with postgres_cluster() as cluster, FakeTokenFactory() as api, Receiver() as receiver, \
-            ftdash_server(tmp / "data", api_url=api.url, workers=1,
-                          DATABASE_URL=cluster.create_database("ftdash"),
-                          FTDASH_ALLOW_PRIVATE_WEBHOOKS="true",  # the receiver is on loopback
-                          FTDASH_WORKER_INTERVAL_SECONDS="0.2",
-                          FTDASH_API_RETRIES="0",
-                          FTDASH_WORKER_LIST_READS="false") as server:
+    with (
+        postgres_cluster() as cluster,
+        FakeTokenFactory() as api,
+        Receiver() as receiver,
+        ftdash_server(
+            tmp / "data",
+            api_url=api.url,
+            workers=1,
+            DATABASE_URL=cluster.create_database("ftdash"),
+            FTDASH_ALLOW_PRIVATE_WEBHOOKS="true",  # the receiver is on loopback
+            FTDASH_WORKER_INTERVAL_SECONDS="0.2",
+            FTDASH_API_RETRIES="0",
+            FTDASH_WORKER_LIST_READS="false",
+        ) as server,
+    ):
         api.add_token(SECRET)
         create_admin(server)
         session = signed_in_session(server, "admin", ADMIN_PASSWORD)
@@ -108,8 +116,9 @@ def test_during_an_outage_every_page_and_poll_answers_503_and_the_first_request_
     for path in ("/tokens/", f"/jobs/{pk}/", "/notifications/"):
         _assert_outage_page(site.get(path))
     _assert_outage_page(requests.get(site.server.url + "/accounts/login/", timeout=30))  # signed out
-    _assert_outage_page(post_form(site.session, site.server, "/jobs/track/",
-                                  {"job_id": "ftjob-" + "0" * 32, "token": site.token_pk}))
+    _assert_outage_page(
+        post_form(site.session, site.server, "/jobs/track/", {"job_id": "ftjob-" + "0" * 32, "token": site.token_pk})
+    )
     for _ in range(10):  # an open tab keeps polling
         assert site.poll(query=f"v={pk}.x").status_code == 503
         assert site.poll(f"/jobs/{pk}/live/", f"v={pk}.x").status_code == 503
@@ -192,8 +201,10 @@ def test_a_notification_queued_before_the_outage_goes_out_once_after_it(site, tm
     watched, _ = site.track(suffix="outage-queued-watched", **ALIVE)
     # No worker yet: the job's page sees it finish, and queues its webhook.
     site.api.advance(done["id"], ALIVE["total_steps"])
-    queued = ("SELECT count(*) FROM jobs_delivery d JOIN jobs_jobevent e ON e.id = d.event_id "
-              "JOIN jobs_trackedjob j ON j.id = e.job_id WHERE j.job_id = ? AND d.state = 'pending'")
+    queued = (
+        "SELECT count(*) FROM jobs_delivery d JOIN jobs_jobevent e ON e.id = d.event_id "
+        "JOIN jobs_trackedjob j ON j.id = e.job_id WHERE j.job_id = ? AND d.state = 'pending'"
+    )
 
     def webhook_queued() -> bool:
         assert site.get(f"/jobs/{done_pk}/").status_code == 200  # refreshes the job
@@ -251,10 +262,16 @@ def test_while_the_sqlite_file_cannot_be_opened_pages_answer_503_until_it_is_bac
 
 def test_single_sign_on_answers_503_too_while_the_database_is_gone(tmp_path):
     # The auth proxy's header is read by a middleware, before any view: that sign-in fails there.
-    with FakeTokenFactory() as api, ftdash_server(
-        tmp_path / "data", api_url=api.url, DATABASE_URL="",
-        FTDASH_REMOTE_USER_HEADER="X-Forwarded-User", FTDASH_BEHIND_PROXY="true",
-    ) as server:
+    with (
+        FakeTokenFactory() as api,
+        ftdash_server(
+            tmp_path / "data",
+            api_url=api.url,
+            DATABASE_URL="",
+            FTDASH_REMOTE_USER_HEADER="X-Forwarded-User",
+            FTDASH_BEHIND_PROXY="true",
+        ) as server,
+    ):
         proxy = {"X-Forwarded-User": "ada"}
         assert requests.get(server.url + "/", headers=proxy, timeout=30).status_code == 200
         server.data_dir.rename(tmp_path / "unmounted")
@@ -264,5 +281,3 @@ def test_single_sign_on_answers_503_too_while_the_database_is_gone(tmp_path):
             (tmp_path / "unmounted").rename(server.data_dir)
         assert requests.get(server.url + "/", headers=proxy, timeout=30).status_code == 200
         assert "Traceback" not in server.log
-
-

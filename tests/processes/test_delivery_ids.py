@@ -66,12 +66,15 @@ class Site:
         rows = self.server.sql(
             "SELECT d.delivery_id, d.state, d.attempts FROM jobs_delivery d"
             " JOIN jobs_jobevent e ON d.event_id = e.id JOIN jobs_trackedjob j ON e.job_id = j.id"
-            " WHERE j.job_id = ?", (job_id,))
+            " WHERE j.job_id = ?",
+            (job_id,),
+        )
         return [(uuid.UUID(str(delivery_id)), state, attempts) for delivery_id, state, attempts in rows]
 
     def heartbeat(self, worker) -> str | None:
-        rows = self.server.sql("SELECT last_seen FROM jobs_workerheartbeat WHERE name = ?",
-                               (f"{socket.gethostname()}:{worker.pid}",))
+        rows = self.server.sql(
+            "SELECT last_seen FROM jobs_workerheartbeat WHERE name = ?", (f"{socket.gethostname()}:{worker.pid}",)
+        )
         return str(rows[0][0]) if rows else None
 
     def notifications_page(self) -> str:
@@ -83,12 +86,20 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("deliveries")
-    with FakeTokenFactory() as api, Receiver(hold=True) as receiver, ftdash_server(
-        tmp / "data", api_url=api.url, workers=1,
-        FTDASH_ALLOW_PRIVATE_WEBHOOKS="true",  # the receiver is on loopback
-        FTDASH_DELIVERY_LEASE_SECONDS=str(LEASE_SECONDS),
-        FTDASH_WORKER_INTERVAL_SECONDS="0.2", FTDASH_API_RETRIES="0", FTDASH_WORKER_LIST_READS="false",
-    ) as server:
+    with (
+        FakeTokenFactory() as api,
+        Receiver(hold=True) as receiver,
+        ftdash_server(
+            tmp / "data",
+            api_url=api.url,
+            workers=1,
+            FTDASH_ALLOW_PRIVATE_WEBHOOKS="true",  # the receiver is on loopback
+            FTDASH_DELIVERY_LEASE_SECONDS=str(LEASE_SECONDS),
+            FTDASH_WORKER_INTERVAL_SECONDS="0.2",
+            FTDASH_API_RETRIES="0",
+            FTDASH_WORKER_LIST_READS="false",
+        ) as server,
+    ):
         api.add_token(SECRET)
         session = requests.Session()
         first_run(session, server, "admin", PASSWORD)
@@ -125,8 +136,11 @@ def test_a_worker_killed_before_recording_the_answer_is_followed_by_one_retry_wi
 
     held.answering.set()
     retry = site.start_worker()
-    wait_for(lambda: site.deliveries_for(job_id)[0][1] == "sent", timeout=60,
-             what="a new worker to send it again once the lease ran out")
+    wait_for(
+        lambda: site.deliveries_for(job_id)[0][1] == "sent",
+        timeout=60,
+        what="a new worker to send it again once the lease ran out",
+    )
     seen = site.heartbeat(retry)
     wait_for(lambda: site.heartbeat(retry) != seen, what="another round of the new worker")
 
@@ -153,8 +167,11 @@ def test_a_worker_that_comes_back_after_its_lease_ran_out_does_not_overwrite_the
         wait_for(lambda: "answered" in site.posts_for(job_id)[0], what="the receiver to answer 500")
         held.status = 200
         site.start_worker()
-        wait_for(lambda: site.deliveries_for(job_id)[0][1] == "sent", timeout=60,
-                 what="another worker to retry once the lease ran out")
+        wait_for(
+            lambda: site.deliveries_for(job_id)[0][1] == "sent",
+            timeout=60,
+            what="another worker to retry once the lease ran out",
+        )
         resumed_after = site.heartbeat(stale)
     finally:
         os.kill(stale.pid, signal.SIGCONT)

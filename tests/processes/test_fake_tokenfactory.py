@@ -33,7 +33,9 @@ def test_it_runs_standalone_with_a_demo_token_and_jobs():
         assert "demo-token" in output
         printed_ids = set(re.findall(r"ftjob-[0-9a-f]{32}", output))
         assert len(printed_ids) == 5
-        jobs = requests.get(f"{url}/v1/fine_tuning/jobs", headers={"Authorization": "Bearer demo-token"}, timeout=5).json()["data"]
+        jobs = requests.get(
+            f"{url}/v1/fine_tuning/jobs", headers={"Authorization": "Bearer demo-token"}, timeout=5
+        ).json()["data"]
         assert {j["id"] for j in jobs} == printed_ids
         statuses = sorted(j["status"] for j in jobs)
         assert statuses == ["failed", "queued", "running", "running", "succeeded"]

@@ -28,8 +28,12 @@ def production_env(data_dir: Path, **variables: str) -> dict[str, str]:
 def test_a_missing_key_in_production_stops_start_up_with_a_message_naming_it(tmp_path):
     data_dir = tmp_path / "data"
     done = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=production_env(data_dir),
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=production_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
     assert done.returncode != 0
@@ -41,9 +45,12 @@ def test_a_missing_key_in_production_stops_start_up_with_a_message_naming_it(tmp
 
 def test_a_value_that_is_not_a_fernet_key_stops_start_up_with_a_message_naming_it(tmp_path):
     done = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT,
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
         env=production_env(tmp_path / "data", FTDASH_ENCRYPTION_KEYS="not-a-key"),
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
     assert done.returncode != 0

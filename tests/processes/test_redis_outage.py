@@ -85,7 +85,9 @@ class Site:
         return response.json()
 
 
-def test_pages_polls_and_forms_keep_working_while_redis_is_stopped_and_use_it_again_once_back(tmp_path, redis_server, api):
+def test_pages_polls_and_forms_keep_working_while_redis_is_stopped_and_use_it_again_once_back(
+    tmp_path, redis_server, api
+):
     redis_server.start()
     with ftdash_server(tmp_path / "data", api_url=api.url, REDIS_URL=redis_server.url) as server:
         site = Site(server, api)
@@ -99,8 +101,10 @@ def test_pages_polls_and_forms_keep_working_while_redis_is_stopped_and_use_it_ag
 
         redis_server.start()  # empty: it kept nothing
         wait_for(lambda: site.readiness()["cache"] == "ok", what="ftdash to see Redis again")
-        wait_for(lambda: site.get("/").status_code == 200 and redis_server.keys(SESSION_KEYS),
-                 what="sessions cached in Redis again, without a restart")
+        wait_for(
+            lambda: site.get("/").status_code == 200 and redis_server.keys(SESSION_KEYS),
+            what="sessions cached in Redis again, without a restart",
+        )
         site.everything_works("after")
         assert "Traceback" not in server.log
 
@@ -121,19 +125,26 @@ def test_redis_down_at_start_is_no_error_and_its_warning_is_logged_once_not_per_
             wait_for(lambda: len(api.calls_for(site.job_id)) > refreshed, what="the worker to refresh the job")
 
             redis_server.start()
-            wait_for(lambda: site.get("/").status_code == 200 and redis_server.keys(SESSION_KEYS),
-                     what="sessions cached in Redis once it runs")
+            wait_for(
+                lambda: site.get("/").status_code == 200 and redis_server.keys(SESSION_KEYS),
+                what="sessions cached in Redis once it runs",
+            )
             site.everything_works("with Redis")
             assert server.log.count(OUTAGE_WARNING) == 1
             assert "INFO jobs.redis_cache Redis answers again" in server.log
-            wait_for(lambda: "Redis answers again" in (tmp_path / "worker.log").read_text(), what="the worker to use Redis again")
+            wait_for(
+                lambda: "Redis answers again" in (tmp_path / "worker.log").read_text(),
+                what="the worker to use Redis again",
+            )
         finally:
             stop_process(worker)
         worker_log = (tmp_path / "worker.log").read_text()
         assert worker_log.count(OUTAGE_WARNING) == 1 and "Traceback" not in worker_log, worker_log
 
 
-def test_a_redis_that_stops_answering_holds_no_request_and_brings_no_signed_out_session_back(tmp_path, redis_server, api):
+def test_a_redis_that_stops_answering_holds_no_request_and_brings_no_signed_out_session_back(
+    tmp_path, redis_server, api
+):
     redis_server.start()
     relay = CuttableRelay(redis_server.port)
     try:
@@ -155,8 +166,9 @@ def test_a_redis_that_stops_answering_holds_no_request_and_brings_no_signed_out_
 
             def signed_out() -> bool:
                 # The old cookie, sent again whatever the answers say (a copy of it elsewhere).
-                response = requests.get(server.url + "/tokens/", cookies={"ftdash_session": session_id},
-                                        allow_redirects=False, timeout=10)
+                response = requests.get(
+                    server.url + "/tokens/", cookies={"ftdash_session": session_id}, allow_redirects=False, timeout=10
+                )
                 return response.status_code == 302 and "/accounts/login/" in response.headers["Location"]
 
             # A process that saw Redis come back may read it before the one that signed out
@@ -171,8 +183,14 @@ def test_a_redis_that_stops_answering_holds_no_request_and_brings_no_signed_out_
 def test_while_redis_is_down_a_due_job_is_fetched_once_per_process_however_many_polls_ask(tmp_path, redis_server, api):
     # One process serving eight requests at once (gunicorn threads, as the worker's pool does):
     # without Redis their refresh locks are this process's own, and still exclude each other.
-    with ftdash_server(tmp_path / "data", api_url=api.url, workers=1, REDIS_URL=redis_server.url,
-                       GUNICORN_CMD_ARGS="--threads 8", FTDASH_REFRESH_SECONDS="600") as server:
+    with ftdash_server(
+        tmp_path / "data",
+        api_url=api.url,
+        workers=1,
+        REDIS_URL=redis_server.url,
+        GUNICORN_CMD_ARGS="--threads 8",
+        FTDASH_REFRESH_SECONDS="600",
+    ) as server:
         site = Site(server, api)
         fetched = len(api.calls_for(site.job_id))
         release = api.hold_next(job_id=site.job_id)
@@ -200,8 +218,11 @@ def gunicorn_without_database(tmp_path: Path) -> Iterator[str]:
     """ftdash served with a DATABASE_URL whose port nothing listens on; yields its URL."""
     port = free_port()
     env = {
-        **{k: v for k, v in os.environ.items()
-           if not k.startswith(("FTDASH_", "DJANGO_")) and k not in ("DATABASE_URL", "REDIS_URL")},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("FTDASH_", "DJANGO_")) and k not in ("DATABASE_URL", "REDIS_URL")
+        },
         "DJANGO_SETTINGS_MODULE": "ftdash.settings",
         "FTDASH_DATA_DIR": str(tmp_path / "data"),
         "FTDASH_DEBUG": "true",
@@ -210,7 +231,10 @@ def gunicorn_without_database(tmp_path: Path) -> Iterator[str]:
     with open(tmp_path / "server.log", "w") as log:
         process = subprocess.Popen(
             [str(BIN / "gunicorn"), "ftdash.wsgi:application", "--workers", "1", "--bind", f"127.0.0.1:{port}"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
 
@@ -236,5 +260,3 @@ def test_readyz_answers_503_json_quickly_when_the_database_cannot_be_reached(tmp
     assert response.status_code == 503
     assert response.json() == {"database": "unavailable", "cache": "degraded", "worker_seen_seconds_ago": None}
     assert "no-store" in response.headers["Cache-Control"]
-
-

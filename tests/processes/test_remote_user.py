@@ -86,8 +86,9 @@ def sso_server(api, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def plain_server(api, tmp_path_factory):
-    with ftdash_server(tmp_path_factory.mktemp("plain") / "data", api_url=api.url, workers=1,
-                       FTDASH_BEHIND_PROXY="true") as server:
+    with ftdash_server(
+        tmp_path_factory.mktemp("plain") / "data", api_url=api.url, workers=1, FTDASH_BEHIND_PROXY="true"
+    ) as server:
         yield server
 
 

@@ -47,8 +47,9 @@ for number, body in enumerate(%(bodies)r):
 
 
 def _seed(server, bodies) -> dict[str, int]:
-    server.manage("shell", "-c", textwrap.dedent(SEED % {"password": ADMIN_PASSWORD, "secret": SECRET,
-                                                         "bodies": bodies}))
+    server.manage(
+        "shell", "-c", textwrap.dedent(SEED % {"password": ADMIN_PASSWORD, "secret": SECRET, "bodies": bodies})
+    )
     return dict(server.sql("SELECT job_id, id FROM jobs_trackedjob"))
 
 
@@ -75,16 +76,28 @@ def _most_in_a_minute(calls) -> int:
 
 
 def _no_backoff(server) -> None:
-    assert server.sql("SELECT job_id, consecutive_failures, refresh_error FROM jobs_trackedjob"
-                      " WHERE consecutive_failures > 0 OR refresh_error != ''") == []
+    assert (
+        server.sql(
+            "SELECT job_id, consecutive_failures, refresh_error FROM jobs_trackedjob"
+            " WHERE consecutive_failures > 0 OR refresh_error != ''"
+        )
+        == []
+    )
 
 
 def test_two_workers_and_open_pages_together_stay_within_one_tokens_budget(tmp_path):
-    with FakeTokenFactory() as api, ftdash_server(
-        tmp_path / "data", api_url=api.url, workers=2,
-        FTDASH_TOKEN_REQUESTS_PER_MINUTE="10", FTDASH_REFRESH_SECONDS="1", FTDASH_WORKER_INTERVAL_SECONDS="0.2",
-        FTDASH_API_RETRIES="0",
-    ) as server:
+    with (
+        FakeTokenFactory() as api,
+        ftdash_server(
+            tmp_path / "data",
+            api_url=api.url,
+            workers=2,
+            FTDASH_TOKEN_REQUESTS_PER_MINUTE="10",
+            FTDASH_REFRESH_SECONDS="1",
+            FTDASH_WORKER_INTERVAL_SECONDS="0.2",
+            FTDASH_API_RETRIES="0",
+        ) as server,
+    ):
         api.add_token(SECRET)
         bodies = api.add_jobs(30, token=SECRET, **ALIVE)
         pks = _seed(server, bodies)
@@ -94,14 +107,19 @@ def test_two_workers_and_open_pages_together_stay_within_one_tokens_budget(tmp_p
         pages += [Poller(session, f"{server.url}/jobs/{pk}/live/?v={pk}.", 0.3) for pk in list(pks.values())[:3]]
         # One worker reads the job list, the other asks job by job: 30 GETs a second between them
         # without a budget.
-        workers = [start_worker(server, tmp_path / "list.log"),
-                   start_worker(server, tmp_path / "get.log", "--no-list-reads")]
+        workers = [
+            start_worker(server, tmp_path / "list.log"),
+            start_worker(server, tmp_path / "get.log", "--no-list-reads"),
+        ]
         try:
             for page in pages:
                 page.start()
             started = time.monotonic()
-            wait_for(lambda: time.monotonic() - started > 15 and all(p.statuses for p in pages), timeout=60,
-                     what="15 s of polls and worker rounds")
+            wait_for(
+                lambda: time.monotonic() - started > 15 and all(p.statuses for p in pages),
+                timeout=60,
+                what="15 s of polls and worker rounds",
+            )
         finally:
             for page in pages:
                 page.stop.set()
@@ -122,11 +140,18 @@ def test_two_workers_and_open_pages_together_stay_within_one_tokens_budget(tmp_p
 
 
 def test_jobs_shown_on_an_open_page_go_before_the_workers_other_jobs(tmp_path):
-    with FakeTokenFactory() as api, ftdash_server(
-        tmp_path / "data", api_url=api.url, workers=1,
-        FTDASH_TOKEN_REQUESTS_PER_MINUTE="30", FTDASH_REFRESH_SECONDS="1", FTDASH_WORKER_INTERVAL_SECONDS="0.2",
-        FTDASH_API_RETRIES="0",
-    ) as server:
+    with (
+        FakeTokenFactory() as api,
+        ftdash_server(
+            tmp_path / "data",
+            api_url=api.url,
+            workers=1,
+            FTDASH_TOKEN_REQUESTS_PER_MINUTE="30",
+            FTDASH_REFRESH_SECONDS="1",
+            FTDASH_WORKER_INTERVAL_SECONDS="0.2",
+            FTDASH_API_RETRIES="0",
+        ) as server,
+    ):
         api.add_token(SECRET)
         bodies = api.add_jobs(20, token=SECRET, **ALIVE)
         pks = _seed(server, bodies)
@@ -175,9 +200,17 @@ def test_processes_calling_at_once_never_take_more_than_the_bucket_holds(tmp_pat
         # A bucket of 6 calls (a person's calls leave the last one to the worker's list read),
         # refilled at 55 a minute; four processes ask for 40 at once.
         env = {**server.env, "FTDASH_TOKEN_REQUESTS_PER_MINUTE": "60", "START_AT": str(time.time() + 10)}
-        callers = [subprocess.Popen([sys.executable, "manage.py", "shell", "-c", CALLER], cwd=ROOT, env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                   for _ in range(4)]
+        callers = [
+            subprocess.Popen(
+                [sys.executable, "manage.py", "shell", "-c", CALLER],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(4)
+        ]
         outputs = [caller.communicate(timeout=120)[0] for caller in callers]
         elapsed = time.time() - float(env["START_AT"])
     refused = sum(int(re.search(r"refused (\d+)", output).group(1)) for output in outputs)

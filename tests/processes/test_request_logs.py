@@ -28,7 +28,9 @@ def test_a_real_server_logs_invite_ids_and_never_invite_secrets(tmp_path):
         invite_url = f"{server.url}/invite/{secret}/"
         assert visitor.get(invite_url).status_code == 200
         # A refused form (422) and an unknown secret (404) are also logged by Django itself.
-        refused = post_form(visitor, server, f"/invite/{secret}/", {"username": "x", "password1": "a", "password2": "b"})
+        refused = post_form(
+            visitor, server, f"/invite/{secret}/", {"username": "x", "password1": "a", "password2": "b"}
+        )
         assert refused.status_code == 422
         assert visitor.get(f"{server.url}/invite/not-a-real-secret-{secret[:6]}/").status_code == 404
         # The page after an invite page carries the link in its Referer.
@@ -44,5 +46,3 @@ def test_a_real_server_logs_invite_ids_and_never_invite_secrets(tmp_path):
     assert '"GET /invite/[redacted]/ HTTP/1.1" 404' in log
     assert "WARNING django.request Not Found: /invite/[redacted]/" in log
     assert f"{server.url}/invite/[redacted]/" in log  # the Referer of the login page
-
-

@@ -13,7 +13,6 @@ import pytest
 from tests.support.security_headers import assert_framing_and_policy
 from tests.support.web_forms import ADMIN_PASSWORD, create_admin
 
-
 REPORT_CSP = """
 document.addEventListener("securitypolicyviolation", (event) => {
   window.__reportCsp([event.violatedDirective, event.blockedURI, event.sourceFile, event.lineNumber].join(" "));
@@ -69,7 +68,8 @@ def test_in_a_browser_htmx_works_under_the_csp_with_zero_violations(browser, tmp
             page.wait_for_function(
                 "before => { const bar = document.querySelector('#job-live progress');"
                 " return bar && bar.getAttribute('value') !== before; }",
-                arg=before, timeout=8_000,
+                arg=before,
+                timeout=8_000,
             )
             assert page.evaluate("typeof window.htmx") == "object"
             assert page.evaluate("htmx.config.allowEval") is False

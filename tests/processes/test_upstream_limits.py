@@ -33,13 +33,23 @@ def test_the_limits_come_from_the_environment_and_refuse_nonsense(tmp_path):
     def settings_with(**env):
         return subprocess.run(
             [sys.executable, "-c", f"import django; django.setup(); {check}"],
-            env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "ftdash.settings", "FTDASH_DATA_DIR": str(tmp_path),
-                 "FTDASH_SECRET_KEY": "k" * 50, "FTDASH_ENCRYPTION_KEYS": Fernet.generate_key().decode(), **env},
-            capture_output=True, text=True, timeout=60,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "DJANGO_SETTINGS_MODULE": "ftdash.settings",
+                "FTDASH_DATA_DIR": str(tmp_path),
+                "FTDASH_SECRET_KEY": "k" * 50,
+                "FTDASH_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+                **env,
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     assert settings_with().stdout.split() == ["15.0", "8388608"]
     assert settings_with(FTDASH_API_TOTAL_TIMEOUT="2.5", FTDASH_API_MAX_ANSWER_BYTES="1000").stdout.split() == [
-        "2.5", "1000"]
+        "2.5",
+        "1000",
+    ]
     refused = settings_with(FTDASH_API_MAX_ANSWER_BYTES="8MB")
     assert refused.returncode != 0 and "FTDASH_API_MAX_ANSWER_BYTES='8MB' is not a whole number" in refused.stderr

@@ -21,7 +21,6 @@ from tests.support.server_process import ROOT, ftdash_server, start_worker
 from tests.support.waiting import wait_for
 from tests.support.web_forms import ADMIN_PASSWORD, signed_in_session
 
-
 WORKER_SECRET = "sk-worker-0123456789-SECRET-wk42"
 
 TRACK_SCRIPT = """
@@ -47,12 +46,19 @@ def worker_site(tmp_path_factory):
     """A fake API and an ftdash server (its data dir, database and env) for worker processes to
     share: on the PostgreSQL leg a PostgreSQL database, so claims use its row locks for real."""
     tmp = tmp_path_factory.mktemp("workers")
-    with FakeTokenFactory() as api, ftdash_server(
-        tmp / "data", api_url=api.url, workers=1,
-        FTDASH_WORKER_INTERVAL_SECONDS="0.2", FTDASH_REFRESH_SECONDS="1", FTDASH_API_RETRIES="0",
-        FTDASH_API_READ_TIMEOUT="30",  # held answers below must not time out
-        FTDASH_WORKER_LIST_READS="false",  # one GET per job, which these tests count
-    ) as server:
+    with (
+        FakeTokenFactory() as api,
+        ftdash_server(
+            tmp / "data",
+            api_url=api.url,
+            workers=1,
+            FTDASH_WORKER_INTERVAL_SECONDS="0.2",
+            FTDASH_REFRESH_SECONDS="1",
+            FTDASH_API_RETRIES="0",
+            FTDASH_API_READ_TIMEOUT="30",  # held answers below must not time out
+            FTDASH_WORKER_LIST_READS="false",  # one GET per job, which these tests count
+        ) as server,
+    ):
         api.add_token(WORKER_SECRET)
         yield api, server
 
@@ -97,8 +103,14 @@ def test_no_more_upstream_calls_in_flight_than_the_concurrency(worker_site):
     api.fail_next("timeout", delay=1.0, count=6)  # each answer takes 1 s
 
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "manage.py", "poll_jobs", "--once", "--concurrency", "2"],
-                            cwd=ROOT, env=server.env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "poll_jobs", "--once", "--concurrency", "2"],
+        cwd=ROOT,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
 
     assert len(api.job_calls) == 6, result.stderr  # (each job's events ride along: not counted)
@@ -124,14 +136,19 @@ def test_two_workers_side_by_side_fetch_each_job_once_per_interval(worker_site, 
         session = signed_in_session(server, "admin", ADMIN_PASSWORD)
         # (Not "8 job IDs among the calls": the look-up of deployed models names no job.)
         wait_for(lambda: all(api.calls_for(job["id"]) for job in remote), what="every job to be refreshed")
-        wait_for(lambda: all("upstream GET /v1/fine_tuning/jobs/" in log.read_text() for log in logs),
-                 what="both workers to have done some of the work")
+        wait_for(
+            lambda: all("upstream GET /v1/fine_tuning/jobs/" in log.read_text() for log in logs),
+            what="both workers to have done some of the work",
+        )
         started = time.monotonic()
         api.reset_calls()
         # However slow the machine: wait until every job was refreshed three more times, then
         # check that none was refreshed more often than once per 1 s interval.
-        wait_for(lambda: all(len(api.calls_for(job["id"])) >= 3 for job in remote), timeout=120,
-                 what="three more refreshes of every job")
+        wait_for(
+            lambda: all(len(api.calls_for(job["id"])) >= 3 for job in remote),
+            timeout=120,
+            what="three more refreshes of every job",
+        )
         counts = {job["id"]: len(api.calls_for(job["id"])) for job in remote}
         elapsed = time.monotonic() - started
         footer = session.get(server.url + "/").text
@@ -181,7 +198,8 @@ def test_a_signal_ends_the_worker_after_the_current_round(worker_site, tmp_path,
     assert "Traceback" not in text
     # The round finished: the answer was stored and the claim given back, then it stopped.
     [(snapshot, claimed_until, checked_at)] = db_rows(
-        server, "SELECT snapshot, claimed_until, checked_at FROM jobs_trackedjob WHERE job_id = ?", (job["id"],))
+        server, "SELECT snapshot, claimed_until, checked_at FROM jobs_trackedjob WHERE job_id = ?", (job["id"],)
+    )
     assert stored_json(snapshot)["trained_steps"] == 14  # 7 when tracked, 14 after the worker's call
     assert claimed_until is None and not never_checked(checked_at)
     assert len(api.calls_for(job["id"])) == 1
@@ -194,5 +212,7 @@ def test_worker_processes_run_on_the_database_of_the_leg(worker_site):
     on_postgres = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
     assert bool(server.database_url) == on_postgres
     assert (server.data_dir / "ftdash.sqlite3").exists() != on_postgres
-    output = server.manage("shell", "-c", "from django.db import connection; print('vendor=' + connection.vendor)").stdout
+    output = server.manage(
+        "shell", "-c", "from django.db import connection; print('vendor=' + connection.vendor)"
+    ).stdout
     assert f"vendor={'postgresql' if on_postgres else 'sqlite'}" in output.split(), output

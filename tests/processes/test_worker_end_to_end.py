@@ -72,7 +72,9 @@ class Site:
 
     def emails(self) -> list[str]:
         """Every message the workers wrote to their logs (Django's console email backend)."""
-        return [m for log in self.worker_logs if log.exists() for m in EMAIL_RE.findall(log.read_text(errors="replace"))]
+        return [
+            m for log in self.worker_logs if log.exists() for m in EMAIL_RE.findall(log.read_text(errors="replace"))
+        ]
 
     def emails_for(self, job_id: str) -> list[str]:
         return [message for message in self.emails() if job_id in message]
@@ -96,14 +98,16 @@ def site(tmp_path_factory):
         # One GET per job: `refreshes` counts them (list reads: test_worker_lists.py).
         "FTDASH_WORKER_LIST_READS": "false",
     }
-    with FakeTokenFactory() as api, Receiver() as receiver, \
-            ftdash_server(tmp / "data", api_url=api.url, workers=1, **settings_env) as server:
+    with (
+        FakeTokenFactory() as api,
+        Receiver() as receiver,
+        ftdash_server(tmp / "data", api_url=api.url, workers=1, **settings_env) as server,
+    ):
         api.add_token(SECRET)
         session = requests.Session()
         first_run(session, server, "admin", PASSWORD)
         token_pk = save_token(session, server, SECRET)
-        for data in ({"kind": "webhook", "url": receiver.url},
-                     {"kind": "email", "email": "ml-team@example.com"}):
+        for data in ({"kind": "webhook", "url": receiver.url}, {"kind": "email", "email": "ml-team@example.com"}):
             data["events"] = ["succeeded", "failed", "cancelled", "stalled"]
             add_channel(session, server, data)
 

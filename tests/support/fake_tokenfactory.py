@@ -459,7 +459,9 @@ class FakeTokenFactory:
             job.checkpoints.append(checkpoint)
             return copy.deepcopy(checkpoint)
 
-    def add_event(self, job_id: str, message: str, *, level: str = "info", created_at: int | None = None) -> dict[str, Any]:
+    def add_event(
+        self, job_id: str, message: str, *, level: str = "info", created_at: int | None = None
+    ) -> dict[str, Any]:
         """Record an event of the job (now, unless ``created_at`` is given) and return it as served."""
         with self._lock:
             job = self._get(job_id)
@@ -519,9 +521,7 @@ class FakeTokenFactory:
         if count < 1:
             raise ValueError("count must be >= 1")
         with self._lock:
-            self._failures.append(
-                _Failure(kind, job_id, count, retry_after, delay, size=size, dribble_for=dribble_for)
-            )
+            self._failures.append(_Failure(kind, job_id, count, retry_after, delay, size=size, dribble_for=dribble_for))
 
     def hold_next(self, *, job_id: str | None = None, longest: float = 120.0) -> threading.Event:
         """Keep the next request (for ``job_id`` only, or any) waiting for its normal answer until
@@ -554,13 +554,22 @@ class FakeTokenFactory:
 
     # ------------------------------------------------------------------ files, models, cancel
 
-    def add_file(self, file_id: str | None = None, *, filename: str = "train.jsonl", size: int = 1024,
-                 **fields: Any) -> dict[str, Any]:
+    def add_file(
+        self, file_id: str | None = None, *, filename: str = "train.jsonl", size: int = 1024, **fields: Any
+    ) -> dict[str, Any]:
         """Serve ``GET /v1/files/{id}`` for this file (others answer 404); returns the file object."""
         with self._lock:
             file_id = file_id or new_file_id()
-            body = {"id": file_id, "object": "file", "bytes": size, "created_at": int(time.time()),
-                    "filename": filename, "purpose": "fine-tune", "status": "processed", **fields}
+            body = {
+                "id": file_id,
+                "object": "file",
+                "bytes": size,
+                "created_at": int(time.time()),
+                "filename": filename,
+                "purpose": "fine-tune",
+                "status": "processed",
+                **fields,
+            }
             self._files[file_id] = body
             return copy.deepcopy(body)
 
@@ -569,13 +578,26 @@ class FakeTokenFactory:
         with self._lock:
             self._files_supported = bool(supported)
 
-    def add_model(self, *, job_id: str, checkpoint_id: str | None = None, status: str = "active",
-                  name: str | None = None, **fields: Any) -> dict[str, Any]:
+    def add_model(
+        self,
+        *,
+        job_id: str,
+        checkpoint_id: str | None = None,
+        status: str = "active",
+        name: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
         """List a custom model deployed from a job's checkpoint in ``GET /v0/models``."""
         with self._lock:
-            entry = {"id": f"model-{uuid.uuid4().hex[:12]}", "object": "model",
-                     "name": name or f"custom-{uuid.uuid4().hex[:6]}", "job_id": job_id,
-                     "checkpoint_id": checkpoint_id, "status": status, **fields}
+            entry = {
+                "id": f"model-{uuid.uuid4().hex[:12]}",
+                "object": "model",
+                "name": name or f"custom-{uuid.uuid4().hex[:6]}",
+                "job_id": job_id,
+                "checkpoint_id": checkpoint_id,
+                "status": status,
+                **fields,
+            }
             self._models.append(entry)
             return copy.deepcopy(entry)
 
@@ -603,7 +625,8 @@ class FakeTokenFactory:
         what rides along with a refresh (events, checkpoints, file names, deployed models)."""
         with self._lock:
             return [
-                c for c in self._calls
+                c
+                for c in self._calls
                 if c.path.startswith("/v1/fine_tuning/jobs") and not c.path.endswith(("/events", "/checkpoints"))
             ]
 
@@ -620,7 +643,8 @@ class FakeTokenFactory:
         """
         with self._lock:
             return [
-                c for c in self._calls
+                c
+                for c in self._calls
                 if c.job_id == job_id and (training_log or not c.path.endswith(("/events", "/checkpoints")))
             ]
 
@@ -924,9 +948,7 @@ class FakeTokenFactory:
             for job in items:
                 self._advance(job, now, on_get=False)
             fields = self._list_fields
-            data = [
-                {k: v for k, v in j.body.items() if fields is None or k in fields} for j in items
-            ]
+            data = [{k: v for k, v in j.body.items() if fields is None or k in fields} for j in items]
             return _json_response(200, {"object": "list", "data": copy.deepcopy(data), "has_more": has_more})
         job = self._jobs.get(job_id or "")
         if job is None or not self._visible(job, token):
@@ -1033,9 +1055,7 @@ def _failure_response(failure: _Failure) -> _Response:
     elif kind == "422":
         response = _validation_error(["path", "job_id"], "Invalid fine-tuning job id")
     elif kind == "429":
-        response = _json_response(
-            429, {"detail": "Rate limit exceeded"}, {"x-ratelimit-remaining-requests": "0"}
-        )
+        response = _json_response(429, {"detail": "Rate limit exceeded"}, {"x-ratelimit-remaining-requests": "0"})
     elif kind == "500":
         response = _json_response(500, {"detail": "Internal Server Error"})
     elif kind == "503":
@@ -1215,7 +1235,12 @@ def seed_demo_jobs(fake: FakeTokenFactory, *, token: str | None = None) -> dict[
         integrations=[
             {
                 "type": "wandb",
-                "wandb": {"project": "ftdash-demo", "entity": "acme-ml", "name": "support-bot-qwen3-4b", "tags": ["demo"]},
+                "wandb": {
+                    "project": "ftdash-demo",
+                    "entity": "acme-ml",
+                    "name": "support-bot-qwen3-4b",
+                    "tags": ["demo"],
+                },
             },
             {"type": "hf", "hf": {"output_repo_name": "acme-ml/support-bot-qwen3-4b"}},
         ],

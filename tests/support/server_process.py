@@ -56,7 +56,11 @@ class ServerProcess:
     def manage(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "manage.py", *args],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, check=True,
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
 
     @property
@@ -106,11 +110,14 @@ def ftdash_server(data_dir: Path, *, api_url: str, workers: int = 2, **extra_env
 
 
 @contextlib.contextmanager
-def _serve(data_dir: Path, api_url: str, workers: int, database_url: str, extra_env: dict[str, str]) -> Iterator[ServerProcess]:
+def _serve(
+    data_dir: Path, api_url: str, workers: int, database_url: str, extra_env: dict[str, str]
+) -> Iterator[ServerProcess]:
     # Only the variables given here: the server must not pick up the test run's own settings
     # (nor pytest-django's database, nor the Redis of the Redis leg unless a test asks for it).
     inherited = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if not k.startswith(("FTDASH_", "DJANGO_")) and k not in ("DATABASE_URL", "REDIS_URL")
     }
     env = {
@@ -134,9 +141,20 @@ def _serve(data_dir: Path, api_url: str, workers: int, database_url: str, extra_
     server.manage("migrate", "--noinput")
     with server.log_path.open("w") as log:
         process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "ftdash.wsgi:application", "--workers", str(workers),
-             "--bind", f"127.0.0.1:{port}", "--access-logfile", "-"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                str(BIN / "gunicorn"),
+                "ftdash.wsgi:application",
+                "--workers",
+                str(workers),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--access-logfile",
+                "-",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 60  # gunicorn's import of Django is slow on a busy machine
@@ -168,5 +186,8 @@ def start_worker(server: ServerProcess, log_path: Path, *args: str, **extra_env:
     with open(log_path, "w") as log:
         return subprocess.Popen(
             [sys.executable, "manage.py", "poll_jobs", *args],
-            cwd=ROOT, env={**server.env, **extra_env}, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**server.env, **extra_env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )

@@ -25,7 +25,9 @@ def create_admin(server: ServerProcess, username: str = "admin") -> None:
 def first_run(session: requests.Session, server: ServerProcess, username: str, password: str) -> None:
     """Create the site's first account on the first-run page, signing `session` in as it."""
     session.get(server.url + "/setup/")
-    response = post_form(session, server, "/setup/", {"username": username, "password1": password, "password2": password})
+    response = post_form(
+        session, server, "/setup/", {"username": username, "password1": password, "password2": password}
+    )
     assert response.status_code == 200 and "/tokens/" in response.url
 
 
