@@ -7,7 +7,7 @@ PORT ?= 8000
 export FTDASH_DATA_DIR ?= $(CURDIR)/data
 export HOST PORT
 
-.PHONY: run serve test lint format install bench screenshots
+.PHONY: run serve test test-fast lint format install bench screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,7 @@ serve: install
 
 # Lint, formatting and the import contract (pyproject.toml's [tool.ruff] and [tool.importlinter]):
 # a few seconds, run before every test run. `make format` fixes what ruff can.
-LINTED := manage.py ftdash jobs bench
+LINTED := manage.py ftdash jobs bench tests
 lint: install
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
@@ -49,6 +49,10 @@ format: install
 # PYTEST_ARGS narrows a run, e.g. make test PYTEST_ARGS='-m "not browser"'
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fast loop while developing: every test that starts no process and drives no browser.
+test-fast:
+	$(MAKE) --no-print-directory test PYTEST_ARGS='-m "not browser and not processes"'
 
 # The live-update benchmarks of issue 9 (~15 minutes, one script at a time); writes the figures
 # into BENCHMARKS.md. make bench BENCH_ARGS='--smoke' for a quick look, '--only polls' for one.

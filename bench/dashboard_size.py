@@ -39,7 +39,7 @@ from bench.harness import (  # noqa: E402
     serve,
     table,
 )
-from tests.fake_tokenfactory import FakeTokenFactory  # noqa: E402
+from tests.support.fake_tokenfactory import FakeTokenFactory  # noqa: E402
 
 RUNNING = 5
 COUNT_QUERIES = r"""

@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:
 
 from cryptography.fernet import Fernet  # noqa: E402
 
-from tests.server_process import stop_process  # noqa: E402
+from tests.support.server_process import stop_process  # noqa: E402
 
 # One pair of keys per process: the data dirs are throwaway, nothing outlives the run.
 _KEYS = {"FTDASH_SECRET_KEY": secrets.token_urlsafe(50), "FTDASH_ENCRYPTION_KEYS": Fernet.generate_key().decode()}

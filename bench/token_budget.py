@@ -48,7 +48,7 @@ from bench.harness import (  # noqa: E402
     serve,
     table,
 )
-from tests.fake_tokenfactory import FakeTokenFactory  # noqa: E402
+from tests.support.fake_tokenfactory import FakeTokenFactory  # noqa: E402
 
 SECRET = "sk-bench-budget-0123456789"
 DASHBOARD_CARDS = 50  # jobs.views.dashboard.JOBS_PER_PAGE: what one dashboard tab shows

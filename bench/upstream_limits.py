@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from cryptography.fernet import Fernet  # noqa: E402
 
 from bench.harness import Figure, Section, command_line, machine, table  # noqa: E402
-from tests.fake_tokenfactory import FakeTokenFactory  # noqa: E402
+from tests.support.fake_tokenfactory import FakeTokenFactory  # noqa: E402
 
 SECRET = "sk-bench-limits-0123456789"
 SIZE_KINDS = {

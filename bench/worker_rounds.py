@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import Figure, Section  # noqa: E402
-from tests.fake_tokenfactory import FakeTokenFactory  # noqa: E402
+from tests.support.fake_tokenfactory import FakeTokenFactory  # noqa: E402
 
 SEED = """
 import json
@@ -77,7 +77,7 @@ class Result:
 
 
 def _env(data_dir: Path, api_url: str, interval: int) -> dict[str, str]:
-    # Only the variables given here, like tests.server_process: nothing leaks in from the shell.
+    # Only the variables given here, like tests.support.server_process: nothing leaks in from the shell.
     inherited = {
         k: v
         for k, v in os.environ.items()

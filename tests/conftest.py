@@ -1,12 +1,13 @@
-"""Shared fixtures: a fake Token Factory over real HTTP, and three people.
+"""Shared fixtures: a fake Token Factory over real HTTP, three people, and what several test
+modules build on them (a running job, the objects of the authorization table, Chromium).
 
 alice owns a workspace (her personal one), bob is a member of a team workspace alice owns,
-charlie is an outsider who must never see either.
+charlie is an outsider who must never see either. Helpers that are not fixtures are in
+tests/support/.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 
 import pytest
@@ -15,10 +16,11 @@ from django.utils import timezone
 
 from jobs import services
 from jobs.models import Membership, TrackedJob, Workspace
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS, unavailable
-from tests.fake_tokenfactory import FakeTokenFactory
-
-ALICE_SECRET = "sk-alice-0123456789-SECRET-wxyz"
+from tests.support.accounts import ALICE_SECRET, track_remote_job
+from tests.support.authorization import team_objects
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS, unavailable
+from tests.support.fake_tokenfactory import FakeTokenFactory
+from tests.support.payloads import job_payload
 
 
 @pytest.fixture
@@ -64,55 +66,13 @@ def team(alice, bob) -> Workspace:
 
 @pytest.fixture
 def alice_token(alice, alice_workspace):
-    return services.token_create(
-        workspace=alice_workspace, user=alice, name="research", secret=ALICE_SECRET
-    )
+    return services.token_create(workspace=alice_workspace, user=alice, name="research", secret=ALICE_SECRET)
 
 
 @pytest.fixture
 def alice_client(client, alice):
     client.force_login(alice)
     return client
-
-
-_job_numbers = itertools.count(1)
-
-
-def job_payload(**fields) -> dict:
-    """A realistic job body as the API sends it; `fields` override."""
-    number = next(_job_numbers)
-    payload = {
-        "id": f"ftjob-{number:032x}",
-        "object": "fine_tuning.job",
-        "created_at": 1753341502,
-        "error": None,
-        "finished_at": None,
-        "hyperparameters": {"batch_size": 32, "n_epochs": 10, "learning_rate": 1e-05, "lora": True, "lora_r": 16},
-        "model": "Qwen/Qwen3-4B",
-        "organization_id": "",
-        "result_files": [],
-        "seed": 42,
-        "status": "running",
-        "trained_tokens": 1000,
-        "training_file": "file-76807105",
-        "validation_file": None,
-        "estimated_finish": None,
-        "integrations": None,
-        "method": None,
-        "suffix": "my-run",
-        "trained_steps": 25,
-        "total_steps": 100,
-    }
-    payload.update(fields)
-    return payload
-
-
-def track_remote_job(fake_api, user, token, **fields) -> TrackedJob:
-    """Add a job to the fake API and track it (fetching it once) in the user's personal workspace."""
-    remote = fake_api.add_job(**fields)
-    return services.job_track(
-        workspace=user.personal_workspace, token=token, job_id=remote["id"], user=user
-    )
 
 
 @pytest.fixture
@@ -154,10 +114,20 @@ def browser(chromium_executable):
 
     playwright = sync_playwright().start()
     try:
-        browser = playwright.chromium.launch(
-            executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS
-        )
+        browser = playwright.chromium.launch(executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
     finally:
         playwright.stop()
+
+
+@pytest.fixture
+def objects(alice, bob, charlie, team, make_job, fake_api) -> dict:
+    """Everything the routes of the authorization table act on (tests/support/authorization.py)."""
+    return team_objects(alice, bob, charlie, team, make_job, fake_api)
+
+
+@pytest.fixture
+def running_job(fake_api, alice, alice_token) -> TrackedJob:
+    """A running job of alice's on the fake API (step 10 of 100), tracked in her workspace."""
+    return track_remote_job(fake_api, alice, alice_token, total_steps=100, trained_steps=10)

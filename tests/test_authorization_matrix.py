@@ -1,352 +1,52 @@
 """Who may call which URL, generated from the URLconf so that a new view cannot be forgotten.
 
-ROUTES maps every URL name of ours to how its kwargs are built from objects of a team
-workspace owned by alice, which methods it answers (each a read or a write) and the minimum
-role each method needs. `test_the_table_covers_every_url` fails as soon as a view is added
-without an entry here; the parametrized tests then hold every entry to the rules of
+ROUTES (tests/support/authorization.py) maps every URL name of ours to how its kwargs are built
+from objects of a team workspace owned by alice, which methods it answers (each a read or a
+write) and the minimum role each method needs. `test_the_table_covers_every_url` fails as soon
+as a view is added without an entry there; the parametrized tests then hold every entry to the rules of
 jobs/access.py: anonymous visitors are sent to sign in (HTMX ones with a 401 + HX-Redirect),
 outsiders get 404, roles that are too low get 403.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from typing import Callable
 from urllib.parse import quote
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import get_resolver, reverse
 
-from jobs import services
-from jobs.access import user_memberships
-from jobs.models import (
-    ApiToken,
-    Delivery,
-    ImportListing,
-    ImportRun,
-    Membership,
-    NotificationChannel,
-    TrackedJob,
-    Workspace,
+from jobs.models import Membership, NotificationChannel, TrackedJob
+from tests.support.accounts import new_user
+from tests.support.authorization import (
+    BOB_CHANNEL_TARGET,
+    CASES,
+    CHANNEL_TARGET,
+    HTMX,
+    LABEL,
+    MEMBER,
+    OWNER,
+    PUBLIC,
+    RANK,
+    ROUTES,
+    SIGNED_IN,
+    SUFFIX,
+    SUPERUSER,
+    TEAM_NAME,
+    TEAM_ROLES,
+    TEAM_SECRET,
+    TOKEN2_NAME,
+    TOKEN_NAME,
+    VIEWER,
+    all_pattern_names,
+    call,
+    case_id,
+    url_for,
+    url_names,
 )
-from tests.conftest import job_payload
-
-HTMX = {"HTTP_HX_REQUEST": "true"}
-
-# Minimum roles, in increasing order.
-PUBLIC, SIGNED_IN, VIEWER, MEMBER, OWNER, SUPERUSER = "public", "signed-in", "viewer", "member", "owner", "superuser"
-RANK = {PUBLIC: 0, SIGNED_IN: 1, VIEWER: 2, MEMBER: 3, OWNER: 4, SUPERUSER: 5}
-TEAM_ROLES = {"dave": VIEWER, "bob": MEMBER, "alice": OWNER}
-
-TEAM_NAME = "Quokka Lab 7f3"
-TEAM_SECRET = "sk-quokka-team-0123456789-SECRET-q7k2"
-TOKEN_NAME = "quokka-token-zx9"
-TOKEN2_NAME = "quokka-token-two-m4"
-SUFFIX = "quokka-suffix-k2v"
-LABEL = "quokka label p8"
-PASSWORD = "a-Quite-l0ng-passphrase"
-CHANNEL_TARGET = "quokka-alerts-w8@example.com"
-BOB_CHANNEL_TARGET = "bob-quokka-own-r5@example.com"
-
-
-@dataclasses.dataclass(frozen=True)
-class Route:
-    kwargs: Callable[[dict], dict]
-    # method -> minimum role. GET is a read, POST a write.
-    methods: dict[str, str]
-    # POST body that makes the call succeed for a user with the role.
-    data: Callable[[dict], dict] = lambda o: {}
-    # Reached through a job, token, team, member or invite of the team: outsiders get 404.
-    scoped: bool = False
-    # The thing to act on is picked in the form (a token, a workspace) among those the user may
-    # use: a user without the role is refused by the form (422) rather than with a 403.
-    form_refusal: bool = False
-    # Anonymous visitors get ?next=<this url> on the sign-in redirect.
-    login_next: bool = True
-    # Needs the fake Token Factory (calls upstream).
-    upstream: bool = False
-    # Only this user (a key of the objects) may call it, whatever their role; everyone else,
-    # the team's owners included, gets 404 (an invitation addressed to someone).
-    addressed_to: str | None = None
-    # After an allowed POST by the user (a key of the objects): did the write really happen?
-    # A 2xx can be a form re-rendered with an error, a 3xx a redirect that changed nothing.
-    effect: Callable[[dict, str], bool] | None = None
-
-
-def _none(o):
-    return {}
-
-
-def _job(o):
-    return {"pk": o["job"].pk}
-
-
-def _token(o):
-    return {"pk": o["token"].pk}
-
-
-def _team(o):
-    return {"pk": o["team"].pk}
-
-
-def _member(o):
-    return {"pk": o["team"].pk, "member_pk": o["erin_membership"].pk}
-
-
-def _invite(o):
-    return {"pk": o["team"].pk, "invite_pk": o["invite"].pk}
-
-
-def _invitation(o):
-    return {"pk": o["team"].pk, "invitation_pk": o["invitation"].pk}
-
-
-def _invitation_answer(o):
-    return {"pk": o["invitation"].pk}
-
-
-def _secret(o):
-    return {"secret": o["invite_secret"]}
-
-
-def _channel(o):
-    return {"pk": o["channel"].pk}
-
-
-def _fresh(instance):
-    return type(instance).objects.get(pk=instance.pk)
-
-
-def _left_unless_sole_owner(o, username) -> bool:
-    """Members and viewers leave; the sole owner (alice) is refused, with a message, and stays."""
-    still_member = Membership.objects.filter(workspace=o["team"], user=o[username]).exists()
-    return still_member == (username == "alice")
-
-
-def _import_run(o, state: str):
-    """A reading of the team token's job list that found the untracked job (made on first use)."""
-    token = ApiToken.objects.filter(pk=o["token"].pk).first()
-    if token is None:  # (the outsiders' twin request for a token that does not exist)
-        return ImportRun(pk=0)
-    run = ImportRun.objects.filter(token=token).first() or ImportRun.objects.create(
-        token=token, state=state, pages_read=1, jobs_found=1, cursor=o["untracked_job_id"])
-    ImportListing.objects.get_or_create(run=run, job_id=o["untracked_job_id"], defaults={
-        "status": "running", "snapshot": job_payload(id=o["untracked_job_id"]), "position": 0})
-    return run
-
-
-def _new_account(o):
-    return {"username": "newcomer", "password1": PASSWORD, "password2": PASSWORD}
-
-
-ROUTES: dict[str, Route] = {
-    # --- public and account pages
-    "login": Route(_none, {"GET": PUBLIC, "POST": PUBLIC},
-                   data=lambda o: {"username": "nobody", "password": "wrong"}),
-    "logout": Route(_none, {"POST": PUBLIC}),
-    "first_admin": Route(_none, {"GET": PUBLIC, "POST": PUBLIC}),
-    "healthz": Route(_none, {"GET": PUBLIC}),
-    "readyz": Route(_none, {"GET": PUBLIC}),
-    "invite_accept": Route(_secret, {"GET": PUBLIC, "POST": PUBLIC}, data=_new_account),
-    "signup": Route(_none, {"GET": PUBLIC, "POST": PUBLIC}, data=_new_account),
-    "password_change": Route(_none, {"GET": SIGNED_IN, "POST": SIGNED_IN},
-                             data=lambda o: {"old_password": "x", "new_password1": "y", "new_password2": "y"}),
-    "password_change_done": Route(_none, {"GET": SIGNED_IN}),
-    "account_create": Route(_none, {"GET": SUPERUSER, "POST": SUPERUSER},
-                            data=lambda o: {"username": "made-by-admin", "password1": PASSWORD, "password2": PASSWORD}),
-    # --- dashboard and jobs
-    # The dashboard sends anonymous visitors to sign in (or to first-run setup) without ?next=.
-    "dashboard": Route(_none, {"GET": SIGNED_IN}, login_next=False),
-    "track_job": Route(_none, {"POST": MEMBER}, form_refusal=True, upstream=True,
-                       data=lambda o: {"job_id": o["untracked_job_id"], "workspace": o["team"].pk,
-                                       "token": o["token"].pk},
-                       effect=lambda o, u: o["team"].jobs.filter(job_id=o["untracked_job_id"]).exists()),
-    "job_detail": Route(_job, {"GET": VIEWER}, scoped=True),
-    "dashboard_live": Route(_none, {"GET": SIGNED_IN}),
-    "job_live": Route(_job, {"GET": VIEWER}, scoped=True),
-    "job_refresh": Route(_job, {"POST": MEMBER}, scoped=True, upstream=True,
-                         effect=lambda o, u: bool(o["fake_api"].calls_for(o["job"].job_id))),
-    "job_label": Route(_job, {"POST": MEMBER}, scoped=True, data=lambda o: {"label": "relabelled"},
-                       effect=lambda o, u: _fresh(o["job"]).label == "relabelled"),
-    "job_remove": Route(_job, {"GET": MEMBER, "POST": MEMBER}, scoped=True,
-                        effect=lambda o, u: not TrackedJob.objects.filter(pk=o["job"].pk).exists()),
-    "job_move": Route(_job, {"POST": MEMBER}, scoped=True,
-                      data=lambda o: {"workspace": o["team"].pk, "token": o["token2"].pk},
-                      effect=lambda o, u: _fresh(o["job"]).token_id == o["token2"].pk),
-    "job_cancel": Route(_job, {"GET": MEMBER, "POST": MEMBER}, scoped=True, upstream=True,
-                        effect=lambda o, u: any(c.method == "POST" and c.path.endswith("/cancel")
-                                                for c in o["fake_api"].calls_for(o["job"].job_id))),
-    "job_export_json": Route(_job, {"GET": VIEWER}, scoped=True),
-    "job_export_metrics": Route(_job, {"GET": VIEWER}, scoped=True),
-    # Without ?ids= the compare page explains how to pick jobs; with ids, see test_compare.py.
-    "job_compare": Route(_none, {"GET": SIGNED_IN}),
-    "dashboard_export": Route(_none, {"GET": SIGNED_IN}),
-    # --- tokens
-    "token_list": Route(_none, {"GET": SIGNED_IN, "POST": SIGNED_IN},
-                        data=lambda o: {"name": "my own", "secret": "sk-own-token-12345678"},
-                        effect=lambda o, u: ApiToken.objects.filter(name="my own").exists()),
-    "token_edit": Route(_token, {"GET": OWNER, "POST": OWNER}, scoped=True,
-                        data=lambda o: {"name": "renamed token", "workspace": o["team"].pk},
-                        effect=lambda o, u: _fresh(o["token"]).name == "renamed token"),
-    "token_delete": Route(_token, {"GET": OWNER, "POST": OWNER}, scoped=True,
-                          effect=lambda o, u: not ApiToken.objects.filter(pk=o["token"].pk).exists()),
-    "token_test": Route(_token, {"POST": OWNER}, scoped=True, upstream=True,
-                        effect=lambda o, u: any(c.token == TEAM_SECRET for c in o["fake_api"].calls)),
-    # Importing a token's jobs: whoever may track jobs in the token's workspace.
-    "token_import": Route(_token, {"GET": MEMBER}, scoped=True),
-    "token_import_progress": Route(_token, {"GET": MEMBER}, scoped=True),
-    "token_import_start": Route(_token, {"POST": MEMBER}, scoped=True, upstream=True,
-                                effect=lambda o, u: ImportRun.objects.filter(token=o["token"]).exists()),
-    "token_import_resume": Route(_token, {"POST": MEMBER}, scoped=True,
-                                 data=lambda o: {"run": _import_run(o, "failed").pk},
-                                 effect=lambda o, u: ImportRun.objects.filter(token=o["token"], state="reading").exists()),
-    "token_import_track": Route(_token, {"POST": MEMBER}, scoped=True,
-                                data=lambda o: {"run": _import_run(o, "done").pk, "select_all": "1"},
-                                effect=lambda o, u: o["team"].jobs.filter(job_id=o["untracked_job_id"]).exists()),
-    # --- teams
-    "team_list": Route(_none, {"GET": SIGNED_IN, "POST": SIGNED_IN}, data=lambda o: {"name": "Another team"},
-                       effect=lambda o, u: Membership.objects.filter(
-                           workspace__name="Another team", user=o[u], role=Membership.Role.OWNER).exists()),
-    "team_detail": Route(_team, {"GET": VIEWER}, scoped=True),
-    "team_rename": Route(_team, {"POST": OWNER}, scoped=True, data=lambda o: {"name": "Renamed team"},
-                         effect=lambda o, u: _fresh(o["team"]).name == "Renamed team"),
-    "team_delete": Route(_team, {"GET": OWNER, "POST": OWNER}, scoped=True,
-                         effect=lambda o, u: not Workspace.objects.filter(pk=o["team"].pk).exists()),
-    "team_leave": Route(_team, {"GET": VIEWER, "POST": VIEWER}, scoped=True,
-                        effect=lambda o, u: _left_unless_sole_owner(o, u)),
-    "member_add": Route(_team, {"POST": OWNER}, scoped=True,
-                        data=lambda o: {"username": "frank", "role": "member"},
-                        effect=lambda o, u: o["team"].member_invitations.filter(username="frank").exists()),
-    "member_role": Route(_member, {"POST": OWNER}, scoped=True, data=lambda o: {"role": "viewer"},
-                         effect=lambda o, u: _fresh(o["erin_membership"]).role == Membership.Role.VIEWER),
-    "member_remove": Route(_member, {"GET": OWNER, "POST": OWNER}, scoped=True,
-                           effect=lambda o, u: not Membership.objects.filter(pk=o["erin_membership"].pk).exists()),
-    "invite_create": Route(_team, {"POST": OWNER}, scoped=True, data=lambda o: {"role": "member"},
-                           effect=lambda o, u: o["team"].invites.count() == 2),
-    "invite_revoke": Route(_invite, {"POST": OWNER}, scoped=True,
-                           effect=lambda o, u: not o["team"].invites.filter(pk=o["invite"].pk).exists()),
-    "invitation_revoke": Route(_invitation, {"POST": OWNER}, scoped=True,
-                               effect=lambda o, u: not o["team"].member_invitations.filter(
-                                   pk=o["invitation"].pk).exists()),
-    "invitation_accept": Route(_invitation_answer, {"POST": SIGNED_IN}, scoped=True, addressed_to="gina"),
-    "invitation_decline": Route(_invitation_answer, {"POST": SIGNED_IN}, scoped=True, addressed_to="gina"),
-    "audit_trail": Route(_team, {"GET": OWNER}, scoped=True),
-    # --- notifications
-    "notification_list": Route(_none, {"GET": SIGNED_IN}),
-    # Every member may subscribe (members and viewers by email, for themselves); see
-    # test_members_may_only_add_their_own_email_channel for what they may not add.
-    "channel_add": Route(_team, {"POST": VIEWER}, scoped=True,
-                         data=lambda o: {"kind": "email", "email": "someone@example.com", "events": ["failed"]},
-                         effect=lambda o, u: NotificationChannel.objects.filter(workspace=o["team"]).count() == 3),
-    "stall_settings": Route(_team, {"POST": OWNER}, scoped=True, data=lambda o: {"queue_stall_minutes": 42},
-                            effect=lambda o, u: _fresh(o["team"]).queue_stall_minutes == 42),
-    # A team-wide channel: its owners' business (a subscriber's own one: see the tests below).
-    "channel_test": Route(_channel, {"POST": OWNER}, scoped=True,
-                          effect=lambda o, u: Delivery.objects.filter(channel=o["channel"]).exists()),
-    "channel_delete": Route(_channel, {"GET": OWNER, "POST": OWNER}, scoped=True,
-                            effect=lambda o, u: not NotificationChannel.objects.filter(pk=o["channel"].pk).exists()),
-}
-
-# Django's own auth views that we keep: the rest of django.contrib.auth.urls is not ours.
-DJANGO_AUTH_KEPT = {"login", "logout", "password_change"}
-
-
-def _walk(patterns, in_django_auth=False):
-    for pattern in patterns:
-        if isinstance(pattern, URLResolver):
-            module = getattr(pattern.urlconf_module, "__name__", pattern.urlconf_name)
-            yield from _walk(pattern.url_patterns, in_django_auth or module == "django.contrib.auth.urls")
-        elif isinstance(pattern, URLPattern):
-            yield pattern.name, in_django_auth
-
-
-def url_names() -> set[str]:
-    names = set()
-    for name, from_django_auth in _walk(get_resolver().url_patterns):
-        if not name or name == "static":
-            continue
-        if from_django_auth and name not in DJANGO_AUTH_KEPT:
-            continue
-        names.add(name)
-    return names
-
-
-def all_pattern_names() -> set[str]:
-    return {name for name, _ in _walk(get_resolver().url_patterns) if name}
-
-
-CASES = [(name, method) for name, route in ROUTES.items() for method in route.methods]
-POST_CASES = [(name, m) for name, m in CASES if m == "POST"]
-
-
-def case_id(case):
-    return f"{case[0]}-{case[1]}"
-
-
-# --- fixtures ---------------------------------------------------------------------------------
-
-
-def _user(username: str, **extra):
-    user = get_user_model().objects.create_user(username=username, password=f"{username}-password-1", **extra)
-    user_memberships(user)
-    return user
-
-
-@pytest.fixture
-def objects(alice, bob, charlie, team, make_job, fake_api):
-    """The team (alice Owner, bob Member, dave Viewer, erin Member) with two tokens, a job, an
-    invite link, and an invitation of gina (no member yet) waiting for her answer."""
-    team.name = TEAM_NAME
-    team.save()
-    dave, erin, frank, gina = _user("dave"), _user("erin"), _user("frank"), _user("gina")
-    Membership.objects.create(workspace=team, user=dave, role=Membership.Role.VIEWER)
-    erin_membership = Membership.objects.create(workspace=team, user=erin, role=Membership.Role.MEMBER)
-    token = services.token_create(workspace=team, user=alice, name=TOKEN_NAME, secret=TEAM_SECRET)
-    token2 = services.token_create(workspace=team, user=alice, name=TOKEN2_NAME, secret=TEAM_SECRET + "2")
-    job = make_job(workspace=team, token=token, suffix=SUFFIX)
-    job.label = LABEL
-    job.save()
-    services.audit_record(workspace=team, actor=alice, action="job.track", description=f"started tracking {job.job_id}")
-    invite, invite_secret = services.invite_create(team=team, role="member", actor=alice)
-    invitation = services.member_invite(team=team, username="gina", role="member", actor=alice)
-    # A team-wide email channel (owners') and bob's own email subscription in the team.
-    channel = services.channel_add(workspace=team, actor=alice, kind="email", target=CHANNEL_TARGET,
-                                   events=["succeeded", "failed"], personal=False)
-    bob_channel = services.channel_add(workspace=team, actor=bob, kind="email", target=BOB_CHANNEL_TARGET,
-                                       events=["failed"], personal=True)
-    fake_api.add_token(TEAM_SECRET)
-    fake_api.add_token(TEAM_SECRET + "2")
-    fake_api.add_job(job.job_id, suffix=SUFFIX)
-    untracked = job_payload()["id"]
-    fake_api.add_job(untracked)
-    return {
-        "alice": alice, "bob": bob, "charlie": charlie, "dave": dave, "erin": erin, "frank": frank,
-        "gina": gina, "invitation": invitation,
-        "team": team, "token": token, "token2": token2, "job": job, "invite": invite,
-        "invite_secret": invite_secret, "erin_membership": erin_membership, "untracked_job_id": untracked,
-        "fake_api": fake_api, "channel": channel, "bob_channel": bob_channel,
-    }
-
-
-def url_for(name: str, o: dict) -> str:
-    return reverse(name, kwargs=ROUTES[name].kwargs(o))
-
-
-def call(client: Client, name: str, method: str, o: dict, **headers):
-    url = url_for(name, o)
-    if method == "GET":
-        return client.get(url, **headers)
-    return client.post(url, ROUTES[name].data(o), **headers)
-
-
-def signed_in(user) -> Client:
-    client = Client(raise_request_exception=True)
-    client.force_login(user)
-    return client
-
+from tests.support.django_client import signed_in
 
 # --- the table is complete ----------------------------------------------------------------------
 
@@ -482,8 +182,17 @@ def _missing(o: dict) -> dict:
     class Ghost:
         pk = 987654
 
-    return {**o, "job": Ghost, "token": Ghost, "team": Ghost, "erin_membership": Ghost, "invite": Ghost,
-            "channel": Ghost, "bob_channel": Ghost, "invitation": Ghost}
+    return {
+        **o,
+        "job": Ghost,
+        "token": Ghost,
+        "team": Ghost,
+        "erin_membership": Ghost,
+        "invite": Ghost,
+        "channel": Ghost,
+        "bob_channel": Ghost,
+        "invitation": Ghost,
+    }
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if ROUTES[c[0]].form_refusal], ids=case_id)
@@ -561,7 +270,7 @@ def test_viewers_are_refused_every_write_that_needs_more_than_viewing(objects):
 
 
 def test_only_superusers_create_accounts(objects):
-    root = _user("root", is_superuser=True, is_staff=True)
+    root = new_user("root", is_superuser=True, is_staff=True)
     client = signed_in(root)
     assert client.get("/accounts/create/").status_code == 200
     response = client.post("/accounts/create/", ROUTES["account_create"].data(objects))
@@ -585,25 +294,43 @@ def test_nothing_of_the_team_reaches_an_outsider(objects):
             responses.append(call(client, name, method, objects, **headers))
     team = objects["team"]
     extra_gets = [
-        "/", f"/?workspace={team.pk}", "/tokens/", "/teams/", "/notifications/",
+        "/",
+        f"/?workspace={team.pk}",
+        "/tokens/",
+        "/teams/",
+        "/notifications/",
         f"/notifications/channels/{objects['bob_channel'].pk}/delete/",
-        f"/workspaces/{charlie.personal_workspace.pk}/audit/", "/invite/not-a-real-secret/",
+        f"/workspaces/{charlie.personal_workspace.pk}/audit/",
+        "/invite/not-a-real-secret/",
     ]
     for url in extra_gets:
         responses.append(client.get(url))
         responses.append(client.get(url, **HTMX))
     # (Not the team's job ID: the form would rightly echo what charlie typed.)
-    responses.append(client.post("/jobs/track/", {
-        "job_id": "ftjob-charlie-typed-this", "workspace": team.pk, "token": objects["token"].pk}))
+    responses.append(
+        client.post(
+            "/jobs/track/", {"job_id": "ftjob-charlie-typed-this", "workspace": team.pk, "token": objects["token"].pk}
+        )
+    )
     responses.append(client.post("/tokens/", {"name": "x", "secret": "sk-12345678", "workspace": team.pk}))
     responses.append(client.post(f"/teams/{team.pk}/members/add/", {"username": "charlie", "role": "owner"}))
     responses.append(client.post(f"/notifications/channels/{objects['bob_channel'].pk}/test/"))
     responses.append(client.post(f"/notifications/channels/{objects['bob_channel'].pk}/delete/"))
 
     secrets = [
-        objects["job"].job_id, SUFFIX, LABEL, TOKEN_NAME, TOKEN2_NAME, TEAM_NAME, TEAM_SECRET,
-        TEAM_SECRET[-4:], f"started tracking {objects['job'].job_id}", "created an invite link",
-        objects["untracked_job_id"], CHANNEL_TARGET, BOB_CHANNEL_TARGET,
+        objects["job"].job_id,
+        SUFFIX,
+        LABEL,
+        TOKEN_NAME,
+        TOKEN2_NAME,
+        TEAM_NAME,
+        TEAM_SECRET,
+        TEAM_SECRET[-4:],
+        f"started tracking {objects['job'].job_id}",
+        "created an invite link",
+        objects["untracked_job_id"],
+        CHANNEL_TARGET,
+        BOB_CHANNEL_TARGET,
     ]
     assert len(responses) > 50
     for response in responses:
@@ -625,28 +352,35 @@ def _channel_add_url(o) -> str:
 def test_members_and_viewers_may_only_add_email_for_themselves(objects):
     for username in ("bob", "dave"):
         client = signed_in(objects[username])
-        for kind, url in (("webhook", "https://hooks.example.com/team-hook"),
-                          ("slack", "https://hooks.slack.com/services/T0/B0/xyz")):
+        for kind, url in (
+            ("webhook", "https://hooks.example.com/team-hook"),
+            ("slack", "https://hooks.slack.com/services/T0/B0/xyz"),
+        ):
             before = _state(objects)
             response = client.post(_channel_add_url(objects), {"kind": kind, "url": url, "events": ["failed"]})
             assert response.status_code == 422, (username, kind)
             assert _state(objects) == before
             assert not NotificationChannel.objects.filter(target=url).exists()
-        response = client.post(_channel_add_url(objects), {
-            "kind": "email", "email": f"{username}-own@example.com", "events": ["succeeded"]})
+        response = client.post(
+            _channel_add_url(objects),
+            {"kind": "email", "email": f"{username}-own@example.com", "events": ["succeeded"]},
+        )
         assert response.status_code == 302
         channel = NotificationChannel.objects.get(target=f"{username}-own@example.com")
         assert (channel.kind, channel.workspace, channel.user) == ("email", objects["team"], objects[username])
     # An owner's channel is the team's, not personal.
-    response = signed_in(objects["alice"]).post(_channel_add_url(objects), {
-        "kind": "webhook", "url": "https://hooks.example.com/team-hook", "events": ["failed"]})
+    response = signed_in(objects["alice"]).post(
+        _channel_add_url(objects),
+        {"kind": "webhook", "url": "https://hooks.example.com/team-hook", "events": ["failed"]},
+    )
     assert response.status_code == 302
     channel = NotificationChannel.objects.get(target="https://hooks.example.com/team-hook")
     assert (channel.kind, channel.user) == ("webhook", None)
 
 
-@pytest.mark.parametrize("name,method", [("channel_test", "POST"), ("channel_delete", "GET"),
-                                         ("channel_delete", "POST")])
+@pytest.mark.parametrize(
+    "name,method", [("channel_test", "POST"), ("channel_delete", "GET"), ("channel_delete", "POST")]
+)
 def test_a_subscriber_may_test_and_remove_their_own_channel_and_other_members_may_not(objects, name, method):
     channel = objects["bob_channel"]
     url = reverse(name, kwargs={"pk": channel.pk})

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.test import Client
 
-from tests.test_authorization_matrix import HTMX, POST_CASES, ROUTES, call, case_id, objects, url_names  # noqa: F401
+from tests.support.authorization import HTMX, POST_CASES, ROUTES, call, case_id, url_names
 
 
 def test_every_post_route_of_the_urlconf_is_covered():

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from jobs import services
 from jobs.models import TrackedJob
-from tests.conftest import ALICE_SECRET
+from tests.support.accounts import ALICE_SECRET
 
 
 def test_it_asks_anonymous_visitors_to_sign_in(client, alice):

@@ -33,14 +33,23 @@ def jobs(make_job, team, alice):
         "running": make_job(status="running", model="Qwen/Qwen3-4B"),
         "queued": make_job(status="queued", model="meta-llama/Llama-3.1-8B-Instruct", trained_steps=0),
         "succeeded": make_job(status="succeeded", model="Qwen/Qwen3-32B", finished_at=1753345102),
-        "failed": make_job(status="failed", model="openai/gpt-oss-20b", finished_at=1753345102,
-                           error={"code": "oom", "message": "out of memory", "param": None}),
+        "failed": make_job(
+            status="failed",
+            model="openai/gpt-oss-20b",
+            finished_at=1753345102,
+            error={"code": "oom", "message": "out of memory", "param": None},
+        ),
         "team_running": make_job(workspace=team, token=team_token, status="running", model="Qwen/Qwen3-4B"),
     }
     TrackedJob.objects.filter(pk=jobs["running"].pk).update(stalled_at=timezone.now())
     # Tracked 2 hours, 3 days, 10 days, 40 days and 1 minute ago.
-    for name, days in (("running", 2 / 24), ("queued", 3), ("succeeded", 10), ("failed", 40),
-                       ("team_running", 1 / 1440)):
+    for name, days in (
+        ("running", 2 / 24),
+        ("queued", 3),
+        ("succeeded", 10),
+        ("failed", 40),
+        ("team_running", 1 / 1440),
+    ):
         tracked_ago(jobs[name], days)
     return {name: job.job_id for name, job in jobs.items()}
 
@@ -49,14 +58,17 @@ def test_without_filters_every_job_shows_newest_first(alice_client, jobs):
     assert shown(alice_client) == [jobs[n] for n in ("team_running", "running", "queued", "succeeded", "failed")]
 
 
-@pytest.mark.parametrize("status,expected", [
-    ("running", {"running", "team_running"}),
-    ("queued", {"queued"}),
-    ("succeeded", {"succeeded"}),
-    ("failed", {"failed"}),
-    ("cancelled", set()),
-    ("stalled", {"running"}),
-])
+@pytest.mark.parametrize(
+    "status,expected",
+    [
+        ("running", {"running", "team_running"}),
+        ("queued", {"queued"}),
+        ("succeeded", {"succeeded"}),
+        ("failed", {"failed"}),
+        ("cancelled", set()),
+        ("stalled", {"running"}),
+    ],
+)
 def test_filter_by_status(alice_client, jobs, status, expected):
     assert set(shown(alice_client, f"?status={status}")) == {jobs[n] for n in expected}
 
@@ -76,11 +88,14 @@ def test_filter_by_model_is_a_case_insensitive_substring(alice_client, jobs):
     assert shown(alice_client, "?model=%20gpt-oss%20") == [jobs["failed"]]
 
 
-@pytest.mark.parametrize("period,expected", [
-    ("day", {"team_running", "running"}),
-    ("week", {"team_running", "running", "queued"}),
-    ("month", {"team_running", "running", "queued", "succeeded"}),
-])
+@pytest.mark.parametrize(
+    "period,expected",
+    [
+        ("day", {"team_running", "running"}),
+        ("week", {"team_running", "running", "queued"}),
+        ("month", {"team_running", "running", "queued", "succeeded"}),
+    ],
+)
 def test_filter_by_when_the_job_was_tracked(alice_client, jobs, period, expected):
     assert set(shown(alice_client, f"?period={period}")) == {jobs[n] for n in expected}
 
@@ -102,10 +117,20 @@ def test_sort_orders(alice_client, jobs):
     assert shown(alice_client, "?sort=updated") == order("queued", "failed", "running", "succeeded", "team_running")
 
 
-@pytest.mark.parametrize("query", [
-    "?status=bogus", "?workspace=abc", "?workspace=987654", "?period=year", "?sort=random",
-    "?sort=", "?model=" + "x" * 500, "?status=running&status=%00", "?workspace=-1&period=%ff",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?status=bogus",
+        "?workspace=abc",
+        "?workspace=987654",
+        "?period=year",
+        "?sort=random",
+        "?sort=",
+        "?model=" + "x" * 500,
+        "?status=running&status=%00",
+        "?workspace=-1&period=%ff",
+    ],
+)
 def test_bad_values_in_the_url_are_ignored(alice_client, jobs, query):
     response = alice_client.get("/" + query)
     assert response.status_code == 200
@@ -150,13 +175,20 @@ def _queries(client, url) -> int:
 
 def test_filtered_views_run_a_constant_number_of_queries(alice_client, make_job, team, alice):
     team_token = services.token_create(workspace=team, user=alice, name="team", secret="sk-team-0123456789")
-    urls = ["/?status=running&model=qwen&period=week&sort=updated", f"/?workspace={team.pk}&sort=status",
-            "/?status=stalled&sort=oldest"]
+    urls = [
+        "/?status=running&model=qwen&period=week&sort=updated",
+        f"/?workspace={team.pk}&sort=status",
+        "/?status=stalled&sort=oldest",
+    ]
 
     def add(count):
         for i in range(count):
-            job = make_job(workspace=team if i % 2 else None, token=team_token if i % 2 else None,
-                           status="running", model="Qwen/Qwen3-4B")
+            job = make_job(
+                workspace=team if i % 2 else None,
+                token=team_token if i % 2 else None,
+                status="running",
+                model="Qwen/Qwen3-4B",
+            )
             if i % 3 == 0:
                 TrackedJob.objects.filter(pk=job.pk).update(stalled_at=timezone.now())
 

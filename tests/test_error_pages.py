@@ -19,8 +19,12 @@ def broken_view(request):
 
 urlpatterns = [path("broken/", broken_view), path("", include("ftdash.urls"))]
 
-NAV_LINKS = ('href="/">Dashboard</a>', 'href="/tokens/">API tokens</a>', 'href="/teams/">Teams</a>',
-             'href="/notifications/">Notifications</a>')
+NAV_LINKS = (
+    'href="/">Dashboard</a>',
+    'href="/tokens/">API tokens</a>',
+    'href="/teams/">Teams</a>',
+    'href="/notifications/">Notifications</a>',
+)
 
 
 def _layout(page: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 
@@ -15,18 +14,16 @@ from jobs.finetuning import (
     Hyperparameter,
     safe_url,
 )
-from tests.fake_tokenfactory import observed_job
+from tests.support.payloads import observed_job
 
 UTC = dt.UTC
 
-# The job from the API README, as observed on the real API.
+# The job from the API README, as observed on the real API (observed_job() is a fresh copy).
 OBSERVED_JOB = observed_job()
 
 
 def job(**fields) -> FineTuningJob:
-    payload = copy.deepcopy(OBSERVED_JOB)
-    payload.update(fields)
-    return FineTuningJob.from_payload(payload)
+    return FineTuningJob.from_payload(observed_job(**fields))
 
 
 def hyperparameters(parsed: FineTuningJob) -> dict[str, Hyperparameter]:
@@ -41,14 +38,26 @@ def changed(parsed: FineTuningJob) -> set[str]:
 def read_everything(parsed: FineTuningJob) -> None:
     """Touch every property the templates read, and check what a page would show is sane."""
     for name in (
-        "id", "status", "model", "suffix", "created_at", "finished_at", "estimated_finish",
-        "trained_tokens", "trained_steps", "total_steps", "seed", "organization_id",
-        "training_file", "validation_file", "result_files",
+        "id",
+        "status",
+        "model",
+        "suffix",
+        "created_at",
+        "finished_at",
+        "estimated_finish",
+        "trained_tokens",
+        "trained_steps",
+        "total_steps",
+        "seed",
+        "organization_id",
+        "training_file",
+        "validation_file",
+        "result_files",
     ):
         getattr(parsed, name)
     assert isinstance(parsed.status, str) and parsed.status
     assert parsed.status_label
-    parsed.is_terminal, parsed.is_known_status
+    _ = parsed.is_terminal, parsed.is_known_status
     progress = parsed.progress_percent
     assert progress is None or (isinstance(progress, int) and 0 <= progress <= 100)
     duration = parsed.duration
@@ -56,16 +65,16 @@ def read_everything(parsed: FineTuningJob) -> None:
     assert isinstance(parsed.raw_json, str)
     assert all(isinstance(name, str) for name in parsed.result_files)
     if parsed.error:
-        str(parsed.error.code), str(parsed.error.message), parsed.error.param
+        _ = str(parsed.error.code), str(parsed.error.message), parsed.error.param
     if parsed.method:
-        parsed.method.title, parsed.method.kind
+        _ = parsed.method.title, parsed.method.kind
         assert 0 <= parsed.method.changed_count <= len(parsed.method.hyperparameters)
         for h in parsed.method.hyperparameters:
             assert isinstance(h.label, str)
             assert isinstance(h.display, str)
             assert isinstance(h.default_display, str)
             assert h.differs_from_default in (True, False)
-            h.is_set
+            _ = h.is_set
     for integration in parsed.integrations:
         assert isinstance(integration.title, str) and isinstance(integration.url_text, str)
         assert integration.url is None or safe_url(integration.url) == integration.url
@@ -84,7 +93,7 @@ def read_everything(parsed: FineTuningJob) -> None:
 
 
 def test_the_observed_real_job_reads_as_a_running_supervised_lora_job():
-    parsed = FineTuningJob.from_payload(copy.deepcopy(OBSERVED_JOB))
+    parsed = FineTuningJob.from_payload(observed_job())
 
     assert parsed.id == "ftjob-c7cc1f8df48144aeb180a5bf5818dc81"
     assert parsed.status == "running" and parsed.status_label == "running"
@@ -281,8 +290,15 @@ def test_an_mlflow_integration_links_an_https_tracking_uri():
 
 @pytest.mark.parametrize(
     "uri",
-    ["javascript:alert(1)", "JAVASCRIPT:alert(document.cookie)", "data:text/html,<script>alert(1)</script>",
-     "//evil.example/mlflow", "databricks", "file:///etc/passwd", "java\nscript:alert(1)"],
+    [
+        "javascript:alert(1)",
+        "JAVASCRIPT:alert(document.cookie)",
+        "data:text/html,<script>alert(1)</script>",
+        "//evil.example/mlflow",
+        "databricks",
+        "file:///etc/passwd",
+        "java\nscript:alert(1)",
+    ],
 )
 def test_an_mlflow_tracking_uri_that_is_not_http_is_shown_but_not_linked(uri):
     (integration,) = job(
@@ -362,7 +378,11 @@ def test_no_checkpoint_reads_as_none(value):
 def test_an_error_object_is_read():
     parsed = job(
         status="failed",
-        error={"code": "invalid_training_file", "message": "Line 17: expected a 'messages' list", "param": "training_file"},
+        error={
+            "code": "invalid_training_file",
+            "message": "Line 17: expected a 'messages' list",
+            "param": "training_file",
+        },
     )
 
     assert parsed.error.code == "invalid_training_file"
@@ -451,8 +471,12 @@ def test_duration_is_unknown_when_finished_before_created():
 
 def test_strings_where_numbers_are_expected_read_as_missing():
     parsed = job(
-        trained_steps="25", total_steps="100", trained_tokens="1000", seed="42",
-        created_at="1753341502", finished_at="yesterday",
+        trained_steps="25",
+        total_steps="100",
+        trained_tokens="1000",
+        seed="42",
+        created_at="2025-07-24T07:18:22Z",
+        finished_at="yesterday",
     )
 
     assert parsed.trained_steps is None and parsed.total_steps is None
@@ -491,7 +515,7 @@ def test_lists_where_objects_are_expected_read_as_missing():
 
 
 def test_null_everywhere_never_raises():
-    parsed = FineTuningJob.from_payload({key: None for key in OBSERVED_JOB})
+    parsed = FineTuningJob.from_payload(dict.fromkeys(OBSERVED_JOB))
 
     assert parsed.id == "" and parsed.status == "unknown" and parsed.method is None
     assert parsed.progress_percent is None and parsed.duration is None
@@ -525,8 +549,13 @@ def test_nested_sections_of_the_wrong_type_never_raise():
 def test_hyperparameters_of_the_wrong_type_never_raise():
     parsed = job(
         hyperparameters={
-            "batch_size": "32", "learning_rate": None, "lora": "true", "n_epochs": [3],
-            "packing": 1, "max_grad_norm": {"value": 1}, "context_length": float("inf"),
+            "batch_size": "32",
+            "learning_rate": None,
+            "lora": "true",
+            "n_epochs": [3],
+            "packing": 1,
+            "max_grad_norm": {"value": 1},
+            "context_length": float("inf"),
         }
     )
     hps = hyperparameters(parsed)
@@ -642,18 +671,17 @@ json_values = st.recursive(
     max_leaves=12,
 )
 
-KNOWN_KEYS = sorted(
-    set(OBSERVED_JOB) | {"method", "integrations", "from_checkpoint", "error", "hyperparameters"}
+KNOWN_KEYS = sorted(set(OBSERVED_JOB) | {"method", "integrations", "from_checkpoint", "error", "hyperparameters"})
+
+
+@settings(
+    max_examples=200, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
-
-
-@settings(max_examples=200, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payload=json_values, key=st.sampled_from(KNOWN_KEYS), value=json_values)
 def test_any_json_never_breaks_parsing_or_the_properties_templates_read(payload, key, value):
     read_everything(FineTuningJob.from_payload(payload))
 
-    with_odd_field = copy.deepcopy(OBSERVED_JOB)
-    with_odd_field[key] = value
+    with_odd_field = observed_job(**{key: value})
     read_everything(FineTuningJob.from_payload(with_odd_field))
 
 
@@ -671,9 +699,22 @@ def _config(keys):
 
 
 _HP_KEYS = [
-    "batch_size", "learning_rate", "n_epochs", "warmup_ratio", "weight_decay", "packing",
-    "max_grad_norm", "context_length", "lora", "lora_r", "lora_alpha", "lora_dropout",
-    "architecture", "num_decoding_heads", "loss", "extra_setting",
+    "batch_size",
+    "learning_rate",
+    "n_epochs",
+    "warmup_ratio",
+    "weight_decay",
+    "packing",
+    "max_grad_norm",
+    "context_length",
+    "lora",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "architecture",
+    "num_decoding_heads",
+    "loss",
+    "extra_setting",
 ]
 _methods = st.one_of(
     small_json_values,
@@ -695,7 +736,9 @@ _integrations = st.lists(
 _checkpoints = st.one_of(small_json_values, _config(["type", "repo", "revision", "step"]))
 
 
-@settings(max_examples=120, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=120, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(
     method=_methods,
     hyperparameters=st.one_of(small_json_values, _config(_HP_KEYS)),
@@ -711,8 +754,7 @@ _checkpoints = st.one_of(small_json_values, _config(["type", "repo", "revision",
     error=None,
 )
 def test_schema_shaped_jobs_with_odd_leaves_never_break(method, hyperparameters, integrations, from_checkpoint, error):
-    payload = copy.deepcopy(OBSERVED_JOB)
-    payload.update(
+    payload = observed_job(
         method=method,
         hyperparameters=hyperparameters,
         integrations=integrations,
@@ -722,10 +764,12 @@ def test_schema_shaped_jobs_with_odd_leaves_never_break(method, hyperparameters,
     read_everything(FineTuningJob.from_payload(payload))
 
 
-
 @pytest.mark.django_db
 @settings(
-    max_examples=60, deadline=None, derandomize=True, database=None,
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(key=st.sampled_from(KNOWN_KEYS), value=json_values)
@@ -736,9 +780,7 @@ def test_any_json_in_a_known_field_still_renders_the_job_page_and_the_dashboard(
     from jobs.tokenfactory import storable_json
 
     tracked = make_job()
-    snapshot = copy.deepcopy(OBSERVED_JOB)
-    snapshot["id"] = tracked.job_id
-    snapshot[key] = value
+    snapshot = observed_job(**{"id": tracked.job_id, key: value})
     TrackedJob.objects.filter(pk=tracked.pk).update(snapshot=storable_json(snapshot))
 
     detail = alice_client.get(f"/jobs/{tracked.pk}/")

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from jobs import services
 from jobs.models import JobEvent, TrackedJob
-from jobs.sync import refresh
+from tests.support.tracked_jobs import refreshed
 
 
 @pytest.fixture(autouse=True)
@@ -24,8 +24,9 @@ def quick_settings(settings):
 def track(fake_api, alice, alice_token):
     def track(**fields) -> TrackedJob:
         remote = fake_api.add_job(**fields)
-        return services.job_track(workspace=alice.personal_workspace, token=alice_token,
-                                  job_id=remote["id"], user=alice)
+        return services.job_track(
+            workspace=alice.personal_workspace, token=alice_token, job_id=remote["id"], user=alice
+        )
 
     return track
 
@@ -34,15 +35,9 @@ def kinds(job) -> list[tuple[str, str]]:
     return list(job.events.values_list("kind", "status"))
 
 
-def refreshed(job) -> TrackedJob:
-    """A refresh as the worker or a page's poll does it (forced: no waiting for the interval)."""
-    return refresh.refresh_now(TrackedJob.objects.get(pk=job.pk))
-
-
 def move_back(job, minutes: float) -> None:
     """Pretend the job's last progress was `minutes` ago."""
-    TrackedJob.objects.filter(pk=job.pk).update(
-        progress_changed_at=timezone.now() - dt.timedelta(minutes=minutes))
+    TrackedJob.objects.filter(pk=job.pk).update(progress_changed_at=timezone.now() - dt.timedelta(minutes=minutes))
 
 
 def timeline_section(page: str) -> str:
@@ -79,14 +74,22 @@ def test_each_status_change_is_recorded_once(track, fake_api):
     fake_api.update_job(job.job_id, status="succeeded", trained_steps=100)
     for _ in range(3):
         refreshed(job)
-    assert kinds(job) == [("tracked", "queued"), ("status", "running"), ("first_progress", "running"),
-                          ("status", "succeeded"), ("finished", "succeeded")]
+    assert kinds(job) == [
+        ("tracked", "queued"),
+        ("status", "running"),
+        ("first_progress", "running"),
+        ("status", "succeeded"),
+        ("finished", "succeeded"),
+    ]
 
 
 def test_a_failure_records_its_error_code_and_message(track, fake_api):
     job = track(total_steps=100, trained_steps=10)
-    fake_api.update_job(job.job_id, status="failed", error={
-        "code": "invalid_training_file", "message": "Line 17 has no messages list", "param": "training_file"})
+    fake_api.update_job(
+        job.job_id,
+        status="failed",
+        error={"code": "invalid_training_file", "message": "Line 17 has no messages list", "param": "training_file"},
+    )
     refreshed(job)
     refreshed(job)
     [finished] = job.events.filter(kind="finished")
@@ -105,7 +108,7 @@ def test_the_job_page_shows_the_timeline_with_how_long_each_state_lasted(track, 
     # Spread the events out: tracked 30 min ago, running 25, first progress 20, finished 5.
     now = timezone.now()
     events = list(job.events.order_by("pk"))
-    for event, minutes in zip(events, (30, 25, 20, 5, 5)):
+    for event, minutes in zip(events, (30, 25, 20, 5, 5), strict=False):
         JobEvent.objects.filter(pk=event.pk).update(at=now - dt.timedelta(minutes=minutes))
 
     timeline = timeline_section(alice_client.get(f"/jobs/{job.pk}/").content.decode())
@@ -148,7 +151,7 @@ def test_a_running_job_without_progress_stalls_once(track, settings, alice_clien
     job.refresh_from_db()
     assert job.stalled_at is not None
     [stall] = job.events.filter(kind="stalled")
-    assert stall.status == "running" and "No progress for 11 min (stuck at step 40)" == stall.message
+    assert stall.status == "running" and stall.message == "No progress for 11 min (stuck at step 40)"
     assert TrackedJob.objects.get(pk=moving.pk).stalled_at is None
 
     dashboard = alice_client.get("/").content.decode()
@@ -162,8 +165,7 @@ def test_a_running_job_without_progress_stalls_once(track, settings, alice_clien
 def test_a_tiny_stall_limit_from_the_settings_is_honoured(track, settings):
     settings.FTDASH_STALL_MINUTES = 0.001  # 60 ms
     job = track(total_steps=100, trained_steps=40)
-    TrackedJob.objects.filter(pk=job.pk).update(
-        progress_changed_at=timezone.now() - dt.timedelta(seconds=1))
+    TrackedJob.objects.filter(pk=job.pk).update(progress_changed_at=timezone.now() - dt.timedelta(seconds=1))
     for _ in range(3):
         refreshed(job)
     assert job.events.filter(kind="stalled").count() == 1

@@ -18,13 +18,13 @@ import requests
 from django.core import mail
 from django.core.management import call_command
 from django.urls import URLPattern, get_resolver
-from django.utils import timezone
 
 from jobs import notifications, services, vault
 from jobs.converters import DatabaseIdConverter
 from jobs.models import ApiToken, Delivery, JobEvent, NotificationChannel, TrackedJob
 from jobs.sync import refresh
-from tests.conftest import ALICE_SECRET, track_remote_job
+from tests.support.accounts import ALICE_SECRET, track_remote_job
+from tests.support.tracked_jobs import age
 
 
 @pytest.fixture(autouse=True)
@@ -34,11 +34,6 @@ def quick_settings(settings):
     settings.FTDASH_MAX_BACKOFF_SECONDS = 900
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.FTDASH_WORKER_LIST_READS = False  # faults are scripted per job GET
-
-
-def age(job: TrackedJob, seconds: float) -> None:
-    """Pretend the last refresh attempt was `seconds` ago."""
-    TrackedJob.objects.filter(pk=job.pk).update(checked_at=timezone.now() - dt.timedelta(seconds=seconds))
 
 
 @pytest.fixture
@@ -62,10 +57,14 @@ def http_library_fault(monkeypatch):
 @pytest.mark.django_db
 def test_nan_and_infinity_in_an_answer_are_stored_and_the_job_is_shown(fake_api, alice, alice_token, alice_client):
     job = track_remote_job(fake_api, alice, alice_token, total_steps=100, trained_steps=10)
-    fake_api.update_job(job.job_id, estimated_finish=float("nan"), seed=float("inf"),
-                        hyperparameters={"learning_rate": float("-inf"), "n_epochs": 3},
-                        suffix="still-readable")
-    age(job, 6)
+    fake_api.update_job(
+        job.job_id,
+        estimated_finish=float("nan"),
+        seed=float("inf"),
+        hyperparameters={"learning_rate": float("-inf"), "n_epochs": 3},
+        suffix="still-readable",
+    )
+    age(job, seconds=6)
 
     for url in (f"/live/cards/?v={job.pk}.old", f"/jobs/{job.pk}/live/", f"/jobs/{job.pk}/", "/"):
         response = alice_client.get(url, HTTP_HX_REQUEST="true" if "live" in url else "")
@@ -112,7 +111,7 @@ def test_an_unexpected_failure_is_recorded_backs_off_and_keeps_the_snapshot(
 ):
     job = track_remote_job(fake_api, alice, alice_token, total_steps=100, trained_steps=30)
     http_library_fault.add(job.job_id)
-    age(job, 6)
+    age(job, seconds=6)
 
     with caplog.at_level(logging.INFO, logger="jobs"):
         response = alice_client.get(f"/live/cards/?v={job.pk}.old", HTTP_HX_REQUEST="true")
@@ -127,7 +126,7 @@ def test_an_unexpected_failure_is_recorded_backs_off_and_keeps_the_snapshot(
     problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(problems) == 1 and job.job_id in problems[0].getMessage() and problems[0].exc_info
 
-    age(job, 6)  # due again under the old interval, not under the backed-off one
+    age(job, seconds=6)  # due again under the old interval, not under the backed-off one
     alice_client.get(f"/live/cards/?v={job.pk}.old", HTTP_HX_REQUEST="true")
     job.refresh_from_db()
     assert job.consecutive_failures == 1
@@ -144,8 +143,8 @@ def test_a_job_that_raises_does_not_stop_the_round_nor_another_jobs_notification
     )
     fake_api.update_job(finishing.job_id, status="succeeded", trained_steps=100)
     http_library_fault.add(broken.job_id)
-    age(broken, 60)  # the older one first: it is claimed and refreshed before the other
-    age(finishing, 6)
+    age(broken, seconds=60)  # the older one first: it is claimed and refreshed before the other
+    age(finishing, seconds=6)
 
     with caplog.at_level(logging.INFO, logger="jobs"):
         out = io.StringIO()
@@ -227,8 +226,11 @@ def stored_unusable_token(alice, fake_api):
     """A key saved before the form checked characters: it holds a zero-width space."""
     secret = ALICE_SECRET[:6] + "\u200b" + ALICE_SECRET[6:]
     return ApiToken.objects.create(
-        workspace=alice.personal_workspace, name="legacy", secret_encrypted=vault.encrypt(secret),
-        last4=secret[-4:], created_by=alice,
+        workspace=alice.personal_workspace,
+        name="legacy",
+        secret_encrypted=vault.encrypt(secret),
+        last4=secret[-4:],
+        created_by=alice,
     ), secret
 
 
@@ -260,7 +262,7 @@ def test_a_tracked_job_whose_token_became_unusable_shows_why(fake_api, alice, al
     token, _ = stored_unusable_token
     job = track_remote_job(fake_api, alice, alice_token, total_steps=100)
     TrackedJob.objects.filter(pk=job.pk).update(token=token)
-    age(job, 6)
+    age(job, seconds=6)
 
     job = refresh.refresh_if_due(TrackedJob.objects.get(pk=job.pk))
 
@@ -269,8 +271,9 @@ def test_a_tracked_job_whose_token_became_unusable_shows_why(fake_api, alice, al
 
 
 @pytest.mark.django_db
-def test_the_debug_error_page_never_shows_a_key_in_flight(settings, fake_api, alice, alice_token,
-                                                          alice_client, http_library_fault):
+def test_the_debug_error_page_never_shows_a_key_in_flight(
+    settings, fake_api, alice, alice_token, alice_client, http_library_fault
+):
     settings.DEBUG = True
     alice_client.raise_request_exception = False
     remote = fake_api.add_job(total_steps=100)
@@ -327,7 +330,7 @@ def test_huge_ids_in_urls_are_404_on_every_route(alice_client, team, huge):
 def test_a_403_on_one_job_is_a_job_error_and_leaves_the_token_alone(fake_api, alice, alice_token):
     job = track_remote_job(fake_api, alice, alice_token, total_steps=100, trained_steps=10)
     fake_api.fail_next("403", job_id=job.job_id)
-    age(job, 6)
+    age(job, seconds=6)
 
     job = refresh.refresh_if_due(TrackedJob.objects.get(pk=job.pk))
 
@@ -341,7 +344,7 @@ def test_a_403_on_one_job_is_a_job_error_and_leaves_the_token_alone(fake_api, al
 def test_a_403_confirmed_by_the_job_list_marks_the_token_rejected(fake_api, alice, alice_token):
     job = track_remote_job(fake_api, alice, alice_token, total_steps=100, trained_steps=10)
     fake_api.fail_next("403", count=2)  # the job, then the list that checks the token
-    age(job, 6)
+    age(job, seconds=6)
 
     job = refresh.refresh_if_due(TrackedJob.objects.get(pk=job.pk))
 

@@ -25,7 +25,7 @@ from jobs.models import (
     TrackedJob,
 )
 from jobs.sync import discovery
-from tests.conftest import ALICE_SECRET
+from tests.support.accounts import ALICE_SECRET
 
 
 @pytest.fixture(autouse=True)
@@ -161,9 +161,7 @@ def test_import_filters_by_status_model_and_created_date_and_tracks_only_the_sel
     assert set(TrackedJob.objects.values_list("job_id", flat=True)) == {old["id"], wanted["id"]}
 
 
-def test_members_may_import_with_a_team_token_and_viewers_may_not(
-    fake_api, alice, bob, charlie, team, client
-):
+def test_members_may_import_with_a_team_token_and_viewers_may_not(fake_api, alice, bob, charlie, team, client):
     from jobs.models import Membership
 
     token = services.token_create(workspace=team, user=alice, name="team", secret=ALICE_SECRET)
@@ -285,13 +283,21 @@ def test_a_watched_token_is_claimed_by_one_worker_at_a_time(fake_api, alice, ali
 
 
 def test_a_project_id_reaches_the_api_on_every_call_made_with_the_token(fake_api, alice, alice_token, alice_client):
-    response = alice_client.post(f"/tokens/{alice_token.pk}/edit/", {
-        "name": "research", "secret": "", "ai_project_id": "project-e00abc", "watch": "on",
-    })
+    response = alice_client.post(
+        f"/tokens/{alice_token.pk}/edit/",
+        {
+            "name": "research",
+            "secret": "",
+            "ai_project_id": "project-e00abc",
+            "watch": "on",
+        },
+    )
     assert response.status_code == 302
     remote = fake_api.add_job()
     fake_api.reset_calls()
-    services.job_track(workspace=alice.personal_workspace, token=ApiToken.objects.get(), job_id=remote["id"], user=alice)
+    services.job_track(
+        workspace=alice.personal_workspace, token=ApiToken.objects.get(), job_id=remote["id"], user=alice
+    )
     services.token_check(token=ApiToken.objects.get())
     services.import_start(token=ApiToken.objects.get(), user=alice)
     discovery.discover(discovery.claim_due_watches(lease_seconds=60)[0])
@@ -331,8 +337,9 @@ def test_track_a_job_with_one_bad_id_still_explains_the_format(alice_token, alic
 def test_a_rejected_token_stops_the_rest_of_a_batch(fake_api, alice, alice_token, alice_client):
     first, second = fake_api.add_jobs(2)
     fake_api.revoke_token(ALICE_SECRET)
-    response = alice_client.post("/jobs/track/", {"job_id": f"{first['id']} {second['id']}", "token": alice_token.pk},
-                                 follow=True)
+    response = alice_client.post(
+        "/jobs/track/", {"job_id": f"{first['id']} {second['id']}", "token": alice_token.pk}, follow=True
+    )
     page = response.content.decode()
     assert f"{first['id']}: refused" in page and f"{second['id']}: not tried" in page
     assert len(fake_api.calls_for(second["id"])) == 0

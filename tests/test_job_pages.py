@@ -5,7 +5,7 @@ import re
 from django.utils import timezone
 
 from jobs.models import TrackedJob
-from tests.conftest import job_payload
+from tests.support.payloads import job_payload
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -13,15 +13,28 @@ SUPERVISED = {
     "type": "supervised",
     "supervised": {
         "hyperparameters": {
-            "batch_size": 32, "learning_rate": 1e-05, "n_epochs": 10, "warmup_ratio": 0.0,
-            "weight_decay": 0.0, "packing": True, "max_grad_norm": 1.0, "context_length": 8192,
-            "lora": True, "lora_r": 16, "lora_alpha": 16, "lora_dropout": 0.0, "new_knob": 7,
+            "batch_size": 32,
+            "learning_rate": 1e-05,
+            "n_epochs": 10,
+            "warmup_ratio": 0.0,
+            "weight_decay": 0.0,
+            "packing": True,
+            "max_grad_norm": 1.0,
+            "context_length": 8192,
+            "lora": True,
+            "lora_r": 16,
+            "lora_alpha": 16,
+            "lora_dropout": 0.0,
+            "new_knob": 7,
         }
     },
 }
 INTEGRATIONS = [
     {"type": "wandb", "wandb": {"project": "qwen-sft", "entity": "acme", "name": "run-7", "tags": ["sft", "lora"]}},
-    {"type": "mlflow", "mlflow": {"tracking_uri": "https://mlflow.acme.dev", "experiment_name": "exp-1", "run_name": "r-1"}},
+    {
+        "type": "mlflow",
+        "mlflow": {"tracking_uri": "https://mlflow.acme.dev", "experiment_name": "exp-1", "run_name": "r-1"},
+    },
     {"type": "hf", "hf": {"output_repo_name": "acme/qwen-support"}},
     {"type": "comet", "comet": {"workspace": "acme-ws"}},
 ]
@@ -76,8 +89,16 @@ def test_a_failed_job_shows_its_error(alice_client, make_job):
 
 def test_spec_draft_settings_are_shown(alice_client, make_job):
     job = make_job(
-        method={"type": "spec-draft", "spec_draft": {"hyperparameters": {
-            "architecture": "eagle3_original", "num_decoding_heads": 5, "loss": {"type": "lk_alpha"}}}},
+        method={
+            "type": "spec-draft",
+            "spec_draft": {
+                "hyperparameters": {
+                    "architecture": "eagle3_original",
+                    "num_decoding_heads": 5,
+                    "loss": {"type": "lk_alpha"},
+                }
+            },
+        },
         hyperparameters=None,
     )
     page = alice_client.get(f"/jobs/{job.pk}/").content.decode()
@@ -91,12 +112,15 @@ def test_upstream_text_is_escaped_and_unsafe_links_are_not_rendered(alice_client
     script = "<script>alert(1)</script>"
     job = make_job(
         suffix=script,
-        model=f"<img src=x onerror=alert(1)>",
+        model="<img src=x onerror=alert(1)>",
         status="failed",
         error={"code": script, "message": script, "param": None},
         integrations=[
-            {"type": "mlflow", "mlflow": {"tracking_uri": "javascript:alert(1)", "experiment_name": script, "run_name": None}},
-            {"type": "wandb", "wandb": {"project": "p\"><script>", "entity": "e", "tags": [script]}},
+            {
+                "type": "mlflow",
+                "mlflow": {"tracking_uri": "javascript:alert(1)", "experiment_name": script, "run_name": None},
+            },
+            {"type": "wandb", "wandb": {"project": 'p"><script>', "entity": "e", "tags": [script]}},
         ],
         from_checkpoint={"type": "ft", "checkpoint_id": script},
     )
@@ -119,8 +143,15 @@ def test_progress_is_indeterminate_when_unknown_and_sane_when_odd(alice_client, 
 
 
 def test_an_unknown_status_and_odd_types_do_not_break_the_pages(alice_client, make_job):
-    job = make_job(status="paused_for_maintenance", trained_steps="many", created_at="yesterday",
-                   method="supervised", integrations={"wandb": 1}, error=["x"], result_files="file-1")
+    job = make_job(
+        status="paused_for_maintenance",
+        trained_steps="many",
+        created_at="yesterday",
+        method="supervised",
+        integrations={"wandb": 1},
+        error=["x"],
+        result_files="file-1",
+    )
     assert alice_client.get(f"/jobs/{job.pk}/").status_code == 200
     assert "paused for maintenance" in alice_client.get("/").content.decode()
     assert alice_client.get(f"/jobs/{job.pk}/live/", **HTMX).status_code == 200
@@ -216,7 +247,9 @@ def test_flash_messages_sit_in_a_status_region_around_a_plain_list(alice_client,
     job = make_job()
     response = alice_client.post(f"/jobs/{job.pk}/label/", {"label": "Support bot"}, follow=True)
     page = response.content.decode()
-    region = re.search(r'<div class="messages" role="status">\s*<ul>\s*<li class="message message-success">Label saved.</li>', page)
+    region = re.search(
+        r'<div class="messages" role="status">\s*<ul>\s*<li class="message message-success">Label saved.</li>', page
+    )
     assert region, page
     assert not re.search(r"<ul[^>]*role=", page)
 
@@ -229,7 +262,9 @@ def test_the_raw_json_can_be_scrolled_from_the_keyboard(alice_client, make_job):
 def test_progress_comes_before_the_edit_forms_which_start_collapsed(alice_client, make_job):
     job = make_job()
     page = alice_client.get(f"/jobs/{job.pk}/").content.decode()
-    edit = re.search(r'<details class="job-edit">\s*<summary>Edit<span class="visually-hidden"> label[^<]*</span></summary>', page)
+    edit = re.search(
+        r'<details class="job-edit">\s*<summary>Edit<span class="visually-hidden"> label[^<]*</span></summary>', page
+    )
     assert edit, "the label and move forms are not behind a closed Edit disclosure"
     assert page.index('class="label-form"') > edit.start()
     first_panel = re.search(r'<section class="panel[^"]*" aria-labelledby="([^"]+)"', page)
@@ -250,7 +285,10 @@ def test_ids_break_only_between_their_parts_and_each_has_a_copy_button(alice_cli
     page = alice_client.get(f"/jobs/{job.pk}/").content.decode()
     prefix, hex_part = job.job_id.split("-", 1)
     assert f'<span id="job-id">{prefix}-<wbr>{hex_part}</span>' in page
-    buttons = re.findall(r'<button type="button" class="copy-button" id="[^"]+" data-copy-from="([^"]+)" aria-label="([^"]+)">Copy</button>', page)
+    buttons = re.findall(
+        r'<button type="button" class="copy-button" id="[^"]+" data-copy-from="([^"]+)" aria-label="([^"]+)">Copy</button>',
+        page,
+    )
     assert ("job-id", "Copy job ID") in buttons and ("fact-job-id", "Copy job ID") in buttons
     assert ("training-file", "Copy training file ID") in buttons
     assert ("validation-file", "Copy validation file ID") in buttons

@@ -9,10 +9,6 @@ page ever sends a ciphertext (or anything) upstream in place of the token.
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -21,10 +17,13 @@ from django.core.management.base import CommandError, SystemCheckError
 
 from jobs import services, vault
 from jobs.models import ApiToken, TrackedJob
-from tests.conftest import ALICE_SECRET
+from tests.support.accounts import ALICE_SECRET
 
-ROOT = Path(__file__).resolve().parent.parent
-SECRETS = {"research": ALICE_SECRET, "second": "sk-second-0123456789-SECRET-abcd", "team": "sk-team-0123456789-SECRET-efgh"}
+SECRETS = {
+    "research": ALICE_SECRET,
+    "second": "sk-second-0123456789-SECRET-abcd",
+    "team": "sk-team-0123456789-SECRET-efgh",
+}
 
 
 @pytest.fixture
@@ -152,7 +151,9 @@ def test_with_a_wrong_key_rotation_fails_and_changes_nothing(settings, tokens, w
     assert ciphertexts() == before
 
 
-def test_rotation_is_all_or_nothing_when_one_token_is_unreadable(settings, tokens, alice, alice_workspace, old_key, new_key, wrong_key):
+def test_rotation_is_all_or_nothing_when_one_token_is_unreadable(
+    settings, tokens, alice, alice_workspace, old_key, new_key, wrong_key
+):
     settings.FTDASH_ENCRYPTION_KEYS = [wrong_key]
     services.token_create(workspace=alice_workspace, user=alice, name="stray", secret="sk-stray-0123456789-zzzz")
     before = ciphertexts()
@@ -165,7 +166,9 @@ def test_rotation_is_all_or_nothing_when_one_token_is_unreadable(settings, token
     assert ciphertexts() == before  # not even the readable three were rewritten
 
 
-def test_with_a_wrong_key_the_test_button_explains_and_calls_nothing_upstream(client, settings, alice, tokens, fake_api, wrong_key):
+def test_with_a_wrong_key_the_test_button_explains_and_calls_nothing_upstream(
+    client, settings, alice, tokens, fake_api, wrong_key
+):
     fake_api.add_token(SECRETS["research"])
     settings.FTDASH_ENCRYPTION_KEYS = [wrong_key]
     client.force_login(alice)
@@ -180,7 +183,9 @@ def test_with_a_wrong_key_the_test_button_explains_and_calls_nothing_upstream(cl
     assert tokens[0].secret_encrypted not in page
 
 
-def test_with_a_wrong_key_a_job_refresh_explains_and_calls_nothing_upstream(client, settings, alice, tokens, fake_api, wrong_key):
+def test_with_a_wrong_key_a_job_refresh_explains_and_calls_nothing_upstream(
+    client, settings, alice, tokens, fake_api, wrong_key
+):
     remote = fake_api.add_job(token=SECRETS["research"], total_steps=100)
     fake_api.add_token(SECRETS["research"])
     services.job_track(workspace=alice.personal_workspace, token=tokens[0], job_id=remote["id"], user=alice)
@@ -205,15 +210,23 @@ def test_with_a_wrong_key_a_job_refresh_explains_and_calls_nothing_upstream(clie
     assert stored.snapshot == job.snapshot  # the last good snapshot stays
 
 
-def test_with_a_wrong_key_tracking_a_job_explains_and_calls_nothing_upstream(client, settings, alice, tokens, fake_api, wrong_key):
+def test_with_a_wrong_key_tracking_a_job_explains_and_calls_nothing_upstream(
+    client, settings, alice, tokens, fake_api, wrong_key
+):
     remote = fake_api.add_job(token=SECRETS["research"])
     settings.FTDASH_ENCRYPTION_KEYS = [wrong_key]
     client.force_login(alice)
     client.raise_request_exception = False  # see the response a person gets
 
-    response = client.post("/jobs/track/", {
-        "job_id": remote["id"], "workspace": alice.personal_workspace.pk, "token": tokens[0].pk, "label": "",
-    })
+    response = client.post(
+        "/jobs/track/",
+        {
+            "job_id": remote["id"],
+            "workspace": alice.personal_workspace.pk,
+            "token": tokens[0].pk,
+            "label": "",
+        },
+    )
 
     assert fake_api.calls == []
     assert TrackedJob.objects.count() == 0
@@ -241,9 +254,14 @@ def test_saving_the_edit_form_with_a_blank_secret_keeps_the_stored_secret(client
     form = client.get(f"/tokens/{token.pk}/edit/").content.decode()
     assert token.secret_encrypted not in form and SECRETS["research"] not in form
 
-    response = client.post(f"/tokens/{token.pk}/edit/", {
-        "name": "renamed", "secret": "", "workspace": token.workspace_id,
-    })
+    response = client.post(
+        f"/tokens/{token.pk}/edit/",
+        {
+            "name": "renamed",
+            "secret": "",
+            "workspace": token.workspace_id,
+        },
+    )
 
     assert response.status_code == 302, response.content.decode()[:2000]
     token.refresh_from_db()
@@ -256,50 +274,15 @@ def test_saving_the_edit_form_with_a_new_secret_replaces_it(client, alice, token
     token = tokens[0]
     client.force_login(alice)
 
-    client.post(f"/tokens/{token.pk}/edit/", {
-        "name": token.name, "secret": "sk-replaced-0123456789-9876", "workspace": token.workspace_id,
-    })
+    client.post(
+        f"/tokens/{token.pk}/edit/",
+        {
+            "name": token.name,
+            "secret": "sk-replaced-0123456789-9876",
+            "workspace": token.workspace_id,
+        },
+    )
 
     token.refresh_from_db()
     assert vault.decrypt(token.secret_encrypted) == "sk-replaced-0123456789-9876"
     assert token.last4 == "9876"
-
-
-# ---------------------------------------------------------------------------- start-up
-
-
-def production_env(data_dir: Path, **variables: str) -> dict[str, str]:
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if k in os.environ}
-    env.update(
-        DJANGO_SETTINGS_MODULE="ftdash.settings",
-        FTDASH_DATA_DIR=str(data_dir),
-        FTDASH_SECRET_KEY="production-" + "s" * 50,
-        PYTHONUNBUFFERED="1",
-        **variables,
-    )
-    return env
-
-
-def test_a_missing_key_in_production_stops_start_up_with_a_message_naming_it(tmp_path):
-    data_dir = tmp_path / "data"
-    done = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=production_env(data_dir),
-        capture_output=True, text=True, timeout=60,
-    )
-
-    assert done.returncode != 0
-    assert "FTDASH_ENCRYPTION_KEYS is not set" in done.stderr
-    assert "Traceback" not in done.stderr.splitlines()[-1]
-    # No key was minted on the quiet: that would make later-restored tokens unreadable.
-    assert not (data_dir / "encryption_key").exists()
-
-
-def test_a_value_that_is_not_a_fernet_key_stops_start_up_with_a_message_naming_it(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT,
-        env=production_env(tmp_path / "data", FTDASH_ENCRYPTION_KEYS="not-a-key"),
-        capture_output=True, text=True, timeout=60,
-    )
-
-    assert done.returncode != 0
-    assert "FTDASH_ENCRYPTION_KEYS holds a value that is not a Fernet key" in done.stderr

@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from jobs.live import job_version
 from jobs.models import Membership, TrackedJob
-from tests.conftest import job_payload, track_remote_job
+from tests.support.accounts import track_remote_job
+from tests.support.payloads import job_payload
 
 pytestmark = pytest.mark.django_db
 POLL = {"HTTP_HX_REQUEST": "true"}
@@ -255,9 +256,15 @@ def _many_jobs(workspace, token, user, count: int, *, status: str, start: int = 
     now = timezone.now()
     TrackedJob.objects.bulk_create(
         TrackedJob(
-            workspace=workspace, token=token, job_id=f"ftjob-{status[:4]}{i:028x}", added_by=user,
-            snapshot=job_payload(id=f"ftjob-{status[:4]}{i:028x}", status=status), status=status,
-            fetched_at=now, checked_at=now, created_at=now - dt.timedelta(minutes=i),
+            workspace=workspace,
+            token=token,
+            job_id=f"ftjob-{status[:4]}{i:028x}",
+            added_by=user,
+            snapshot=job_payload(id=f"ftjob-{status[:4]}{i:028x}", status=status),
+            status=status,
+            fetched_at=now,
+            checked_at=now,
+            created_at=now - dt.timedelta(minutes=i),
         )
         for i in range(start, start + count)
     )

@@ -7,9 +7,7 @@ import datetime as dt
 import json
 import re
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core import mail
@@ -17,81 +15,12 @@ from django.utils import timezone
 
 from jobs import notifications, services
 from jobs.models import Delivery, JobEvent, Membership, NotificationChannel, TrackedJob
-from jobs.sync import refresh
-from tests.conftest import ALICE_SECRET
+from tests.support.accounts import ALICE_SECRET
+from tests.support.server_process import free_port
+from tests.support.tracked_jobs import refreshed
+from tests.support.webhooks import Receiver
 
 ALL_EVENTS = ["succeeded", "failed", "cancelled", "stalled"]
-
-
-# --- a local HTTP receiver --------------------------------------------------------------------
-
-
-class Receiver:
-    """An HTTP server on loopback that records what it is sent and answers `status`.
-
-    With `hold`, it records each request at once but answers only when `answering` is set;
-    a request's record says how it was `answered` once it was.
-    """
-
-    def __init__(self, status: int = 200, location: str | None = None, delay: float = 0.0, hold: bool = False):
-        self.status, self.location, self.delay = status, location, delay
-        self.requests: list[dict] = []
-        self._lock = threading.Lock()
-        self.answering = threading.Event()
-        if not hold:
-            self.answering.set()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                record = {"path": self.path, "headers": dict(self.headers), "body": body}
-                with receiver._lock:
-                    receiver.requests.append(record)
-                if receiver.delay:
-                    time.sleep(receiver.delay)
-                receiver.answering.wait(timeout=120)
-                status = receiver.status
-                try:
-                    self.send_response(status)
-                    if receiver.location:
-                        self.send_header("Location", receiver.location)
-                    self.send_header("Content-Length", "2")
-                    self.end_headers()
-                    self.wfile.write(b"ok")
-                    self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError):
-                    return  # the sender is gone (a test killed it) while its answer was held
-                record["answered"] = status
-
-            do_GET = do_POST
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    @property
-    def bodies(self) -> list[bytes]:
-        with self._lock:
-            return [r["body"] for r in self.requests]
-
-    def json(self) -> list[dict]:
-        return [json.loads(body) for body in self.bodies]
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -114,22 +43,20 @@ def quick_settings(settings):
 
 
 def add_channel(workspace, kind, target, events=ALL_EVENTS, user=None, actor=None):
-    return services.channel_add(workspace=workspace, actor=actor or user, kind=kind, target=target,
-                                events=events, personal=user is not None)
+    return services.channel_add(
+        workspace=workspace, actor=actor or user, kind=kind, target=target, events=events, personal=user is not None
+    )
 
 
 @pytest.fixture
 def track(fake_api, alice, alice_token):
     def track(workspace=None, token=None, **fields) -> TrackedJob:
         remote = fake_api.add_job(**fields)
-        return services.job_track(workspace=workspace or alice.personal_workspace, token=token or alice_token,
-                                  job_id=remote["id"], user=alice)
+        return services.job_track(
+            workspace=workspace or alice.personal_workspace, token=token or alice_token, job_id=remote["id"], user=alice
+        )
 
     return track
-
-
-def refreshed(job) -> TrackedJob:
-    return refresh.refresh_now(TrackedJob.objects.get(pk=job.pk))
 
 
 def section(page: str, workspace) -> str:
@@ -139,7 +66,8 @@ def section(page: str, workspace) -> str:
 def loopback_hostname() -> str | None:
     """A name from /etc/hosts (not "localhost") that resolves to a loopback address."""
     try:
-        lines = open("/etc/hosts").read().splitlines()
+        with open("/etc/hosts") as hosts:
+            lines = hosts.read().splitlines()
     except OSError:
         return None
     for line in lines:
@@ -183,43 +111,68 @@ def test_a_member_may_only_subscribe_their_own_email(client, bob, team):
     assert ">URL</label>" not in part and "Save stall limit" not in part
     assert "No notifications set up here for you yet" in part
 
-    response = client.post(f"/notifications/workspaces/{team.pk}/channels/",
-                           {"kind": "email", "email": "bob@example.com", "events": ["failed"]})
+    response = client.post(
+        f"/notifications/workspaces/{team.pk}/channels/",
+        {"kind": "email", "email": "bob@example.com", "events": ["failed"]},
+    )
     assert response.status_code == 302
     [channel] = NotificationChannel.objects.all()
     assert (channel.user, channel.target, channel.events) == (bob, "bob@example.com", ["failed"])
     assert "bob@example.com" in section(client.get("/notifications/").content.decode(), team)
 
 
-PRIVATE_URLS = ["http://127.0.0.1/", "http://10.0.0.1/", "http://169.254.169.254/latest/meta-data/",
-                "http://[::1]/", "http://localhost/", "http://192.168.1.20:8080/hook",
-                "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/", "http://[64:ff9b::7f00:1]/",
-                "http://[2002:7f00:1::]/", "http://[::7f00:1]/", "http://[fe80::1]/", "http://224.0.0.1/"]
+PRIVATE_URLS = [
+    "http://127.0.0.1/",
+    "http://10.0.0.1/",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[::1]/",
+    "http://localhost/",
+    "http://192.168.1.20:8080/hook",
+    "http://[::ffff:127.0.0.1]/",
+    "http://0.0.0.0/",
+    "http://[64:ff9b::7f00:1]/",
+    "http://[2002:7f00:1::]/",
+    "http://[::7f00:1]/",
+    "http://[fe80::1]/",
+    "http://224.0.0.1/",
+]
 REFUSED = "is not a public internet address"
 
 
 @pytest.mark.parametrize("url", PRIVATE_URLS)
 def test_webhooks_to_private_loopback_or_link_local_addresses_are_refused(alice_client, alice, url, settings):
     workspace = alice.personal_workspace
-    response = alice_client.post(f"/notifications/workspaces/{workspace.pk}/channels/",
-                                 {"kind": "webhook", "url": url, "events": ["failed"]})
+    response = alice_client.post(
+        f"/notifications/workspaces/{workspace.pk}/channels/", {"kind": "webhook", "url": url, "events": ["failed"]}
+    )
     assert response.status_code == 422
     text = response.content.decode()
     assert REFUSED in text
     assert not NotificationChannel.objects.exists()
 
     settings.FTDASH_ALLOW_PRIVATE_WEBHOOKS = True
-    response = alice_client.post(f"/notifications/workspaces/{workspace.pk}/channels/",
-                                 {"kind": "webhook", "url": url, "events": ["failed"]})
+    response = alice_client.post(
+        f"/notifications/workspaces/{workspace.pk}/channels/", {"kind": "webhook", "url": url, "events": ["failed"]}
+    )
     assert response.status_code == 302
     assert NotificationChannel.objects.get().target == url
 
 
-@pytest.mark.parametrize("url", ["ftp://hooks.example.com/x", "file:///etc/passwd", "javascript:alert(1)",
-                                 "gopher://hooks.example.com/", "https://user:pw@hooks.example.com/x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://hooks.example.com/x",
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "gopher://hooks.example.com/",
+        "https://user:pw@hooks.example.com/x",
+    ],
+)
 def test_webhooks_need_a_plain_http_or_https_url(alice_client, alice, url, private_ok):
-    response = alice_client.post(f"/notifications/workspaces/{alice.personal_workspace.pk}/channels/",
-                                 {"kind": "slack", "url": url, "events": ["failed"]})
+    response = alice_client.post(
+        f"/notifications/workspaces/{alice.personal_workspace.pk}/channels/",
+        {"kind": "slack", "url": url, "events": ["failed"]},
+    )
     assert response.status_code == 422
     assert not NotificationChannel.objects.exists()
     with pytest.raises(notifications.UnsafeDestination):
@@ -227,8 +180,10 @@ def test_webhooks_need_a_plain_http_or_https_url(alice_client, alice, url, priva
 
 
 def test_a_public_webhook_url_is_accepted(alice_client, alice):
-    response = alice_client.post(f"/notifications/workspaces/{alice.personal_workspace.pk}/channels/",
-                                 {"kind": "webhook", "url": "https://hooks.example.com/ftdash", "events": ["failed"]})
+    response = alice_client.post(
+        f"/notifications/workspaces/{alice.personal_workspace.pk}/channels/",
+        {"kind": "webhook", "url": "https://hooks.example.com/ftdash", "events": ["failed"]},
+    )
     assert response.status_code == 302
     assert NotificationChannel.objects.get().target == "https://hooks.example.com/ftdash"
 
@@ -239,8 +194,11 @@ def test_a_name_that_resolves_to_loopback_is_refused_when_connecting(alice, alic
         # Never a skip: where /etc/hosts has no such name, this test's own resolver has one.
         name = "ftdash-loopback.test"
         real_getaddrinfo = socket.getaddrinfo
-        monkeypatch.setattr(socket, "getaddrinfo", lambda host, *args, **kwargs: real_getaddrinfo(
-            "127.0.0.1" if host == name else host, *args, **kwargs))
+        monkeypatch.setattr(
+            socket,
+            "getaddrinfo",
+            lambda host, *args, **kwargs: real_getaddrinfo("127.0.0.1" if host == name else host, *args, **kwargs),
+        )
     url = receiver.url.replace("127.0.0.1", name)
     assert notifications.check_webhook_url(url) == url  # a name: it cannot be judged before resolving
     channel = add_channel(alice.personal_workspace, "webhook", url, actor=alice)
@@ -306,12 +264,6 @@ def test_an_allowed_name_is_called_at_its_checked_address_with_its_own_host_head
     assert request["headers"]["Host"] == f"localhost:{receiver.server.server_address[1]}"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_redirects_are_not_followed(alice, private_ok):
     with Receiver() as target, Receiver(status=302) as redirector:
         redirector.location = target.url
@@ -329,7 +281,7 @@ def test_send_test_delivers_and_the_page_says_so(alice, alice_client, receiver, 
     [body] = receiver.json()
     assert body["event"] == "test" and body["job_id"] == "ftjob-test"
     page = alice_client.get("/notifications/").content.decode()
-    assert "Test notification — test" in page and "badge-succeeded\">sent" in page
+    assert "Test notification — test" in page and 'badge-succeeded">sent' in page
 
 
 def test_a_failed_test_says_why(alice, alice_client, private_ok):
@@ -352,8 +304,15 @@ def test_a_job_event_is_delivered_once_to_every_channel(alice, alice_token, trac
         add_channel(workspace, "slack", slack.url, actor=alice)
         add_channel(workspace, "email", "alerts@example.com", actor=alice)
         job = track(total_steps=100, trained_steps=50, model="meta-llama/Llama-3.1-8B", suffix="support-bot")
-        fake_api.update_job(job.job_id, status="failed", error={
-            "code": "invalid_training_file", "message": "Line 17 has no messages list", "param": "training_file"})
+        fake_api.update_job(
+            job.job_id,
+            status="failed",
+            error={
+                "code": "invalid_training_file",
+                "message": "Line 17 has no messages list",
+                "param": "training_file",
+            },
+        )
         refreshed(job)
         refreshed(job)
         assert notifications.deliver_due() == 4
@@ -519,8 +478,11 @@ def test_slack_messages_escape_markup_in_labels_and_upstream_text(alice, track, 
         add_channel(alice.personal_workspace, "slack", slack.url, actor=alice)
         job = track(total_steps=100, trained_steps=50, suffix="a<b>&c")
         services.job_label(job=job, label="<!channel> R&D <https://evil.example|click>")
-        fake_api.update_job(job.job_id, status="failed", error={
-            "code": "bad<code>", "message": "Use <@U123> & <!here> now", "param": None})
+        fake_api.update_job(
+            job.job_id,
+            status="failed",
+            error={"code": "bad<code>", "message": "Use <@U123> & <!here> now", "param": None},
+        )
         refreshed(job)
         notifications.deliver_due()
         [body] = slack.json()
@@ -540,8 +502,11 @@ def test_webhook_urls_are_masked_on_pages_in_the_audit_trail_and_in_errors(alice
     closed = free_port()
     url = f"http://127.0.0.1:{closed}{SLACK_URL_PATH}"
     workspace = alice.personal_workspace
-    page = alice_client.post(f"/notifications/workspaces/{workspace.pk}/channels/",
-                             {"kind": "slack", "url": url, "events": ["failed"]}, follow=True).content.decode()
+    page = alice_client.post(
+        f"/notifications/workspaces/{workspace.pk}/channels/",
+        {"kind": "slack", "url": url, "events": ["failed"]},
+        follow=True,
+    ).content.decode()
     channel = NotificationChannel.objects.get()
     assert channel.target == url  # stored whole: it is needed to send
     masked = f"http://127.0.0.1:{closed}/…enQ7"

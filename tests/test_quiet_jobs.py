@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from jobs.models import TrackedJob
-from tests.conftest import track_remote_job
+from tests.support.accounts import track_remote_job
 
 pytestmark = pytest.mark.django_db
 POLL = {"HTTP_HX_REQUEST": "true"}
@@ -95,8 +95,9 @@ def test_the_workers_list_reads_of_quiet_jobs_change_no_card(alice_client, fake_
     fake_api.reset_calls()
     before = whole_seconds(timezone.now())
 
-    call_command("poll_jobs", "--once", "--concurrency", "1", "--list-reads", stdout=io.StringIO(),
-                 stderr=io.StringIO())
+    call_command(
+        "poll_jobs", "--once", "--concurrency", "1", "--list-reads", stdout=io.StringIO(), stderr=io.StringIO()
+    )
     assert [call.path for call in fake_api.job_calls] == ["/v1/fine_tuning/jobs"]  # one list read for all
     fake_api.reset_calls()
     response = poll(alice_client, versions)

@@ -13,8 +13,9 @@ from jobs import services
 from jobs.models import ApiToken, TrackedJob
 from jobs.sync import refresh
 from jobs.tokenfactory import ApiUnavailable, JobNotFound, TokenRejected
-from tests.conftest import ALICE_SECRET, track_remote_job
-from tests.server_process import wait_for
+from tests.support.accounts import ALICE_SECRET, track_remote_job
+from tests.support.tracked_jobs import age, poll
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -31,16 +32,6 @@ def track(fake_api, alice, token, **fields) -> TrackedJob:
     job = track_remote_job(fake_api, alice, token, **fields)
     fake_api.reset_calls()
     return job
-
-
-def age(job: TrackedJob, seconds: float) -> None:
-    """Pretend the last refresh attempt was `seconds` ago."""
-    TrackedJob.objects.filter(pk=job.pk).update(checked_at=timezone.now() - dt.timedelta(seconds=seconds))
-
-
-def poll(job: TrackedJob) -> TrackedJob:
-    """What a page's poll does: load the job afresh and refresh it if due."""
-    return refresh.refresh_if_due(TrackedJob.objects.get(pk=job.pk))
 
 
 def calls(fake_api, job: TrackedJob) -> int:
@@ -70,8 +61,10 @@ def test_tracking_a_job_stores_its_first_snapshot(fake_api, alice, alice_token):
 def test_tracking_a_job_the_api_does_not_know_saves_nothing(fake_api, alice, alice_token):
     with pytest.raises(JobNotFound):
         services.job_track(
-            workspace=alice.personal_workspace, token=alice_token,
-            job_id="ftjob-00000000000000000000000000000000", user=alice,
+            workspace=alice.personal_workspace,
+            token=alice_token,
+            job_id="ftjob-00000000000000000000000000000000",
+            user=alice,
         )
 
     assert TrackedJob.objects.count() == 0
@@ -118,7 +111,7 @@ def test_a_due_snapshot_is_refreshed_with_new_progress(fake_api, alice, alice_to
     job = track(fake_api, alice, alice_token, total_steps=100, steps_per_call=10)
     assert job.snapshot["trained_steps"] == 10
     TrackedJob.objects.filter(pk=job.pk).update(refresh_error="Token Factory is unavailable right now (HTTP 503).")
-    age(job, 6)
+    age(job, seconds=6)
     before = timezone.now()
 
     polled = poll(job)
@@ -135,7 +128,7 @@ def test_a_due_snapshot_is_refreshed_with_new_progress(fake_api, alice, alice_to
 def test_a_job_that_finishes_is_stored_as_finished(fake_api, alice, alice_token):
     job = track(fake_api, alice, alice_token, total_steps=100, steps_per_call=10)
     fake_api.update_job(job.job_id, status="succeeded", trained_steps=100)
-    age(job, 6)
+    age(job, seconds=6)
 
     polled = poll(job)
 
@@ -147,7 +140,7 @@ def test_a_failed_refresh_keeps_the_old_snapshot_and_says_why(fake_api, alice, a
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=30)
     old_fetched_at = job.fetched_at
     fake_api.fail_next("500", job_id=job.job_id)
-    age(job, 6)
+    age(job, seconds=6)
     before = timezone.now()
 
     poll(job)
@@ -172,7 +165,7 @@ def test_a_refresh_that_gets_garbage_keeps_the_old_snapshot(fake_api, alice, ali
     # far later than that, however slow the machine.
     settings.FTDASH_API_READ_TIMEOUT = 0.5
     fake_api.fail_next(kind, job_id=job.job_id, delay=60)
-    age(job, 6)
+    age(job, seconds=6)
 
     poll(job)
 
@@ -187,7 +180,7 @@ def test_a_refresh_answer_that_cannot_be_parsed_keeps_the_old_snapshot(fake_api,
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=30)
     old_fetched_at = job.fetched_at
     fake_api.fail_next(kind, job_id=job.job_id)  # a 200 whose body is not a job ftdash can read
-    age(job, 6)
+    age(job, seconds=6)
     before = timezone.now()
 
     poll(job)  # must not raise: the page polls this
@@ -209,7 +202,7 @@ def test_an_absurd_but_well_formed_value_is_stored_and_the_page_still_renders(
     answer ftdash can read, so it is stored, and the pages must cope with it."""
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=30)
     fake_api.update_job(job.job_id, estimated_finish=10**400, trained_steps=31)
-    age(job, 6)
+    age(job, seconds=6)
 
     poll(job)
 
@@ -222,11 +215,11 @@ def test_an_absurd_but_well_formed_value_is_stored_and_the_page_still_renders(
 def test_a_successful_refresh_clears_an_earlier_error(fake_api, alice, alice_token):
     job = track(fake_api, alice, alice_token, total_steps=100, steps_per_call=10)
     fake_api.fail_next("503", job_id=job.job_id)
-    age(job, 6)
+    age(job, seconds=6)
     poll(job)
     assert TrackedJob.objects.get(pk=job.pk).refresh_error
 
-    age(job, 11)  # one failure doubles the 5 s interval
+    age(job, seconds=11)  # one failure doubles the 5 s interval
     poll(job)
 
     stored = TrackedJob.objects.get(pk=job.pk)
@@ -241,7 +234,7 @@ def test_a_successful_refresh_clears_an_earlier_error(fake_api, alice, alice_tok
 def test_a_finished_job_is_never_refetched_by_polling(fake_api, alice, alice_token, status):
     job = track(fake_api, alice, alice_token, status=status, total_steps=10, trained_steps=10)
     assert job.is_terminal
-    age(job, 86_400)
+    age(job, seconds=86_400)
 
     for _ in range(3):
         poll(job)
@@ -277,7 +270,7 @@ def test_a_rate_limit_pauses_every_job_of_that_token_until_retry_after(fake_api,
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=30)
     other = track(fake_api, alice, alice_token, total_steps=100, trained_steps=50)
     fake_api.fail_next("429", job_id=job.job_id, retry_after=60)
-    age(job, 6)
+    age(job, seconds=6)
     before = timezone.now()
 
     poll(job)
@@ -291,8 +284,8 @@ def test_a_rate_limit_pauses_every_job_of_that_token_until_retry_after(fake_api,
     assert calls(fake_api, job) == 1
 
     # Due again, and another job of the same token is due too: neither asks the API.
-    age(job, 6)
-    age(other, 6)
+    age(job, seconds=6)
+    age(other, seconds=6)
     poll(job)
     poll(other)
     refresh.refresh_now(TrackedJob.objects.get(pk=other.pk))
@@ -304,7 +297,7 @@ def test_a_rate_limit_pauses_every_job_of_that_token_until_retry_after(fake_api,
 
     # Once the wait is over, refreshing resumes.
     ApiToken.objects.filter(pk=alice_token.pk).update(rate_limited_until=timezone.now() - dt.timedelta(seconds=1))
-    age(other, 6)
+    age(other, seconds=6)
     poll(other)
     assert calls(fake_api, other) == 1
     assert TrackedJob.objects.get(pk=other.pk).refresh_error == ""
@@ -314,7 +307,7 @@ def test_a_rate_limit_is_capped(fake_api, alice, alice_token, settings):
     settings.FTDASH_RETRY_AFTER_CAP_SECONDS = 20
     job = track(fake_api, alice, alice_token)
     fake_api.fail_next("429", job_id=job.job_id, retry_after=3600)
-    age(job, 6)
+    age(job, seconds=6)
 
     poll(job)
 
@@ -325,7 +318,7 @@ def test_a_rate_limit_is_capped(fake_api, alice, alice_token, settings):
 def test_a_rejected_token_is_marked_not_ok(fake_api, alice, alice_token):
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=30)
     fake_api.revoke_token(ALICE_SECRET)
-    age(job, 6)
+    age(job, seconds=6)
 
     poll(job)
 
@@ -342,7 +335,7 @@ def test_a_rejected_token_is_marked_not_ok(fake_api, alice, alice_token):
 def test_a_job_whose_token_was_deleted_says_so_without_calling(fake_api, alice, alice_token):
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=30)
     ApiToken.objects.filter(pk=alice_token.pk).delete()
-    age(job, 6)
+    age(job, seconds=6)
 
     poll(job)
     refresh.refresh_now(TrackedJob.objects.get(pk=job.pk))
@@ -365,14 +358,14 @@ def test_queued_jobs_are_refreshed_less_often(fake_api, alice, alice_token):
     assert refresh.base_interval("validating_files") == dt.timedelta(seconds=30)
     assert refresh.base_interval("running") == dt.timedelta(seconds=5)
 
-    age(queued, 10)
-    age(running, 10)
+    age(queued, seconds=10)
+    age(running, seconds=10)
     poll(queued)
     poll(running)
     assert calls(fake_api, queued) == 0
     assert calls(fake_api, running) == 1
 
-    age(queued, 31)
+    age(queued, seconds=31)
     poll(queued)
     assert calls(fake_api, queued) == 1
 
@@ -380,7 +373,7 @@ def test_queued_jobs_are_refreshed_less_often(fake_api, alice, alice_token):
 def test_an_unknown_status_is_refreshed_like_a_running_job(fake_api, alice, alice_token):
     job = track(fake_api, alice, alice_token, status="paused_by_admin")
     assert job.status == "paused_by_admin"
-    age(job, 6)
+    age(job, seconds=6)
 
     poll(job)
 
@@ -390,12 +383,12 @@ def test_an_unknown_status_is_refreshed_like_a_running_job(fake_api, alice, alic
 def test_the_refresh_interval_follows_settings(fake_api, alice, alice_token, settings):
     settings.FTDASH_REFRESH_SECONDS = 60
     job = track(fake_api, alice, alice_token)
-    age(job, 30)
+    age(job, seconds=30)
 
     poll(job)
     assert calls(fake_api, job) == 0
 
-    age(job, 61)
+    age(job, seconds=61)
     poll(job)
     assert calls(fake_api, job) == 1
 
@@ -405,7 +398,7 @@ def test_the_refresh_interval_follows_settings(fake_api, alice, alice_token, set
 
 def test_several_viewers_polling_in_one_interval_cause_at_most_one_call(fake_api, alice, alice_token):
     job = track(fake_api, alice, alice_token, total_steps=1000, steps_per_call=1)
-    age(job, 6)
+    age(job, seconds=6)
 
     for _viewer in range(6):
         poll(job)
@@ -415,7 +408,7 @@ def test_several_viewers_polling_in_one_interval_cause_at_most_one_call(fake_api
 
 def test_a_viewer_holding_a_stale_copy_does_not_refetch_what_another_just_refreshed(fake_api, alice, alice_token):
     job = track(fake_api, alice, alice_token, total_steps=1000, steps_per_call=10)
-    age(job, 6)
+    age(job, seconds=6)
     stale_copy = TrackedJob.objects.get(pk=job.pk)  # loaded before the other viewer's refresh
     poll(job)
     assert calls(fake_api, job) == 1
@@ -438,7 +431,7 @@ def test_concurrent_polls_of_a_due_job_make_exactly_one_upstream_call(fake_api, 
         }
     settings.FTDASH_API_READ_TIMEOUT = 60  # the held call below must not time out
     job = track(fake_api, alice, alice_token, total_steps=1000, steps_per_call=10)
-    age(job, 6)
+    age(job, seconds=6)
     release = fake_api.hold_next(job_id=job.job_id)  # keeps the first call in flight until released
     start = threading.Barrier(8)
     errors: list[BaseException] = []
@@ -472,6 +465,6 @@ def test_concurrent_polls_of_a_due_job_make_exactly_one_upstream_call(fake_api, 
     assert stored.refresh_error == ""
 
     # The lock is released: the next due poll refreshes again.
-    age(job, 6)
+    age(job, seconds=6)
     poll(job)
     assert calls(fake_api, job) == 2

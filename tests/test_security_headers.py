@@ -1,5 +1,5 @@
-"""Security headers on every page and fragment, markup that fits the strict CSP, and a real
-browser showing that htmx works under it with zero CSP violations.
+"""Security headers on every page and fragment, and markup that fits the strict CSP (a real
+browser under the CSP, and a real server's early answers: tests/processes/test_security_headers.py).
 
 The Content-Security-Policy allows only our own scripts (or ones carrying the response's nonce),
 no eval and no inline styles; the pages must be written to match: no `style=` attributes, no
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from html.parser import HTMLParser
 
 import pytest
 
 from jobs import services
 from jobs.models import Membership
+from tests.support.security_headers import assert_framing_and_policy
 
 LOGIN = "/accounts/login/"
 # A malicious or compromised upstream answer: markup in every string the pages show.
@@ -53,7 +53,7 @@ class Markup(HTMLParser):
         for name, value in attrs:
             if name == "style":
                 self.style_attributes.append(f"<{tag} style={value!r}>")
-            if name.startswith("on") or name.startswith(("hx-on", "data-hx-on")):
+            if name.startswith(("on", "hx-on", "data-hx-on")):
                 self.handlers.append(f"<{tag} {name}={value!r}>")
             if name in ("href", "src", "action", "formaction") and (value or "").strip().lower().startswith(
                 ("javascript:", "data:text/html")
@@ -94,7 +94,7 @@ def check_response(response, *, full_page: bool) -> str:
     assert "'strict-dynamic'" not in script_src
     nonces = [word for word in script_src if word.startswith("'nonce-")]
     assert len(nonces) == 1 and sorted(script_src) == sorted(["'self'", nonces[0]]), script_src
-    nonce = nonces[0][len("'nonce-"):-1]
+    nonce = nonces[0][len("'nonce-") : -1]
     assert re.fullmatch(r"[A-Za-z0-9_-]{22,}", nonce), nonce  # >= 128 bits, base64url
 
     markup = Markup()
@@ -149,8 +149,13 @@ def world(alice, bob, team, alice_token, make_job, fake_api):
     _, invite_secret = services.invite_create(team=team, role=Membership.Role.MEMBER, actor=alice)
     bob_membership = Membership.objects.get(workspace=team, user=bob)
     return {
-        "running": running, "failed": failed, "team": team, "team_job": team_job,
-        "token": alice_token, "invite": invite_secret, "bob_membership": bob_membership,
+        "running": running,
+        "failed": failed,
+        "team": team,
+        "team_job": team_job,
+        "token": alice_token,
+        "invite": invite_secret,
+        "bob_membership": bob_membership,
     }
 
 
@@ -300,101 +305,7 @@ def test_the_health_check_and_redirects_send_the_headers(client, db):
         assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
 
 
-# ---------------------------------------------------------------------------- in a real browser
-
-REPORT_CSP = """
-document.addEventListener("securitypolicyviolation", (event) => {
-  window.__reportCsp([event.violatedDirective, event.blockedURI, event.sourceFile, event.lineNumber].join(" "));
-});
-"""
-
-
-@pytest.mark.browser
-def test_in_a_browser_htmx_works_under_the_csp_with_zero_violations(browser, tmp_path):
-    from playwright.sync_api import expect
-
-    from tests.browser.pages import save_token, sign_in, track_job
-    from tests.fake_tokenfactory import FakeTokenFactory
-    from tests.server_process import ftdash_server
-
-    password = "admin-" + secrets.token_urlsafe(12)
-    secret = "sk-csp-" + secrets.token_hex(12)
-
-    class Account:
-        username = "admin"
-
-    Account.password = password
-
-    with FakeTokenFactory() as api, ftdash_server(tmp_path / "data", api_url=api.url, workers=2) as server:
-        server.env["DJANGO_SUPERUSER_PASSWORD"] = password
-        server.manage("createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com")
-        api.add_token(secret)
-        job = api.add_job(token=secret, total_steps=10_000, steps_per_second=150)
-
-        context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(10_000)
-        violations: list[str] = []
-        console: list[str] = []
-        context.expose_function("__reportCsp", lambda line: violations.append(line))
-        context.add_init_script(REPORT_CSP)
-        try:
-            page = context.new_page()
-            page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
-            page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
-
-            sign_in(page, Account)
-            save_token(page, "research", secret)  # the tokens page
-            page.goto("/")
-            card = track_job(page, job["id"])
-
-            # The dashboard card polls and updates.
-            card_text = card.locator(".progress-text")
-            first = card_text.inner_text()
-            expect(card_text).not_to_have_text(first, timeout=8_000)
-
-            # The job page polls and its progress bar moves.
-            card.get_by_role("link", name=job["id"], exact=True).click()
-            expect(page).to_have_url(re.compile(r"/jobs/\d+/$"))
-            bar = page.locator("#job-live progress")
-            expect(bar).to_have_attribute("value", re.compile(r"^\d+$"))
-            before = bar.get_attribute("value")
-            page.wait_for_function(
-                "before => { const bar = document.querySelector('#job-live progress');"
-                " return bar && bar.getAttribute('value') !== before; }",
-                arg=before, timeout=8_000,
-            )
-            assert page.evaluate("typeof window.htmx") == "object"
-            assert page.evaluate("htmx.config.allowEval") is False
-            assert page.evaluate("htmx.config.includeIndicatorStyles") is False
-
-            page.goto("/tokens/")
-            expect(page.get_by_role("heading", level=1)).to_be_visible()
-            page.wait_for_timeout(300)  # let any late report arrive
-
-            assert violations == [], violations
-            refused = [line for line in console if "Content Security Policy" in line or "Refused to" in line]
-            assert refused == [], refused
-            assert [line for line in console if line.startswith(("error", "pageerror"))] == [], console
-
-            # The listener does catch a violation: an injected inline script is refused and reported.
-            page.evaluate(
-                "() => { const s = document.createElement('script');"
-                " s.textContent = 'window.__injected = 1'; document.body.appendChild(s); }"
-            )
-            page.wait_for_timeout(300)
-            assert page.evaluate("window.__injected") is None
-            assert any("script-src" in line for line in violations), violations
-        finally:
-            context.close()
-
-
 # ---------------------------------------------------------------------------- answers made before the view
-
-
-def assert_framing_and_policy(response) -> None:
-    assert response.headers["X-Frame-Options"] == "DENY"
-    policy = response.headers["Content-Security-Policy"]
-    assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
 
 
 def test_a_bad_host_header_and_a_missing_page_send_the_headers(client, db):
@@ -405,21 +316,3 @@ def test_a_bad_host_header_and_a_missing_page_send_the_headers(client, db):
     response = client.get("/no-such-page/")
     assert response.status_code == 404
     assert_framing_and_policy(response)
-
-
-def test_a_real_server_sends_the_headers_on_a_bad_host_and_a_missing_page(tmp_path):
-    import requests
-
-    from tests.server_process import ftdash_server
-
-    with ftdash_server(tmp_path / "data", api_url="http://127.0.0.1:9", workers=1) as server:
-        session = requests.Session()
-        session.trust_env = False
-        bad_host = session.get(server.url + "/accounts/login/", headers={"Host": "attacker.example"}, timeout=10)
-        assert bad_host.status_code == 400
-        assert bad_host.headers["Content-Type"].startswith("text/html")
-        assert_framing_and_policy(bad_host)
-
-        missing = session.get(server.url + "/no-such-page/", timeout=10)
-        assert missing.status_code == 404
-        assert_framing_and_policy(missing)

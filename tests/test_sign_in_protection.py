@@ -25,11 +25,20 @@ def forget_cached_session(client) -> None:
     """Where sessions are cached (with Redis, see settings), an ended session leaves the cache
     when its time is up, as it leaves the database: do to the cache what was done to the row."""
     cache.delete(CACHED_SESSION_PREFIX + client.cookies[settings.SESSION_COOKIE_NAME].value)
+
+
 ALICE_PASSWORD = "alice-password-1"  # tests/conftest.py: f"{username}-password-1"
 
 
-def sign_in(client, username: str, password: str, *, address: str = "127.0.0.1", forwarded: str | None = None,
-            next_url: str | None = None):
+def sign_in(
+    client,
+    username: str,
+    password: str,
+    *,
+    address: str = "127.0.0.1",
+    forwarded: str | None = None,
+    next_url: str | None = None,
+):
     headers = {"REMOTE_ADDR": address}
     if forwarded is not None:
         headers["HTTP_X_FORWARDED_FOR"] = forwarded
@@ -72,7 +81,7 @@ def fail(client):
 
 def test_the_limit_is_five_and_the_lock_is_a_cool_off(settings):
     assert settings.AXES_FAILURE_LIMIT == 5
-    assert settings.AXES_COOLOFF_TIME == dt.timedelta(minutes=15)
+    assert dt.timedelta(minutes=15) == settings.AXES_COOLOFF_TIME
     assert settings.AXES_RESET_ON_SUCCESS is True
     assert settings.AXES_LOCKOUT_PARAMETERS == ["ip_address", "username"]
 
@@ -164,7 +173,9 @@ def test_behind_a_proxy_a_client_cannot_dodge_by_prepending_its_own_forwarded_fo
     for number, name in enumerate(("u1", "u2", "u3", "u4", "u5")):
         fail(name, address="127.0.0.1", forwarded=f"10.9.9.{number}, 198.51.100.7")
 
-    assert_locked_out(sign_in(client, "alice", ALICE_PASSWORD, address="127.0.0.1", forwarded="10.9.9.99, 198.51.100.7"))
+    assert_locked_out(
+        sign_in(client, "alice", ALICE_PASSWORD, address="127.0.0.1", forwarded="10.9.9.99, 198.51.100.7")
+    )
 
 
 def test_behind_a_proxy_forwarded_for_from_an_untrusted_peer_is_ignored(client, alice, fail, settings):
@@ -223,11 +234,14 @@ def test_password_change_works_and_the_old_password_stops_working(client, alice)
     assert_signed_in(sign_in(client, "alice", ALICE_PASSWORD))
     assert client.get("/accounts/password_change/").status_code == 200
 
-    response = client.post("/accounts/password_change/", {
-        "old_password": ALICE_PASSWORD,
-        "new_password1": "a-much-better-passphrase-42",
-        "new_password2": "a-much-better-passphrase-42",
-    })
+    response = client.post(
+        "/accounts/password_change/",
+        {
+            "old_password": ALICE_PASSWORD,
+            "new_password1": "a-much-better-passphrase-42",
+            "new_password2": "a-much-better-passphrase-42",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     # This session stays signed in after the change.
     assert client.get("/").status_code == 200
@@ -239,11 +253,14 @@ def test_password_change_works_and_the_old_password_stops_working(client, alice)
 
 def test_password_change_needs_the_current_password(client, alice):
     sign_in(client, "alice", ALICE_PASSWORD)
-    response = client.post("/accounts/password_change/", {
-        "old_password": "not-it",
-        "new_password1": "a-much-better-passphrase-42",
-        "new_password2": "a-much-better-passphrase-42",
-    })
+    response = client.post(
+        "/accounts/password_change/",
+        {
+            "old_password": "not-it",
+            "new_password1": "a-much-better-passphrase-42",
+            "new_password2": "a-much-better-passphrase-42",
+        },
+    )
     assert response.status_code == 200
     alice.refresh_from_db()
     assert alice.check_password(ALICE_PASSWORD)
@@ -255,11 +272,14 @@ def test_a_password_change_signs_out_other_sessions(client, alice):
     other = Client()
     assert_signed_in(sign_in(other, "alice", ALICE_PASSWORD))
     sign_in(client, "alice", ALICE_PASSWORD)
-    client.post("/accounts/password_change/", {
-        "old_password": ALICE_PASSWORD,
-        "new_password1": "a-much-better-passphrase-42",
-        "new_password2": "a-much-better-passphrase-42",
-    })
+    client.post(
+        "/accounts/password_change/",
+        {
+            "old_password": ALICE_PASSWORD,
+            "new_password1": "a-much-better-passphrase-42",
+            "new_password2": "a-much-better-passphrase-42",
+        },
+    )
 
     response = other.get("/tokens/")
     assert response.status_code == 302 and response["Location"].startswith(LOGIN)

@@ -11,24 +11,13 @@ from django.test import Client
 from django.utils import timezone
 
 from jobs import services
-from jobs.access import user_memberships
 from jobs.models import ApiToken, AuditEvent, Invite, Membership, TrackedJob, Workspace
+from tests.support.accounts import new_user
+from tests.support.django_client import signed_in
 
 TEAM_SECRET = "sk-team-0123456789-SECRET-t3am"
 PASSWORD = "a-Quite-l0ng-passphrase"
 INVITE_LINK = re.compile(r"http://testserver/invite/([A-Za-z0-9_-]+)/")
-
-
-def _user(username: str):
-    user = get_user_model().objects.create_user(username=username, password=f"{username}-password-1")
-    user_memberships(user)
-    return user
-
-
-def _client(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _page(response) -> str:
@@ -42,7 +31,7 @@ def _audit(workspace) -> list[str]:
 @pytest.fixture
 def dave(db, team):
     """A Viewer of the team."""
-    user = _user("dave")
+    user = new_user("dave")
     Membership.objects.create(workspace=team, user=user, role=Membership.Role.VIEWER)
     return user
 
@@ -55,7 +44,7 @@ def team_token(alice, team, fake_api):
 
 @pytest.fixture
 def bob_client(bob):
-    return _client(bob)
+    return signed_in(bob)
 
 
 # --- creating and running a team --------------------------------------------------------------
@@ -92,7 +81,7 @@ def test_the_team_page_lists_its_members_with_their_roles(alice_client, team):
     assert "<h1>Research team</h1>" in page
     assert "alice (you)" in page and ">bob<" in page
     assert "Your role: Owner" in page
-    bob_page = _page(_client(Membership.objects.get(workspace=team, role="member").user).get(f"/teams/{team.pk}/"))
+    bob_page = _page(signed_in(Membership.objects.get(workspace=team, role="member").user).get(f"/teams/{team.pk}/"))
     assert "Your role: Member" in bob_page and "alice" in bob_page and "bob (you)" in bob_page
 
 
@@ -101,7 +90,10 @@ def test_the_add_member_form(alice_client, team):
     assert ">Username<" in page and ">Role<" in page and ">Invite member</button>" in page
     add_form = page.split(f'action="/teams/{team.pk}/members/add/"')[1].split("</form>")[0]
     assert re.findall(r'<option value="(\w+)"[^>]*>(\w+)</option>', add_form) == [
-        ("owner", "Owner"), ("member", "Member"), ("viewer", "Viewer")]
+        ("owner", "Owner"),
+        ("member", "Member"),
+        ("viewer", "Viewer"),
+    ]
 
 
 def _invite_by_name(client, team, username, role="viewer"):
@@ -116,8 +108,10 @@ def test_adding_a_member_answers_the_same_whether_or_not_the_account_exists(alic
     real = _invite_by_name(alice_client, team, " charlie ")
     ghost = _invite_by_name(alice_client, team, "ghostly")
     assert real.status_code == ghost.status_code == 200
-    assert ("Invited charlie as Viewer. If an account named charlie exists, they will see the "
-            "invitation on their Teams page and join when they accept it.") in _page(real)
+    assert (
+        "Invited charlie as Viewer. If an account named charlie exists, they will see the "
+        "invitation on their Teams page and join when they accept it."
+    ) in _page(real)
     # The same page, but for the name itself (and the list of pending invitations, which
     # now holds both): nothing says which one has an account.
     real_message = re.search(r"Invited charlie[^<]*", _page(real)).group(0)
@@ -133,7 +127,7 @@ def test_adding_a_member_answers_the_same_whether_or_not_the_account_exists(alic
 
 def test_the_invited_person_accepts_on_their_teams_page(alice_client, team, charlie):
     _invite_by_name(alice_client, team, "charlie")
-    charlie_client = _client(charlie)
+    charlie_client = signed_in(charlie)
     page = _page(charlie_client.get("/teams/"))
     assert "alice invites you to join <strong>Research team</strong> as Viewer." in page
     accept = re.search(r'action="(/teams/invitations/\d+/accept/)"', page).group(1)
@@ -150,7 +144,7 @@ def test_the_invited_person_accepts_on_their_teams_page(alice_client, team, char
 
 def test_the_invited_person_may_decline(alice_client, team, charlie):
     _invite_by_name(alice_client, team, "charlie")
-    charlie_client = _client(charlie)
+    charlie_client = signed_in(charlie)
     decline = re.search(r'action="(/teams/invitations/\d+/decline/)"', _page(charlie_client.get("/teams/"))).group(1)
     response = charlie_client.post(decline, follow=True)
     assert "Declined the invitation to Research team." in _page(response)
@@ -161,7 +155,7 @@ def test_the_invited_person_may_decline(alice_client, team, charlie):
 def test_only_the_invited_person_may_answer_an_invitation(alice_client, team, charlie, bob):
     _invite_by_name(alice_client, team, "charlie")
     invitation = team.member_invitations.get()
-    for other in (alice_client, _client(bob), _client(_user("dora"))):
+    for other in (alice_client, signed_in(bob), signed_in(new_user("dora"))):
         for answer in ("accept", "decline"):
             assert other.post(f"/teams/invitations/{invitation.pk}/{answer}/").status_code == 404
     assert team.member_invitations.count() == 1
@@ -170,8 +164,8 @@ def test_only_the_invited_person_may_answer_an_invitation(alice_client, team, ch
 
 def test_an_account_created_later_under_the_name_gets_no_invitation(alice_client, team):
     _invite_by_name(alice_client, team, "latecomer")
-    latecomer = _user("latecomer")
-    assert "Invitations" not in _page(_client(latecomer).get("/teams/"))
+    latecomer = new_user("latecomer")
+    assert "Invitations" not in _page(signed_in(latecomer).get("/teams/"))
 
 
 def test_an_owner_may_withdraw_an_invitation(alice_client, team, charlie):
@@ -179,7 +173,7 @@ def test_an_owner_may_withdraw_an_invitation(alice_client, team, charlie):
     invitation = team.member_invitations.get()
     response = alice_client.post(f"/teams/{team.pk}/invitations/{invitation.pk}/revoke/", follow=True)
     assert "Withdrew the invitation of charlie." in _page(response)
-    assert "Invitations" not in _page(_client(charlie).get("/teams/"))
+    assert "Invitations" not in _page(signed_in(charlie).get("/teams/"))
     assert "withdrew the invitation of charlie" in _audit(team)
 
 
@@ -211,7 +205,7 @@ def test_removing_a_member_asks_first(alice_client, team, bob):
     assert "Removed bob from Research team." in _page(response)
     assert "removed bob" in _audit(team)
     # bob no longer reaches the team.
-    assert _client(bob).get(f"/teams/{team.pk}/").status_code == 404
+    assert signed_in(bob).get(f"/teams/{team.pk}/").status_code == 404
 
 
 def test_a_member_leaves_the_team(bob_client, team, bob):
@@ -259,7 +253,9 @@ def test_an_owner_renames_the_team(alice_client, team):
     assert "renamed the team “Research team” to “Applied research”" in _audit(team)
 
 
-def test_deleting_a_team_asks_first_and_takes_its_tokens_and_jobs(alice_client, team, team_token, make_job, alice_token):
+def test_deleting_a_team_asks_first_and_takes_its_tokens_and_jobs(
+    alice_client, team, team_token, make_job, alice_token
+):
     job = make_job(workspace=team, token=team_token)
     own_job = make_job()
     url = f"/teams/{team.pk}/delete/"
@@ -356,7 +352,7 @@ def test_a_newcomer_with_a_bad_password_is_asked_again(alice_client, team):
 
 def test_a_signed_in_user_just_accepts(alice_client, team, charlie):
     secret = _create_invite(alice_client, team, role="member")
-    client = _client(charlie)
+    client = signed_in(charlie)
     page = _page(client.get(f"/invite/{secret}/"))
     assert ">Join Research team</button>" in page
     assert 'name="password1"' not in page and "Create account and join" not in page
@@ -378,9 +374,9 @@ def test_an_existing_member_cannot_use_up_a_link(alice_client, team, bob_client,
 def test_an_expired_invite_link_is_not_valid(alice_client, team, charlie):
     secret = _create_invite(alice_client, team)
     Invite.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
-    response = _client(charlie).get(f"/invite/{secret}/")
+    response = signed_in(charlie).get(f"/invite/{secret}/")
     assert response.status_code == 404 and "not valid" in _page(response)
-    assert _client(charlie).post(f"/invite/{secret}/").status_code == 404
+    assert signed_in(charlie).post(f"/invite/{secret}/").status_code == 404
     assert not Membership.objects.filter(workspace=team, user=charlie).exists()
 
 
@@ -424,33 +420,42 @@ def test_open_sign_up_creates_an_account_when_switched_on(db, alice, settings):
 
 def test_superusers_create_accounts_and_others_may_not(db, alice):
     root = get_user_model().objects.create_superuser(username="root", password="root-password-1")
-    client = _client(root)
+    client = signed_in(root)
     assert "Create an account" in _page(client.get("/accounts/create/"))
     assert "create an account" in _page(client.get("/teams/"))
-    response = client.post("/accounts/create/", {"username": "made", "password1": PASSWORD, "password2": PASSWORD}, follow=True)
+    response = client.post(
+        "/accounts/create/", {"username": "made", "password1": PASSWORD, "password2": PASSWORD}, follow=True
+    )
     assert "Created the account made." in _page(response)
     made = get_user_model().objects.get(username="made")
     assert made.check_password(PASSWORD) and not made.is_superuser
-    assert _client(alice).get("/accounts/create/").status_code == 403
-    response = _client(alice).post("/accounts/create/", {"username": "x2", "password1": PASSWORD, "password2": PASSWORD})
+    assert signed_in(alice).get("/accounts/create/").status_code == 403
+    response = signed_in(alice).post(
+        "/accounts/create/", {"username": "x2", "password1": PASSWORD, "password2": PASSWORD}
+    )
     assert response.status_code == 403
     assert not get_user_model().objects.filter(username="x2").exists()
-    assert "create an account" not in _page(_client(alice).get("/teams/"))
+    assert "create an account" not in _page(signed_in(alice).get("/teams/"))
 
 
 def test_a_user_changes_their_password(alice_client, alice):
     page = _page(alice_client.get("/accounts/password_change/"))
     assert 'name="old_password"' in page and 'href="/accounts/password_change/"' in page
-    response = alice_client.post("/accounts/password_change/", {
-        "old_password": "alice-password-1", "new_password1": PASSWORD, "new_password2": PASSWORD}, follow=True)
+    response = alice_client.post(
+        "/accounts/password_change/",
+        {"old_password": "alice-password-1", "new_password1": PASSWORD, "new_password2": PASSWORD},
+        follow=True,
+    )
     assert response.redirect_chain[-1][0] == "/accounts/password_change/done/"
     assert "Password changed" in _page(response)
     alice.refresh_from_db()
     assert alice.check_password(PASSWORD)
     # Still signed in after the change.
     assert alice_client.get("/").status_code == 200
-    wrong = alice_client.post("/accounts/password_change/", {
-        "old_password": "nope", "new_password1": "x" + PASSWORD, "new_password2": "x" + PASSWORD})
+    wrong = alice_client.post(
+        "/accounts/password_change/",
+        {"old_password": "nope", "new_password1": "x" + PASSWORD, "new_password2": "x" + PASSWORD},
+    )
     assert wrong.status_code == 200
     alice.refresh_from_db()
     assert alice.check_password(PASSWORD)
@@ -461,15 +466,22 @@ def test_a_user_changes_their_password(alice_client, alice):
 
 def test_a_viewer_only_looks(team, dave, team_token, make_job):
     job = make_job(workspace=team, token=team_token)
-    client = _client(dave)
+    client = signed_in(dave)
     dashboard = _page(client.get("/"))
     assert job.job_id in dashboard
     assert "Track job" not in dashboard and "team-key" not in dashboard
     assert f"/jobs/{job.pk}/remove/" not in dashboard
     page = _page(client.get(f"/jobs/{job.pk}/"))
     assert job.job_id in page
-    for absent in ("Refresh now", ">Remove<", f"/jobs/{job.pk}/remove/", f"/jobs/{job.pk}/label/",
-                   f"/jobs/{job.pk}/move/", "Save label", "Move job"):
+    for absent in (
+        "Refresh now",
+        ">Remove<",
+        f"/jobs/{job.pk}/remove/",
+        f"/jobs/{job.pk}/label/",
+        f"/jobs/{job.pk}/move/",
+        "Save label",
+        "Move job",
+    ):
         assert absent not in page, absent
     team_page = _page(client.get(f"/teams/{team.pk}/"))
     assert "Your role: Viewer" in team_page and "Add member" not in team_page
@@ -478,7 +490,7 @@ def test_a_viewer_only_looks(team, dave, team_token, make_job):
 
 def test_a_member_works_with_jobs_but_does_not_manage(team, bob, team_token, make_job, fake_api):
     job = make_job(workspace=team, token=team_token)
-    client = _client(bob)
+    client = signed_in(bob)
     page = _page(client.get(f"/jobs/{job.pk}/"))
     assert "Refresh now" in page and f"/jobs/{job.pk}/remove/" in page and "Save label" in page
     dashboard = _page(client.get("/"))
@@ -486,8 +498,15 @@ def test_a_member_works_with_jobs_but_does_not_manage(team, bob, team_token, mak
     tokens = _page(client.get("/tokens/"))
     assert "team-key" not in tokens and f"/tokens/{team_token.pk}/" not in tokens  # …without managing it
     team_page = _page(client.get(f"/teams/{team.pk}/"))
-    for absent in ("Add member", "Create invite link", "Delete team", "Rename team", "Audit trail",
-                   f"/teams/{team.pk}/delete/", "Change role"):
+    for absent in (
+        "Add member",
+        "Create invite link",
+        "Delete team",
+        "Rename team",
+        "Audit trail",
+        f"/teams/{team.pk}/delete/",
+        "Change role",
+    ):
         assert absent not in team_page, absent
     assert "Leave team" in team_page
 
@@ -528,18 +547,20 @@ def test_the_dashboard_shows_the_jobs_of_every_workspace_with_its_name(alice_cli
 
 def test_the_workspace_filter_ignores_workspaces_of_others(make_job, charlie, alice_client):
     job = make_job()
-    page = _page(_client(charlie).get(f"/?workspace={job.workspace_id}"))
+    page = _page(signed_in(charlie).get(f"/?workspace={job.workspace_id}"))
     assert job.job_id not in page
     assert job.job_id in _page(alice_client.get(f"/?workspace={job.workspace_id}"))
 
 
 def test_the_workspace_select_appears_only_with_more_than_one(alice_client, charlie, team):
     assert ">Workspace<" in _page(alice_client.get("/tokens/"))  # personal + team
-    assert ">Workspace<" not in _page(_client(charlie).get("/tokens/"))  # personal only
+    assert ">Workspace<" not in _page(signed_in(charlie).get("/tokens/"))  # personal only
 
 
 def test_a_token_is_saved_in_the_chosen_workspace(alice_client, alice, team):
-    response = alice_client.post("/tokens/", {"name": "shared", "secret": TEAM_SECRET, "workspace": team.pk}, follow=True)
+    response = alice_client.post(
+        "/tokens/", {"name": "shared", "secret": TEAM_SECRET, "workspace": team.pk}, follow=True
+    )
     token = ApiToken.objects.get(name="shared")
     assert token.workspace == team
     assert "Saved token “shared” (…t3am) in Research team." in _page(response)
@@ -566,7 +587,9 @@ def test_a_job_is_tracked_in_the_chosen_workspace(alice_client, alice_token, tea
     assert f"started tracking {body['id']}" in _audit(team)
 
 
-def test_a_job_cannot_be_tracked_with_a_token_of_another_workspace(alice_client, alice_token, team, team_token, fake_api):
+def test_a_job_cannot_be_tracked_with_a_token_of_another_workspace(
+    alice_client, alice_token, team, team_token, fake_api
+):
     body = fake_api.add_job()
     response = alice_client.post("/jobs/track/", {"job_id": body["id"], "workspace": team.pk, "token": alice_token.pk})
     assert response.status_code == 422
@@ -584,20 +607,24 @@ def test_a_member_tracks_with_the_team_token(bob_client, team, team_token, fake_
 def test_a_viewer_cannot_track_with_the_team_token(team, dave, team_token, fake_api):
     body = fake_api.add_job()
     fake_api.reset_calls()
-    response = _client(dave).post("/jobs/track/", {"job_id": body["id"], "workspace": team.pk, "token": team_token.pk})
+    response = signed_in(dave).post(
+        "/jobs/track/", {"job_id": body["id"], "workspace": team.pk, "token": team_token.pk}
+    )
     assert response.status_code in (403, 422)
     assert not TrackedJob.objects.exists() and not fake_api.calls
 
 
 def test_moving_a_token_moves_its_jobs(alice_client, alice, alice_token, team, make_job):
     job = make_job()
-    response = alice_client.post(f"/tokens/{alice_token.pk}/edit/", {"name": "research", "secret": "", "workspace": team.pk})
+    response = alice_client.post(
+        f"/tokens/{alice_token.pk}/edit/", {"name": "research", "secret": "", "workspace": team.pk}
+    )
     assert response.status_code == 302
     alice_token.refresh_from_db()
     job.refresh_from_db()
     assert alice_token.workspace == team and job.workspace == team
-    assert f"moved token “research” (…wxyz) and its 1 job(s) to Research team" in _audit(alice.personal_workspace)
-    assert f"moved token “research” (…wxyz) and its 1 job(s) here from alice (personal)" in _audit(team)
+    assert "moved token “research” (…wxyz) and its 1 job(s) to Research team" in _audit(alice.personal_workspace)
+    assert "moved token “research” (…wxyz) and its 1 job(s) here from alice (personal)" in _audit(team)
 
 
 def test_the_token_edit_page_offers_the_workspace_to_move_to(alice_client, team, team_token):
@@ -619,7 +646,9 @@ def test_renaming_a_team_token_keeps_it_in_the_team(alice_client, team, team_tok
     assert job.workspace == team
 
 
-def test_a_job_is_moved_with_a_token_of_the_target_workspace(alice_client, alice, alice_token, team, team_token, make_job):
+def test_a_job_is_moved_with_a_token_of_the_target_workspace(
+    alice_client, alice, alice_token, team, team_token, make_job
+):
     job = make_job()
     page = _page(alice_client.get(f"/jobs/{job.pk}/"))
     assert ">Move job</button>" in page and ">Move to workspace<" in page
@@ -645,7 +674,7 @@ def test_moving_into_a_workspace_where_one_only_views_is_refused(bob, team, team
     Membership.objects.create(workspace=lookout, user=bob, role=Membership.Role.VIEWER)
     lookout_token = services.token_create(workspace=lookout, user=alice, name="lookout-key", secret=TEAM_SECRET)
     job = make_job(workspace=team, token=team_token)
-    client = _client(bob)
+    client = signed_in(bob)
     assert "lookout-key" not in _page(client.get(f"/jobs/{job.pk}/"))
     response = client.post(f"/jobs/{job.pk}/move/", {"workspace": lookout.pk, "token": lookout_token.pk})
     assert response.status_code in (403, 422)
@@ -657,13 +686,13 @@ def test_moving_into_a_workspace_where_one_only_views_is_refused(bob, team, team
 
 
 def test_the_audit_trail_tells_who_did_what(alice_client, alice, bob, charlie, team, team_token, fake_api, make_job):
-    bob_client = _client(bob)
+    bob_client = signed_in(bob)
     body = fake_api.add_job()
     assert bob_client.post("/jobs/track/", {"job_id": body["id"], "token": team_token.pk}).status_code == 302
     job = TrackedJob.objects.get(job_id=body["id"])
     assert bob_client.post(f"/jobs/{job.pk}/remove/").status_code == 302
     alice_client.post(f"/teams/{team.pk}/members/add/", {"username": "charlie", "role": "viewer"})
-    _client(charlie).post(f"/teams/invitations/{team.member_invitations.get().pk}/accept/")
+    signed_in(charlie).post(f"/teams/invitations/{team.member_invitations.get().pk}/accept/")
     charlie_membership = Membership.objects.get(workspace=team, user=charlie)
     alice_client.post(f"/teams/{team.pk}/members/{charlie_membership.pk}/remove/")
     moved = make_job()
@@ -688,7 +717,7 @@ def test_the_audit_trail_tells_who_did_what(alice_client, alice, bob, charlie, t
     assert [(who, what.replace("&#x27;", "'")) for who, what in rows] == list(reversed(expected))
     # Owners only.
     assert bob_client.get(f"/workspaces/{team.pk}/audit/").status_code == 403
-    assert _client(charlie).get(f"/workspaces/{team.pk}/audit/").status_code == 404
+    assert signed_in(charlie).get(f"/workspaces/{team.pk}/audit/").status_code == 404
     # Everyone sees the trail of their own personal workspace.
     own = _page(alice_client.get(f"/workspaces/{alice.personal_workspace.pk}/audit/"))
     assert f"moved {moved.job_id} out to Research team" in own

@@ -32,9 +32,9 @@ from jobs.tokenfactory import (
     UnreadableAnswer,
     clean_job_id,
 )
-from tests.conftest import ALICE_SECRET
-from tests.fake_tokenfactory import observed_job
-from tests.server_process import wait_for
+from tests.support.accounts import ALICE_SECRET
+from tests.support.payloads import observed_job
+from tests.support.waiting import wait_for
 
 BASE = "https://api.tokenfactory.test"
 KEY = "sk-unit-test-0123456789-SECRET-key"
@@ -46,16 +46,16 @@ REAL_JOB = observed_job()
 
 
 def make_config(**overrides) -> ClientConfig:
-    values = dict(
-        base_url=BASE,
-        connect_timeout=1.0,
-        read_timeout=1.0,
-        total_timeout=30.0,
-        max_answer_bytes=8 * 2**20,
-        retries=2,
-        retry_after_cap=300,
-        backoff_seconds=0.01,
-    )
+    values = {
+        "base_url": BASE,
+        "connect_timeout": 1.0,
+        "read_timeout": 1.0,
+        "total_timeout": 30.0,
+        "max_answer_bytes": 8 * 2**20,
+        "retries": 2,
+        "retry_after_cap": 300,
+        "backoff_seconds": 0.01,
+    }
     values.update(overrides)
     return ClientConfig(**values)
 
@@ -330,7 +330,9 @@ def test_a_rate_limit_wait_is_capped(mocked, header):
 
 
 def test_a_rate_limit_without_retry_after_waits_the_default(mocked):
-    mocked.get(JOB_URL, status=429, json={"detail": "Rate limit exceeded"}, headers={"x-ratelimit-remaining-requests": "0"})
+    mocked.get(
+        JOB_URL, status=429, json={"detail": "Rate limit exceeded"}, headers={"x-ratelimit-remaining-requests": "0"}
+    )
 
     with pytest.raises(RateLimited) as caught:
         make_client().get_job(JOB_ID)
@@ -730,8 +732,16 @@ def test_a_refused_connection_raises_api_unavailable(fake_api):
     fake_api.stop()  # nothing listens on the port any more
     client = TokenFactoryClient(
         ALICE_SECRET,
-        ClientConfig(base_url=url, connect_timeout=0.5, read_timeout=0.5, total_timeout=30.0,
-                     max_answer_bytes=8 * 2**20, retries=1, retry_after_cap=300, backoff_seconds=0.01),
+        ClientConfig(
+            base_url=url,
+            connect_timeout=0.5,
+            read_timeout=0.5,
+            total_timeout=30.0,
+            max_answer_bytes=8 * 2**20,
+            retries=1,
+            retry_after_cap=300,
+            backoff_seconds=0.01,
+        ),
     )
 
     with pytest.raises(ApiUnavailable) as caught:

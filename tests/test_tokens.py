@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 
 from jobs.models import ApiToken, TrackedJob
-from tests.conftest import ALICE_SECRET
+from tests.support.accounts import ALICE_SECRET
 
 
 def test_the_token_form_has_the_documented_fields(alice_client):

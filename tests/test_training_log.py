@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from jobs.models import TrackedJob, TrainingCheckpoint, TrainingEvent
 from jobs.sync import refresh, training_log
-from tests.conftest import track_remote_job
+from tests.support.accounts import track_remote_job
+from tests.support.tracked_jobs import age, poll
 
 
 @pytest.fixture(autouse=True)
@@ -41,15 +42,6 @@ def track(fake_api, alice, token, **fields) -> TrackedJob:
     return job
 
 
-def age(job: TrackedJob, seconds: float = 60) -> None:
-    """Pretend the last refresh attempt was `seconds` ago, so the job is due."""
-    TrackedJob.objects.filter(pk=job.pk).update(checked_at=timezone.now() - dt.timedelta(seconds=seconds))
-
-
-def poll(job: TrackedJob) -> TrackedJob:
-    return refresh.refresh_if_due(TrackedJob.objects.get(pk=job.pk))
-
-
 def calls_to(fake_api, job: TrackedJob, what: str) -> list:
     return [call for call in fake_api.calls_for(job.job_id, training_log=True) if call.path.endswith("/" + what)]
 
@@ -70,7 +62,7 @@ def add_events(fake_api, job: TrackedJob, n: int, *, later: int = 10, prefix: st
 
 def test_a_refresh_stores_the_jobs_events_once_each(fake_api, alice, alice_token):
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=10)
-    age(job)
+    age(job, seconds=60)
     poll(job)
 
     messages = stored_messages(job)
@@ -78,7 +70,7 @@ def test_a_refresh_stores_the_jobs_events_once_each(fake_api, alice, alice_token
     assert "Fine-tuning job started" in messages
     assert len(calls_to(fake_api, job, "events")) == 1
 
-    age(job)
+    age(job, seconds=60)
     poll(job)
     assert stored_messages(job) == messages  # nothing new, nothing twice
 
@@ -88,7 +80,7 @@ def test_events_are_read_across_pages_and_then_only_what_is_new(fake_api, alice,
     fake_api.set_events_order(newest_first=newest_first)
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=10)
     add_events(fake_api, job, 250)  # three pages of 100 with the seeded ones
-    age(job)
+    age(job, seconds=60)
     poll(job)
 
     messages = stored_messages(job)
@@ -98,7 +90,7 @@ def test_events_are_read_across_pages_and_then_only_what_is_new(fake_api, alice,
 
     fake_api.reset_calls()
     add_events(fake_api, job, 120, later=1000, prefix="later")
-    age(job)
+    age(job, seconds=60)
     poll(job)
     assert stored_messages(job)[-120:] == [f"later {i}" for i in range(120)]
     assert len(stored_messages(job)) == 373
@@ -106,7 +98,7 @@ def test_events_are_read_across_pages_and_then_only_what_is_new(fake_api, alice,
     assert len(calls_to(fake_api, job, "events")) == 2
 
     fake_api.reset_calls()
-    age(job)
+    age(job, seconds=60)
     poll(job)
     assert len(calls_to(fake_api, job, "events")) == 1  # a steady sync is one call
     assert len(stored_messages(job)) == 373
@@ -116,7 +108,7 @@ def test_event_levels_are_named_alike_and_long_messages_are_cut(fake_api, alice,
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=10)
     fake_api.add_event(job.job_id, "x" * 20_000, level="warn")
     fake_api.add_event(job.job_id, "broken", level="ERROR")
-    age(job)
+    age(job, seconds=60)
     poll(job)
 
     long, broken = TrainingEvent.objects.filter(job=job).order_by("-pk")[:2][::-1]
@@ -126,12 +118,12 @@ def test_event_levels_are_named_alike_and_long_messages_are_cut(fake_api, alice,
 
 def test_events_of_a_finished_job_are_fetched_once_more_and_never_again(fake_api, alice, alice_token):
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=10)
-    age(job)
+    age(job, seconds=60)
     poll(job)
     fake_api.add_event(job.job_id, "last words before the end")
     fake_api.update_job(job.job_id, status="succeeded", trained_steps=100)
     fake_api.add_checkpoint(job.job_id, step_number=100)
-    age(job)
+    age(job, seconds=60)
     job = poll(job)
 
     assert job.status == "succeeded"
@@ -144,7 +136,7 @@ def test_events_of_a_finished_job_are_fetched_once_more_and_never_again(fake_api
     for _ in range(3):
         refresh.refresh_now(TrackedJob.objects.get(pk=job.pk))
         poll(job)
-        age(job)
+        age(job, seconds=60)
     assert calls_to(fake_api, job, "events") == [] and calls_to(fake_api, job, "checkpoints") == []
     assert "said after the final read" not in stored_messages(job)
 
@@ -166,7 +158,7 @@ def test_a_failing_events_endpoint_keeps_the_snapshot(fake_api, alice, alice_tok
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=10)
     fake_api.set_training_log(supported=False)
     fake_api.advance(job.job_id, 5)
-    age(job)
+    age(job, seconds=60)
     job = poll(job)
 
     assert job.snapshot["trained_steps"] == 15
@@ -175,7 +167,7 @@ def test_a_failing_events_endpoint_keeps_the_snapshot(fake_api, alice, alice_tok
 
     # An API without the endpoint is not asked again at every refresh.
     fake_api.reset_calls()
-    age(job)
+    age(job, seconds=60)
     poll(job)
     assert calls_to(fake_api, job, "events") == []
 
@@ -193,7 +185,7 @@ def test_twenty_viewers_for_a_minute_cost_one_events_and_one_checkpoints_call_pe
 
     intervals = 0
     for _second in range(0, 60, 5):  # a simulated minute: each of its 12 intervals comes due
-        age(job, 6)
+        age(job, seconds=6)
         intervals += 1
         for _viewer in range(20):
             assert client.get(url, {"v": f"{job.pk}.stale"}).status_code in (200, 204)
@@ -211,14 +203,14 @@ def test_twenty_viewers_for_a_minute_cost_one_events_and_one_checkpoints_call_pe
 def test_checkpoints_are_stored_with_their_metrics_and_read_again_when_an_epoch_ends(fake_api, alice, alice_token):
     # 10 epochs of 10 steps: a checkpoint per epoch.
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=5)
-    age(job)
+    age(job, seconds=60)
     poll(job)
     assert TrainingCheckpoint.objects.filter(job=job).count() == 0
 
     fake_api.advance(job.job_id, 5)
     fake_api.add_checkpoint(job.job_id, metrics={"train_loss": 0.9, "valid_loss": float("nan")})
     fake_api.reset_calls()
-    age(job)
+    age(job, seconds=60)
     poll(job)  # steps 5 → 10 crossed an epoch: asked again within the slower interval
 
     assert len(calls_to(fake_api, job, "checkpoints")) == 1
@@ -230,7 +222,7 @@ def test_checkpoints_are_stored_with_their_metrics_and_read_again_when_an_epoch_
 
     fake_api.advance(job.job_id, 3)
     fake_api.reset_calls()
-    age(job)
+    age(job, seconds=60)
     poll(job)  # no epoch crossed, within the minute: not asked
     assert calls_to(fake_api, job, "checkpoints") == []
 
@@ -239,7 +231,7 @@ def test_many_checkpoints_are_read_across_pages(fake_api, alice, alice_token):
     job = track(fake_api, alice, alice_token, total_steps=1000, trained_steps=5)
     for step in range(1, 251):
         fake_api.add_checkpoint(job.job_id, step_number=step, metrics={"train_loss": 1 / step})
-    age(job)
+    age(job, seconds=60)
     poll(job)
 
     steps = list(TrainingCheckpoint.objects.filter(job=job).values_list("step", flat=True))
@@ -252,8 +244,14 @@ def test_many_checkpoints_are_read_across_pages(fake_api, alice, alice_token):
 
 def add_stored_checkpoints(job: TrackedJob, metrics_by_step: dict[int, dict]) -> None:
     TrainingCheckpoint.objects.bulk_create(
-        TrainingCheckpoint(job=job, upstream_id=f"ftckpt_{step}", step=step, metrics=metrics,
-                           created_at=timezone.now(), fine_tuned_model_checkpoint=f"Qwen/Qwen3-4B:run:{job.job_id}:ckpt-step-{step}")
+        TrainingCheckpoint(
+            job=job,
+            upstream_id=f"ftckpt_{step}",
+            step=step,
+            metrics=metrics,
+            created_at=timezone.now(),
+            fine_tuned_model_checkpoint=f"Qwen/Qwen3-4B:run:{job.job_id}:ckpt-step-{step}",
+        )
         for step, metrics in metrics_by_step.items()
     )
     TrackedJob.objects.filter(pk=job.pk).update(checkpoints_synced_at=timezone.now())
@@ -262,8 +260,13 @@ def add_stored_checkpoints(job: TrackedJob, metrics_by_step: dict[int, dict]) ->
 def add_stored_events(job: TrackedJob, n: int, *, level: str = "info", message: str = "event {i}") -> None:
     start = timezone.now() - dt.timedelta(hours=1)
     TrainingEvent.objects.bulk_create(
-        TrainingEvent(job=job, upstream_id=f"ftevent-{level}-{i}", level=level, message=message.format(i=i),
-                      created_at=start + dt.timedelta(seconds=i))
+        TrainingEvent(
+            job=job,
+            upstream_id=f"ftevent-{level}-{i}",
+            level=level,
+            message=message.format(i=i),
+            created_at=start + dt.timedelta(seconds=i),
+        )
         for i in range(n)
     )
     TrackedJob.objects.filter(pk=job.pk).update(events_synced_at=timezone.now())
@@ -278,7 +281,7 @@ def page(client, job: TrackedJob, **params) -> str:
 def test_event_messages_with_markup_are_shown_as_text(fake_api, alice, alice_token, alice_client):
     job = track(fake_api, alice, alice_token, total_steps=100, trained_steps=10)
     fake_api.add_event(job.job_id, '<script>alert(1)</script><img src=x onerror="boom()">', level="error")
-    age(job)
+    age(job, seconds=60)
     html = page(alice_client, job)
 
     assert "<script>alert(1)" not in html and "<img src=x" not in html
@@ -295,7 +298,7 @@ def test_the_events_panel_shows_the_newest_filters_by_level_and_shows_older_on_r
     assert html.count('class="event event-') == 50
     assert "event 119" in html and "event 70<" in html and "event 69<" not in html
     assert 'href="?events=100#events-panel"' in html  # "Show older"
-    assert "Warning <span class=\"muted\">(3)</span>" in html
+    assert 'Warning <span class="muted">(3)</span>' in html
 
     warnings = page(alice_client, job, level="warning")
     assert warnings.count('class="event event-') == 3 and "event 119" not in warnings
@@ -321,17 +324,25 @@ def test_the_live_poll_renders_the_chosen_level(make_job, alice_client):
 @pytest.mark.parametrize("count", [0, 1, 7])
 def test_the_checkpoints_table_and_curves_show_zero_one_or_many_checkpoints(make_job, alice_client, count):
     job = make_job()
-    add_stored_checkpoints(job, {
-        10 * (i + 1): {"train_loss": 2 / (i + 1), "valid_loss": 2.2 / (i + 1), "full_valid_loss": 2.3 / (i + 1),
-                       "train_mean_token_accuracy": 0.5 + i / 100, "valid_mean_token_accuracy": 0.45,
-                       "full_valid_mean_token_accuracy": 0.44}
-        for i in range(count)
-    })
+    add_stored_checkpoints(
+        job,
+        {
+            10 * (i + 1): {
+                "train_loss": 2 / (i + 1),
+                "valid_loss": 2.2 / (i + 1),
+                "full_valid_loss": 2.3 / (i + 1),
+                "train_mean_token_accuracy": 0.5 + i / 100,
+                "valid_mean_token_accuracy": 0.45,
+                "full_valid_mean_token_accuracy": 0.44,
+            }
+            for i in range(count)
+        },
+    )
     html = page(alice_client, job)
 
     assert html.count('<tr id="checkpoint-') == count
     if count == 0:
-        assert "No checkpoints reported yet" in html and "<svg class=\"chart-svg\"" not in html
+        assert "No checkpoints reported yet" in html and '<svg class="chart-svg"' not in html
         return
     assert html.count('<svg class="chart-svg"') == 2
     # Every point of the three loss and three accuracy series, each with its exact value on hover.
@@ -345,18 +356,21 @@ def test_the_checkpoints_table_and_curves_show_zero_one_or_many_checkpoints(make
 
 def test_missing_and_non_finite_metrics_render_and_say_what_is_missing(make_job, alice_client):
     job = make_job()
-    add_stored_checkpoints(job, {
-        10: {"train_loss": 1.0, "valid_loss": "NaN", "train_mean_token_accuracy": "Infinity"},
-        20: {"train_loss": None, "valid_loss": "NaN"},
-        30: {"train_loss": 0.5},
-    })
+    add_stored_checkpoints(
+        job,
+        {
+            10: {"train_loss": 1.0, "valid_loss": "NaN", "train_mean_token_accuracy": "Infinity"},
+            20: {"train_loss": None, "valid_loss": "NaN"},
+            30: {"train_loss": 0.5},
+        },
+    )
     html = page(alice_client, job)
 
     assert "No valid loss reported." in html
     assert "No full-valid loss reported." in html
     assert "No token accuracy reported." in html  # the whole accuracy chart: nothing to draw
     assert html.count('<svg class="chart-svg"') == 1
-    assert "<td class=\"num\">—</td>" in html
+    assert '<td class="num">—</td>' in html
     assert not re.search(r"\b(nan|infinity)\b", html, re.IGNORECASE)
 
 
@@ -393,8 +407,9 @@ def test_a_job_page_with_2000_events_and_50_checkpoints_costs_as_many_queries_as
 
 def test_a_card_shows_the_latest_valid_loss_with_a_sparkline_only_with_checkpoints(make_job, alice_client):
     with_checkpoints = make_job(suffix="curved")
-    add_stored_checkpoints(with_checkpoints, {10: {"train_loss": 1.0, "valid_loss": 1.2},
-                                              20: {"train_loss": 0.8, "valid_loss": 0.9123456}})
+    add_stored_checkpoints(
+        with_checkpoints, {10: {"train_loss": 1.0, "valid_loss": 1.2}, 20: {"train_loss": 0.8, "valid_loss": 0.9123456}}
+    )
     only_train = make_job(suffix="train-only")
     add_stored_checkpoints(only_train, {10: {"train_loss": 1.5}, 20: {"train_loss": 0.75}})
     make_job(suffix="bare")

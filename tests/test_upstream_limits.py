@@ -4,27 +4,24 @@ A call ends by FTDASH_API_TOTAL_TIMEOUT, all its attempts included, whether the 
 its headers or its body; an answer over FTDASH_API_MAX_ANSWER_BYTES is refused as soon as it is
 passed (or before its body, when its Content-Length says so), counted decoded, and its
 connection closed. All of it over real HTTP against the fake Token Factory, scripted to dribble
-or to send a huge answer made as it is sent; the memory bound in a fresh process of its own.
+or to send a huge answer made as it is sent. The memory bound, in a fresh process of its own, and
+the limits read at start-up are in tests/processes/test_upstream_limits.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 import time
 
 import pytest
-from cryptography.fernet import Fernet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
-from bench.upstream_limits import call_in_fresh_process
 from jobs.models import TrackedJob
 from jobs.sync import refresh
 from jobs.tokenfactory import AnswerTooLarge, ApiUnavailable, ClientConfig, TokenFactoryClient, UnreadableAnswer
-from tests.conftest import ALICE_SECRET, track_remote_job
+from tests.support.accounts import ALICE_SECRET, track_remote_job
 
 #: How far past its deadline a call may end on a loaded machine (the P11 target's margin).
 SLACK_SECONDS = 1.0
@@ -32,14 +29,24 @@ CAP = 64 * 1024
 TOO_LARGE = "Token Factory's answer was larger than 0.0625 MB."
 
 
-def client_for(fake_api, *, total_timeout: float = 1.0, retries: int = 2, backoff: float = 0.01,
-               max_answer_bytes: int = CAP) -> TokenFactoryClient:
+def client_for(
+    fake_api, *, total_timeout: float = 1.0, retries: int = 2, backoff: float = 0.01, max_answer_bytes: int = CAP
+) -> TokenFactoryClient:
     """A client whose per-read timeout (5 s) is far longer than the gaps of a dribble, so only
     the total timeout can end a dribbled call."""
-    return TokenFactoryClient(ALICE_SECRET, ClientConfig(
-        base_url=fake_api.url, connect_timeout=5.0, read_timeout=5.0, total_timeout=total_timeout,
-        max_answer_bytes=max_answer_bytes, retries=retries, retry_after_cap=300, backoff_seconds=backoff,
-    ))
+    return TokenFactoryClient(
+        ALICE_SECRET,
+        ClientConfig(
+            base_url=fake_api.url,
+            connect_timeout=5.0,
+            read_timeout=5.0,
+            total_timeout=total_timeout,
+            max_answer_bytes=max_answer_bytes,
+            retries=retries,
+            retry_after_cap=300,
+            backoff_seconds=backoff,
+        ),
+    )
 
 
 def timed(call):
@@ -75,10 +82,19 @@ def test_the_deadline_holds_through_an_http_proxy(fake_api, monkeypatch):
     for name in ("NO_PROXY", "no_proxy", "http_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", fake_api.url)
-    client = TokenFactoryClient(ALICE_SECRET, ClientConfig(
-        base_url="http://api.tokenfactory.test", connect_timeout=5.0, read_timeout=5.0, total_timeout=1.0,
-        max_answer_bytes=CAP, retries=0, retry_after_cap=300, backoff_seconds=0.01,
-    ))
+    client = TokenFactoryClient(
+        ALICE_SECRET,
+        ClientConfig(
+            base_url="http://api.tokenfactory.test",
+            connect_timeout=5.0,
+            read_timeout=5.0,
+            total_timeout=1.0,
+            max_answer_bytes=CAP,
+            retries=0,
+            retry_after_cap=300,
+            backoff_seconds=0.01,
+        ),
+    )
     assert client.get_job(job["id"]).id == job["id"]  # through the proxy
     fake_api.fail_next("dribble_headers", delay=0.2, dribble_for=10)
 
@@ -149,15 +165,19 @@ def test_an_answer_just_under_the_cap_is_read(fake_api):
     assert client_for(fake_api).get_job(job["id"]).id == "ftjob-huge"
 
 
-@pytest.mark.parametrize("endpoint", [
-    lambda client, job_id: client.list_jobs(),
-    lambda client, job_id: client.check_key(),
-    lambda client, job_id: client.list_events(job_id),
-    lambda client, job_id: client.list_checkpoints(job_id),
-    lambda client, job_id: client.get_file("file-1"),
-    lambda client, job_id: client.list_models(),
-    lambda client, job_id: client.cancel_job(job_id),
-], ids=["list_jobs", "check_key", "events", "checkpoints", "file", "models", "cancel"])
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        lambda client, job_id: client.list_jobs(),
+        lambda client, job_id: client.check_key(),
+        lambda client, job_id: client.list_events(job_id),
+        lambda client, job_id: client.list_checkpoints(job_id),
+        lambda client, job_id: client.get_file("file-1"),
+        lambda client, job_id: client.list_models(),
+        lambda client, job_id: client.cancel_job(job_id),
+    ],
+    ids=["list_jobs", "check_key", "events", "checkpoints", "file", "models", "cancel"],
+)
 def test_every_endpoint_refuses_an_answer_over_the_cap(fake_api, endpoint):
     job = fake_api.add_job()
     fake_api.fail_next("huge_chunked", size=16 * CAP)
@@ -166,37 +186,6 @@ def test_every_endpoint_refuses_an_answer_over_the_cap(fake_api, endpoint):
         endpoint(client_for(fake_api), job["id"])
 
     assert refused.value.message == TOO_LARGE
-
-
-@pytest.mark.parametrize("kind", ["huge_chunked", "huge_gzip"])
-def test_a_process_refusing_a_400_mb_answer_stays_under_150_mb(fake_api, kind):
-    job = fake_api.add_job()
-    fake_api.fail_next(kind)  # 400 MiB, made as it is sent
-
-    # ftdash's own settings (FTDASH_API_MAX_ANSWER_BYTES at its 8 MiB default), a fresh process.
-    result = call_in_fresh_process(fake_api.url, job["id"])
-
-    assert result["error"] == "AnswerTooLarge"
-    assert result["message"] == "Token Factory's answer was larger than 8 MB."
-    assert result["peak_rss_mb"] <= 150
-
-
-def test_the_limits_come_from_the_environment_and_refuse_nonsense(tmp_path):
-    check = "from django.conf import settings; print(settings.FTDASH_API_TOTAL_TIMEOUT, settings.FTDASH_API_MAX_ANSWER_BYTES)"
-
-    def settings_with(**env):
-        return subprocess.run(
-            [sys.executable, "-c", f"import django; django.setup(); {check}"],
-            env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "ftdash.settings", "FTDASH_DATA_DIR": str(tmp_path),
-                 "FTDASH_SECRET_KEY": "k" * 50, "FTDASH_ENCRYPTION_KEYS": Fernet.generate_key().decode(), **env},
-            capture_output=True, text=True, timeout=60,
-        )
-
-    assert settings_with().stdout.split() == ["15.0", "8388608"]
-    assert settings_with(FTDASH_API_TOTAL_TIMEOUT="2.5", FTDASH_API_MAX_ANSWER_BYTES="1000").stdout.split() == [
-        "2.5", "1000"]
-    refused = settings_with(FTDASH_API_MAX_ANSWER_BYTES="8MB")
-    assert refused.returncode != 0 and "FTDASH_API_MAX_ANSWER_BYTES='8MB' is not a whole number" in refused.stderr
 
 
 # ---------------------------------------------------------------------------- through a refresh
@@ -229,7 +218,8 @@ def assert_kept_and_backing_off(fake_api, stored: TrackedJob, job: TrackedJob) -
 
 
 def test_a_refresh_that_runs_out_of_time_keeps_the_snapshot_says_so_and_backs_off(
-        fake_api, tracked, alice_client, settings):
+    fake_api, tracked, alice_client, settings
+):
     settings.FTDASH_API_TOTAL_TIMEOUT = 1.0
     fake_api.fail_next("dribble_body", job_id=tracked.job_id, delay=0.2, dribble_for=10)
 

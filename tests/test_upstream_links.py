@@ -7,8 +7,15 @@ from html.parser import HTMLParser
 
 INTEGRATIONS = [
     {"type": "wandb", "wandb": {"project": "ftdash-demo", "entity": "acme-ml", "name": "run-1", "tags": []}},
-    {"type": "mlflow", "mlflow": {"tracking_uri": "https://mlflow.example.com", "experiment_name": "exp",
-                                  "run_name": "run", "tags": {}}},
+    {
+        "type": "mlflow",
+        "mlflow": {
+            "tracking_uri": "https://mlflow.example.com",
+            "experiment_name": "exp",
+            "run_name": "run",
+            "tags": {},
+        },
+    },
     {"type": "hf", "hf": {"output_repo_name": "acme-ml/support-bot"}},
 ]
 FROM_CHECKPOINT = {"type": "hf", "repo": "acme-ml/faq-v1", "revision": "main"}
@@ -38,8 +45,11 @@ def test_every_link_to_an_upstream_site_has_noopener_noreferrer(make_job, alice_
     detail_links = external_links(pages[f"/jobs/{job.pk}/"])
     hrefs = {link["href"] for link in detail_links}
     # The page really links out to each of them (else this test would prove nothing) ...
-    assert {"https://wandb.ai/acme-ml/ftdash-demo", "https://mlflow.example.com",
-            "https://huggingface.co/acme-ml/support-bot"} <= hrefs, hrefs
+    assert {
+        "https://wandb.ai/acme-ml/ftdash-demo",
+        "https://mlflow.example.com",
+        "https://huggingface.co/acme-ml/support-bot",
+    } <= hrefs, hrefs
     assert any(href.startswith("https://huggingface.co/acme-ml/faq-v1") for href in hrefs), hrefs
     # ... and no external link on either page can reach back through window.opener or the referrer.
     for url, html in pages.items():

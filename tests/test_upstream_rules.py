@@ -15,7 +15,7 @@ from jobs import services
 from jobs.models import ApiToken, AuditEvent
 from jobs.sync import not_offered
 from jobs.sync.not_offered import Endpoint
-from tests.fake_tokenfactory import FakeTokenFactory
+from tests.support.fake_tokenfactory import FakeTokenFactory
 
 ALICE_SECRET = "sk-alice-0123456789-SECRET-wxyz"  # the key the alice_token fixture stores
 

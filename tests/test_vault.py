@@ -8,7 +8,7 @@ from cryptography.fernet import Fernet
 from jobs import services, vault
 from jobs.models import ApiToken, TrackedJob
 from jobs.sync import refresh
-from tests.conftest import ALICE_SECRET
+from tests.support.accounts import ALICE_SECRET
 
 SECRET = "sk-vault-test-SECRET-0123456789-ünïcødé"
 
@@ -140,7 +140,9 @@ def test_a_refresh_with_an_undecryptable_token_says_why_and_makes_no_call(fake_a
     assert stored.snapshot == job.snapshot
 
 
-def test_tracking_with_an_undecryptable_token_saves_nothing_and_makes_no_call(fake_api, alice, alice_token, settings, new_key):
+def test_tracking_with_an_undecryptable_token_saves_nothing_and_makes_no_call(
+    fake_api, alice, alice_token, settings, new_key
+):
     remote = fake_api.add_job()
     settings.FTDASH_ENCRYPTION_KEYS = [new_key]
 

@@ -22,7 +22,8 @@ from django.utils import timezone
 from jobs import services
 from jobs.models import ApiToken, JobEvent, NotificationChannel, TrackedJob, TrainingCheckpoint
 from jobs.sync import refresh
-from tests.conftest import ALICE_SECRET, track_remote_job
+from tests.support.accounts import ALICE_SECRET, track_remote_job
+from tests.support.tracked_jobs import age
 
 LIST_PATH = "/v1/fine_tuning/jobs"
 BOB_SECRET = "sk-bob-0123456789-SECRET-bob7"
@@ -45,20 +46,22 @@ def run_worker() -> str:
     return out.getvalue()
 
 
-def age(jobs, seconds: float = 6) -> None:
-    """Pretend the jobs were last refreshed `seconds` ago: due again."""
-    pks = [job.pk for job in jobs]
-    TrackedJob.objects.filter(pk__in=pks).update(checked_at=timezone.now() - dt.timedelta(seconds=seconds))
-
-
 def track_many(fake_api, user, token, n: int, *, visible_to: str | None = None, **fields) -> list[TrackedJob]:
     """`n` jobs upstream (seen by the key `visible_to` only, if given), tracked with `token`
     and their current snapshot, as tracking would store it."""
     remote = fake_api.add_jobs(n, token=visible_to, **fields)
     now = timezone.now()
     TrackedJob.objects.bulk_create(
-        TrackedJob(workspace=user.personal_workspace, token=token, job_id=body["id"], added_by=user,
-                   snapshot=body, status=body["status"], fetched_at=now, checked_at=now)
+        TrackedJob(
+            workspace=user.personal_workspace,
+            token=token,
+            job_id=body["id"],
+            added_by=user,
+            snapshot=body,
+            status=body["status"],
+            fetched_at=now,
+            checked_at=now,
+        )
         for body in remote
     )
     return list(TrackedJob.objects.filter(job_id__in=[body["id"] for body in remote]))
@@ -81,7 +84,7 @@ def test_many_running_jobs_of_a_token_are_refreshed_by_one_list_call_per_100_job
     jobs = track_many(fake_api, alice, alice_token, 150, total_steps=1000, trained_steps=10)
     for job in jobs:
         fake_api.advance(job.job_id, 7)
-    age(jobs)
+    age(*jobs, seconds=6)
     fake_api.reset_calls()
 
     run_worker()
@@ -105,7 +108,7 @@ def test_a_list_read_also_refreshes_the_tokens_live_jobs_that_were_not_due_yet(f
     due = track_many(fake_api, alice, alice_token, 2, total_steps=1000)
     not_due = track_remote_job(fake_api, alice, alice_token, total_steps=1000)
     finished = track_remote_job(fake_api, alice, alice_token, status="succeeded", total_steps=10, trained_steps=10)
-    age(due)
+    age(*due, seconds=6)
     fake_api.advance(not_due.job_id, 3)
     fake_api.update_job(finished.job_id, suffix="changed-after-it-finished")
     fake_api.reset_calls()
@@ -126,7 +129,7 @@ def test_jobs_beyond_the_pages_worth_reading_are_asked_for_one_by_one(fake_api, 
     new = track_many(fake_api, alice, alice_token, 2, total_steps=1000)
     for job in old + new:
         fake_api.advance(job.job_id, 5)
-    age(old + new)
+    age(*old, *new, seconds=6)
     fake_api.reset_calls()
 
     run_worker()
@@ -143,7 +146,7 @@ def test_a_list_without_progress_fields_never_wipes_a_snapshot_and_is_not_read_a
     jobs = track_many(fake_api, alice, alice_token, 3, total_steps=1000, trained_steps=40)
     for job in jobs:
         fake_api.advance(job.job_id, 2)
-    age(jobs)
+    age(*jobs, seconds=6)
     fake_api.reset_calls()
 
     run_worker()
@@ -155,7 +158,7 @@ def test_a_list_without_progress_fields_never_wipes_a_snapshot_and_is_not_read_a
         assert snapshot["trained_steps"] == 42 and snapshot["total_steps"] == 1000
         assert snapshot["hyperparameters"]["batch_size"] == 32
 
-    age(jobs)
+    age(*jobs, seconds=6)
     fake_api.reset_calls()
     run_worker()
     assert list_calls(fake_api) == [] and len(job_gets(fake_api)) == 3
@@ -169,7 +172,7 @@ def test_an_api_without_the_list_is_asked_job_by_job_and_the_list_is_not_retried
     jobs = track_many(fake_api, alice, alice_token, 4, total_steps=1000)
     for job in jobs:
         fake_api.advance(job.job_id, 9)
-    age(jobs)
+    age(*jobs, seconds=6)
     fake_api.reset_calls()
 
     run_worker()
@@ -179,7 +182,7 @@ def test_an_api_without_the_list_is_asked_job_by_job_and_the_list_is_not_retried
     assert all(stored(job).snapshot["trained_steps"] == 9 and stored(job).refresh_error == "" for job in jobs)
 
     for _ in range(2):
-        age(jobs)
+        age(*jobs, seconds=6)
         fake_api.reset_calls()
         run_worker()
         assert list_calls(fake_api) == [] and len(job_gets(fake_api)) == 4
@@ -188,7 +191,7 @@ def test_an_api_without_the_list_is_asked_job_by_job_and_the_list_is_not_retried
 @pytest.mark.django_db(transaction=True)
 def test_a_429_on_the_list_pauses_the_token_and_its_jobs_wait_without_calls(fake_api, alice, alice_token):
     jobs = track_many(fake_api, alice, alice_token, 3, total_steps=1000)
-    age(jobs)
+    age(*jobs, seconds=6)
     fake_api.reset_calls()
     fake_api.fail_next("429", retry_after=120)
 
@@ -202,7 +205,7 @@ def test_a_429_on_the_list_pauses_the_token_and_its_jobs_wait_without_calls(fake
         assert "rate-limiting this token" in job.refresh_error
         assert job.consecutive_failures == 0 and job.claimed_until is None  # the pause is the backoff
 
-    age(jobs, 60)
+    age(*jobs, seconds=60)
     run_worker()
     assert len(fake_api.job_calls) == 1  # still paused: nobody asked
 
@@ -216,7 +219,7 @@ def test_a_429_on_the_list_pauses_the_token_and_its_jobs_wait_without_calls(fake
 @pytest.mark.django_db(transaction=True)
 def test_a_failing_list_backs_its_jobs_off_once_then_they_are_asked_for_one_by_one(fake_api, alice, alice_token):
     jobs = track_many(fake_api, alice, alice_token, 3, total_steps=1000)
-    age(jobs)
+    age(*jobs, seconds=6)
     fake_api.reset_calls()
     fake_api.fail_next("503")
 
@@ -228,7 +231,7 @@ def test_a_failing_list_backs_its_jobs_off_once_then_they_are_asked_for_one_by_o
         job = stored(job)
         assert "unavailable right now (HTTP 503)" in job.refresh_error and job.consecutive_failures == 1
 
-    age(jobs, 11)  # due again after the backoff
+    age(*jobs, seconds=11)  # due again after the backoff
     fake_api.reset_calls()
     run_worker()
     assert list_calls(fake_api) == [] and len(job_gets(fake_api)) == 3
@@ -238,7 +241,7 @@ def test_a_failing_list_backs_its_jobs_off_once_then_they_are_asked_for_one_by_o
 @pytest.mark.django_db(transaction=True)
 def test_a_rejected_token_is_marked_once_and_its_jobs_say_so(fake_api, alice, alice_token, alice_client):
     jobs = track_many(fake_api, alice, alice_token, 3, total_steps=1000)
-    age(jobs)
+    age(*jobs, seconds=6)
     fake_api.revoke_token(ALICE_SECRET)
     fake_api.reset_calls()
 
@@ -257,7 +260,7 @@ def test_a_job_that_finishes_on_the_list_is_notified_exactly_once(fake_api, alic
         workspace=alice.personal_workspace, kind="email", target="alice@example.com", events=["succeeded"]
     )
     fake_api.advance(finishing.job_id, 10)  # reaches total_steps: succeeded
-    age([finishing, running])
+    age(finishing, running, seconds=6)
     fake_api.reset_calls()
 
     run_worker()
@@ -268,7 +271,7 @@ def test_a_job_that_finishes_on_the_list_is_notified_exactly_once(fake_api, alic
 
     # Later rounds, a page poll and a "Refresh now" see the same finish: no second notification.
     for _ in range(2):
-        age([finishing, running])
+        age(finishing, running, seconds=6)
         run_worker()
     refresh.refresh_if_due(stored(finishing))
     refresh.refresh_now(stored(finishing))
@@ -285,7 +288,7 @@ def test_two_tokens_are_read_from_two_separate_lists(fake_api, alice, alice_toke
     second_jobs = track_many(fake_api, alice, second, 3, visible_to=BOB_SECRET, total_steps=1000)
     for job in first_jobs + second_jobs:
         fake_api.advance(job.job_id, 4)
-    age(first_jobs + second_jobs)
+    age(*first_jobs, *second_jobs, seconds=6)
     fake_api.reset_calls()
 
     run_worker()
@@ -298,7 +301,7 @@ def test_two_tokens_are_read_from_two_separate_lists(fake_api, alice, alice_toke
 @pytest.mark.django_db(transaction=True)
 def test_a_page_poll_does_not_ask_about_a_job_the_worker_is_reading_from_the_list(fake_api, alice, alice_token):
     jobs = track_many(fake_api, alice, alice_token, 2, total_steps=1000)
-    age(jobs)
+    age(*jobs, seconds=6)
     fake_api.reset_calls()
     release = fake_api.hold_next()  # the list call stays in flight until released
 
@@ -335,7 +338,7 @@ def test_a_job_kept_fresh_by_the_list_gets_its_events_while_its_page_is_open_onc
     watched, unwatched = track_many(fake_api, alice, alice_token, 2, total_steps=1000, trained_steps=10)
     for job in (watched, unwatched):
         fake_api.add_event(job.job_id, "Step 10: loss 1.234 <b>not bold</b>")
-    age([watched, unwatched])
+    age(watched, unwatched, seconds=6)
     fake_api.reset_calls()
 
     run_worker()
@@ -364,7 +367,7 @@ def test_a_job_kept_fresh_by_the_list_gets_its_checkpoints_once_per_epoch_for_it
     fake_api.advance(epoch_ended.job_id, 60)  # step 210: the second epoch ended at 200
     fake_api.add_checkpoint(epoch_ended.job_id, step_number=200, metrics={"valid_loss": 0.75})
     fake_api.advance(mid_epoch.job_id, 20)  # step 170: still in the second epoch
-    age([epoch_ended, mid_epoch])
+    age(epoch_ended, mid_epoch, seconds=6)
     fake_api.reset_calls()
 
     run_worker()
@@ -381,7 +384,7 @@ def test_a_job_kept_fresh_by_the_list_gets_its_checkpoints_once_per_epoch_for_it
 
     # The next round, within the same epoch: no checkpoints call.
     fake_api.advance(epoch_ended.job_id, 10)
-    age([epoch_ended, mid_epoch])
+    age(epoch_ended, mid_epoch, seconds=6)
     fake_api.reset_calls()
     run_worker()
     assert len(list_calls(fake_api)) == 1

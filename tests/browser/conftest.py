@@ -21,7 +21,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -33,16 +32,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.chromium import TIMEOUT_MS
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import stop_process
+from tests.support.chromium import TIMEOUT_MS
+from tests.support.fake_tokenfactory import FakeTokenFactory
+from tests.support.server_process import ROOT, free_port, stop_process
 
 try:
     from playwright.sync_api import expect
 except ImportError:  # pragma: no cover - reported by the chromium fixture
     expect = None
 
-ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 VIEWPORT = {"width": 1280, "height": 800}
 
@@ -96,12 +94,6 @@ def _bin(name: str) -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _tail(path: Path, lines: int = 60) -> str:
     """The log's last lines, leaving out the access-log lines of static files."""
     try:
@@ -113,9 +105,7 @@ def _tail(path: Path, lines: int = 60) -> str:
 
 
 def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "username(name): the username of the test's own account (the `user` fixture)"
-    )
+    config.addinivalue_line("markers", "username(name): the username of the test's own account (the `user` fixture)")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -145,8 +135,7 @@ def app_server(chromium_executable, fake_api, tmp_path_factory, pytestconfig) ->
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("FTDASH_", "DJANGO_"))
-        and key not in ("REDIS_URL", "DATABASE_URL", "GUNICORN_CMD_ARGS")
+        if not key.startswith(("FTDASH_", "DJANGO_")) and key not in ("REDIS_URL", "DATABASE_URL", "GUNICORN_CMD_ARGS")
     }
     env.update(
         DJANGO_SETTINGS_MODULE="ftdash.settings",
@@ -160,25 +149,37 @@ def app_server(chromium_executable, fake_api, tmp_path_factory, pytestconfig) ->
         FTDASH_TOKEN_REQUESTS_PER_MINUTE="1000000",
         PYTHONUNBUFFERED="1",
     )
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "w") as log:
         migrate = subprocess.run(
             [_bin("python"), "manage.py", "migrate", "--noinput"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=120,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=120,
         )
         if migrate.returncode != 0:
             pytest.fail(f"manage.py migrate failed:\n{_tail(log_path)}", pytrace=False)
         process = subprocess.Popen(
             [
-                _bin("gunicorn"), "ftdash.wsgi:application",
-                "--workers", "2",
-                "--bind", f"127.0.0.1:{port}",
-                "--graceful-timeout", "3",
-                "--access-logfile", "-",
+                _bin("gunicorn"),
+                "ftdash.wsgi:application",
+                "--workers",
+                "2",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--graceful-timeout",
+                "3",
+                "--access-logfile",
+                "-",
                 *_no_control_socket(),
             ],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     pytestconfig.stash[_SERVER_LOG] = log_path
     server = AppServer(url=url, env=env, log_path=log_path, process=process)
@@ -203,9 +204,7 @@ def _wait_until_up(server: AppServer) -> None:
     deadline = time.monotonic() + 30
     while True:
         if server.process.poll() is not None:
-            pytest.fail(
-                f"gunicorn exited with {server.process.returncode}:\n{_tail(server.log_path)}", pytrace=False
-            )
+            pytest.fail(f"gunicorn exited with {server.process.returncode}:\n{_tail(server.log_path)}", pytrace=False)
         try:
             with urllib.request.urlopen(server.url + "/accounts/login/", timeout=2) as response:
                 if response.status == 200:
@@ -313,7 +312,10 @@ def _account_pool(app_server, first_admin, request) -> dict[str, Account]:
     pool = {item.nodeid: _new_account(number, item) for number, item in enumerate(items, start=1)}
     if pool:
         app_server.manage(
-            "shell", "--no-imports", "-c", _CREATE_ACCOUNTS,
+            "shell",
+            "--no-imports",
+            "-c",
+            _CREATE_ACCOUNTS,
             extra_env={"BROWSER_TEST_ACCOUNTS": json.dumps([[a.username, a.password] for a in pool.values()])},
         )
     return pool
@@ -329,8 +331,12 @@ def user(app_server, _account_pool, request) -> Account:
     if account is None:  # not collected up front (e.g. the test asked for it indirectly)
         account = _new_account(1000 + next(_extra_numbers), request.node)
         app_server.manage(
-            "createsuperuser", "--noinput", "--username", account.username,
-            "--email", f"{account.username}@example.com",
+            "createsuperuser",
+            "--noinput",
+            "--username",
+            account.username,
+            "--email",
+            f"{account.username}@example.com",
             extra_env={"DJANGO_SUPERUSER_PASSWORD": account.password},
         )
     return account
@@ -347,7 +353,7 @@ def api_secret(fake_api) -> str:
 @pytest.fixture
 def dashboard(page, user, api_secret):
     """A page signed in as this test's user, with its API token saved, showing the dashboard."""
-    from tests.browser.pages import save_token, sign_in
+    from tests.support.browser_pages import save_token, sign_in
 
     sign_in(page, user)
     save_token(page, "research", api_secret)

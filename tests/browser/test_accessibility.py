@@ -14,21 +14,25 @@ import re
 import secrets
 import subprocess
 import sys
-from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.browser.accessibility import Audit
-from tests.browser.pages import expect, open_job_page, save_token, sign_in, track_job
-from tests.server_process import ftdash_server
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.accessibility import Audit
+from tests.support.browser_pages import expect, open_job_page, save_token, sign_in, track_job
+from tests.support.server_process import ROOT, ftdash_server
 
 # Pages reached by links from these, too; the last two are linked from nowhere.
-START_PATHS = ["/", "/tokens/", "/teams/", "/notifications/", "/accounts/password_change/",
-               "/accounts/password_change/done/", "/accounts/create/"]
+START_PATHS = [
+    "/",
+    "/tokens/",
+    "/teams/",
+    "/notifications/",
+    "/accounts/password_change/",
+    "/accounts/password_change/done/",
+    "/accounts/create/",
+]
 # Not pages (static files, fragments) or not for this signed-in crawl (signing out, invites).
 # Downloads (exports) are files, not pages.
 SKIP = re.compile(r"^/(static/|accounts/logout/|invite/|jobs/\d+/(card|live)/|jobs/(\d+/)?[\w.-]+\.(json|csv)$)")
@@ -60,16 +64,26 @@ def test_every_signed_in_page_passes_axe(page, user, fake_api, api_secret, app_s
     page.goto("/")
     audit.check(page, "dashboard, no jobs")
     running = fake_api.add_job(
-        token=api_secret, total_steps=400, trained_steps=120, validation_file="file-d1c98e51-0000-0000-0000-000000000000",
+        token=api_secret,
+        total_steps=400,
+        trained_steps=120,
+        validation_file="file-d1c98e51-0000-0000-0000-000000000000",
         from_checkpoint={"type": "hf", "repo": "acme-ml/faq-v1", "revision": "main"},
         integrations=[
             {"type": "wandb", "wandb": {"project": "demo", "entity": "acme-ml", "name": "run-1", "tags": ["sft"]}},
             {"type": "hf", "hf": {"output_repo_name": "acme-ml/support-bot-qwen3-4b"}},
         ],
     )["id"]
-    failed = fake_api.add_job(token=api_secret, status="failed", total_steps=100, trained_steps=40, error=INVALID_FILE_ERROR)["id"]
-    succeeded = fake_api.add_job(token=api_secret, status="succeeded", total_steps=50, trained_steps=50,
-                                 result_files=["file-aaaa1111-0000-0000-0000-000000000000"])["id"]
+    failed = fake_api.add_job(
+        token=api_secret, status="failed", total_steps=100, trained_steps=40, error=INVALID_FILE_ERROR
+    )["id"]
+    succeeded = fake_api.add_job(
+        token=api_secret,
+        status="succeeded",
+        total_steps=50,
+        trained_steps=50,
+        result_files=["file-aaaa1111-0000-0000-0000-000000000000"],
+    )["id"]
     # Its page then shows events, a checkpoints table and curves, one metric missing.
     for step, loss in ((25, 1.2), (50, 0.8)):
         fake_api.add_checkpoint(succeeded, step_number=step, metrics={"train_loss": loss, "valid_loss": float("nan")})
@@ -152,11 +166,19 @@ def production_server(tmp_path_factory, fake_api, chromium_executable):
     """ftdash with DEBUG off and no accounts yet, its static files collected as a deploy does."""
     data_dir = tmp_path_factory.mktemp("production") / "data"
     data_dir.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FTDASH_", "DJANGO_"))
-           and k not in ("DATABASE_URL", "REDIS_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FTDASH_", "DJANGO_")) and k not in ("DATABASE_URL", "REDIS_URL")
+    }
     env.update(DJANGO_SETTINGS_MODULE="ftdash.settings", FTDASH_DATA_DIR=str(data_dir), **PRODUCTION)
-    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
-                   cwd=ROOT, env=env, check=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=300,
+    )
     with ftdash_server(data_dir, api_url=fake_api.url, workers=1, **PRODUCTION) as server:
         yield server
 
@@ -180,8 +202,12 @@ def test_error_and_first_run_pages_pass_axe_with_debug_off(production_server, br
         page.goto("/accounts/signup/")
         audit.check(page, "sign-up")
 
-        server.manage("shell", "-c", "from django.contrib.auth import get_user_model; "
-                      f"get_user_model().objects.create_user('member', password='{PLAIN_PASSWORD}')")
+        server.manage(
+            "shell",
+            "-c",
+            "from django.contrib.auth import get_user_model; "
+            f"get_user_model().objects.create_user('member', password='{PLAIN_PASSWORD}')",
+        )
         page.goto("/accounts/login/")
         page.get_by_label("Username").fill("member")
         page.get_by_label("Password").fill(PLAIN_PASSWORD)

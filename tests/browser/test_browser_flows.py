@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from tests.browser.pages import (
+from tests.support.browser_pages import (
     assert_no_more_requests,
     expect,
     fact,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.pages import expect, job_card, open_job_page, track_job
-from tests.fake_tokenfactory import seed_demo_jobs
+from tests.support.browser_pages import expect, job_card, open_job_page, track_job
+from tests.support.fake_tokenfactory import seed_demo_jobs
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.browser.pages import expect, job_card, open_job_page, track_job
+from tests.support.browser_pages import expect, job_card, open_job_page, track_job
 
 
 @pytest.mark.browser

@@ -16,18 +16,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.browser.pages import expect, live_interval_seconds, sign_in
-from tests.chromium import TIMEOUT_MS
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.postgres_cluster import postgres_cluster
-from tests.server_process import (
-    ADMIN_PASSWORD,
-    create_admin,
-    ftdash_server,
-    post_form,
-    save_token,
-    signed_in_session,
-)
+from tests.support.browser_pages import expect, live_interval_seconds, sign_in
+from tests.support.chromium import TIMEOUT_MS
+from tests.support.fake_tokenfactory import ALIVE, FakeTokenFactory
+from tests.support.postgres_cluster import postgres_cluster
+from tests.support.server_process import ftdash_server
+from tests.support.web_forms import ADMIN_PASSWORD, create_admin, save_token, signed_in_session, track_job
 
 pytestmark = pytest.mark.browser
 
@@ -38,16 +32,19 @@ SECRET = "sk-outage-browser-0123456789-SECRET"
 def site(browser, tmp_path_factory):
     """(the server, its PostgreSQL cluster), with one running job tracked."""
     tmp = tmp_path_factory.mktemp("outage-browser")
-    with postgres_cluster() as cluster, FakeTokenFactory() as api, \
-            ftdash_server(tmp / "data", api_url=api.url, workers=1,
-                          DATABASE_URL=cluster.create_database("ftdash")) as server:
+    with (
+        postgres_cluster() as cluster,
+        FakeTokenFactory() as api,
+        ftdash_server(
+            tmp / "data", api_url=api.url, workers=1, DATABASE_URL=cluster.create_database("ftdash")
+        ) as server,
+    ):
         api.add_token(SECRET)
         create_admin(server)
         session = signed_in_session(server, "admin", ADMIN_PASSWORD)
         token_pk = save_token(session, server, SECRET)
-        remote = api.add_job(steps_per_call=1, total_steps=100_000)  # runs for as long as the test
-        response = post_form(session, server, "/jobs/track/", {"job_id": remote["id"], "token": token_pk})
-        assert f"Now tracking {remote['id']}" in response.text
+        remote = api.add_job(**ALIVE)  # runs for as long as the test
+        track_job(session, server, remote["id"], token_pk)
         yield server, cluster
         with contextlib.suppress(subprocess.CalledProcessError):  # it was running already
             cluster.start()
@@ -61,7 +58,9 @@ class Polls:
         self.sent: list[float] = []
         self.statuses: list[int] = []
         page.on("request", lambda request: self.sent.append(time.monotonic()) if "/live/" in request.url else None)
-        page.on("response", lambda response: self.statuses.append(response.status) if "/live/" in response.url else None)
+        page.on(
+            "response", lambda response: self.statuses.append(response.status) if "/live/" in response.url else None
+        )
 
     def wait_for_status(self, wanted: set[int], timeout_s: float) -> None:
         """Let the page run until a poll gets one of `wanted` (from now on)."""

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from tests.browser.accessibility import Audit
-from tests.browser.pages import expect, job_card, record_requests
+from tests.support.accessibility import Audit
+from tests.support.browser_pages import expect, job_card, record_requests
 
 QWEN, LLAMA = "Qwen/Qwen3-4B", "meta-llama/Llama-3.1-8B-Instruct"
 
@@ -24,8 +24,9 @@ def open_import_page(page) -> None:
 def test_import_with_a_filter_and_select_all_tracks_just_the_matching_jobs(dashboard, fake_api, api_secret):
     page = dashboard
     audit = Audit()
-    wanted = [fake_api.add_job(token=api_secret, status="succeeded", model=QWEN, suffix=f"qa-{n}")["id"]
-              for n in range(3)]
+    wanted = [
+        fake_api.add_job(token=api_secret, status="succeeded", model=QWEN, suffix=f"qa-{n}")["id"] for n in range(3)
+    ]
     others = [fake_api.add_job(token=api_secret, status="running", model=LLAMA)["id"] for _ in range(2)]
     open_import_page(page)
     audit.check(page, "import, nothing read yet")

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.browser.pages import expect, open_job_page, track_job
+from tests.support.browser_pages import expect, open_job_page, track_job
 
 HF_REPO = "acme-ml/support-bot-qwen3-4b"
 TRAINING_FILE = "file-76807105-0000-0000-0000-000000000000"

@@ -19,8 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.browser.accessibility import Audit
-from tests.browser.pages import (
+from tests.support.accessibility import Audit
+from tests.support.browser_pages import (
     assert_no_more_requests,
     expect,
     fact,

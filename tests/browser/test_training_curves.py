@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.pages import expect, open_job_page, track_job
+from tests.support.browser_pages import expect, open_job_page, track_job
 
 
 def _running_job(fake_api, api_secret) -> str:

@@ -63,9 +63,11 @@ def open_job_page(page: Page, job_id: str) -> str:
 
 def fact(container: Locator, label: str) -> Locator:
     """The <dd> next to the <dt> called `label` in a facts list inside `container`."""
-    return container.locator("dl > div").filter(
-        has=container.page.locator("dt").get_by_text(label, exact=True)
-    ).locator("dd")
+    return (
+        container.locator("dl > div")
+        .filter(has=container.page.locator("dt").get_by_text(label, exact=True))
+        .locator("dd")
+    )
 
 
 def record_requests(page: Page, fragment: str) -> list[str]:
@@ -78,7 +80,7 @@ def record_requests(page: Page, fragment: str) -> list[str]:
 def assert_no_more_requests(page: Page, seen: list[str], *, for_ms: int = 3000) -> None:
     before = list(seen)
     page.wait_for_timeout(for_ms)
-    assert seen == before, f"polling went on after the job finished: {seen[len(before):]}"
+    assert seen == before, f"polling went on after the job finished: {seen[len(before) :]}"
 
 
 def live_interval_seconds(page: Page) -> float:

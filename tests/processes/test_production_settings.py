@@ -22,10 +22,10 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import ftdash_server
+from tests.support.fake_tokenfactory import FakeTokenFactory
+from tests.support.server_process import ROOT, ftdash_server
+from tests.support.web_forms import ADMIN_PASSWORD, create_admin
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEY = secrets.token_urlsafe(50)
 FERNET_KEY = Fernet.generate_key().decode()
 PRODUCTION = {
@@ -132,8 +132,10 @@ def test_keys_can_come_from_files(tmp_path):
     (tmp_path / "encryption_keys").write_text(f"{FERNET_KEY}\n{Fernet.generate_key().decode()}\n")
     env = environment(
         tmp_path / "data",
-        FTDASH_SECRET_KEY=None, FTDASH_SECRET_KEY_FILE=str(tmp_path / "secret_key"),
-        FTDASH_ENCRYPTION_KEYS=None, FTDASH_ENCRYPTION_KEYS_FILE=str(tmp_path / "encryption_keys"),
+        FTDASH_SECRET_KEY=None,
+        FTDASH_SECRET_KEY_FILE=str(tmp_path / "secret_key"),
+        FTDASH_ENCRYPTION_KEYS=None,
+        FTDASH_ENCRYPTION_KEYS_FILE=str(tmp_path / "encryption_keys"),
     )
     values = settings_in(env, "SECRET_KEY", "FTDASH_ENCRYPTION_KEYS")
     assert values["SECRET_KEY"] == SECRET_KEY
@@ -155,7 +157,9 @@ def test_a_first_debug_run_generates_private_keys_and_later_runs_reuse_them(tmp_
 
     assert settings_in(trying, "SECRET_KEY", "FTDASH_ENCRYPTION_KEYS", "DEBUG") == first
     # Turning debug off afterwards keeps using them (they are in the data dir now).
-    later = settings_in({k: v for k, v in trying.items() if k != "FTDASH_DEBUG"}, "SECRET_KEY", "FTDASH_ENCRYPTION_KEYS", "DEBUG")
+    later = settings_in(
+        {k: v for k, v in trying.items() if k != "FTDASH_DEBUG"}, "SECRET_KEY", "FTDASH_ENCRYPTION_KEYS", "DEBUG"
+    )
     assert later == {**first, "DEBUG": False}
 
 
@@ -165,10 +169,20 @@ def test_a_first_debug_run_generates_private_keys_and_later_runs_reuse_them(tmp_
 def test_the_site_url_sets_hosts_origins_prefix_and_cookies(tmp_path):
     values = settings_in(
         environment(tmp_path / "data"),
-        "DEBUG", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "FORCE_SCRIPT_NAME",
-        "SESSION_COOKIE_NAME", "CSRF_COOKIE_NAME", "SESSION_COOKIE_PATH", "CSRF_COOKIE_PATH",
-        "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS", "SECURE_SSL_REDIRECT",
-        "BEHIND_PROXY", "TRUSTED_PROXIES",
+        "DEBUG",
+        "ALLOWED_HOSTS",
+        "CSRF_TRUSTED_ORIGINS",
+        "FORCE_SCRIPT_NAME",
+        "SESSION_COOKIE_NAME",
+        "CSRF_COOKIE_NAME",
+        "SESSION_COOKIE_PATH",
+        "CSRF_COOKIE_PATH",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+        "SECURE_HSTS_SECONDS",
+        "SECURE_SSL_REDIRECT",
+        "BEHIND_PROXY",
+        "TRUSTED_PROXIES",
     )
     assert values["DEBUG"] is False
     assert "ml.example.com" in values["ALLOWED_HOSTS"]
@@ -187,8 +201,14 @@ def test_the_site_url_sets_hosts_origins_prefix_and_cookies(tmp_path):
 def test_a_plain_http_site_at_the_root_gets_no_prefix_and_no_https_only_settings(tmp_path):
     values = settings_in(
         environment(tmp_path / "data", FTDASH_SITE_URL="http://10.0.0.5:8000/", FTDASH_BEHIND_PROXY=None),
-        "CSRF_TRUSTED_ORIGINS", "FORCE_SCRIPT_NAME", "SESSION_COOKIE_PATH", "SESSION_COOKIE_SECURE",
-        "SECURE_HSTS_SECONDS", "SECURE_SSL_REDIRECT", "BEHIND_PROXY", "ALLOWED_HOSTS",
+        "CSRF_TRUSTED_ORIGINS",
+        "FORCE_SCRIPT_NAME",
+        "SESSION_COOKIE_PATH",
+        "SESSION_COOKIE_SECURE",
+        "SECURE_HSTS_SECONDS",
+        "SECURE_SSL_REDIRECT",
+        "BEHIND_PROXY",
+        "ALLOWED_HOSTS",
     )
     assert values["CSRF_TRUSTED_ORIGINS"] == ["http://10.0.0.5:8000"]
     assert "10.0.0.5" in values["ALLOWED_HOSTS"]
@@ -244,8 +264,12 @@ def test_every_url_and_redirect_carries_the_prefix(tmp_path):
     pages contain, and every redirect, must put /ftdash back."""
     secret = "sk-prefix-" + secrets.token_hex(8)
     # Its own SQLite database (empty, for the first-run page) whatever the test run's legs use.
-    site = {"FTDASH_SITE_URL": "http://127.0.0.1/ftdash", "DATABASE_URL": "", "REDIS_URL": "",
-            "XDG_RUNTIME_DIR": str(tmp_path)}
+    site = {
+        "FTDASH_SITE_URL": "http://127.0.0.1/ftdash",
+        "DATABASE_URL": "",
+        "REDIS_URL": "",
+        "XDG_RUNTIME_DIR": str(tmp_path),
+    }
     with FakeTokenFactory() as api, ftdash_server(tmp_path / "data", api_url=api.url, **site) as server:
         api.add_token(secret)
         job = api.add_job(token=secret, total_steps=100, trained_steps=40)
@@ -267,8 +291,7 @@ def test_every_url_and_redirect_carries_the_prefix(tmp_path):
         assert get("/").headers["Location"] == "/ftdash/setup/"
         assert_urls_prefixed(get("/setup/"))
 
-        server.env["DJANGO_SUPERUSER_PASSWORD"] = "a-long-passphrase-1"
-        server.manage("createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com")
+        create_admin(server)
         assert get("/").headers["Location"] == "/ftdash/accounts/login/"
         assert get("/tokens/").headers["Location"] == "/ftdash/accounts/login/?next=/ftdash/tokens/"
         expired = get("/live/cards/?v=1.x", headers={"HX-Request": "true", "HX-Current-URL": server.url + "/ftdash/"})
@@ -278,7 +301,7 @@ def test_every_url_and_redirect_carries_the_prefix(tmp_path):
         login_page = get("/accounts/login/")
         assert_urls_prefixed(login_page)
         assert "Path=/ftdash/" in login_page.headers["Set-Cookie"]
-        signed_in = post("/accounts/login/", {"username": "admin", "password": "a-long-passphrase-1"})
+        signed_in = post("/accounts/login/", {"username": "admin", "password": ADMIN_PASSWORD})
         assert (signed_in.status_code, signed_in.headers["Location"]) == (302, "/ftdash/")
 
         saved = post("/tokens/", {"name": "main", "secret": secret})
@@ -294,8 +317,12 @@ def test_every_url_and_redirect_carries_the_prefix(tmp_path):
         assert 'data-live-url="/ftdash/live/cards/"' in dashboard.text
         job_pk = re.search(r'href="/ftdash/jobs/(\d+)/"', dashboard.text).group(1)
 
-        for path in (f"/jobs/{job_pk}/", f"/jobs/{job_pk}/remove/", f"/tokens/{token_pk}/edit/",
-                     f"/tokens/{token_pk}/delete/"):
+        for path in (
+            f"/jobs/{job_pk}/",
+            f"/jobs/{job_pk}/remove/",
+            f"/tokens/{token_pk}/edit/",
+            f"/tokens/{token_pk}/delete/",
+        ):
             assert_urls_prefixed(get(path))
         for path in (f"/live/cards/?v={job_pk}.old", f"/jobs/{job_pk}/live/"):
             assert_urls_prefixed(get(path, headers={"HX-Request": "true"}))

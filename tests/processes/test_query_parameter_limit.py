@@ -15,8 +15,9 @@ import sys
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import ADMIN_PASSWORD, ROOT, create_admin, ftdash_server, signed_in_session
+from tests.support.fake_tokenfactory import FakeTokenFactory
+from tests.support.server_process import ROOT, ftdash_server
+from tests.support.web_forms import ADMIN_PASSWORD, create_admin, signed_in_session
 
 # Short parameters: gunicorn itself refuses a request line over 4,094 bytes, with its own 400.
 TOO_MANY = "&".join(["v"] * 1001)
@@ -31,8 +32,13 @@ def _collect_static(data_dir) -> None:
     """What a deploy does before serving with DEBUG off (hashed static file names)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FTDASH_", "DJANGO_"))}
     env.update(DJANGO_SETTINGS_MODULE="ftdash.settings", FTDASH_DATA_DIR=str(data_dir), **PRODUCTION)
-    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
-                   cwd=ROOT, env=env, check=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("debug", ["true", "false"], ids=["debug-on", "debug-off"])
@@ -46,8 +52,12 @@ def test_a_thousand_and_one_parameters_get_the_plain_400_page(tmp_path, debug):
     with FakeTokenFactory() as api, ftdash_server(data_dir, api_url=api.url, workers=1, **mode) as server:
         create_admin(server)
         session = signed_in_session(server, "admin", ADMIN_PASSWORD)
-        for path, headers in [("/live/cards/", {"HX-Request": "true"}), ("/jobs/compare/", {}),
-                              ("/jobs/export.csv", {}), ("/", {})]:
+        for path, headers in [
+            ("/live/cards/", {"HX-Request": "true"}),
+            ("/jobs/compare/", {}),
+            ("/jobs/export.csv", {}),
+            ("/", {}),
+        ]:
             response = session.get(f"{server.url}{path}?{TOO_MANY}", headers=headers, timeout=30)
             assert response.status_code == 400, (path, response.status_code, response.text[-500:])
             assert "<h1>Bad request</h1>" in response.text, path

@@ -21,9 +21,10 @@ connections (``close_idle_connections``) can be tested.
 
 It is also runnable by hand for trying ftdash without a real API key::
 
-    python -m tests.fake_tokenfactory --port 8765
+    python -m tests.support.fake_tokenfactory --port 8765
 
-Only the standard library is used, so it can be imported anywhere.
+Only the standard library is used (and tests/support/payloads.py for its job bodies,
+tests/support/loopback_server.py for its server), so it can be imported anywhere.
 """
 
 from __future__ import annotations
@@ -43,11 +44,14 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-__all__ = ["Call", "FakeTokenFactory", "FAIL_KINDS", "ManualClock", "seed_demo_jobs"]
+from tests.support.loopback_server import PromptServer
+from tests.support.payloads import default_hyperparameters, default_job_body, new_file_id, new_job_id
+
+__all__ = ["ALIVE", "Call", "FakeTokenFactory", "FAIL_KINDS", "ManualClock", "seed_demo_jobs"]
 
 JOBS_PREFIX = ["v1", "fine_tuning", "jobs"]
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
@@ -80,6 +84,9 @@ FAIL_KINDS = frozenset(
     }
 )
 
+#: ``add_job(**ALIVE)``: a running job that moves on every GET and never finishes by itself.
+ALIVE = {"steps_per_call": 1, "total_steps": 100_000}
+
 #: The size of a "huge" answer unless fail_next says otherwise: the 400 MB of issue 17.
 HUGE_ANSWER_BYTES = 400 * 1024 * 1024
 
@@ -98,71 +105,6 @@ def _nginx_page(status: int) -> bytes:
         f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
         "</body>\r\n</html>\r\n"
     ).encode()
-
-
-def new_job_id() -> str:
-    """A job id in Token Factory's format: ``ftjob-`` + 32 lowercase hex chars."""
-    return "ftjob-" + uuid.uuid4().hex
-
-
-def new_file_id() -> str:
-    """A file id in Token Factory's format: ``file-<uuid>``."""
-    return f"file-{uuid.uuid4()}"
-
-
-def default_hyperparameters() -> dict[str, Any]:
-    """The supervised LoRA hyperparameters observed on a real job."""
-    return {
-        "batch_size": 32,
-        "n_epochs": 10,
-        "learning_rate": 1e-05,
-        "warmup_ratio": 0.0,
-        "weight_decay": 0.0,
-        "lora": True,
-        "lora_r": 16,
-        "lora_alpha": 16,
-        "lora_dropout": 0.0,
-        "packing": True,
-        "max_grad_norm": 1.0,
-        "context_length": 8192,
-    }
-
-
-def default_job_body(job_id: str, created_at: int) -> dict[str, Any]:
-    """A realistic FineTuningJob body (see the API README), before any overrides."""
-    return {
-        "id": job_id,
-        "object": "fine_tuning.job",
-        "created_at": created_at,
-        "error": None,
-        "finished_at": None,
-        "hyperparameters": default_hyperparameters(),
-        "model": "Qwen/Qwen3-4B",
-        "organization_id": "",
-        "result_files": [],
-        "seed": 42,
-        "status": "running",
-        "trained_tokens": 0,
-        "training_file": new_file_id(),
-        "validation_file": new_file_id(),
-        "estimated_finish": None,
-        "integrations": None,
-        "method": None,
-        "suffix": "",
-        "trained_steps": 0,
-        "total_steps": None,
-    }
-
-
-OBSERVED_JOB_ID = "ftjob-c7cc1f8df48144aeb180a5bf5818dc81"
-
-
-def observed_job() -> dict[str, Any]:
-    """The job the API README shows, as observed on the real API (a fresh copy each call)."""
-    body = default_job_body(OBSERVED_JOB_ID, 1753341502)
-    body["training_file"] = "file-76807105-0000-0000-0000-000000000000"
-    body["validation_file"] = "file-d1c98e51-0000-0000-0000-000000000000"
-    return body
 
 
 class ManualClock:
@@ -316,10 +258,7 @@ class FakeTokenFactory:
         server = _Server((host, port), _Handler)
         server.fake = self
         thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.01},  # stop() returns within ~10 ms
-            name=f"fake-tokenfactory:{server.server_address[1]}",
-            daemon=True,
+            target=server.serve_until_stopped, name=f"fake-tokenfactory:{server.server_address[1]}", daemon=True
         )
         thread.start()
         self._server, self._thread = server, thread
@@ -330,7 +269,7 @@ class FakeTokenFactory:
         server, thread = self._server, self._thread
         self._server = self._thread = None
         if server is not None:
-            server.shutdown()
+            server.stop_serving()
             server.server_close()
         # Kept-alive connections would otherwise go on being answered after the server stopped.
         with self._lock:
@@ -520,7 +459,9 @@ class FakeTokenFactory:
             job.checkpoints.append(checkpoint)
             return copy.deepcopy(checkpoint)
 
-    def add_event(self, job_id: str, message: str, *, level: str = "info", created_at: int | None = None) -> dict[str, Any]:
+    def add_event(
+        self, job_id: str, message: str, *, level: str = "info", created_at: int | None = None
+    ) -> dict[str, Any]:
         """Record an event of the job (now, unless ``created_at`` is given) and return it as served."""
         with self._lock:
             job = self._get(job_id)
@@ -580,9 +521,7 @@ class FakeTokenFactory:
         if count < 1:
             raise ValueError("count must be >= 1")
         with self._lock:
-            self._failures.append(
-                _Failure(kind, job_id, count, retry_after, delay, size=size, dribble_for=dribble_for)
-            )
+            self._failures.append(_Failure(kind, job_id, count, retry_after, delay, size=size, dribble_for=dribble_for))
 
     def hold_next(self, *, job_id: str | None = None, longest: float = 120.0) -> threading.Event:
         """Keep the next request (for ``job_id`` only, or any) waiting for its normal answer until
@@ -615,13 +554,22 @@ class FakeTokenFactory:
 
     # ------------------------------------------------------------------ files, models, cancel
 
-    def add_file(self, file_id: str | None = None, *, filename: str = "train.jsonl", size: int = 1024,
-                 **fields: Any) -> dict[str, Any]:
+    def add_file(
+        self, file_id: str | None = None, *, filename: str = "train.jsonl", size: int = 1024, **fields: Any
+    ) -> dict[str, Any]:
         """Serve ``GET /v1/files/{id}`` for this file (others answer 404); returns the file object."""
         with self._lock:
             file_id = file_id or new_file_id()
-            body = {"id": file_id, "object": "file", "bytes": size, "created_at": int(time.time()),
-                    "filename": filename, "purpose": "fine-tune", "status": "processed", **fields}
+            body = {
+                "id": file_id,
+                "object": "file",
+                "bytes": size,
+                "created_at": int(time.time()),
+                "filename": filename,
+                "purpose": "fine-tune",
+                "status": "processed",
+                **fields,
+            }
             self._files[file_id] = body
             return copy.deepcopy(body)
 
@@ -630,13 +578,26 @@ class FakeTokenFactory:
         with self._lock:
             self._files_supported = bool(supported)
 
-    def add_model(self, *, job_id: str, checkpoint_id: str | None = None, status: str = "active",
-                  name: str | None = None, **fields: Any) -> dict[str, Any]:
+    def add_model(
+        self,
+        *,
+        job_id: str,
+        checkpoint_id: str | None = None,
+        status: str = "active",
+        name: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
         """List a custom model deployed from a job's checkpoint in ``GET /v0/models``."""
         with self._lock:
-            entry = {"id": f"model-{uuid.uuid4().hex[:12]}", "object": "model",
-                     "name": name or f"custom-{uuid.uuid4().hex[:6]}", "job_id": job_id,
-                     "checkpoint_id": checkpoint_id, "status": status, **fields}
+            entry = {
+                "id": f"model-{uuid.uuid4().hex[:12]}",
+                "object": "model",
+                "name": name or f"custom-{uuid.uuid4().hex[:6]}",
+                "job_id": job_id,
+                "checkpoint_id": checkpoint_id,
+                "status": status,
+                **fields,
+            }
             self._models.append(entry)
             return copy.deepcopy(entry)
 
@@ -664,9 +625,15 @@ class FakeTokenFactory:
         what rides along with a refresh (events, checkpoints, file names, deployed models)."""
         with self._lock:
             return [
-                c for c in self._calls
+                c
+                for c in self._calls
                 if c.path.startswith("/v1/fine_tuning/jobs") and not c.path.endswith(("/events", "/checkpoints"))
             ]
+
+    def calls_with(self, token: str) -> list[Call]:
+        """The requests that carried ``token`` as their bearer token."""
+        with self._lock:
+            return [c for c in self._calls if c.token == token]
 
     def calls_for(self, job_id: str, *, training_log: bool = False) -> list[Call]:
         """The requests that addressed ``job_id`` (the job itself or its sub-resources).
@@ -676,7 +643,8 @@ class FakeTokenFactory:
         """
         with self._lock:
             return [
-                c for c in self._calls
+                c
+                for c in self._calls
                 if c.job_id == job_id and (training_log or not c.path.endswith(("/events", "/checkpoints")))
             ]
 
@@ -980,9 +948,7 @@ class FakeTokenFactory:
             for job in items:
                 self._advance(job, now, on_get=False)
             fields = self._list_fields
-            data = [
-                {k: v for k, v in j.body.items() if fields is None or k in fields} for j in items
-            ]
+            data = [{k: v for k, v in j.body.items() if fields is None or k in fields} for j in items]
             return _json_response(200, {"object": "list", "data": copy.deepcopy(data), "has_more": has_more})
         job = self._jobs.get(job_id or "")
         if job is None or not self._visible(job, token):
@@ -1089,9 +1055,7 @@ def _failure_response(failure: _Failure) -> _Response:
     elif kind == "422":
         response = _validation_error(["path", "job_id"], "Invalid fine-tuning job id")
     elif kind == "429":
-        response = _json_response(
-            429, {"detail": "Rate limit exceeded"}, {"x-ratelimit-remaining-requests": "0"}
-        )
+        response = _json_response(429, {"detail": "Rate limit exceeded"}, {"x-ratelimit-remaining-requests": "0"})
     elif kind == "500":
         response = _json_response(500, {"detail": "Internal Server Error"})
     elif kind == "503":
@@ -1118,7 +1082,7 @@ def _failure_response(failure: _Failure) -> _Response:
     return response
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(PromptServer):
     daemon_threads = True  # a hung or sleeping handler never blocks stop() or interpreter exit
     block_on_close = False
     request_queue_size = 128  # the default backlog of 5 stalls concurrent clients for a 1 s SYN retry
@@ -1271,7 +1235,12 @@ def seed_demo_jobs(fake: FakeTokenFactory, *, token: str | None = None) -> dict[
         integrations=[
             {
                 "type": "wandb",
-                "wandb": {"project": "ftdash-demo", "entity": "acme-ml", "name": "support-bot-qwen3-4b", "tags": ["demo"]},
+                "wandb": {
+                    "project": "ftdash-demo",
+                    "entity": "acme-ml",
+                    "name": "support-bot-qwen3-4b",
+                    "tags": ["demo"],
+                },
             },
             {"type": "hf", "hf": {"output_repo_name": "acme-ml/support-bot-qwen3-4b"}},
         ],
@@ -1357,7 +1326,7 @@ def seed_demo_jobs(fake: FakeTokenFactory, *, token: str | None = None) -> dict[
 def main(argv: list[str] | None = None) -> int:
     """Run the fake in the foreground with demo jobs until Ctrl-C."""
     parser = argparse.ArgumentParser(
-        prog="python -m tests.fake_tokenfactory",
+        prog="python -m tests.support.fake_tokenfactory",
         description="A fake Token Factory fine-tuning API for trying ftdash without a real API key.",
     )
     parser.add_argument("--host", default="127.0.0.1")

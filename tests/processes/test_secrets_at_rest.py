@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import re
 
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import ADMIN_PASSWORD, create_admin, ftdash_server, post_form, signed_in_session
+from tests.support.fake_tokenfactory import FakeTokenFactory
+from tests.support.server_process import ftdash_server
+from tests.support.web_forms import ADMIN_PASSWORD, create_admin, post_form, signed_in_session
 
 SECRET = "sk-live-PLAINTEXT-never-on-disk-7Qz9"
 

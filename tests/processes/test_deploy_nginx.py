@@ -36,12 +36,11 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from tests.chromium import TIMEOUT_MS, unavailable
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import wait_for
+from tests.support.chromium import TIMEOUT_MS, unavailable
+from tests.support.fake_tokenfactory import FakeTokenFactory
+from tests.support.server_process import BIN, ROOT, free_port
+from tests.support.waiting import wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 SHIPPED_SITE = ROOT / "deploy" / "nginx" / "ftdash.conf"
 PREFIX = "/ftdash"
 ONE_YEAR = 365 * 24 * 3600
@@ -57,12 +56,6 @@ def _tool(name: str) -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _tail(path: Path, lines: int = 60) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -73,8 +66,9 @@ def _tail(path: Path, lines: int = 60) -> str:
 # ---------------------------------------------------------------------------- nginx config
 
 
-def render_site(shipped: str, *, http_port: int, https_port: int, app_port: int, cert: Path, key: Path,
-                access_log: Path) -> str:
+def render_site(
+    shipped: str, *, http_port: int, https_port: int, app_port: int, cert: Path, key: Path, access_log: Path
+) -> str:
     """The shipped site with only what differs on a test machine replaced.
 
     Each substitution must hit exactly one line: if the shipped file changes shape, this fails
@@ -94,8 +88,12 @@ def render_site(shipped: str, *, http_port: int, https_port: int, app_port: int,
         text, count = re.subn(pattern, replacement, text, flags=re.MULTILINE)
         assert count == 1, f"{SHIPPED_SITE}: expected one line matching {pattern!r}, found {count}"
     # Both servers log (with invite secrets redacted) to the same file.
-    text, count = re.subn(r"^(\s*)access_log /var/log/nginx/ftdash\.access\.log ftdash_redacted;",
-                          rf"\g<1>access_log {access_log} ftdash_redacted;", text, flags=re.MULTILINE)
+    text, count = re.subn(
+        r"^(\s*)access_log /var/log/nginx/ftdash\.access\.log ftdash_redacted;",
+        rf"\g<1>access_log {access_log} ftdash_redacted;",
+        text,
+        flags=re.MULTILINE,
+    )
     assert count == 2, f"{SHIPPED_SITE}: expected an access_log line in each of its two servers, found {count}"
     return text
 
@@ -104,7 +102,9 @@ def nginx_main_conf(tmp: Path, site: Path) -> str:
     """A minimal nginx.conf around the site: everything nginx writes stays under `tmp`."""
     # As root, nginx would run its workers as `nobody`, which cannot enter pytest's 0700 tmp dirs.
     user = "user root root;\n" if os.geteuid() == 0 else ""
-    temp = "\n".join(f"    {kind}_temp_path {tmp / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "\n".join(
+        f"    {kind}_temp_path {tmp / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     return (
         f"{user}worker_processes 1;\n"
         "events { worker_connections 256; }\n"
@@ -172,17 +172,36 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
 
     cert, key = nginx_dir / "cert.pem", nginx_dir / "key.pem"
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
 
-    http_port, https_port, app_port = _free_port(), _free_port(), _free_port()
+    http_port, https_port, app_port = free_port(), free_port(), free_port()
     origin = f"https://127.0.0.1:{https_port}"
     with FakeTokenFactory() as api:
         # Production mode, as `make serve` under systemd: no FTDASH_DEBUG, keys given.
         env = {
-            k: v for k, v in os.environ.items()
+            k: v
+            for k, v in os.environ.items()
             if not k.startswith(("FTDASH_", "DJANGO_")) and k not in ("DATABASE_URL", "REDIS_URL")
         }
         env.update(
@@ -205,34 +224,65 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         app_log = tmp / "gunicorn.log"
         with app_log.open("w") as log:
             for args in (["migrate", "--noinput"], ["collectstatic", "--noinput", "--verbosity", "0"]):
-                done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
-                                      stdout=log, stderr=subprocess.STDOUT, timeout=120)
+                done = subprocess.run(
+                    [sys.executable, "manage.py", *args],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=120,
+                )
                 if done.returncode != 0:
                     pytest.fail(f"manage.py {args[0]} failed:\n{_tail(app_log)}", pytrace=False)
             app = subprocess.Popen(
                 [str(BIN / "gunicorn"), "--config", "ftdash/gunicorn.conf.py", "ftdash.wsgi:application"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         try:
             _wait_for(lambda: _port_open(app_port), app, "gunicorn", app_log)
 
             site_conf = nginx_dir / "ftdash.conf"
-            site_conf.write_text(render_site(SHIPPED_SITE.read_text(), http_port=http_port, https_port=https_port,
-                                             app_port=app_port, cert=cert, key=key,
-                                             access_log=nginx_dir / "ftdash.access.log"))
+            site_conf.write_text(
+                render_site(
+                    SHIPPED_SITE.read_text(),
+                    http_port=http_port,
+                    https_port=https_port,
+                    app_port=app_port,
+                    cert=cert,
+                    key=key,
+                    access_log=nginx_dir / "ftdash.access.log",
+                )
+            )
             main_conf = nginx_dir / "nginx.conf"
             main_conf.write_text(nginx_main_conf(nginx_dir, site_conf))
             error_log = nginx_dir / "error.log"
             proxy = subprocess.Popen(
-                [nginx, "-p", str(nginx_dir), "-c", str(main_conf),
-                 "-g", f"daemon off; pid {nginx_dir / 'nginx.pid'}; error_log {error_log};"],
-                stdout=subprocess.DEVNULL, stderr=error_log.open("a"),
+                [
+                    nginx,
+                    "-p",
+                    str(nginx_dir),
+                    "-c",
+                    str(main_conf),
+                    "-g",
+                    f"daemon off; pid {nginx_dir / 'nginx.pid'}; error_log {error_log};",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=error_log.open("a"),
             )
             try:
                 _wait_for(lambda: _port_open(https_port) and _port_open(http_port), proxy, "nginx", error_log)
                 yield Stack(
-                    site=origin + PREFIX, origin=origin, http_origin=f"http://127.0.0.1:{http_port}",
-                    app_port=app_port, cert=cert, api=api, app_log=app_log, nginx_dir=nginx_dir,
+                    site=origin + PREFIX,
+                    origin=origin,
+                    http_origin=f"http://127.0.0.1:{http_port}",
+                    app_port=app_port,
+                    cert=cert,
+                    api=api,
+                    app_log=app_log,
+                    nginx_dir=nginx_dir,
                 )
             finally:
                 _stop(proxy, signal.SIGQUIT)  # graceful: lets open connections finish
@@ -276,7 +326,9 @@ def test_the_proxy_serves_ftdash_under_its_prefix(stack, https):
     response = https.get(stack.site + "/", allow_redirects=False, timeout=60)
     assert response.status_code == 302, _report(stack)
     assert response.headers["Location"] in ("/ftdash/setup/", "/ftdash/accounts/login/")
-    response = https.get(stack.site + "/live/cards/?v=1.x", headers={"HX-Request": "true"}, allow_redirects=False, timeout=60)
+    response = https.get(
+        stack.site + "/live/cards/?v=1.x", headers={"HX-Request": "true"}, allow_redirects=False, timeout=60
+    )
     assert response.status_code == 401
     assert response.headers["HX-Redirect"].startswith("/ftdash/accounts/login/?next=")
 
@@ -360,7 +412,9 @@ def test_in_a_browser_through_nginx_first_admin_token_and_live_job(stack, browse
         page.get_by_role("link", name="Dashboard", exact=True).click()
         job_id = stack.api.add_job(token=secret, total_steps=100, trained_steps=40, suffix="behind-nginx")["id"]
         polls: list[tuple[float, str, int]] = []
-        page.on("response", lambda r: polls.append((time.monotonic(), r.url, r.status)) if "/live/cards/" in r.url else None)
+        page.on(
+            "response", lambda r: polls.append((time.monotonic(), r.url, r.status)) if "/live/cards/" in r.url else None
+        )
         page.get_by_label("Job ID").fill(job_id)
         page.get_by_role("button", name="Track job").click()
         expect(page.get_by_role("status")).to_contain_text(f"Now tracking {job_id}.")
@@ -446,14 +500,20 @@ def test_healthz_answers_plain_http_on_the_app_port(stack):
         response = _direct(stack, "/healthz", source=source, headers={})
         assert (response.status, response.body) == (200, b"ok\n"), (source, response.status, response.getheaders())
         response = _direct(stack, "/readyz", source=source, headers={})
-        assert response.status == 200 and b'"database": "ok"' in response.body, (source, response.status, response.getheaders())
+        assert response.status == 200 and b'"database": "ok"' in response.body, (
+            source,
+            response.status,
+            response.getheaders(),
+        )
 
 
 def test_invite_secrets_stay_out_of_the_proxy_and_app_logs(stack, https):
     secret = "InviteSecret" + secrets.token_urlsafe(16)
     invite = f"{stack.site}/invite/{secret}/"
     assert https.get(invite, timeout=60).status_code == 404  # no such invite: still a secret-shaped path
-    assert https.get(stack.http_origin + f"/ftdash/invite/{secret}/", allow_redirects=False, timeout=60).status_code == 301
+    assert (
+        https.get(stack.http_origin + f"/ftdash/invite/{secret}/", allow_redirects=False, timeout=60).status_code == 301
+    )
     https.get(stack.site + "/accounts/login/", headers={"Referer": invite}, timeout=60)
     https.get(stack.site + "/healthz", timeout=60)  # a last line, so the ones before are surely written
 

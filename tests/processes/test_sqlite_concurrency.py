@@ -20,17 +20,10 @@ import pytest
 import requests
 from django.db import connection
 
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import (
-    ADMIN_PASSWORD,
-    create_admin,
-    ftdash_server,
-    save_token,
-    signed_in_session,
-    start_worker,
-    stop_process,
-    wait_for,
-)
+from tests.support.fake_tokenfactory import FakeTokenFactory
+from tests.support.server_process import ftdash_server, start_worker, stop_process
+from tests.support.waiting import wait_for
+from tests.support.web_forms import ADMIN_PASSWORD, create_admin, save_token, signed_in_session
 
 pytestmark = pytest.mark.skipif(connection.vendor != "sqlite", reason="the SQLite leg")
 
@@ -89,8 +82,11 @@ class Writer(threading.Thread):
 
     def _track_and_relabel(self, session: requests.Session, round_number: int) -> None:
         remote = self.api.add_job(suffix=f"w{self.number}-{round_number}", **ALIVE)
-        tracked = self._post("/jobs/track/", {"job_id": remote["id"], "token": self.token_pk,
-                                              "label": f"writer {self.number} round {round_number}"}, session)
+        tracked = self._post(
+            "/jobs/track/",
+            {"job_id": remote["id"], "token": self.token_pk, "label": f"writer {self.number} round {round_number}"},
+            session,
+        )
         if f"Now tracking {remote['id']}" not in tracked.text:
             self.failures.append(f"tracking {remote['id']} answered without saying so")
             return
@@ -123,16 +119,21 @@ def test_twenty_writers_and_the_worker_for_twenty_seconds_see_no_error(tmp_path)
         "FTDASH_WORKER_INTERVAL_SECONDS": "0.2",
         "FTDASH_REFRESH_SECONDS": "1",
     }
-    with FakeTokenFactory() as api, \
-            ftdash_server(tmp_path / "data", api_url=api.url, workers=4, **settings_env) as server:
+    with (
+        FakeTokenFactory() as api,
+        ftdash_server(tmp_path / "data", api_url=api.url, workers=4, **settings_env) as server,
+    ):
         api.add_token(SECRET)
         create_admin(server)
         token_pk = save_token(signed_in_session(server, "admin", ADMIN_PASSWORD), server, SECRET)
         worker_log = tmp_path / "worker.log"
         worker = start_worker(server, worker_log)
         try:
-            wait_for(lambda: server.sql("SELECT count(*) FROM jobs_workerheartbeat")[0][0],
-                     timeout=60, what="the worker's first round")
+            wait_for(
+                lambda: server.sql("SELECT count(*) FROM jobs_workerheartbeat")[0][0],
+                timeout=60,
+                what="the worker's first round",
+            )
             writers = [Writer(n, server, api, token_pk) for n in range(WRITERS)]
             until = time.monotonic() + LOAD_SECONDS
             for writer in writers:

@@ -17,21 +17,28 @@ from pathlib import Path
 import pytest
 
 from bench.run import BEGIN, END
+from tests.support.server_process import ROOT
 
 pytestmark = pytest.mark.bench
 
-ROOT = Path(__file__).resolve().parent.parent
 PROSE = f"# Benchmarks\n\nProse written by hand.\n\n{BEGIN}\nthe figures of an older run\n{END}\n\nMore prose.\n"
 
 
 def run_smoke(tmp_path: Path, script: str) -> str:
     output = tmp_path / "BENCHMARKS.md"
     output.write_text(PROSE)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("FTDASH_", "DJANGO_")) and k not in ("DATABASE_URL", "REDIS_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FTDASH_", "DJANGO_")) and k not in ("DATABASE_URL", "REDIS_URL")
+    }
     result = subprocess.run(
         [sys.executable, "bench/run.py", "--smoke", "--only", script, "--output", str(output)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-5000:]
     text = output.read_text()

@@ -7,8 +7,10 @@ import signal
 import textwrap
 import time
 
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import ADMIN_PASSWORD, ftdash_server, start_worker, wait_for
+from tests.support.fake_tokenfactory import FakeTokenFactory
+from tests.support.server_process import ftdash_server, start_worker
+from tests.support.waiting import wait_for
+from tests.support.web_forms import ADMIN_PASSWORD
 
 SECRET = "sk-watch-0123456789-SECRET-wt77"
 
@@ -27,27 +29,40 @@ NotificationChannel.objects.create(workspace=workspace, kind="email", target="te
 
 
 def test_two_workers_track_and_notify_a_new_job_once(tmp_path):
-    with FakeTokenFactory() as api, ftdash_server(
-        tmp_path / "data", api_url=api.url, workers=1,
-        FTDASH_WORKER_INTERVAL_SECONDS="0.1", FTDASH_DISCOVERY_SECONDS="1", FTDASH_API_RETRIES="0",
-    ) as server:
+    with (
+        FakeTokenFactory() as api,
+        ftdash_server(
+            tmp_path / "data",
+            api_url=api.url,
+            workers=1,
+            FTDASH_WORKER_INTERVAL_SECONDS="0.1",
+            FTDASH_DISCOVERY_SECONDS="1",
+            FTDASH_API_RETRIES="0",
+        ) as server,
+    ):
         api.add_token(SECRET)
         api.add_job(created_at=int(time.time()) - 3600, suffix="nightly-old")  # before the watch
         server.manage("shell", "-c", textwrap.dedent(SETUP % {"password": ADMIN_PASSWORD, "secret": SECRET}))
         logs = [tmp_path / "a.log", tmp_path / "b.log"]
         workers = [start_worker(server, log) for log in logs]
         try:
-            wait_for(lambda: len([c for c in api.calls if c.path == "/v1/fine_tuning/jobs"]) >= 2,
-                     what="the watch to list the jobs")
+            wait_for(
+                lambda: len([c for c in api.calls if c.path == "/v1/fine_tuning/jobs"]) >= 2,
+                what="the watch to list the jobs",
+            )
             new = api.add_job(suffix="nightly-42")
             api.add_job(suffix="experiment-1")  # the pattern leaves it out
             wait_for(lambda: server.sql("SELECT job_id FROM jobs_trackedjob"), what="the new job to be tracked")
             looks = len([c for c in api.calls if c.path == "/v1/fine_tuning/jobs"])
             # A few more looks by either worker: nothing is tracked or notified twice.
-            wait_for(lambda: len([c for c in api.calls if c.path == "/v1/fine_tuning/jobs"]) >= looks + 3,
-                     timeout=60, what="more looks at the list")
-            wait_for(lambda: server.sql("SELECT state FROM jobs_delivery") == [("sent",)],
-                     what="the notification to be sent")
+            wait_for(
+                lambda: len([c for c in api.calls if c.path == "/v1/fine_tuning/jobs"]) >= looks + 3,
+                timeout=60,
+                what="more looks at the list",
+            )
+            wait_for(
+                lambda: server.sql("SELECT state FROM jobs_delivery") == [("sent",)], what="the notification to be sent"
+            )
         finally:
             for worker in workers:
                 worker.send_signal(signal.SIGTERM)

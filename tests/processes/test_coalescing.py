@@ -9,8 +9,9 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import ADMIN_PASSWORD, create_admin, ftdash_server, post_form, save_token, signed_in_session
+from tests.support.fake_tokenfactory import FakeTokenFactory
+from tests.support.server_process import ftdash_server
+from tests.support.web_forms import ADMIN_PASSWORD, create_admin, post_form, save_token, signed_in_session
 
 SECRET = "sk-coalesce-0123456789-wxyz"
 POLLS_PER_VIEWER = 15
@@ -39,9 +40,7 @@ def test_viewers_across_gunicorn_workers_cause_one_call_per_interval(tmp_path):
             statuses = []
             started = time.monotonic()
             while len(statuses) < POLLS_PER_VIEWER or time.monotonic() - started < 6.5:
-                response = session.get(
-                    f"{server.url}/jobs/{job_pk}/live/", headers={"HX-Request": "true"}, timeout=60
-                )
+                response = session.get(f"{server.url}/jobs/{job_pk}/live/", headers={"HX-Request": "true"}, timeout=60)
                 statuses.append(response.status_code)
                 time.sleep(0.05)
             return statuses

@@ -19,12 +19,13 @@ import signal
 import pytest
 import requests
 
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import ftdash_server, post_form, start_worker, wait_for
-from tests.test_notifications import Receiver
+from tests.support.fake_tokenfactory import ALIVE, FakeTokenFactory
+from tests.support.server_process import ftdash_server, start_worker
+from tests.support.waiting import wait_for
+from tests.support.web_forms import add_channel, first_run, save_token, track_job
+from tests.support.webhooks import Receiver
 
 SECRET = "sk-e2e-worker-0123456789-SECRET-e2e9"
-ALIVE = {"steps_per_call": 1, "total_steps": 100_000}  # moves on every refresh, never finishes alone
 EMAIL_RE = re.compile(r"^Content-Type: text/plain.*?^-{79}$", re.S | re.M)
 PASSWORD = "a-long-Passphrase-for-e2e"
 ERROR = {"code": "invalid_training_file", "message": "Line 17 has no messages list", "param": "training_file"}
@@ -64,18 +65,16 @@ class Site:
     def track(self, **fields) -> tuple[dict, int]:
         """Add a job upstream and track it through the dashboard's form; (remote job, pk)."""
         remote = self.api.add_job(**fields)
-        response = post_form(self.session, self.server, "/jobs/track/",
-                             {"job_id": remote["id"], "token": self.token_pk})
-        assert response.status_code == 200 and f"Now tracking {remote['id']}" in response.text
-        pk = int(re.search(rf'<a class="job-id" href="/jobs/(\d+)/">{remote["id"]}</a>', response.text).group(1))
-        return remote, pk
+        return remote, track_job(self.session, self.server, remote["id"], self.token_pk)
 
     def posts_for(self, job_id: str) -> list[dict]:
         return [body for body in self.receiver.json() if body.get("job_id") == job_id]
 
     def emails(self) -> list[str]:
         """Every message the workers wrote to their logs (Django's console email backend)."""
-        return [m for log in self.worker_logs if log.exists() for m in EMAIL_RE.findall(log.read_text(errors="replace"))]
+        return [
+            m for log in self.worker_logs if log.exists() for m in EMAIL_RE.findall(log.read_text(errors="replace"))
+        ]
 
     def emails_for(self, job_id: str) -> list[str]:
         return [message for message in self.emails() if job_id in message]
@@ -99,23 +98,18 @@ def site(tmp_path_factory):
         # One GET per job: `refreshes` counts them (list reads: test_worker_lists.py).
         "FTDASH_WORKER_LIST_READS": "false",
     }
-    with FakeTokenFactory() as api, Receiver() as receiver, \
-            ftdash_server(tmp / "data", api_url=api.url, workers=1, **settings_env) as server:
+    with (
+        FakeTokenFactory() as api,
+        Receiver() as receiver,
+        ftdash_server(tmp / "data", api_url=api.url, workers=1, **settings_env) as server,
+    ):
         api.add_token(SECRET)
         session = requests.Session()
-        session.get(server.url + "/setup/")
-        response = post_form(session, server, "/setup/",
-                             {"username": "admin", "password1": PASSWORD, "password2": PASSWORD})
-        assert response.status_code == 200 and "/tokens/" in response.url
-        response = post_form(session, server, "/tokens/", {"name": "main", "secret": SECRET})
-        token_pk = int(re.search(r"/tokens/(\d+)/test/", response.text).group(1))
-        page = session.get(server.url + "/notifications/").text
-        workspace_pk = re.search(r"/notifications/workspaces/(\d+)/channels/", page).group(1)
-        for data in ({"kind": "webhook", "url": receiver.url},
-                     {"kind": "email", "email": "ml-team@example.com"}):
+        first_run(session, server, "admin", PASSWORD)
+        token_pk = save_token(session, server, SECRET)
+        for data in ({"kind": "webhook", "url": receiver.url}, {"kind": "email", "email": "ml-team@example.com"}):
             data["events"] = ["succeeded", "failed", "cancelled", "stalled"]
-            response = post_form(session, server, f"/notifications/workspaces/{workspace_pk}/channels/", data)
-            assert response.status_code == 200 and "Added" in response.text, response.text[-2000:]
+            add_channel(session, server, data)
 
         site = Site(api, server, session, receiver, tmp)
         site.token_pk = token_pk

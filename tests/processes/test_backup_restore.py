@@ -14,16 +14,9 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from tests.fake_tokenfactory import FakeTokenFactory
-from tests.server_process import (
-    ADMIN_PASSWORD,
-    ROOT,
-    create_admin,
-    ftdash_server,
-    post_form,
-    save_token,
-    signed_in_session,
-)
+from tests.support.fake_tokenfactory import FakeTokenFactory
+from tests.support.server_process import ROOT, ftdash_server
+from tests.support.web_forms import ADMIN_PASSWORD, create_admin, post_form, save_token, signed_in_session
 
 SECRET = "sk-backup-test-0123456789-abcd"
 KEYS = {
@@ -86,7 +79,9 @@ def test_a_postgres_backup_restores_into_a_fresh_database(tmp_path):
     import psycopg
 
     settings_db = connection.settings_dict
-    admin_url = f"postgresql://{settings_db['USER']}@{settings_db['HOST']}:{settings_db['PORT'] or 5432}/{settings_db['NAME']}"
+    admin_url = (
+        f"postgresql://{settings_db['USER']}@{settings_db['HOST']}:{settings_db['PORT'] or 5432}/{settings_db['NAME']}"
+    )
     names = ["ftdash_backup_source", "ftdash_backup_target"]
     with psycopg.connect(admin_url, autocommit=True) as admin:
         for name in names:
@@ -94,11 +89,18 @@ def test_a_postgres_backup_restores_into_a_fresh_database(tmp_path):
             admin.execute(f"CREATE DATABASE {name}")
     base = admin_url.rsplit("/", 1)[0]
     try:
-        source_env = {**_clean_env(), **KEYS, "FTDASH_DATA_DIR": str(tmp_path / "a"), "DATABASE_URL": f"{base}/{names[0]}"}
+        source_env = {
+            **_clean_env(),
+            **KEYS,
+            "FTDASH_DATA_DIR": str(tmp_path / "a"),
+            "DATABASE_URL": f"{base}/{names[0]}",
+        }
         target_env = {**source_env, "FTDASH_DATA_DIR": str(tmp_path / "b"), "DATABASE_URL": f"{base}/{names[1]}"}
 
         def manage(env, *args):
-            result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+            result = subprocess.run(
+                [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+            )
             assert result.returncode == 0, result.stderr
             return result.stdout
 
@@ -142,8 +144,9 @@ def _clean_env() -> dict[str, str]:
 def _small_tmpfs(path: Path) -> Iterator[Path]:
     """A 64 KB file system at `path`: a disk far too small for any backup."""
     path.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (the file-size-limit case still runs): {mounted.stderr.strip()}")
     try:
@@ -160,9 +163,7 @@ def _file_size_limit() -> None:
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="the SQLite leg")
-@pytest.mark.parametrize(
-    ("disk", "reason"), [("tmpfs", "the disk is full"), ("file-size-limit", "disk I/O error")]
-)
+@pytest.mark.parametrize(("disk", "reason"), [("tmpfs", "the disk is full"), ("file-size-limit", "disk I/O error")])
 def test_a_disk_that_fills_during_a_backup_leaves_no_half_written_backup(tmp_path, disk, reason):
     env = {**_clean_env(), **KEYS, "FTDASH_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": ""}
     for args in (["migrate", "--noinput"], ["shell", "-v", "0", "-c", SEED]):
@@ -180,8 +181,15 @@ def test_a_disk_that_fills_during_a_backup_leaves_no_half_written_backup(tmp_pat
         earlier = backups / "ftdash-earlier.sqlite3"
         earlier.write_bytes(b"an earlier backup")
         output = backups / "ftdash-now.sqlite3"
-        done = subprocess.run([sys.executable, "manage.py", "backup", "--output", str(output)],
-                              cwd=ROOT, env=env, capture_output=True, text=True, preexec_fn=limit, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "manage.py", "backup", "--output", str(output)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            preexec_fn=limit,
+            timeout=120,
+        )
         assert done.returncode != 0
         assert done.stderr.strip() == f"CommandError: No backup was written to {output}: {reason}.", done.stderr
         assert "Traceback" not in done.stderr and "Backup written" not in done.stdout

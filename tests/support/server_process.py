@@ -1,4 +1,5 @@
-"""Run ftdash as a real server process (gunicorn) for end-to-end tests.
+"""ftdash as real processes for end-to-end tests: gunicorn (`ftdash_server`), `manage.py`
+commands and the worker (`start_worker`), and how to stop them.
 
 On the PostgreSQL leg (DATABASE_URL set for the test run) each server gets a throwaway database
 of its own on that PostgreSQL server, so what only PostgreSQL does (row locks with SKIP LOCKED
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import socket
 import sqlite3
 import subprocess
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: manage.py, deploy/, docs/
 BIN = Path(sys.executable).parent
 
 
@@ -56,7 +56,11 @@ class ServerProcess:
     def manage(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "manage.py", *args],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, check=True,
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
 
     @property
@@ -106,11 +110,14 @@ def ftdash_server(data_dir: Path, *, api_url: str, workers: int = 2, **extra_env
 
 
 @contextlib.contextmanager
-def _serve(data_dir: Path, api_url: str, workers: int, database_url: str, extra_env: dict[str, str]) -> Iterator[ServerProcess]:
+def _serve(
+    data_dir: Path, api_url: str, workers: int, database_url: str, extra_env: dict[str, str]
+) -> Iterator[ServerProcess]:
     # Only the variables given here: the server must not pick up the test run's own settings
     # (nor pytest-django's database, nor the Redis of the Redis leg unless a test asks for it).
     inherited = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if not k.startswith(("FTDASH_", "DJANGO_")) and k not in ("DATABASE_URL", "REDIS_URL")
     }
     env = {
@@ -134,9 +141,20 @@ def _serve(data_dir: Path, api_url: str, workers: int, database_url: str, extra_
     server.manage("migrate", "--noinput")
     with server.log_path.open("w") as log:
         process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "ftdash.wsgi:application", "--workers", str(workers),
-             "--bind", f"127.0.0.1:{port}", "--access-logfile", "-"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                str(BIN / "gunicorn"),
+                "ftdash.wsgi:application",
+                "--workers",
+                str(workers),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--access-logfile",
+                "-",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 60  # gunicorn's import of Django is slow on a busy machine
@@ -163,60 +181,13 @@ def stop_process(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
-def signed_in_session(server: ServerProcess, username: str, password: str) -> requests.Session:
-    """A requests session signed in through the real sign-in form (with its CSRF token)."""
-    session = requests.Session()
-    session.get(server.url + "/accounts/login/")
-    response = session.post(
-        server.url + "/accounts/login/",
-        data={"username": username, "password": password, "csrfmiddlewaretoken": session.cookies["ftdash_csrftoken"]},
-        headers={"Referer": server.url + "/accounts/login/"},
-    )
-    response.raise_for_status()
-    return session
-
-
-def post_form(session: requests.Session, server: ServerProcess, path: str, data: dict) -> requests.Response:
-    return session.post(
-        server.url + path,
-        data={**data, "csrfmiddlewaretoken": session.cookies["ftdash_csrftoken"]},
-        headers={"Referer": server.url + path},
-    )
-
-
-ADMIN_PASSWORD = "a-long-passphrase-1"
-
-
-def create_admin(server: ServerProcess, username: str = "admin") -> None:
-    """An administrator made the documented way: `manage.py createsuperuser --noinput`."""
-    server.env["DJANGO_SUPERUSER_PASSWORD"] = ADMIN_PASSWORD
-    server.manage("createsuperuser", "--noinput", "--username", username, "--email", f"{username}@example.com")
-
-
-def save_token(session: requests.Session, server: ServerProcess, secret: str, name: str = "main") -> str:
-    """Save an API token through the tokens page; returns its id."""
-    page = post_form(session, server, "/tokens/", {"name": name, "secret": secret}).text
-    return re.search(r"/tokens/(\d+)/test/", page).group(1)
-
-
 def start_worker(server: ServerProcess, log_path: Path, *args: str, **extra_env: str) -> subprocess.Popen:
     """`manage.py poll_jobs` against the server's data dir, logging to `log_path`."""
     with open(log_path, "w") as log:
         return subprocess.Popen(
             [sys.executable, "manage.py", "poll_jobs", *args],
-            cwd=ROOT, env={**server.env, **extra_env}, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**server.env, **extra_env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
-
-
-def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
-    """Poll `condition` until it returns something truthy, and return that.
-
-    The deadline is generous on purpose: it only matters when something is broken, and a
-    loaded 2-core CI machine can be many times slower than a laptop."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

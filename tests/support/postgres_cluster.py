@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server_process import free_port
+from tests.support.server_process import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -55,8 +55,19 @@ class Cluster:
 
     def start(self) -> None:
         # -w: returns once the server accepts connections.
-        self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log),
-                  "-o", f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1")
+        self._run(
+            "pg_ctl",
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1",
+        )
 
     def stop(self) -> None:
         # Fast shutdown: open connections are cut, as when PostgreSQL restarts for real.

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.server_process import BIN, ROOT, free_port
+from tests.support.server_process import BIN, ROOT, free_port
 
-KEYS = {"FTDASH_SECRET_KEY": "data-dir-test-" + "k" * 50,
-        "FTDASH_ENCRYPTION_KEYS": "mkK3wq0dPzgXk6pI3ZdX6c6nXbH2x1Rkq2cYbnFqAqU="}
+KEYS = {
+    "FTDASH_SECRET_KEY": "data-dir-test-" + "k" * 50,
+    "FTDASH_ENCRYPTION_KEYS": "mkK3wq0dPzgXk6pI3ZdX6c6nXbH2x1Rkq2cYbnFqAqU=",
+}
 
 
 @contextlib.contextmanager
@@ -45,8 +47,11 @@ def unwritable_directory(tmp_path: Path) -> Iterator[Path]:
 
 
 def start(command: list[str], data_dir: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FTDASH_", "DJANGO_"))
-           and k not in ("DATABASE_URL", "REDIS_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FTDASH_", "DJANGO_")) and k not in ("DATABASE_URL", "REDIS_URL")
+    }
     env.update(DJANGO_SETTINGS_MODULE="ftdash.settings", FTDASH_DATA_DIR=str(data_dir), PORT=str(free_port()), **KEYS)
     # A process that did start would serve until the timeout: that is a failure too.
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
@@ -55,8 +60,12 @@ def start(command: list[str], data_dir: Path) -> subprocess.CompletedProcess:
 COMMANDS = {
     "manage.py migrate": [sys.executable, "manage.py", "migrate", "--noinput"],
     "manage.py runserver": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{free_port()}"],
-    "gunicorn as make serve runs it": [str(BIN / "gunicorn"), "--config", "ftdash/gunicorn.conf.py",
-                                       "ftdash.wsgi:application"],
+    "gunicorn as make serve runs it": [
+        str(BIN / "gunicorn"),
+        "--config",
+        "ftdash/gunicorn.conf.py",
+        "ftdash.wsgi:application",
+    ],
 }
 
 
@@ -87,8 +96,15 @@ def test_a_data_dir_that_cannot_be_created_stops_start_up_with_one_sentence(tmp_
 def test_gunicorn_without_ftdashs_config_stops_instead_of_restarting_workers_forever(tmp_path):
     (tmp_path / "a-file").write_text("not a directory")
     data_dir = tmp_path / "a-file" / "data"
-    bare = [str(BIN / "gunicorn"), "--workers", "2", "--bind", "127.0.0.1:0", "--no-control-socket",
-            "ftdash.wsgi:application"]
+    bare = [
+        str(BIN / "gunicorn"),
+        "--workers",
+        "2",
+        "--bind",
+        "127.0.0.1:0",
+        "--no-control-socket",
+        "ftdash.wsgi:application",
+    ]
     done = start(bare, data_dir)
     # It stopped (start() times out on a gunicorn that keeps restarting workers). Its exit status
     # and whether it prints a traceback of its own ("Worker failed to boot.") depend on whether
