@@ -475,7 +475,7 @@ def test_strings_where_numbers_are_expected_read_as_missing():
         total_steps="100",
         trained_tokens="1000",
         seed="42",
-        created_at="2025-07-24T07:18:22Z",
+        created_at="1753341502",
         finished_at="yesterday",
     )
 
