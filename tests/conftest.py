@@ -8,16 +8,19 @@ tests/support/.
 
 from __future__ import annotations
 
+import copy
 import os
+import sys
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.utils import timezone
 
 from jobs import services
 from jobs.models import Membership, TrackedJob, Workspace
 from tests.support.accounts import ALICE_SECRET, track_remote_job
-from tests.support.authorization import team_objects
+from tests.support.authorization import known_upstream, team_objects
 from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS, unavailable
 from tests.support.fake_tokenfactory import FakeTokenFactory
 from tests.support.payloads import job_payload
@@ -56,8 +59,7 @@ def alice_workspace(alice) -> Workspace:
     return alice.personal_workspace
 
 
-@pytest.fixture
-def team(alice, bob) -> Workspace:
+def _team(alice, bob) -> Workspace:
     workspace = Workspace.objects.create(name="Research team")
     Membership.objects.create(workspace=workspace, user=alice, role=Membership.Role.OWNER)
     Membership.objects.create(workspace=workspace, user=bob, role=Membership.Role.MEMBER)
@@ -65,8 +67,17 @@ def team(alice, bob) -> Workspace:
 
 
 @pytest.fixture
+def team(alice, bob) -> Workspace:
+    return _team(alice, bob)
+
+
+def _alice_token(alice):
+    return services.token_create(workspace=alice.personal_workspace, user=alice, name="research", secret=ALICE_SECRET)
+
+
+@pytest.fixture
 def alice_token(alice, alice_workspace):
-    return services.token_create(workspace=alice_workspace, user=alice, name="research", secret=ALICE_SECRET)
+    return _alice_token(alice)
 
 
 @pytest.fixture
@@ -75,15 +86,12 @@ def alice_client(client, alice):
     return client
 
 
-@pytest.fixture
-def make_job(alice, alice_workspace, alice_token):
-    """Store a tracked job with a snapshot directly (no network), for page tests."""
-
+def _job_maker(alice, alice_token):
     def make(workspace=None, token=None, fetched_at=None, **fields) -> TrackedJob:
         payload = job_payload(**fields)
         now = fetched_at or timezone.now()
         return TrackedJob.objects.create(
-            workspace=workspace or alice_workspace,
+            workspace=workspace or alice.personal_workspace,
             token=token or alice_token,
             job_id=payload["id"],
             added_by=alice,
@@ -94,6 +102,12 @@ def make_job(alice, alice_workspace, alice_token):
         )
 
     return make
+
+
+@pytest.fixture
+def make_job(alice, alice_workspace, alice_token):
+    """Store a tracked job with a snapshot directly (no network), for page tests."""
+    return _job_maker(alice, alice_token)
 
 
 @pytest.fixture(scope="session")
@@ -121,10 +135,39 @@ def browser(chromium_executable):
         playwright.stop()
 
 
+@pytest.fixture(scope="module")
+def _team_objects_of_the_module(django_db_setup, django_db_blocker):
+    """The objects of the authorization table, made once for a module's hundreds of tests (as
+    Django's setUpTestData does): in a transaction held open around the module and rolled back
+    after it, inside which each test's own transaction (the `db` fixture) rolls back what the
+    test did. The same people, team, token and job as the function fixtures above make."""
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            alice, bob, charlie = _user("alice"), _user("bob"), _user("charlie")
+            team = _team(alice, bob)
+            made = team_objects(alice, bob, charlie, team, _job_maker(alice, _alice_token(alice)))
+        except BaseException:
+            outer.__exit__(*sys.exc_info())
+            raise
+    yield made
+    with django_db_blocker.unblock():
+        transaction.set_rollback(True)
+        outer.__exit__(None, None, None)
+
+
 @pytest.fixture
-def objects(alice, bob, charlie, team, make_job, fake_api) -> dict:
-    """Everything the routes of the authorization table act on (tests/support/authorization.py)."""
-    return team_objects(alice, bob, charlie, team, make_job, fake_api)
+def objects(_team_objects_of_the_module, db, fake_api) -> dict:
+    """Everything the routes of the authorization table act on (tests/support/authorization.py),
+    as if made for this test alone: fresh copies of the module's objects, its job just fetched
+    (as a job made now would be), and its tokens and jobs known to this test's fake API."""
+    made = copy.deepcopy(_team_objects_of_the_module)
+    now = timezone.now()
+    TrackedJob.objects.filter(pk=made["job"].pk).update(fetched_at=now, checked_at=now)
+    made["job"].fetched_at = made["job"].checked_at = now
+    known_upstream(made, fake_api)
+    return made
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@
 
 ROUTES maps each URL name to how its kwargs are built from objects of a team workspace owned
 by alice (`team_objects`, which the `objects` fixture returns), which methods it answers (each a
-read or a write), the minimum role each method needs and what an allowed write changes. `url_names()` walks the URLconf, so
-a test can tell when a view has no entry. tests/test_authorization_matrix.py holds every entry
-to the rules of jobs/access.py; tests/test_csrf.py posts to every route of it without a token.
+read or a write), the minimum role each method needs and what an allowed write changes.
+`url_names()` walks the URLconf, so a test can tell when a view has no entry.
+tests/test_authorization_matrix.py holds every entry to the rules of jobs/access.py;
+tests/test_csrf.py posts to every route of it without a CSRF token.
 """
 
 from __future__ import annotations
@@ -407,9 +408,10 @@ def case_id(case):
 # --- fixtures ---------------------------------------------------------------------------------
 
 
-def team_objects(alice, bob, charlie, team, make_job, fake_api) -> dict:
+def team_objects(alice, bob, charlie, team, make_job) -> dict:
     """The team (alice Owner, bob Member, dave Viewer, erin Member) with two tokens, a job, an
-    invite link, and an invitation of gina (no member yet) waiting for her answer."""
+    invite link, and an invitation of gina (no member yet) waiting for her answer; in the
+    database only (`known_upstream` tells a fake Token Factory about its tokens and jobs)."""
     team.name = TEAM_NAME
     team.save()
     dave, erin, frank, gina = new_user("dave"), new_user("erin"), new_user("frank"), new_user("gina")
@@ -430,11 +432,7 @@ def team_objects(alice, bob, charlie, team, make_job, fake_api) -> dict:
     bob_channel = services.channel_add(
         workspace=team, actor=bob, kind="email", target=BOB_CHANNEL_TARGET, events=["failed"], personal=True
     )
-    fake_api.add_token(TEAM_SECRET)
-    fake_api.add_token(TEAM_SECRET + "2")
-    fake_api.add_job(job.job_id, suffix=SUFFIX)
     untracked = job_payload()["id"]
-    fake_api.add_job(untracked)
     return {
         "alice": alice,
         "bob": bob,
@@ -452,10 +450,18 @@ def team_objects(alice, bob, charlie, team, make_job, fake_api) -> dict:
         "invite_secret": invite_secret,
         "erin_membership": erin_membership,
         "untracked_job_id": untracked,
-        "fake_api": fake_api,
         "channel": channel,
         "bob_channel": bob_channel,
     }
+
+
+def known_upstream(o: dict, fake_api) -> None:
+    """The team's two tokens and its jobs (the tracked one and the untracked one), on `fake_api`."""
+    fake_api.add_token(TEAM_SECRET)
+    fake_api.add_token(TEAM_SECRET + "2")
+    fake_api.add_job(o["job"].job_id, suffix=SUFFIX)
+    fake_api.add_job(o["untracked_job_id"])
+    o["fake_api"] = fake_api
 
 
 def url_for(name: str, o: dict) -> str:

@@ -1,4 +1,5 @@
-"""What a person does in ftdash, as Playwright steps shared by the browser tests."""
+"""What a person does in ftdash, as Playwright steps shared by the browser tests (tests/browser/,
+and the CSP test in tests/processes/, which drives Chromium too)."""
 
 from __future__ import annotations
 
