@@ -14,6 +14,7 @@ import sys
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import caches
 from django.db import transaction
 from django.utils import timezone
 
@@ -24,6 +25,24 @@ from tests.support.authorization import known_upstream, team_objects
 from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS, unavailable
 from tests.support.fake_tokenfactory import FakeTokenFactory
 from tests.support.payloads import job_payload
+
+# Fixtures through which a test reaches the database (and so the database cache).
+_DATABASE_FIXTURES = {"db", "transactional_db", "_django_db_helper", "django_db_reset_sequences"}
+
+
+@pytest.fixture(autouse=True)
+def _caches_emptied_after_each_test(request, django_db_blocker):
+    """Nothing a test leaves in a cache reaches the next one.
+
+    The database cache's table is not a model's, so the flush after a `transaction=True` test
+    keeps its rows, and SQLite then hands out the same primary keys again: a "this job's log is
+    behind" mark left for job 3 made the next test's job 3 read its log (a flake seen in CI).
+    """
+    yield
+    if _DATABASE_FIXTURES & set(request.fixturenames):
+        with django_db_blocker.unblock():
+            for cache in caches.all():
+                cache.clear()
 
 
 @pytest.fixture
