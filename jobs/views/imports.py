@@ -13,7 +13,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
@@ -35,7 +34,7 @@ def _filter_form(run, data) -> ImportFilterForm:
 def token_import(request, pk: int):
     token = token_for_user(request.user, pk, Need.EDIT_JOBS)
     run = selectors.latest_run(token)
-    context = {"token": token, "run": run, "now": timezone.now()}
+    context = {"token": token, "run": run}
     if run is not None and not run.is_reading:
         form = _filter_form(run, request.GET)
         filters = form.filters()
@@ -98,7 +97,7 @@ def import_progress(request, pk: int):
     return render(
         request,
         "tokens/token_import.html#import-progress",
-        {"token": selectors.token_reread(token), "run": run, "now": timezone.now()},
+        {"token": selectors.token_reread(token), "run": run},
     )
 
 
