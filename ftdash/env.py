@@ -98,3 +98,28 @@ def secret_from_data_dir(path: Path, generate) -> str:
     finally:
         os.unlink(tmp_name)
     return value
+
+
+def env_prices(name: str) -> list:
+    """Training prices from NAME (`pattern=price` pairs, comma-separated) followed by those of the
+    file named by NAME_FILE (one `pattern = price` per line): `jobs.pricing.PriceEntry`s, the
+    variable's own first, so on a tie it wins. A malformed entry stops start-up naming it."""
+    from jobs.pricing import PriceError, parse_price_table
+
+    entries = []
+    raw = os.environ.get(name, "")
+    try:
+        entries += parse_price_table(raw, separator=",")
+    except PriceError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+    file_name = os.environ.get(f"{name}_FILE", "").strip()
+    if file_name:
+        try:
+            text = Path(file_name).read_text()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={file_name!r} cannot be read: {exc.strerror}.") from None
+        try:
+            entries += parse_price_table(text, separator="\n")
+        except PriceError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={file_name!r}, {exc}") from None
+    return entries

@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from ftdash import data_dir
-from ftdash.env import env_bool, env_float, env_int, env_secret, env_str, secret_from_data_dir
+from ftdash.env import env_bool, env_float, env_int, env_prices, env_secret, env_str, secret_from_data_dir
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -343,6 +343,9 @@ FTDASH_WORKER_INTERVAL_SECONDS = env_float("FTDASH_WORKER_INTERVAL_SECONDS", 1.0
 FTDASH_WORKER_LIST_READS = env_bool("FTDASH_WORKER_LIST_READS", True)
 # How often (seconds) each token's deployed models (GET /v0/models) are read again.
 FTDASH_MODELS_REFRESH_SECONDS = env_int("FTDASH_MODELS_REFRESH_SECONDS", 300, minimum=1)
+# The instance's default training prices (USD per 1M tokens), used where a workspace has no price
+# of its own for a job's model: `pattern=price,…`, and/or a file of `pattern = price` lines.
+FTDASH_TRAINING_PRICES = env_prices("FTDASH_TRAINING_PRICES")
 # How often the worker lists a watched token's jobs to start tracking new ones.
 FTDASH_DISCOVERY_SECONDS = env_int("FTDASH_DISCOVERY_SECONDS", 60, minimum=1)
 FTDASH_ALLOW_PRIVATE_WEBHOOKS = env_bool("FTDASH_ALLOW_PRIVATE_WEBHOOKS", False)

@@ -31,6 +31,10 @@ class Workspace(models.Model):
     queue_stall_minutes = models.PositiveIntegerField(
         default=180, help_text="Minutes a job may stay queued or validating before it counts as stalled."
     )
+    # Spend (jobs.costs): the month's budget and the projected cost one job may reach before the
+    # owners are warned, both in USD; empty means no budget / no warning.
+    monthly_budget_usd = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    expensive_job_usd = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name
@@ -185,11 +189,26 @@ class TrackedJob(models.Model):
     # Since when a due refresh waits for its token's request budget (jobs.request_budget): not
     # an error, the card just says so. Cleared by the next refresh, whatever its outcome.
     budget_wait_since = models.DateTimeField(null=True, blank=True)
+    # When the job ended (its own finished_at, else when ftdash first saw it ended): the month
+    # its cost counts in. Set with the final cost by jobs.sync.costs.
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The final cost, frozen when the job ended with the price of that moment, so a later
+    # change to a price table does not rewrite what a finished job cost ("Recalculate with
+    # today's prices" freezes it again). Empty while running, or while no price was known.
+    cost_frozen_at = models.DateTimeField(null=True, blank=True)
+    final_cost_usd = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    final_tokens = models.BigIntegerField(null=True, blank=True)
+    final_price_usd_per_million = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    final_price_source = models.CharField(max_length=20, blank=True)
+    final_price_pattern = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [models.UniqueConstraint(fields=["workspace", "job_id"], name="track_job_once")]
-        indexes = [models.Index(fields=["status", "checked_at"])]
+        indexes = [
+            models.Index(fields=["status", "checked_at"]),
+            models.Index(fields=["workspace", "finished_at"], name="job_finished_in_workspace"),
+        ]
 
     def __str__(self) -> str:
         return self.job_id
@@ -197,6 +216,7 @@ class TrackedJob(models.Model):
     def save(self, *args, **kwargs) -> None:
         super().save(*args, **kwargs)
         self.__dict__.pop("details", None)
+        self.__dict__.pop("_cost", None)  # jobs.costs.attach's, worked out from the old snapshot
 
     @cached_property
     def details(self) -> FineTuningJob:
@@ -205,6 +225,7 @@ class TrackedJob(models.Model):
     def refresh_from_db(self, *args, **kwargs) -> None:
         super().refresh_from_db(*args, **kwargs)
         self.__dict__.pop("details", None)  # parsed from the old snapshot
+        self.__dict__.pop("_cost", None)
 
     @property
     def is_terminal(self) -> bool:
@@ -218,6 +239,39 @@ class TrackedJob(models.Model):
     def can_edit(self) -> bool:
         """Whether the viewing user may change this job; needs `my_role` from jobs_visible_to."""
         return getattr(self, "my_role", None) in Membership.EDITING_ROLES
+
+
+class TrainingPrice(models.Model):
+    """A workspace's own price for training a model, or every model a glob matches (jobs.pricing)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="training_prices")
+    pattern = models.CharField(max_length=300)
+    usd_per_million = models.DecimalField(max_digits=10, decimal_places=4)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["pattern", "pk"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "pattern"], name="one_price_per_pattern")]
+
+    def __str__(self) -> str:
+        return f"{self.pattern} = {self.usd_per_million} USD per 1M tokens"
+
+
+class BudgetAlert(models.Model):
+    """A budget threshold (80 or 100 %) a workspace's month passed: notified once per month."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="budget_alerts")
+    month = models.DateField()  # the first day of the month, in FTDASH_TIME_ZONE
+    threshold = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "month", "threshold"], name="one_budget_alert_per_month")
+        ]
 
 
 class Invite(models.Model):
@@ -299,6 +353,9 @@ class JobEvent(models.Model):
         FINISHED = "finished", "Finished"
         STALLED = "stalled", "Stalled"
         STARTED = "started", "Found by a watched token"
+        BUDGET_80 = "budget_80", "Budget 80% passed"
+        BUDGET_100 = "budget_100", "Budget passed"
+        COST_PROJECTION = "cost_projection", "Projected to cost more than the warning"
 
     job = models.ForeignKey(TrackedJob, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -435,6 +492,9 @@ class NotificationChannel(models.Model):
         ("cancelled", "Cancelled"),
         ("stalled", "Stalled"),
         ("started", "Started (found by a watched token)"),
+        ("budget_80", "Budget 80%"),
+        ("budget_100", "Budget 100%"),
+        ("cost_projection", "Expensive job"),
     ]
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="channels")

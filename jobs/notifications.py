@@ -58,7 +58,14 @@ RULES = {
     "cancelled": lambda event: event.kind == JobEvent.Kind.FINISHED and event.status in ("cancelled", "canceled"),
     "stalled": lambda event: event.kind == JobEvent.Kind.STALLED,
     "started": lambda event: event.kind == JobEvent.Kind.STARTED,
+    "budget_80": lambda event: event.kind == JobEvent.Kind.BUDGET_80,
+    "budget_100": lambda event: event.kind == JobEvent.Kind.BUDGET_100,
+    "cost_projection": lambda event: event.kind == JobEvent.Kind.COST_PROJECTION,
 }
+# Events named by their kind in a payload, not by the job's status.
+EVENTS_NAMED_BY_KIND = frozenset(RULES) - {"succeeded", "failed", "cancelled"}
+# Events whose message says what happened (a stall's duration, a budget's sums): in the summary.
+EVENTS_EXPLAINED_BY_MESSAGE = frozenset({"stalled", "budget_80", "budget_100", "cost_projection"})
 
 
 class UnsafeDestination(Exception):
@@ -228,7 +235,7 @@ def event_payload(event: JobEvent) -> dict:
     job = event.job
     details = job.details
     payload = {
-        "event": {JobEvent.Kind.STALLED: "stalled", JobEvent.Kind.STARTED: "started"}.get(event.kind, event.status),
+        "event": event.kind if event.kind in EVENTS_NAMED_BY_KIND else event.status,
         "message": event.message,
         "job_id": job.job_id,
         "label": job.label,
@@ -251,7 +258,7 @@ def _summary(payload: dict) -> str:
     line = f"ftdash: {name} — {payload.get('event')}"
     if payload.get("error"):
         line += f" ({payload['error']['code']}: {payload['error']['message']})"
-    elif payload.get("message") and payload.get("event") == "stalled":
+    elif payload.get("message") and payload.get("event") in EVENTS_EXPLAINED_BY_MESSAGE:
         line += f" ({payload['message']})"
     return f"{line}\n{payload.get('model', '')} {payload.get('suffix', '')}\n{payload.get('url', '')}".strip()
 

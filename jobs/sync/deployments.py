@@ -6,6 +6,10 @@ refresh (beside the snapshot, under its single-flight lock, before the new versi
 so live parts re-render with it). Pages read the cache only. An API without the endpoint
 (404/405) is remembered per API base URL (`jobs.sync.not_offered`) and changes nothing on the
 page.
+
+The same answer lists base models too; where one carries
+`fine_tune.training_price_per_million_tokens`, that price is kept per token beside the
+deployments (`training_prices`), the last source `jobs.costs` asks.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from jobs.models import TrackedJob
+from jobs.pricing import PriceError, parse_price
 from jobs.sync.not_offered import Endpoint, api_key, is_not_offered, remember_not_offered
 from jobs.sync.tokens import open_token
 from jobs.tokenfactory import NotOffered, TokenFactoryError
@@ -40,6 +45,10 @@ def interval_seconds() -> int:
 
 def _models_key(token_id: int) -> str:
     return api_key("models", token_id)
+
+
+def _prices_key(token_id: int) -> str:
+    return api_key("model-prices", token_id)
 
 
 def _due_key(token_id: int) -> str:
@@ -65,6 +74,41 @@ def by_job(entries: Iterable[dict]) -> dict[str, list[dict]]:
             }
         )
     return grouped
+
+
+def prices_by_model(entries: Iterable[dict]) -> dict[str, str]:
+    """{model name, case-folded: its training price per 1M tokens as text} for the entries that
+    carry a usable one (jobs.pricing.parse_price's rules); the rest are ignored."""
+    prices: dict[str, str] = {}
+    for entry in entries:
+        fine_tune = entry.get("fine_tune")
+        name = entry.get("id")
+        if not isinstance(fine_tune, dict) or not isinstance(name, str) or not name or len(name) > 300:
+            continue
+        raw = fine_tune.get("training_price_per_million_tokens")
+        if isinstance(raw, float | int) or (isinstance(raw, str) and len(raw) < 40):
+            try:
+                prices[name.casefold()] = str(parse_price(raw))
+            except PriceError:
+                continue
+    return prices
+
+
+def training_prices(token_ids: Iterable[int]) -> dict[int, dict[str, str]]:
+    """Token Factory's training prices as each token last read them, in one cache call."""
+    token_ids = {token_id for token_id in token_ids if token_id}
+    if not token_ids:
+        return {}
+    try:
+        known = cache.get_many([_prices_key(token_id) for token_id in token_ids])
+    except Exception:
+        return {}
+    found = {}
+    for token_id in token_ids:
+        prices = known.get(_prices_key(token_id))
+        if isinstance(prices, dict):
+            found[token_id] = prices
+    return found
 
 
 def refresh_models(job: TrackedJob, *, force: bool = False) -> None:
@@ -95,7 +139,9 @@ def refresh_models(job: TrackedJob, *, force: bool = False) -> None:
         except TokenFactoryError as exc:
             logger.info("custom models of token %s: %s", token.pk, exc.message)
             return  # keep what was known; the next interval asks again
-        cache.set(_models_key(token.pk), by_job(entries), KEPT_SECONDS)
+        cache.set_many(
+            {_models_key(token.pk): by_job(entries), _prices_key(token.pk): prices_by_model(entries)}, KEPT_SECONDS
+        )
     except Exception:
         logger.warning("could not list the custom models of job %s's token", job.job_id, exc_info=True)
 

@@ -34,7 +34,7 @@ from django.utils import timezone
 from jobs import notifications, request_budget
 from jobs.finetuning import QUEUED_STATUSES, TERMINAL_STATUSES, FineTuningJob
 from jobs.models import ApiToken, TrackedJob
-from jobs.sync import deployments, files, history, training_log
+from jobs.sync import costs, deployments, files, history, training_log
 from jobs.sync.backoff import backed_off
 from jobs.sync.leases import Lease, Quota
 from jobs.sync.tokens import open_token, record_upstream_error
@@ -311,6 +311,7 @@ def store_snapshot(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime)
     job.budget_wait_since = None
     with transaction.atomic():
         events = history.record_changes(job, before=before, after=details, now=now)
+        frozen = costs.freeze_if_ended(job, details, now=now)
         job.save(
             update_fields=[
                 "snapshot",
@@ -323,8 +324,11 @@ def store_snapshot(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime)
                 "progress_changed_at",
                 "stalled_at",
                 "budget_wait_since",
+                *frozen,
             ]
         )
+        if job.changed_at == now:
+            events += costs.warnings_after_snapshot(job, details, now=now)
         notifications.queue_for_events(events)
 
 

@@ -601,6 +601,19 @@ class FakeTokenFactory:
             self._models.append(entry)
             return copy.deepcopy(entry)
 
+    def add_base_model(self, name: str, *, training_price_per_million_tokens: Any = None, **fields: Any) -> dict:
+        """List a base model in ``GET /v0/models`` with its model information: where
+        ``training_price_per_million_tokens`` is given (any value, garbage too), the entry carries
+        ``fine_tune.training_price_per_million_tokens``, as Token Factory documents it."""
+        with self._lock:
+            entry: dict[str, Any] = {"id": name, "object": "model", "owned_by": "nebius", **fields}
+            if training_price_per_million_tokens is not None:
+                entry.setdefault("fine_tune", {})["training_price_per_million_tokens"] = (
+                    training_price_per_million_tokens
+                )
+            self._models.append(entry)
+            return copy.deepcopy(entry)
+
     def set_models(self, *, status: int = 200) -> None:
         """Answer ``GET /v0/models`` with this status: 404 or 405 is an API without the endpoint."""
         with self._lock:
@@ -1218,6 +1231,9 @@ def seed_demo_jobs(fake: FakeTokenFactory, *, token: str | None = None) -> dict[
     """Seed a varied set of jobs (for trying ftdash by hand, and the README screenshots);
     returns {description: job_id}. Descriptions start with the job's status."""
     now = int(time.time())
+    # Model information with training prices (Qwen3-32B has none: its jobs say "No training price").
+    fake.add_base_model("Qwen/Qwen3-4B", training_price_per_million_tokens=0.4)
+    fake.add_base_model("meta-llama/Llama-3.1-8B-Instruct", training_price_per_million_tokens=0.4)
     supervised_lora = {
         "type": "supervised",
         "supervised": {"hyperparameters": default_hyperparameters()},

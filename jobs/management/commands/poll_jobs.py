@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from jobs import notifications, request_budget
 from jobs.models import WorkerHeartbeat
-from jobs.sync import discovery, imports, list_refresh, refresh
+from jobs.sync import costs, discovery, imports, list_refresh, refresh
 
 logger = logging.getLogger("jobs.worker")
 
@@ -135,6 +135,8 @@ class Command(BaseCommand):
                 one_by_one,
                 (time.monotonic() - started) * 1000,
             )
+        # Jobs that ended before ftdash counted costs, or before a price was known.
+        costs.freeze_ended_jobs()
         notifications.deliver_due()
 
 
