@@ -42,7 +42,11 @@ def _render_list(request, *, failed_form=None, failed_workspace=None, status=200
                 "membership": membership,
                 "channels": mine,
                 "form": form,
-                "stall_form": StallSettingsForm(instance=workspace) if membership.is_owner else None,
+                "stall_form": (
+                    StallSettingsForm(instance=workspace, auto_id=f"id_ws{workspace.pk}_%s")
+                    if membership.is_owner
+                    else None
+                ),
             }
         )
     context = {"sections": sections, "stall_minutes": settings.FTDASH_STALL_MINUTES}
