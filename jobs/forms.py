@@ -5,8 +5,9 @@ import re
 from django import forms
 from django.contrib.auth.forms import PasswordChangeForm, UserCreationForm
 
+from jobs.humanize import usd
 from jobs.models import ApiToken, Membership, NotificationChannel, TrackedJob, Workspace
-from jobs.notifications import UnsafeDestination, check_webhook_url
+from jobs.notifications import UnsafeDestination, check_webhook_url, spend_path
 from jobs.tokenfactory import JOB_ID_PATTERN, InvalidJobId, clean_api_key, clean_job_id
 
 #: Most job IDs one "Track a job" submission may hold (each one is a call to the API).
@@ -248,6 +249,46 @@ class InviteForm(forms.Form):
     role = forms.ChoiceField(label="Role", choices=ROLE_CHOICES, initial=Membership.Role.MEMBER)
 
 
+class EventChoices(forms.CheckboxSelectMultiple):
+    """A channel's events as checkboxes; `notes` (value → {text, link, url}) are shown beside
+    their choice and describe its checkbox (aria-describedby)."""
+
+    option_template_name = "forms/event_option.html"
+    notes: dict[str, dict[str, str]] = {}
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex=subindex, attrs=attrs)
+        note = self.notes.get(value)
+        if note:
+            option["note"] = note
+            if option["attrs"].get("id"):
+                option["note_id"] = f"{option['attrs']['id']}_note"
+                option["attrs"]["aria-describedby"] = option["note_id"]
+        return option
+
+
+def cost_event_notes(workspace: Workspace, *, owner: bool) -> dict[str, dict[str, str]]:
+    """Beside the budget and expensive-job choices: what they are measured against, or that
+    nothing is set yet (so they are never sent), with the Spend page where owners set it."""
+    url = f"{spend_path()}?workspace={workspace.pk}"
+    link = "set one on the Spend page" if owner else "the Spend page"
+
+    def unset(what: str) -> dict[str, str]:
+        text = f"No {what} is set for this workspace, so this is never sent"
+        return {"text": text + (":" if owner else "; its owners set one on"), "link": link, "url": url}
+
+    if workspace.monthly_budget_usd:
+        budget = {"text": f"Monthly budget: {usd(workspace.monthly_budget_usd)}.", "link": "", "url": ""}
+    else:
+        budget = unset("monthly budget")
+    if workspace.expensive_job_usd is not None:
+        limit = usd(workspace.expensive_job_usd)
+        expensive = {"text": f"When one job is projected to cost more than {limit}.", "link": "", "url": ""}
+    else:
+        expensive = unset("expensive-job warning")
+    return {"budget_80": budget, "budget_100": budget, "cost_projection": expensive}
+
+
 class ChannelForm(forms.Form):
     kind = forms.ChoiceField(label="Channel type", choices=NotificationChannel.Kind.choices)
     url = forms.URLField(
@@ -261,12 +302,15 @@ class ChannelForm(forms.Form):
         label="Send on",
         choices=NotificationChannel.EVENT_CHOICES,
         initial=["succeeded", "failed", "cancelled", "stalled"],
-        widget=forms.CheckboxSelectMultiple,
+        widget=EventChoices,
     )
 
-    def __init__(self, *args, email_only: bool = False, **kwargs):
+    def __init__(self, *args, workspace: Workspace, email_only: bool = False, **kwargs):
+        # One form per workspace on the Notifications page: ids of their own.
+        kwargs.setdefault("auto_id", f"id_ws{workspace.pk}_%s")
         super().__init__(*args, **kwargs)
         self.email_only = email_only
+        self.fields["events"].widget.notes = cost_event_notes(workspace, owner=not email_only)
         if email_only:
             # Members and viewers choose what they receive themselves, by email.
             self.fields["kind"].choices = [(NotificationChannel.Kind.EMAIL, "Email")]

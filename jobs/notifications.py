@@ -35,7 +35,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -66,6 +66,8 @@ RULES = {
 EVENTS_NAMED_BY_KIND = frozenset(RULES) - {"succeeded", "failed", "cancelled"}
 # Events whose message says what happened (a stall's duration, a budget's sums): in the summary.
 EVENTS_EXPLAINED_BY_MESSAGE = frozenset({"stalled", "budget_80", "budget_100", "cost_projection"})
+# Events about a workspace's month rather than one job (the job is the one whose snapshot tipped it).
+EVENTS_ABOUT_THE_WORKSPACE = frozenset({"budget_80", "budget_100"})
 
 
 class UnsafeDestination(Exception):
@@ -222,12 +224,27 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def job_url(job: TrackedJob) -> str:
-    path = reverse("job_detail", args=[job.pk])
+def _absolute(path: str, query: str = "") -> str:
     site = settings.SITE_URL
     if site:
-        return urlsplit(site)._replace(path=path, query="", fragment="").geturl()
-    return path
+        return urlsplit(site)._replace(path=path, query=query, fragment="").geturl()
+    return f"{path}?{query}" if query else path
+
+
+def job_url(job: TrackedJob) -> str:
+    return _absolute(reverse("job_detail", args=[job.pk]))
+
+
+def spend_path() -> str:
+    try:
+        return reverse("spend")
+    except NoReverseMatch:  # until the Spend page's route exists
+        return "/spend/"
+
+
+def spend_url(workspace_id: int) -> str:
+    """A workspace's Spend page (where its owners set the budget and the expensive-job warning)."""
+    return _absolute(spend_path(), f"workspace={workspace_id}")
 
 
 def event_payload(event: JobEvent) -> dict:
@@ -248,6 +265,8 @@ def event_payload(event: JobEvent) -> dict:
         "event_at": event.at.isoformat(),
         "url": job_url(job),
     }
+    if payload["event"] in EVENTS_ABOUT_THE_WORKSPACE:
+        payload["spend_url"] = spend_url(job.workspace_id)
     if details.error:
         payload["error"] = {"code": details.error.code, "message": details.error.message, "param": details.error.param}
     return payload
@@ -255,6 +274,13 @@ def event_payload(event: JobEvent) -> dict:
 
 def _summary(payload: dict) -> str:
     name = payload.get("label") or payload.get("job_id")
+    if payload.get("event") in EVENTS_ABOUT_THE_WORKSPACE:
+        # A month's spend: the workspace is the subject, the job only the last one to change.
+        return (
+            f"ftdash: {payload.get('workspace')} — {payload.get('event')} ({payload.get('message')})\n"
+            f"Spend: {payload.get('spend_url', '')}\n"
+            f"Last job to change: {name} ({payload.get('model', '')}) {payload.get('url', '')}"
+        )
     line = f"ftdash: {name} — {payload.get('event')}"
     if payload.get("error"):
         line += f" ({payload['error']['code']}: {payload['error']['message']})"

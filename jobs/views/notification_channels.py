@@ -33,14 +33,20 @@ def _render_list(request, *, failed_form=None, failed_workspace=None, status=200
         form = (
             failed_form
             if failed_workspace == workspace.pk
-            else ChannelForm(email_only=not membership.is_owner, initial={"email": request.user.email})
+            else ChannelForm(
+                workspace=workspace, email_only=not membership.is_owner, initial={"email": request.user.email}
+            )
         )
         sections.append(
             {
                 "membership": membership,
                 "channels": mine,
                 "form": form,
-                "stall_form": StallSettingsForm(instance=workspace) if membership.is_owner else None,
+                "stall_form": (
+                    StallSettingsForm(instance=workspace, auto_id=f"id_ws{workspace.pk}_%s")
+                    if membership.is_owner
+                    else None
+                ),
             }
         )
     context = {"sections": sections, "stall_minutes": settings.FTDASH_STALL_MINUTES}
@@ -51,7 +57,7 @@ def _render_list(request, *, failed_form=None, failed_workspace=None, status=200
 @require_POST
 def channel_add(request, pk: int):
     membership = membership_for(request.user, pk)
-    form = ChannelForm(request.POST, email_only=not membership.is_owner)
+    form = ChannelForm(request.POST, workspace=membership.workspace, email_only=not membership.is_owner)
     if not form.is_valid():
         return _render_list(request, failed_form=form, failed_workspace=pk, status=422)
     channel = services.channel_add(
