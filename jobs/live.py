@@ -245,6 +245,7 @@ def render_job_parts(jobs: list[TrackedJob | PolledJob], *, events_query: Events
         jobs,
         part=f"job{events_query.variant}",
         viewer=viewer,
+        owners_apart=True,  # the Cost panel's "Add a training price"
         render=lambda jobs: _job_parts(jobs, events_query),
     )
 
@@ -255,14 +256,20 @@ def _job_parts(jobs: list[TrackedJob], events_query: EventsQuery) -> list[str]:
 
 
 def rendered(
-    jobs: list[TrackedJob | PolledJob], *, part: str, render: Callable[[list[TrackedJob]], list[str]], viewer=None
+    jobs: list[TrackedJob | PolledJob],
+    *,
+    part: str,
+    render: Callable[[list[TrackedJob]], list[str]],
+    viewer=None,
+    owners_apart: bool = False,
 ) -> list[str]:
-    """Each job's `part` rendered once per version and variant, shared by every viewer.
+    """Each job's `part` rendered once per version and variant, shared by every viewer
+    (`owners_apart`: the part shows owners more than members, so they get a variant of their own).
 
     A poll's `PolledJob`s are loaded in full, as `viewer` sees them, only when their part is not
     in the cache."""
     deployments.attach(jobs)  # the "deployed" variant, for every job in one cache read
-    keys = {job.pk: _render_key(job, part) for job in jobs}
+    keys = {job.pk: _render_key(job, part, owners_apart) for job in jobs}
     try:
         cached = caches["rendered"].get_many(list(keys.values()))
     except Exception:
@@ -273,7 +280,7 @@ def rendered(
         full = {job.pk: job for job in jobs_visible_to(viewer).filter(pk__in=partial)}
         for job in full.values():
             job._deployments = partial[job.pk]._deployments
-            keys[job.pk] = _render_key(job, part)  # it may have moved on again meanwhile
+            keys[job.pk] = _render_key(job, part, owners_apart)  # it may have moved on again meanwhile
         # (One removed meanwhile is left out: the next poll finds it gone.)
         missing = [full.get(job.pk, job) for job in missing if job.pk in full or job.pk not in partial]
     fresh = {keys[job.pk]: html for job, html in zip(missing, render(missing), strict=True)}
@@ -286,10 +293,10 @@ def rendered(
     return [cached[keys[job.pk]] for job in jobs if keys[job.pk] in cached]
 
 
-def _render_key(job: TrackedJob, part: str) -> str:
-    # The ways a part differs between viewers: edit links for owners and members only, and the
-    # Cost panel's "Add a training price" for owners only.
-    variant = "manage" if job.can_manage else "edit" if job.can_edit else "view"
+def _render_key(job: TrackedJob, part: str, owners_apart: bool = False) -> str:
+    # The ways a part differs between viewers: edit links for owners and members only, and on
+    # the job page the Cost panel's "Add a training price" for owners only.
+    variant = "manage" if owners_apart and job.can_manage else "edit" if job.can_edit else "view"
     # Deployments are not in the version (they are read from the cache the refresh fills).
     deployed = "deployed" if getattr(job, "_deployments", None) else ""
     return f"ftdash:live:{part}:{job.pk}:{job_version(job)}:{variant}{deployed}"
