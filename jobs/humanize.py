@@ -22,13 +22,3 @@ def usd(amount) -> str:
     if 0 < amount < 0.005:
         return "< $0.01"
     return f"${amount:,.2f}"
-
-
-def usd_rate(amount) -> str:
-    """A price in US dollars, with the digits it was written with (at least cents, at most four
-    decimals): "$0.40", "$0.125", "$1.2345". A rate is not a sum, so it is never rounded to cents."""
-    if amount is None:
-        return ""
-    text = f"{amount:,.4f}".rstrip("0")
-    whole, _, decimals = text.partition(".")
-    return f"${whole}.{decimals.ljust(2, '0')}"

@@ -12,8 +12,9 @@ from typing import Any
 from django.utils import timezone
 
 from jobs import costs
-from jobs.humanize import usd, usd_rate
+from jobs.humanize import usd
 from jobs.models import TrackedJob
+from jobs.pricing import price_text
 from jobs.selectors.training_log import EventsQuery, checkpoints_of, events_view
 from jobs.sync import deployments, files
 from jobs.sync.history import timeline
@@ -51,9 +52,9 @@ class CostPanel:
         return usd(self.cost.projected)
 
     @property
-    def price_text(self) -> str:
+    def price_per_million_text(self) -> str:
         price = self.cost.price
-        return f"{usd_rate(price.usd_per_million)} per 1M training tokens" if price is not None else ""
+        return f"{price_text(price.usd_per_million)} per 1M training tokens" if price is not None else ""
 
 
 def cost_panel(job: TrackedJob) -> CostPanel:
@@ -61,7 +62,7 @@ def cost_panel(job: TrackedJob) -> CostPanel:
     cost = costs.cost_of(job)
     formula = projection = ""
     if cost.price is not None and cost.tokens is not None and cost.so_far is not None:
-        formula = f"{cost.tokens:,} trained tokens × {usd_rate(cost.price.usd_per_million)} per 1M tokens = {usd(cost.so_far)}"
+        formula = f"{cost.tokens:,} trained tokens × {price_text(cost.price.usd_per_million)} per 1M tokens = {usd(cost.so_far)}"
     if cost.projected is not None:
         details = job.details
         projection = (
