@@ -17,7 +17,7 @@ from django.utils import timezone
 from jobs import costs
 from jobs.audit import audit_record
 from jobs.models import ApiToken, RemovedJob, TrackedJob, Workspace
-from jobs.sync import costs as frozen_costs
+from jobs.sync import costs as sync_costs
 from jobs.sync import files, history, refresh
 from jobs.sync.not_offered import Endpoint, is_not_offered, remember_not_offered
 from jobs.sync.refresh import fetch_job
@@ -190,7 +190,7 @@ def job_cost_recalculate(job: TrackedJob, actor) -> tuple[costs.JobCost, costs.J
     if not job.is_terminal:
         raise ValidationError(f"{job.job_id} is still {job.status}: its cost follows today's prices until it finishes.")
     before = costs.cost_of(job)
-    after = frozen_costs.refreeze(job)
+    after = sync_costs.refreeze(job)
     audit_record(
         workspace=job.workspace,
         actor=actor,
