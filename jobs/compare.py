@@ -14,7 +14,7 @@ from typing import Any
 
 from django.http import Http404
 
-from jobs import charts
+from jobs import charts, costs
 from jobs.access import jobs_visible_to
 from jobs.finetuning import display_value, finite_number
 from jobs.metrics import METRICS
@@ -67,6 +67,7 @@ def _or_dash(value: Any) -> str:
 
 def key_facts(jobs: list[TrackedJob]) -> list[Row]:
     details = [job.details for job in jobs]
+    costs.attach(jobs)  # one query and one cache read for the Cost row of every job
     return [
         Row("Status", [d.status_label for d in details]),
         Row("Model", [_or_dash(d.model) for d in details]),
@@ -76,6 +77,7 @@ def key_facts(jobs: list[TrackedJob]) -> list[Row]:
         Row("Finished", [_date(d.finished_at) for d in details]),
         Row("Steps", [f"{_or_dash(d.trained_steps)} of {_or_dash(d.total_steps)}" for d in details]),
         Row("Trained tokens", [f"{d.trained_tokens:,}" if d.trained_tokens is not None else "—" for d in details]),
+        Row("Cost", [costs.cost_of(job).summary for job in jobs]),
         Row("Seed", [_or_dash(d.seed) for d in details]),
         Row("Training file", [_or_dash(d.training_file) for d in details]),
         Row("Validation file", [_or_dash(d.validation_file) for d in details]),

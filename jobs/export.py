@@ -1,7 +1,9 @@
 """Downloads: a job as JSON, its metrics as CSV, and the dashboard's current view as CSV.
 
 Every export is a read like any other: the views reach jobs through jobs.access, so an
-outsider gets a 404. CSV cells that a spreadsheet would run as a formula (text starting with
+outsider gets a 404. Costs (`jobs.costs`) are in US dollars, written as decimal strings with six
+decimal places ("0.819200"), never floats, so a sum of them is exact; null (JSON) or an empty
+cell (CSV) where there is no price or no token count. CSV cells that a spreadsheet would run as a formula (text starting with
 = + - @, or a tab or carriage return) are prefixed with a quote: job labels, suffixes and
 checkpoint names are typed by people and by the API, not by us.
 """
@@ -10,12 +12,15 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import re
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
 
+from jobs import costs
 from jobs.finetuning import finite_number
 from jobs.metrics import METRIC_KEYS
 from jobs.models import TrackedJob
@@ -47,8 +52,33 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+MONEY_PLACES = Decimal("0.000001")
+
+
+def money(amount: Decimal | None) -> str | None:
+    """A sum of USD for an export: "0.819200" (six decimal places, exact), or None."""
+    return None if amount is None else str(amount.quantize(MONEY_PLACES))
+
+
+def cost_document(cost: costs.JobCost) -> dict[str, Any]:
+    """A job's cost for the JSON export: what it cost so far, its projection while running, its
+    final cost once finished, and the price it was worked out with (and where that came from)."""
+    price = cost.price
+    return {
+        "currency": "USD",
+        "so_far": money(cost.so_far),
+        "projected": money(cost.projected),
+        "final": money(cost.so_far) if cost.is_final else None,
+        "trained_tokens": cost.tokens,
+        "price_usd_per_million": str(price.usd_per_million) if price is not None else None,
+        "price_source": price.source if price is not None else None,
+        "price_pattern": (price.pattern or None) if price is not None else None,
+        "frozen": cost.frozen,
+    }
+
+
 def job_document(job: TrackedJob) -> dict[str, Any]:
-    """Everything ftdash keeps about `job`, as one JSON-ready document (four queries)."""
+    """Everything ftdash keeps about `job`, as one JSON-ready document (five queries)."""
     return {
         "ftdash_export": 1,
         "exported_at": timezone.now().isoformat(),
@@ -61,6 +91,7 @@ def job_document(job: TrackedJob) -> dict[str, Any]:
             "snapshot_fetched_at": _iso(job.fetched_at),
             "refresh_error": job.refresh_error or None,
         },
+        "cost": cost_document(costs.cost_of(job)),
         "snapshot": job.snapshot,
         "timeline": [
             {"at": _iso(e.at), "kind": e.kind, "status": e.status, "message": e.message}
@@ -117,13 +148,26 @@ DASHBOARD_COLUMNS = [
     "estimated_finish",
     "snapshot_fetched_at",
     "tracked_by",
+    "cost_usd",
+    "projected_cost_usd",
+    "price_source",
 ]
+# Costs are worked out for this many rows at a time (one query and one cache read each).
+COST_BATCH = 500
+
+
+def _with_costs(jobs: Iterable[TrackedJob]) -> Iterator[TrackedJob]:
+    iterator = iter(jobs)
+    while batch := list(itertools.islice(iterator, COST_BATCH)):
+        costs.attach(batch)
+        yield from batch
 
 
 def dashboard_rows(jobs: Iterable[TrackedJob]) -> Iterator[list[Any]]:
     yield DASHBOARD_COLUMNS
-    for job in jobs:
+    for job in _with_costs(jobs):
         d = job.details
+        cost = costs.cost_of(job)
         yield [
             safe_cell(v)
             for v in (
@@ -143,6 +187,9 @@ def dashboard_rows(jobs: Iterable[TrackedJob]) -> Iterator[list[Any]]:
                 d.estimated_finish,
                 job.fetched_at,
                 job.added_by.get_username() if job.added_by else "",
+                money(cost.so_far),
+                money(cost.projected),
+                cost.price.source if cost.price is not None else "",
             )
         ]
 

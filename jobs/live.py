@@ -28,6 +28,7 @@ from django.db import connections, router
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from jobs import costs
 from jobs.access import jobs_visible_to
 from jobs.models import Membership, TrackedJob
 from jobs.selectors.job_page import job_live_context
@@ -49,6 +50,7 @@ VERSION_FIELDS = (
     "events_synced_at",
     "checkpoints_synced_at",
     "budget_wait_since",
+    "cost_frozen_at",  # a finished job's cost frozen, or frozen again ("Recalculate with today's prices")
 )
 MAX_KEYS_PER_POLL = 500
 REFRESHES_PER_POLL = 4
@@ -104,11 +106,13 @@ class PolledJob:
     events_synced_at: dt.datetime | None
     checkpoints_synced_at: dt.datetime | None
     budget_wait_since: dt.datetime | None
+    cost_frozen_at: dt.datetime | None
     my_role: str
 
     # The same rules as the model's.
     is_terminal = TrackedJob.is_terminal
     can_edit = TrackedJob.can_edit
+    can_manage = TrackedJob.can_manage
 
 
 def _versions_of(user, pks: Iterable[int]) -> list[PolledJob]:
@@ -219,10 +223,16 @@ def render_cards(jobs: list[TrackedJob], *, viewer=None) -> list[str]:
 
 def _cards(jobs: list[TrackedJob]) -> list[str]:
     recent = recent_checkpoints_of(jobs)  # the cards' loss sparklines, in one query
+    costs.attach(jobs)  # the cards' cost lines: one query and one cache call, only for cards rendered
     return [
         render_to_string(
             CARD_TEMPLATE,
-            {"job": job, "recent_checkpoints": recent[job.pk], "deployments": deployments.deployments_of(job)},
+            {
+                "job": job,
+                "recent_checkpoints": recent[job.pk],
+                "deployments": deployments.deployments_of(job),
+                "cost": costs.cost_of(job),
+            },
         )
         for job in jobs
     ]
@@ -235,21 +245,31 @@ def render_job_parts(jobs: list[TrackedJob | PolledJob], *, events_query: Events
         jobs,
         part=f"job{events_query.variant}",
         viewer=viewer,
-        render=lambda jobs: [
-            render_to_string(JOB_PARTS_TEMPLATE, {"job": job, **job_live_context(job, events_query)}) for job in jobs
-        ],
+        owners_apart=True,  # the Cost panel's "Add a training price"
+        render=lambda jobs: _job_parts(jobs, events_query),
     )
 
 
+def _job_parts(jobs: list[TrackedJob], events_query: EventsQuery) -> list[str]:
+    costs.attach(jobs)  # the Cost panel's, for every job rendered at once (job_live_context reads it)
+    return [render_to_string(JOB_PARTS_TEMPLATE, {"job": job, **job_live_context(job, events_query)}) for job in jobs]
+
+
 def rendered(
-    jobs: list[TrackedJob | PolledJob], *, part: str, render: Callable[[list[TrackedJob]], list[str]], viewer=None
+    jobs: list[TrackedJob | PolledJob],
+    *,
+    part: str,
+    render: Callable[[list[TrackedJob]], list[str]],
+    viewer=None,
+    owners_apart: bool = False,
 ) -> list[str]:
-    """Each job's `part` rendered once per version and variant, shared by every viewer.
+    """Each job's `part` rendered once per version and variant, shared by every viewer
+    (`owners_apart`: the part shows owners more than members, so they get a variant of their own).
 
     A poll's `PolledJob`s are loaded in full, as `viewer` sees them, only when their part is not
     in the cache."""
     deployments.attach(jobs)  # the "deployed" variant, for every job in one cache read
-    keys = {job.pk: _render_key(job, part) for job in jobs}
+    keys = {job.pk: _render_key(job, part, owners_apart) for job in jobs}
     try:
         cached = caches["rendered"].get_many(list(keys.values()))
     except Exception:
@@ -260,7 +280,7 @@ def rendered(
         full = {job.pk: job for job in jobs_visible_to(viewer).filter(pk__in=partial)}
         for job in full.values():
             job._deployments = partial[job.pk]._deployments
-            keys[job.pk] = _render_key(job, part)  # it may have moved on again meanwhile
+            keys[job.pk] = _render_key(job, part, owners_apart)  # it may have moved on again meanwhile
         # (One removed meanwhile is left out: the next poll finds it gone.)
         missing = [full.get(job.pk, job) for job in missing if job.pk in full or job.pk not in partial]
     fresh = {keys[job.pk]: html for job, html in zip(missing, render(missing), strict=True)}
@@ -273,9 +293,10 @@ def rendered(
     return [cached[keys[job.pk]] for job in jobs if keys[job.pk] in cached]
 
 
-def _render_key(job: TrackedJob, part: str) -> str:
-    # The one way a part differs between viewers: edit links for owners and members only.
-    variant = "edit" if job.can_edit else "view"
+def _render_key(job: TrackedJob, part: str, owners_apart: bool = False) -> str:
+    # The ways a part differs between viewers: edit links for owners and members only, and on
+    # the job page the Cost panel's "Add a training price" for owners only.
+    variant = "manage" if owners_apart and job.can_manage else "edit" if job.can_edit else "view"
     # Deployments are not in the version (they are read from the cache the refresh fills).
     deployed = "deployed" if getattr(job, "_deployments", None) else ""
     return f"ftdash:live:{part}:{job.pk}:{job_version(job)}:{variant}{deployed}"

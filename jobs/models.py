@@ -240,6 +240,12 @@ class TrackedJob(models.Model):
         """Whether the viewing user may change this job; needs `my_role` from jobs_visible_to."""
         return getattr(self, "my_role", None) in Membership.EDITING_ROLES
 
+    @property
+    def can_manage(self) -> bool:
+        """Whether the viewing user owns this job's workspace (prices, recalculating its cost);
+        needs `my_role` from jobs_visible_to."""
+        return getattr(self, "my_role", None) == Membership.Role.OWNER
+
 
 class TrainingPrice(models.Model):
     """A workspace's own price for training a model, or every model a glob matches (jobs.pricing)."""

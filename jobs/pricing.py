@@ -115,6 +115,15 @@ def best_entry(model: str, entries: Iterable[PriceEntry]) -> PriceEntry | None:
     return best
 
 
+def price_text(usd_per_million: Decimal) -> str:
+    """A price as a person reads it, with the digits it was written with (at least cents, at most
+    four decimals, as `parse_price` keeps them): "$0.40", "$0.125", "$1,000.00". A rate, not a
+    sum (`jobs.humanize.usd`), so never rounded to cents."""
+    text = f"{usd_per_million:,.4f}".rstrip("0")
+    whole, _, decimals = text.partition(".")
+    return f"${whole}.{decimals.ljust(2, '0')}"
+
+
 def matches_any(pattern: str, models: Iterable[str]) -> bool:
     entry = PriceEntry(pattern, Decimal(0))
     return any(entry.matches(model) for model in models if model)

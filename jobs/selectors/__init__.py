@@ -18,7 +18,7 @@ from jobs.selectors.accounts import accounts_exist
 from jobs.selectors.channels import channels_with_deliveries
 from jobs.selectors.dashboard import DASHBOARD_PERIODS, DASHBOARD_SORTS, dashboard_counts, jobs_for_dashboard
 from jobs.selectors.imports import latest_run, listing_choices, listings, listings_picked, token_reread, tracked_ids
-from jobs.selectors.job_page import job_live_context, job_timeline
+from jobs.selectors.job_page import cost_with_todays_prices, job_live_context, job_timeline
 from jobs.selectors.teams import (
     audit_trail,
     invitations_for,
@@ -39,6 +39,7 @@ __all__ = [
     "channels_with_deliveries",
     "dashboard_counts",
     "invitations_for",
+    "cost_with_todays_prices",
     "job_live_context",
     "job_timeline",
     "jobs_for_dashboard",

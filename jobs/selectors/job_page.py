@@ -1,14 +1,20 @@
 """What a job page's live part shows beside the snapshot, read once for the page and for each of
 its live polls: the state timeline, the Events panel, the checkpoints (table and curves), the
-files' names and the deployments. The template tags only shape what these hand them."""
+files' names, the deployments and what the job costs. The template tags only shape what these
+hand them."""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from django.utils import timezone
 
+from jobs import costs
+from jobs.humanize import usd
 from jobs.models import TrackedJob
+from jobs.pricing import price_text
 from jobs.selectors.training_log import EventsQuery, checkpoints_of, events_view
 from jobs.sync import deployments, files
 from jobs.sync.history import timeline
@@ -19,10 +25,67 @@ def job_timeline(job: TrackedJob) -> list[dict]:
     return timeline(list(job.events.all()), now=timezone.now(), is_terminal=job.is_terminal)
 
 
+# A cost frozen within this long of the job's end was frozen "when the job finished"; later, it
+# was frozen by the worker's sweep or by "Recalculate with today's prices".
+FROZEN_AT_FINISH = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class CostPanel:
+    """The job page's Cost panel: the cost (`jobs.costs`) and its working, written out."""
+
+    cost: costs.JobCost
+    # "2,048,000 trained tokens × $0.40 per 1M tokens = $0.82", when both are known.
+    formula: str
+    # "$0.82 × 100 total steps ÷ 25 trained steps ≈ $3.28", while a projection is shown.
+    projection: str
+    # When a finished job's price was frozen, and whether that was when it finished.
+    frozen_at: dt.datetime | None
+    frozen_at_finish: bool
+
+    @property
+    def so_far_text(self) -> str:
+        return usd(self.cost.so_far)
+
+    @property
+    def projected_text(self) -> str:
+        return usd(self.cost.projected)
+
+    @property
+    def price_per_million_text(self) -> str:
+        price = self.cost.price
+        return f"{price_text(price.usd_per_million)} per 1M training tokens" if price is not None else ""
+
+
+def cost_panel(job: TrackedJob) -> CostPanel:
+    """What the Cost panel shows: no query when `jobs.costs.attach` ran on the page's jobs."""
+    cost = costs.cost_of(job)
+    formula = projection = ""
+    if cost.price is not None and cost.tokens is not None and cost.so_far is not None:
+        formula = f"{cost.tokens:,} trained tokens × {price_text(cost.price.usd_per_million)} per 1M tokens = {usd(cost.so_far)}"
+    if cost.projected is not None:
+        details = job.details
+        projection = (
+            f"{usd(cost.so_far)} × {details.total_steps:,} total steps ÷ {details.trained_steps:,} trained steps"
+            f" ≈ {usd(cost.projected)}"
+        )
+    frozen_at = job.cost_frozen_at if cost.frozen else None
+    at_finish = bool(frozen_at and job.finished_at and abs(frozen_at - job.finished_at) <= FROZEN_AT_FINISH)
+    return CostPanel(cost=cost, formula=formula, projection=projection, frozen_at=frozen_at, frozen_at_finish=at_finish)
+
+
+def cost_with_todays_prices(job: TrackedJob) -> costs.JobCost:
+    """What `job` would cost with today's prices, whatever was frozen (for "Recalculate with
+    today's prices"' confirmation): one query and one cache read."""
+    return costs.compute(job.details, costs.price_of(job, costs.price_book([job])))
+
+
 def job_live_context(job: TrackedJob, events_query: EventsQuery) -> dict[str, Any]:
     """The context of the job page's `job-live` partial besides `job`: four queries (the timeline,
-    the events and their counts, the checkpoints) and two cache reads (file names, deployments)."""
+    the events and their counts, the checkpoints), two cache reads (file names, deployments), and
+    the cost (one query and one cache read, none when `jobs.costs.attach` ran)."""
     return {
+        "cost": cost_panel(job),
         "events_query": events_query,
         "timeline": job_timeline(job),
         "events_log": events_view(job, events_query),

@@ -5,7 +5,7 @@ notification channels goes through here, by domain:
   personal workspace each account gets when it is made;
 - teams: teams, members, invitations and invite links;
 - tokens: API tokens in the vault;
-- tracked_jobs: track, label, move, stop tracking, cancel;
+- tracked_jobs: track, label, move, stop tracking, cancel, recalculate a finished job's cost;
 - imports: reading a token's whole job list and tracking from it;
 - channels: notification channels and the stall limit.
 
@@ -37,6 +37,7 @@ from jobs.services.tracked_jobs import (
     can_cancel,
     cancel_offered,
     job_cancel,
+    job_cost_recalculate,
     job_label,
     job_move,
     job_remove,
@@ -65,6 +66,7 @@ __all__ = [
     "invite_for_secret",
     "invite_revoke",
     "job_cancel",
+    "job_cost_recalculate",
     "job_label",
     "job_move",
     "job_remove",

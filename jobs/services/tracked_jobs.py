@@ -1,4 +1,5 @@
-"""Tracked jobs: track one or many by ID, label, move, stop tracking, and cancel on Token Factory.
+"""Tracked jobs: track one or many by ID, label, move, stop tracking, cancel on Token Factory, and
+recalculate a finished job's cost with today's prices.
 
 Cancel (`POST /v1/fine_tuning/jobs/{id}/cancel`) is not offered by every Token Factory: an
 endpoint that answers 404 or 405 is remembered per API base URL (`jobs.sync.not_offered`), and
@@ -13,8 +14,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from jobs import costs
 from jobs.audit import audit_record
 from jobs.models import ApiToken, RemovedJob, TrackedJob, Workspace
+from jobs.sync import costs as sync_costs
 from jobs.sync import files, history, refresh
 from jobs.sync.not_offered import Endpoint, is_not_offered, remember_not_offered
 from jobs.sync.refresh import fetch_job
@@ -176,3 +179,22 @@ def job_cancel(*, job: TrackedJob, actor) -> TrackedJob:
         raise
     audit_record(workspace=job.workspace, actor=actor, action="job.cancel", description=f"cancelled job {job.job_id}")
     return refresh.refresh_now(job)
+
+
+@transaction.atomic
+def job_cost_recalculate(job: TrackedJob, actor) -> tuple[costs.JobCost, costs.JobCost]:
+    """ "Recalculate with today's prices": freeze a finished job's cost again with the prices of
+    now (a price table changed since it ended), and record who did it and what changed in the
+    workspace's audit trail. Returns the cost before and after. ValidationError for a job still
+    running, whose cost follows today's prices anyway."""
+    if not job.is_terminal:
+        raise ValidationError(f"{job.job_id} is still {job.status}: its cost follows today's prices until it finishes.")
+    before = costs.cost_of(job)
+    after = sync_costs.refreeze(job)
+    audit_record(
+        workspace=job.workspace,
+        actor=actor,
+        action="job.cost_recalculate",
+        description=f"recalculated the cost of {job.job_id} with today's prices: {after.summary} (was {before.summary})",
+    )
+    return before, after

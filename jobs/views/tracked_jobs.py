@@ -4,9 +4,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from jobs import live, selectors, services
+from jobs import costs, live, selectors, services
 from jobs.access import Need, job_for_user, membership_for
 from jobs.forms import JobMoveForm, LabelForm
 from jobs.selectors.training_log import EventsQuery
@@ -86,3 +87,30 @@ def job_remove(request, pk: int):
         messages.success(request, f"Stopped tracking {job.job_id}. The job itself is untouched.")
         return redirect("dashboard")
     return render(request, "jobs/job_remove.html", {"job": job})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def job_recalculate_cost(request, pk: int):
+    """GET asks "Recalculate with today's prices?"; POST freezes the finished job's cost again."""
+    job = job_for_user(request.user, pk, Need.MANAGE)
+    if not job.is_terminal:
+        messages.info(request, "This job has not finished: its cost follows today's prices until it does.")
+        return redirect("job_detail", pk=job.pk)
+    if request.method == "GET":
+        today = selectors.cost_with_todays_prices(job)
+        body = (
+            f"{job.display_name} cost {costs.cost_of(job).summary}, worked out with the price when its cost was"
+            f" frozen. With today's prices: {today.summary}. Everyone in {job.workspace.name} sees the new cost,"
+            " and the workspace's audit trail records that you changed it."
+        )
+        context = {
+            "title": "Recalculate with today's prices?",
+            "body": body,
+            "button": "Recalculate with today's prices",
+            "cancel_url": reverse("job_detail", args=[job.pk]),
+        }
+        return render(request, "confirm.html", context)
+    before, after = services.job_cost_recalculate(job, request.user)
+    messages.success(request, f"Recalculated the cost with today's prices: {after.summary} (was {before.summary}).")
+    return redirect("job_detail", pk=job.pk)
