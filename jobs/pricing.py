@@ -73,6 +73,11 @@ def parse_price(value: object) -> Decimal:
     return price.quantize(Decimal("0.0001")) if price.as_tuple().exponent < -4 else price
 
 
+def price_text(value: Decimal | str | int) -> str:
+    """A price as people write it: "0.4", "10", "0.0035" (no trailing zeros, no exponent)."""
+    return f"{Decimal(value).normalize():f}"
+
+
 def parse_pattern(value: object) -> str:
     """A model name or glob, stripped; PriceError when empty, too long or with spaces."""
     pattern = str(value or "").strip()
