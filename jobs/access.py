@@ -19,6 +19,7 @@ from jobs.models import (
     Membership,
     NotificationChannel,
     TrackedJob,
+    TrainingPrice,
     Workspace,
 )
 
@@ -77,6 +78,24 @@ def job_for_user(user, pk: int, need: Need = Need.VIEW) -> TrackedJob:
     if not _allows(Membership(role=job.my_role), need):
         raise PermissionDenied("Your role in this workspace does not allow that.")
     return job
+
+
+def personal_membership(user) -> Membership:
+    """The user's owner membership of their personal workspace (made with the account)."""
+    membership = Membership.objects.filter(user=user, workspace__personal_for=user).select_related("workspace").first()
+    if membership is None:
+        raise Http404("No personal workspace.")
+    return membership
+
+
+def training_price_for_owner(user, workspace_id: int, pk: int) -> TrainingPrice:
+    """A row of the price table of a workspace the user owns (to remove it)."""
+    workspace = membership_for(user, workspace_id, Need.MANAGE).workspace
+    price = TrainingPrice.objects.filter(pk=pk, workspace_id=workspace_id).first()
+    if price is None:
+        raise Http404("No such price.")
+    price.workspace = workspace
+    return price
 
 
 def token_for_user(user, pk: int, need: Need = Need.MANAGE) -> ApiToken:

@@ -8,6 +8,7 @@ from django.contrib.auth.forms import PasswordChangeForm, UserCreationForm
 from jobs.humanize import usd
 from jobs.models import ApiToken, Membership, NotificationChannel, TrackedJob, Workspace
 from jobs.notifications import UnsafeDestination, check_webhook_url, spend_path
+from jobs.pricing import PATTERN_MAX_LENGTH, PriceError, parse_pattern, parse_price
 from jobs.tokenfactory import JOB_ID_PATTERN, InvalidJobId, clean_api_key, clean_job_id
 
 #: Most job IDs one "Track a job" submission may hold (each one is a call to the API).
@@ -412,3 +413,45 @@ class ImportFilterForm(forms.Form):
             key: data.get(key) or ("" if key in ("status", "model") else None)
             for key in ("status", "model", "created_from", "created_to")
         }
+
+
+class TrainingPriceForm(forms.Form):
+    """A row of a workspace's price table: jobs.pricing's rules, and its words when refused."""
+
+    pattern = forms.CharField(
+        label="Model or pattern",
+        strip=True,
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "maxlength": PATTERN_MAX_LENGTH,
+                "placeholder": "meta-llama/Llama-3.1-8B-Instruct",
+            }
+        ),
+        help_text=(
+            "A base model's name, or a pattern such as meta-llama/* (* matches anything, ? one character); "
+            "not case-sensitive. Adding a model or pattern already listed changes its price."
+        ),
+        error_messages={
+            "required": "Enter a model name, such as meta-llama/Llama-3.1-8B-Instruct, or a pattern like Qwen/*."
+        },
+    )
+    usd_per_million = forms.CharField(
+        label="USD per 1M training tokens",
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "placeholder": "0.4"}),
+        help_text="In US dollars, for one million trained tokens, such as 0.4. Zero is allowed (a free model).",
+        error_messages={"required": "Enter a price in USD per 1M training tokens, such as 0.4."},
+    )
+
+    def clean_pattern(self) -> str:
+        try:
+            return parse_pattern(self.cleaned_data["pattern"])
+        except PriceError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean_usd_per_million(self):
+        try:
+            return parse_price(self.cleaned_data["usd_per_million"])
+        except PriceError as exc:
+            raise forms.ValidationError(str(exc)) from None

@@ -73,6 +73,15 @@ def parse_price(value: object) -> Decimal:
     return price.quantize(Decimal("0.0001")) if price.as_tuple().exponent < -4 else price
 
 
+def price_text(value: Decimal | str | int) -> str:
+    """A price as people read it: at least cents, at most the four decimals `parse_price` keeps,
+    never an exponent: "0.40", "10.00", "0.125", "0.0035", "1,000.00". A rate, not a sum
+    (`jobs.humanize.usd`), so never rounded to cents."""
+    text = f"{Decimal(value):,.4f}".rstrip("0")
+    whole, _, decimals = text.partition(".")
+    return f"{whole}.{decimals.ljust(2, '0')}"
+
+
 def parse_pattern(value: object) -> str:
     """A model name or glob, stripped; PriceError when empty, too long or with spaces."""
     pattern = str(value or "").strip()
@@ -113,15 +122,6 @@ def best_entry(model: str, entries: Iterable[PriceEntry]) -> PriceEntry | None:
         if entry.matches(model) and (best is None or entry.specificity > best.specificity):
             best = entry
     return best
-
-
-def price_text(usd_per_million: Decimal) -> str:
-    """A price as a person reads it, with the digits it was written with (at least cents, at most
-    four decimals, as `parse_price` keeps them): "$0.40", "$0.125", "$1,000.00". A rate, not a
-    sum (`jobs.humanize.usd`), so never rounded to cents."""
-    text = f"{usd_per_million:,.4f}".rstrip("0")
-    whole, _, decimals = text.partition(".")
-    return f"${whole}.{decimals.ljust(2, '0')}"
 
 
 def matches_any(pattern: str, models: Iterable[str]) -> bool:

@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import get_resolver, reverse
 
-from jobs.models import Membership, NotificationChannel, TrackedJob
+from jobs.models import Membership, NotificationChannel, TrackedJob, TrainingPrice
 from tests.support.accounts import new_user
 from tests.support.authorization import (
     BOB_CHANNEL_TARGET,
@@ -28,6 +28,7 @@ from tests.support.authorization import (
     LABEL,
     MEMBER,
     OWNER,
+    PRICE_PATTERN,
     PUBLIC,
     RANK,
     ROUTES,
@@ -192,6 +193,7 @@ def _missing(o: dict) -> dict:
         "channel": Ghost,
         "bob_channel": Ghost,
         "invitation": Ghost,
+        "price": Ghost,
     }
 
 
@@ -252,6 +254,7 @@ def _state(o: dict):
         sorted(team.member_invitations.values_list("pk", "username", "role")),
         team.__class__.objects.filter(pk=team.pk).values_list("name", "queue_stall_minutes").first(),
         sorted(NotificationChannel.objects.filter(workspace=team).values_list("pk", "kind", "target", "user_id")),
+        sorted(TrainingPrice.objects.filter(workspace=team).values_list("pattern", "usd_per_million")),
     )
 
 
@@ -331,6 +334,7 @@ def test_nothing_of_the_team_reaches_an_outsider(objects):
         objects["untracked_job_id"],
         CHANNEL_TARGET,
         BOB_CHANNEL_TARGET,
+        PRICE_PATTERN,
     ]
     assert len(responses) > 50
     for response in responses:

@@ -9,7 +9,8 @@
   checkpoints, file names, deployments);
 - training_log: a job's stored events and checkpoints as the panels show them;
 - imports: a token's import list, its filters' choices, the rows picked;
-- worker: when the background worker last checked in.
+- worker: when the background worker last checked in;
+- pricing: a workspace's training prices, the instance's defaults and Token Factory's.
 
 Reads never write. Callers use the names below (`selectors.jobs_for_dashboard(...)`).
 """
@@ -19,6 +20,13 @@ from jobs.selectors.channels import channels_with_deliveries
 from jobs.selectors.dashboard import DASHBOARD_PERIODS, DASHBOARD_SORTS, dashboard_counts, jobs_for_dashboard
 from jobs.selectors.imports import latest_run, listing_choices, listings, listings_picked, token_reread, tracked_ids
 from jobs.selectors.job_page import cost_with_todays_prices, job_live_context, job_timeline
+from jobs.selectors.pricing import (
+    ListedPrice,
+    instance_prices,
+    token_factory_prices,
+    workspace_models,
+    workspace_prices,
+)
 from jobs.selectors.teams import (
     audit_trail,
     invitations_for,
@@ -34,10 +42,12 @@ from jobs.selectors.worker import worker_last_seen
 __all__ = [
     "DASHBOARD_PERIODS",
     "DASHBOARD_SORTS",
+    "ListedPrice",
     "accounts_exist",
     "audit_trail",
     "channels_with_deliveries",
     "dashboard_counts",
+    "instance_prices",
     "invitations_for",
     "cost_with_todays_prices",
     "job_live_context",
@@ -51,10 +61,13 @@ __all__ = [
     "team_contents",
     "team_members",
     "team_memberships",
+    "token_factory_prices",
     "token_reread",
     "tokens_managed_by",
     "tokens_usable_by",
     "tracked_ids",
     "usable_invites",
     "worker_last_seen",
+    "workspace_models",
+    "workspace_prices",
 ]

@@ -54,7 +54,7 @@ class CostPanel:
     @property
     def price_per_million_text(self) -> str:
         price = self.cost.price
-        return f"{price_text(price.usd_per_million)} per 1M training tokens" if price is not None else ""
+        return f"${price_text(price.usd_per_million)} per 1M training tokens" if price is not None else ""
 
 
 def cost_panel(job: TrackedJob) -> CostPanel:
@@ -62,7 +62,7 @@ def cost_panel(job: TrackedJob) -> CostPanel:
     cost = costs.cost_of(job)
     formula = projection = ""
     if cost.price is not None and cost.tokens is not None and cost.so_far is not None:
-        formula = f"{cost.tokens:,} trained tokens × {price_text(cost.price.usd_per_million)} per 1M tokens = {usd(cost.so_far)}"
+        formula = f"{cost.tokens:,} trained tokens × ${price_text(cost.price.usd_per_million)} per 1M tokens = {usd(cost.so_far)}"
     if cost.projected is not None:
         details = job.details
         projection = (

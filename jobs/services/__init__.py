@@ -7,7 +7,8 @@ notification channels goes through here, by domain:
 - tokens: API tokens in the vault;
 - tracked_jobs: track, label, move, stop tracking, cancel, recalculate a finished job's cost;
 - imports: reading a token's whole job list and tracking from it;
-- channels: notification channels and the stall limit.
+- channels: notification channels and the stall limit;
+- pricing: a workspace's training price table.
 
 Changes are written to the workspace's audit trail (jobs.audit). Callers use the names below
 (`services.job_track(...)`); the modules are how the code is organised, not part of the API.
@@ -17,6 +18,7 @@ from jobs.audit import audit_record
 from jobs.services.accounts import account_create, first_admin_create, personal_workspace_create
 from jobs.services.channels import channel_add, channel_delete, stall_settings_update
 from jobs.services.imports import ImportResult, import_resume, import_start, import_track
+from jobs.services.pricing import PriceSet, training_price_remove, training_price_set
 from jobs.services.teams import (
     invitation_accept,
     invitation_decline,
@@ -48,6 +50,7 @@ from jobs.sync.listed_jobs import job_track_listed
 
 __all__ = [
     "ImportResult",
+    "PriceSet",
     "account_create",
     "audit_record",
     "can_cancel",
@@ -85,4 +88,6 @@ __all__ = [
     "token_create",
     "token_delete",
     "token_update",
+    "training_price_remove",
+    "training_price_set",
 ]

@@ -58,6 +58,7 @@ def _render_team(request, membership, *, status=200, **forms):
         "me": membership,
         "members": members,
         "owner_count": sum(1 for m in members if m.is_owner),
+        "prices": selectors.workspace_prices(workspace=team),
     }
     if membership.is_owner:
         context |= {

@@ -115,6 +115,26 @@ def test_check_deploy_is_clean_in_production(tmp_path):
             "FTDASH_SECRET_KEY_FILE='/nonexistent/secret_key' cannot be read",
             id="unreadable-key-file",
         ),
+        pytest.param(
+            {"FTDASH_TRAINING_PRICES": "meta-llama/*=0.4,Qwen/*=cheap"},
+            "FTDASH_TRAINING_PRICES: entry 2 ('Qwen/*=cheap'): “cheap” is not a number",
+            id="training-price-not-a-number",
+        ),
+        pytest.param(
+            {"FTDASH_TRAINING_PRICES": "Qwen/*:0.8"},
+            "FTDASH_TRAINING_PRICES: entry 1 ('Qwen/*:0.8') is not pattern=price",
+            id="training-price-not-a-pair",
+        ),
+        pytest.param(
+            {"FTDASH_TRAINING_PRICES": "Qwen/*=-0.8"},
+            "FTDASH_TRAINING_PRICES: entry 1 ('Qwen/*=-0.8'): A price cannot be negative.",
+            id="training-price-negative",
+        ),
+        pytest.param(
+            {"FTDASH_TRAINING_PRICES_FILE": "/nonexistent/prices.txt"},
+            "FTDASH_TRAINING_PRICES_FILE='/nonexistent/prices.txt' cannot be read",
+            id="unreadable-training-prices-file",
+        ),
     ],
 )
 def test_a_misconfiguration_stops_start_up_naming_what_to_set(tmp_path, variables, message):
@@ -140,6 +160,32 @@ def test_keys_can_come_from_files(tmp_path):
     values = settings_in(env, "SECRET_KEY", "FTDASH_ENCRYPTION_KEYS")
     assert values["SECRET_KEY"] == SECRET_KEY
     assert values["FTDASH_ENCRYPTION_KEYS"][0] == FERNET_KEY and len(values["FTDASH_ENCRYPTION_KEYS"]) == 2
+
+
+def test_a_malformed_training_prices_file_stops_start_up_naming_its_line(tmp_path):
+    prices = tmp_path / "prices.txt"
+    prices.write_text("# defaults\nmeta-llama/* = 0.4\nQwen/* = 5000\n")
+    done = manage(environment(tmp_path / "data", FTDASH_TRAINING_PRICES_FILE=str(prices)), "check")
+    assert done.returncode != 0 and "ImproperlyConfigured" in done.stderr
+    assert f"FTDASH_TRAINING_PRICES_FILE='{prices}', line 3 ('Qwen/* = 5000')" in done.stderr, done.stderr[-2000:]
+    assert "over the 1000 limit" in done.stderr
+
+
+def test_training_prices_come_from_the_variable_and_the_file(tmp_path):
+    prices = tmp_path / "prices.txt"
+    prices.write_text("# defaults\nmistralai/* = 1.2\n")
+    env = environment(
+        tmp_path / "data",
+        FTDASH_TRAINING_PRICES="meta-llama/Llama-3.1-8B-Instruct=0.4,Qwen/*=0.8",
+        FTDASH_TRAINING_PRICES_FILE=str(prices),
+    )
+    values = settings_in(env, "FTDASH_TRAINING_PRICES")["FTDASH_TRAINING_PRICES"]
+    assert [re.search(r"pattern='([^']+)'", value).group(1) for value in values] == [
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "Qwen/*",
+        "mistralai/*",
+    ]
+    assert "Decimal('1.2')" in values[2]
 
 
 def test_a_first_debug_run_generates_private_keys_and_later_runs_reuse_them(tmp_path):

@@ -26,6 +26,7 @@ from jobs.models import (
     Membership,
     NotificationChannel,
     TrackedJob,
+    TrainingPrice,
     Workspace,
 )
 from tests.support.accounts import new_user
@@ -47,6 +48,7 @@ LABEL = "quokka label p8"
 PASSWORD = "a-Quite-l0ng-passphrase"
 CHANNEL_TARGET = "quokka-alerts-w8@example.com"
 BOB_CHANNEL_TARGET = "bob-quokka-own-r5@example.com"
+PRICE_PATTERN = "quokka-org/Quokka-7B-*"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +122,10 @@ def _secret(o):
 
 def _channel(o):
     return {"pk": o["channel"].pk}
+
+
+def _price(o):
+    return {"pk": o["team"].pk, "price_pk": o["price"].pk}
 
 
 def _fresh(instance):
@@ -352,8 +358,22 @@ ROUTES: dict[str, Route] = {
     "invitation_accept": Route(_invitation_answer, {"POST": SIGNED_IN}, scoped=True, addressed_to="gina"),
     "invitation_decline": Route(_invitation_answer, {"POST": SIGNED_IN}, scoped=True, addressed_to="gina"),
     "audit_trail": Route(_team, {"GET": OWNER}, scoped=True),
-    # A placeholder until the prices page is merged (its own entry replaces this one).
-    "workspace_prices": Route(_team, {"GET": OWNER}, scoped=True),
+    # --- training prices: every member reads a workspace's table, its owners change it
+    "workspace_prices": Route(
+        _team,
+        {"GET": VIEWER, "POST": OWNER},
+        scoped=True,
+        data=lambda o: {"pattern": "quokka-org/*", "usd_per_million": "0.7"},
+        effect=lambda o, u: TrainingPrice.objects.filter(workspace=o["team"], pattern="quokka-org/*").exists(),
+    ),
+    "workspace_price_remove": Route(
+        _price,
+        {"GET": OWNER, "POST": OWNER},
+        scoped=True,
+        effect=lambda o, u: not TrainingPrice.objects.filter(pk=o["price"].pk).exists(),
+    ),
+    # Everyone's own: the personal workspace's settings.
+    "personal_settings": Route(_none, {"GET": SIGNED_IN}),
     # --- notifications
     "notification_list": Route(_none, {"GET": SIGNED_IN}),
     # Every member may subscribe (members and viewers by email, for themselves); see
@@ -450,6 +470,7 @@ def team_objects(alice, bob, charlie, team, make_job) -> dict:
     bob_channel = services.channel_add(
         workspace=team, actor=bob, kind="email", target=BOB_CHANNEL_TARGET, events=["failed"], personal=True
     )
+    price = services.training_price_set(team, PRICE_PATTERN, "0.35", alice).price
     untracked = job_payload()["id"]
     return {
         "alice": alice,
@@ -470,6 +491,7 @@ def team_objects(alice, bob, charlie, team, make_job) -> dict:
         "untracked_job_id": untracked,
         "channel": channel,
         "bob_channel": bob_channel,
+        "price": price,
     }
 
 
