@@ -36,7 +36,7 @@ def test_an_owner_keeps_the_personal_price_table_with_the_keyboard(page, user):
     page.keyboard.press("Tab")
     expect(page.get_by_role("button", name="Add price")).to_be_focused()
     page.keyboard.press("Enter")
-    expect(page.get_by_role("status")).to_contain_text("Added the training price meta-llama/*: 0.4 USD")
+    expect(page.get_by_role("status")).to_contain_text("Added the training price meta-llama/*: 0.40 USD")
     expect(page.get_by_role("status")).to_contain_text(
         "No job in this workspace uses a model matching meta-llama/* yet."
     )
@@ -59,7 +59,7 @@ def test_an_owner_keeps_the_personal_price_table_with_the_keyboard(page, user):
     expect(page.get_by_label("Model or pattern")).to_have_value("meta-llama/*")
     page.get_by_label("USD per 1M training tokens").fill("0.8")
     page.get_by_label("USD per 1M training tokens").press("Enter")
-    expect(page.get_by_role("status")).to_contain_text("Changed the training price of meta-llama/* from 0.4 to 0.8")
+    expect(page.get_by_role("status")).to_contain_text("Changed the training price of meta-llama/* from 0.40 to 0.80")
 
     # Remove it, after saying yes.
     row.get_by_role("link", name="Remove the price of meta-llama/*").click()
