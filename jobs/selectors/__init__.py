@@ -9,6 +9,7 @@
   checkpoints, file names, deployments);
 - training_log: a job's stored events and checkpoints as the panels show them;
 - imports: a token's import list, its filters' choices, the rows picked;
+- spend: a workspace's spend by month (by model, person, label), in flight, and its chart;
 - worker: when the background worker last checked in.
 
 Reads never write. Callers use the names below (`selectors.jobs_for_dashboard(...)`).
@@ -16,9 +17,16 @@ Reads never write. Callers use the names below (`selectors.jobs_for_dashboard(..
 
 from jobs.selectors.accounts import accounts_exist
 from jobs.selectors.channels import channels_with_deliveries
-from jobs.selectors.dashboard import DASHBOARD_PERIODS, DASHBOARD_SORTS, dashboard_counts, jobs_for_dashboard
+from jobs.selectors.dashboard import (
+    DASHBOARD_PERIODS,
+    DASHBOARD_SORTS,
+    SUMMARY_COUNTERS,
+    dashboard_counts,
+    jobs_for_dashboard,
+)
 from jobs.selectors.imports import latest_run, listing_choices, listings, listings_picked, token_reread, tracked_ids
 from jobs.selectors.job_page import job_live_context, job_timeline
+from jobs.selectors.spend import chart_rows, spend_csv_rows, workspace_spend
 from jobs.selectors.teams import (
     audit_trail,
     invitations_for,
@@ -34,9 +42,11 @@ from jobs.selectors.worker import worker_last_seen
 __all__ = [
     "DASHBOARD_PERIODS",
     "DASHBOARD_SORTS",
+    "SUMMARY_COUNTERS",
     "accounts_exist",
     "audit_trail",
     "channels_with_deliveries",
+    "chart_rows",
     "dashboard_counts",
     "invitations_for",
     "job_live_context",
@@ -51,9 +61,11 @@ __all__ = [
     "team_members",
     "team_memberships",
     "token_reread",
+    "spend_csv_rows",
     "tokens_managed_by",
     "tokens_usable_by",
     "tracked_ids",
     "usable_invites",
+    "workspace_spend",
     "worker_last_seen",
 ]

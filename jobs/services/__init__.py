@@ -7,7 +7,8 @@ notification channels goes through here, by domain:
 - tokens: API tokens in the vault;
 - tracked_jobs: track, label, move, stop tracking, cancel;
 - imports: reading a token's whole job list and tracking from it;
-- channels: notification channels and the stall limit.
+- channels: notification channels and the stall limit;
+- spend: a workspace's monthly budget and expensive-job warning.
 
 Changes are written to the workspace's audit trail (jobs.audit). Callers use the names below
 (`services.job_track(...)`); the modules are how the code is organised, not part of the API.
@@ -17,6 +18,7 @@ from jobs.audit import audit_record
 from jobs.services.accounts import account_create, first_admin_create, personal_workspace_create
 from jobs.services.channels import channel_add, channel_delete, stall_settings_update
 from jobs.services.imports import ImportResult, import_resume, import_start, import_track
+from jobs.services.spend import workspace_budget_update
 from jobs.services.teams import (
     invitation_accept,
     invitation_decline,
@@ -83,4 +85,5 @@ __all__ = [
     "token_create",
     "token_delete",
     "token_update",
+    "workspace_budget_update",
 ]

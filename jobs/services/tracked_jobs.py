@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from jobs.audit import audit_record
 from jobs.models import ApiToken, RemovedJob, TrackedJob, Workspace
+from jobs.sync import costs as sync_costs
 from jobs.sync import files, history, refresh
 from jobs.sync.not_offered import Endpoint, is_not_offered, remember_not_offered
 from jobs.sync.refresh import fetch_job
@@ -48,7 +49,7 @@ def job_track(*, workspace: Workspace, token: ApiToken, job_id: str, user, label
     now = timezone.now()
     try:
         with transaction.atomic():
-            job = TrackedJob.objects.create(
+            job = TrackedJob(
                 workspace=workspace,
                 token=token,
                 job_id=job_id,
@@ -59,6 +60,9 @@ def job_track(*, workspace: Workspace, token: ApiToken, job_id: str, user, label
                 fetched_at=now,
                 checked_at=now,
             )
+            # Tracked already ended: its final cost is frozen now, with today's price (jobs.sync.costs).
+            sync_costs.freeze_if_ended(job, details, now=now)
+            job.save(force_insert=True)
             audit_record(workspace=workspace, actor=user, action="job.track", description=f"started tracking {job_id}")
             history.record_tracking_started(job, now=now)
             RemovedJob.objects.filter(workspace=workspace, job_id=job_id).delete()  # wanted again
