@@ -175,7 +175,8 @@ def test_the_dashboard_shows_the_budget_of_the_one_workspace_shown(
     # Alice has two workspaces: unfiltered, the budgets are on the Spend page.
     everything = _text(alice_client.get("/"))
     assert "of $10.00 budget" not in everything
-    assert "Budgets of your workspaces are on the Spend page ." in everything
+    assert "Budgets of your workspaces are on the Spend page: alice (personal) ." in everything
+    assert f'href="/spend/?workspace={priced.pk}#budget"' in _page(alice_client.get("/"))
 
 
 # --- the Spend page ------------------------------------------------------------------------------
@@ -189,7 +190,7 @@ def test_the_nav_links_to_the_spend_page_after_the_dashboard(alice_client):
 
 def test_a_workspace_without_spend_says_so(alice_client):
     text = _text(alice_client.get("/spend/"))
-    assert "No spend in alice yet." in text or "No spend in" in text
+    assert "No spend in alice (personal) yet." in text
     assert "<svg" not in _page(alice_client.get("/spend/"))
 
 
@@ -436,3 +437,26 @@ def test_a_viewer_sees_the_budget_bar(fake_api, alice, team, team_token):
     Membership.objects.create(workspace=team, user=viewer, role=Membership.Role.VIEWER)
     assert "$5.00 of $20.00 budget (25%)" in _text(signed_in(viewer).get(f"/spend/?workspace={team.pk}"))
     assert Workspace.objects.get(pk=team.pk).monthly_budget_usd == Decimal("20")
+
+
+# --- the chart's geometry (pure) -----------------------------------------------------------------
+
+
+def test_bars_stack_from_zero_and_bad_values_draw_nothing():
+    from jobs.charts import bar_chart
+
+    chart = bar_chart(
+        "Spend by month",
+        [("Jan", "a", [1.0, 0.0]), ("Feb", "b", [float("nan"), -4.0]), ("Mar", "c", [1.0, 1.0])],
+        ["finished", "in-flight"],
+    )
+    _, top, _, bottom = chart.plot
+    january, february, march = chart.bars
+    assert [t.label for t in chart.y_ticks][0] == "$0.00" and chart.y_ticks[-1].label == "$2.00"
+    assert all(segment.height == 0 for segment in february.segments)
+    finished, flying = march.segments
+    assert finished.y + finished.height == bottom  # from the axis up
+    assert flying.y + flying.height == finished.y and flying.y == top  # stacked, to the top
+    assert january.segments[0].height == finished.height
+    assert not chart.empty
+    assert bar_chart("Nothing", [("Jan", "", [0, 0])], ["finished", "in-flight"]).empty

@@ -108,7 +108,7 @@ def _summary(request, counts: dict, filters: dict, memberships) -> dict:
         "spent_this_month": counts["spent_this_month"],
         "workspace": shown,
         "budget": budget,
-        "budgets_elsewhere": shown is None and any(m.workspace.monthly_budget_usd for m in memberships),
+        "budgeted": [] if shown is not None else [m.workspace for m in memberships if m.workspace.monthly_budget_usd],
     }
 
 
