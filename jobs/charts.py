@@ -215,3 +215,82 @@ def sparkline(values: Sequence[Any], *, width: int = 80, height: int = 20) -> st
     sx = linear_scale((points[0][0], points[-1][0]), (1, width - 1))
     sy = linear_scale((min(ys), max(ys)), (height - 2, 2))
     return path_data(points, sx, sy)
+
+
+# --- Bar charts (the Spend page's months) ---------------------------------------------------
+
+
+@dataclass
+class BarSegment:
+    y: float
+    height: float
+    style: str  # CSS class suffix of the series
+    value: float
+
+
+@dataclass
+class Bar:
+    label: str  # under the bar ("Mar")
+    title: str  # the exact numbers, shown on hover (<title>)
+    x: float
+    width: float
+    segments: list[BarSegment]
+
+    @property
+    def center(self) -> float:
+        return round(self.x + self.width / 2, 1)
+
+
+@dataclass
+class BarChart:
+    title: str
+    width: int
+    height: int
+    plot: tuple[float, float, float, float]  # left, top, right, bottom
+    bars: list[Bar] = field(default_factory=list)
+    y_ticks: list[Tick] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not any(segment.height > 0 for bar in self.bars for segment in bar.segments)
+
+
+def money_tick(value: float, ticks: Sequence[float]) -> str:
+    """A tick of US dollars: whole dollars, cents when the step is under a dollar."""
+    step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
+    return f"${value:,.2f}" if step < 1 else f"${value:,.0f}"
+
+
+def bar_chart(
+    title: str,
+    bars: Sequence[tuple[str, str, Sequence[Any]]],
+    styles: Sequence[str],
+    *,
+    width: int = 480,
+    height: int = 240,
+    tick: Callable[[float, Sequence[float]], str] = money_tick,
+) -> BarChart:
+    """Stacked bars from zero: each of `bars` is (label, hover text, one value per style). A
+    value that is missing or negative draws nothing (never a bar below the axis)."""
+    left, top = MARGIN_LEFT, MARGIN_TOP
+    right, bottom = width - MARGIN_RIGHT, height - MARGIN_BOTTOM
+    chart = BarChart(title=title, width=width, height=height, plot=(left, top, right, bottom))
+    cleaned = [
+        (label, text, [max(0.0, finite_number(v) or 0.0) for v in values][: len(styles)])
+        for label, text, values in bars
+    ]
+    highest = max((sum(values) for _, _, values in cleaned), default=0.0)
+    ticks = nice_ticks(0.0, highest) if highest > 0 else [0.0, 1.0]
+    sy = linear_scale((ticks[0], ticks[-1]), (bottom, top))
+    chart.y_ticks = [Tick(sy(t), tick(t, ticks)) for t in ticks]
+    slot = (right - left) / max(1, len(cleaned))
+    bar_width = round(slot * 0.64, 1)
+    for index, (label, text, values) in enumerate(cleaned):
+        x = round(left + index * slot + (slot - bar_width) / 2, 1)
+        segments, base = [], 0.0
+        for style, value in zip(styles, values, strict=False):
+            y_top, y_base = sy(base + value), sy(base)
+            segments.append(BarSegment(y=round(y_top, 1), height=round(y_base - y_top, 1), style=style, value=value))
+            base += value
+        chart.bars.append(Bar(label=label, title=text, x=x, width=bar_width, segments=segments))
+    return chart

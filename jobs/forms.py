@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
 
 from django import forms
 from django.contrib.auth.forms import PasswordChangeForm, UserCreationForm
@@ -339,6 +340,58 @@ class StallSettingsForm(forms.ModelForm):
         model = Workspace
         fields = ["queue_stall_minutes"]
         labels = {"queue_stall_minutes": "Queued or validating for longer than (minutes)"}
+
+
+class UsdAmountField(forms.CharField):
+    """A positive sum of US dollars, or nothing (None): "250", "99.50", "$1,200" are read;
+    zero, negatives, NaN, infinities, text and more than cents are refused with a message."""
+
+    LIMIT = Decimal("1000000000")
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("max_length", 30)
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}))
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        text = (super().clean(value) or "").strip().removeprefix("$").replace(",", "").strip()
+        if not text:
+            return None
+        try:
+            amount = Decimal(text)
+        except InvalidOperation:
+            raise forms.ValidationError("Enter an amount in US dollars, like 250 or 99.50.", code="invalid") from None
+        if not amount.is_finite():
+            raise forms.ValidationError("Enter an amount in US dollars, like 250 or 99.50.", code="invalid")
+        if amount <= 0:
+            raise forms.ValidationError("Enter a positive amount (more than $0), or leave it empty.", code="min")
+        if amount >= self.LIMIT:
+            raise forms.ValidationError("Enter an amount under $1,000,000,000.", code="max")
+        if amount != amount.quantize(Decimal("0.01")):
+            raise forms.ValidationError("Use whole cents at most (two decimal places).", code="cents")
+        return amount.quantize(Decimal("0.01"))
+
+
+class BudgetForm(forms.Form):
+    """A workspace's monthly budget and its expensive-job warning, on the Spend page (owners)."""
+
+    monthly_budget_usd = UsdAmountField(
+        label="Monthly budget (USD)",
+        help_text="Finished jobs plus running jobs' projected cost; notifications at 80% and 100%. Empty: no budget.",
+    )
+    expensive_job_usd = UsdAmountField(
+        label="Warn when one job is projected to cost more than $",
+        help_text="In US dollars; one notification per job. Empty: no warning.",
+    )
+
+    def __init__(self, *args, workspace: Workspace, **kwargs):
+        kwargs.setdefault(
+            "initial",
+            {"monthly_budget_usd": workspace.monthly_budget_usd, "expensive_job_usd": workspace.expensive_job_usd},
+        )
+        kwargs.setdefault("auto_id", "budget_%s")
+        super().__init__(*args, **kwargs)
 
 
 class DashboardFilterForm(forms.Form):

@@ -9,15 +9,22 @@
   checkpoints, file names, deployments);
 - training_log: a job's stored events and checkpoints as the panels show them;
 - imports: a token's import list, its filters' choices, the rows picked;
-- worker: when the background worker last checked in;
-- pricing: a workspace's training prices, the instance's defaults and Token Factory's.
+- pricing: a workspace's training prices, the instance's defaults and Token Factory's;
+- spend: a workspace's spend by month (by model, person, label), in flight, and its chart;
+- worker: when the background worker last checked in.
 
 Reads never write. Callers use the names below (`selectors.jobs_for_dashboard(...)`).
 """
 
 from jobs.selectors.accounts import accounts_exist
 from jobs.selectors.channels import channels_with_deliveries
-from jobs.selectors.dashboard import DASHBOARD_PERIODS, DASHBOARD_SORTS, dashboard_counts, jobs_for_dashboard
+from jobs.selectors.dashboard import (
+    DASHBOARD_PERIODS,
+    DASHBOARD_SORTS,
+    SUMMARY_COUNTERS,
+    dashboard_counts,
+    jobs_for_dashboard,
+)
 from jobs.selectors.imports import latest_run, listing_choices, listings, listings_picked, token_reread, tracked_ids
 from jobs.selectors.job_page import cost_with_todays_prices, job_live_context, job_timeline
 from jobs.selectors.pricing import (
@@ -27,6 +34,7 @@ from jobs.selectors.pricing import (
     workspace_models,
     workspace_prices,
 )
+from jobs.selectors.spend import chart_rows, spend_csv_rows, workspace_spend
 from jobs.selectors.teams import (
     audit_trail,
     invitations_for,
@@ -42,14 +50,16 @@ from jobs.selectors.worker import worker_last_seen
 __all__ = [
     "DASHBOARD_PERIODS",
     "DASHBOARD_SORTS",
+    "SUMMARY_COUNTERS",
     "ListedPrice",
     "accounts_exist",
     "audit_trail",
     "channels_with_deliveries",
+    "chart_rows",
+    "cost_with_todays_prices",
     "dashboard_counts",
     "instance_prices",
     "invitations_for",
-    "cost_with_todays_prices",
     "job_live_context",
     "job_timeline",
     "jobs_for_dashboard",
@@ -58,6 +68,7 @@ __all__ = [
     "listings",
     "listings_picked",
     "pending_invitations",
+    "spend_csv_rows",
     "team_contents",
     "team_members",
     "team_memberships",
@@ -70,4 +81,5 @@ __all__ = [
     "worker_last_seen",
     "workspace_models",
     "workspace_prices",
+    "workspace_spend",
 ]

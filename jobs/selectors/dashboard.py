@@ -1,14 +1,16 @@
 """The dashboard's jobs: filtered, searched and sorted, in one query however many there are, and
-how many of them there are (and are running), in another."""
+their counts (the summary's counters and "Spent this month" with them), in another."""
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
-from django.db.models import Case, Count, Q, QuerySet, Value, When
+from django.db.models import Case, Count, Q, QuerySet, Sum, Value, When
 from django.utils import timezone
 
 from jobs.access import jobs_visible_to
+from jobs.costs import month_start, next_month
 from jobs.finetuning import TERMINAL_STATUSES
 from jobs.models import TrackedJob, Workspace
 
@@ -22,17 +24,34 @@ DASHBOARD_SORTS = {
 
 DASHBOARD_PERIODS = {"day": ("Last 24 hours", 1), "week": ("Last 7 days", 7), "month": ("Last 30 days", 30)}
 
+# A status filter (and summary counter) that covers more than one status the API may send.
+STATUS_GROUPS = {
+    "queued": ("queued", "validating_files"),
+    "cancelled": ("cancelled", "canceled"),
+}
+# The summary's counters, in the order the dashboard shows them: (filter value, label).
+SUMMARY_COUNTERS = [
+    ("running", "Running"),
+    ("queued", "Queued"),
+    ("succeeded", "Succeeded"),
+    ("failed", "Failed"),
+    ("cancelled", "Cancelled"),
+]
 
-def jobs_for_dashboard(
-    *,
-    user,
-    workspace: Workspace | None = None,
-    status: str = "",
-    model: str = "",
-    period: str = "",
-    sort: str = "newest",
-    q: str = "",
+
+def status_q(status: str) -> Q | None:
+    """The jobs the `status` filter keeps (None: no status filter)."""
+    if not status:
+        return None
+    if status == "stalled":
+        return Q(stalled_at__isnull=False)
+    return Q(status__in=STATUS_GROUPS.get(status, (status,)))
+
+
+def jobs_in_view(
+    *, user, workspace: Workspace | None = None, model: str = "", period: str = "", q: str = "", **_ignored
 ) -> QuerySet[TrackedJob]:
+    """The jobs the dashboard's filters keep, the status filter aside (the summary counts them)."""
     jobs = jobs_visible_to(user)
     if q:
         # Partial and case-insensitive, in the same query as the rest (no query per job).
@@ -44,14 +63,27 @@ def jobs_for_dashboard(
         )
     if workspace is not None:
         jobs = jobs.filter(workspace=workspace)
-    if status == "stalled":
-        jobs = jobs.filter(stalled_at__isnull=False)
-    elif status:
-        jobs = jobs.filter(status=status)
     if model:
         jobs = jobs.filter(snapshot__model__icontains=model)
     if period in DASHBOARD_PERIODS:
         jobs = jobs.filter(created_at__gte=timezone.now() - dt.timedelta(days=DASHBOARD_PERIODS[period][1]))
+    return jobs
+
+
+def jobs_for_dashboard(
+    *,
+    user,
+    workspace: Workspace | None = None,
+    status: str = "",
+    model: str = "",
+    period: str = "",
+    sort: str = "newest",
+    q: str = "",
+) -> QuerySet[TrackedJob]:
+    jobs = jobs_in_view(user=user, workspace=workspace, model=model, period=period, q=q)
+    kept = status_q(status)
+    if kept is not None:
+        jobs = jobs.filter(kept)
     order = DASHBOARD_SORTS.get(sort, DASHBOARD_SORTS["newest"])[1]
     if sort not in DASHBOARD_SORTS or sort == "newest":
         # The default view puts jobs that can still change first: they are what people watch,
@@ -60,6 +92,24 @@ def jobs_for_dashboard(
     return jobs.order_by(*order)
 
 
-def dashboard_counts(jobs: QuerySet[TrackedJob]) -> dict[str, int]:
-    """`total` and `running` among `jobs` (a `jobs_for_dashboard` answer), in one query."""
-    return jobs.aggregate(total=Count("pk"), running=Count("pk", filter=Q(status="running")))
+def dashboard_counts(*, user, status: str = "", now: dt.datetime | None = None, **filters) -> dict:
+    """The dashboard's numbers, in ONE query however many jobs there are (conditional aggregation):
+
+    - `total` and `running`: among the jobs the list shows (every filter, status included);
+    - the summary's counters (`SUMMARY_COUNTERS`: running, queued, succeeded, failed, cancelled),
+      among the jobs the other filters keep, so they stay put when one of them is clicked;
+    - `spent_this_month`: the frozen final costs of those jobs that finished this month
+      (FTDASH_TIME_ZONE's month, jobs.costs.month_start), a Decimal (0 when none).
+    """
+    start = month_start(now or timezone.now())
+    shown = status_q(status)
+    running = Q(status="running")
+    counts = jobs_in_view(user=user, **filters).aggregate(
+        total=Count("pk", filter=shown),
+        running=Count("pk", filter=running & shown if shown is not None else running),
+        **{f"count_{key}": Count("pk", filter=status_q(key)) for key, _ in SUMMARY_COUNTERS},
+        spent_this_month=Sum("final_cost_usd", filter=Q(finished_at__gte=start, finished_at__lt=next_month(start))),
+    )
+    counts["spent_this_month"] = counts["spent_this_month"] or Decimal(0)
+    counts["counters"] = [(key, label, counts[f"count_{key}"]) for key, label in SUMMARY_COUNTERS]
+    return counts

@@ -8,7 +8,8 @@ notification channels goes through here, by domain:
 - tracked_jobs: track, label, move, stop tracking, cancel, recalculate a finished job's cost;
 - imports: reading a token's whole job list and tracking from it;
 - channels: notification channels and the stall limit;
-- pricing: a workspace's training price table.
+- pricing: a workspace's training price table;
+- spend: a workspace's monthly budget and expensive-job warning.
 
 Changes are written to the workspace's audit trail (jobs.audit). Callers use the names below
 (`services.job_track(...)`); the modules are how the code is organised, not part of the API.
@@ -19,6 +20,7 @@ from jobs.services.accounts import account_create, first_admin_create, personal_
 from jobs.services.channels import channel_add, channel_delete, stall_settings_update
 from jobs.services.imports import ImportResult, import_resume, import_start, import_track
 from jobs.services.pricing import PriceSet, training_price_remove, training_price_set
+from jobs.services.spend import workspace_budget_update
 from jobs.services.teams import (
     invitation_accept,
     invitation_decline,
@@ -90,4 +92,5 @@ __all__ = [
     "token_update",
     "training_price_remove",
     "training_price_set",
+    "workspace_budget_update",
 ]

@@ -51,7 +51,7 @@ def job_track(*, workspace: Workspace, token: ApiToken, job_id: str, user, label
     now = timezone.now()
     try:
         with transaction.atomic():
-            job = TrackedJob.objects.create(
+            job = TrackedJob(
                 workspace=workspace,
                 token=token,
                 job_id=job_id,
@@ -62,6 +62,9 @@ def job_track(*, workspace: Workspace, token: ApiToken, job_id: str, user, label
                 fetched_at=now,
                 checked_at=now,
             )
+            # Tracked already ended: its final cost is frozen now, with today's price (jobs.sync.costs).
+            sync_costs.freeze_if_ended(job, details, now=now)
+            job.save(force_insert=True)
             audit_record(workspace=workspace, actor=user, action="job.track", description=f"started tracking {job_id}")
             history.record_tracking_started(job, now=now)
             RemovedJob.objects.filter(workspace=workspace, job_id=job_id).delete()  # wanted again

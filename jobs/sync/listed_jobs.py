@@ -13,6 +13,7 @@ from jobs import notifications
 from jobs.audit import audit_record
 from jobs.finetuning import FineTuningJob
 from jobs.models import ApiToken, RemovedJob, TrackedJob, Workspace
+from jobs.sync import costs as sync_costs
 from jobs.sync import history
 
 
@@ -33,7 +34,7 @@ def job_track_listed(
     """
     try:
         with transaction.atomic():
-            job = TrackedJob.objects.create(
+            job = TrackedJob(
                 workspace=workspace,
                 token=token,
                 job_id=details.id,
@@ -43,6 +44,9 @@ def job_track_listed(
                 fetched_at=now,
                 checked_at=now,
             )
+            # Tracked already ended: its final cost is frozen now, with today's price (jobs.sync.costs).
+            sync_costs.freeze_if_ended(job, details, now=now)
+            job.save(force_insert=True)
             if found_by_watch:
                 notifications.queue_for_events([history.record_job_started(job, token_name=token.name, now=now)])
                 audit_record(

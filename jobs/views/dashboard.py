@@ -8,7 +8,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from jobs import live, selectors, services
+from jobs import costs, live, selectors, services
 from jobs.access import Need, membership_for, user_memberships
 from jobs.forms import DashboardFilterForm, TrackJobForm
 from jobs.sync import refresh
@@ -87,6 +87,31 @@ def _report_results(request, results: list[tuple[str, str, str]]) -> None:
         messages.add_message(request, OUTCOME_LEVELS.get(outcome, messages.ERROR), text)
 
 
+def _summary(request, counts: dict, filters: dict, memberships) -> dict:
+    """The summary above the list: each counter a link to the same view filtered to it (a
+    second click on the one in use lifts that filter), "Spent this month" and the budget bar of
+    the one workspace shown (with several, the Spend page has them)."""
+    counters = []
+    for key, label, count in counts["counters"]:
+        query = request.GET.copy()
+        query.pop("page", None)
+        current = filters["status"] == key
+        if current:
+            query.pop("status", None)
+        else:
+            query["status"] = key
+        counters.append({"key": key, "label": label, "count": count, "query": query.urlencode(), "current": current})
+    shown = filters["workspace"] or (memberships[0].workspace if len(memberships) == 1 else None)
+    budget = costs.month_spend(shown) if shown is not None and shown.monthly_budget_usd else None
+    return {
+        "counters": counters,
+        "spent_this_month": counts["spent_this_month"],
+        "workspace": shown,
+        "budget": budget,
+        "budgeted": [] if shown is not None else [m.workspace for m in memberships if m.workspace.monthly_budget_usd],
+    }
+
+
 def _render_dashboard(request, form: TrackJobForm, status: int = 200):
     memberships = user_memberships(request.user)
     filter_form = DashboardFilterForm(
@@ -98,9 +123,9 @@ def _render_dashboard(request, form: TrackJobForm, status: int = 200):
     )
     filters = filter_form.filters()
     all_jobs = selectors.jobs_for_dashboard(user=request.user, **filters)
-    counts = selectors.dashboard_counts(all_jobs)
+    counts = selectors.dashboard_counts(user=request.user, **filters)
     paginator = Paginator(all_jobs, JOBS_PER_PAGE)
-    paginator.count = counts["total"]  # counted above with the running jobs, in one query
+    paginator.count = counts["total"]  # counted above with the summary's counters, in one query
     page = paginator.get_page(request.GET.get("page"))
     jobs = list(page.object_list)
     # Fresh on a plain reload too, with or without JavaScript.
@@ -122,5 +147,6 @@ def _render_dashboard(request, form: TrackJobForm, status: int = 200):
         "filtered": any(filters[k] for k in ("q", "workspace", "status", "model", "period")),
         "shown_workspace": filters["workspace"],
         "running_count": counts["running"],
+        "summary": _summary(request, counts, filters, memberships),
     }
     return render(request, "jobs/dashboard.html", context, status=status)

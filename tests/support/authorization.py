@@ -239,6 +239,17 @@ ROUTES: dict[str, Route] = {
     # Without ?ids= the compare page explains how to pick jobs; with ids, see test_compare.py.
     "job_compare": Route(_none, {"GET": SIGNED_IN}),
     "dashboard_export": Route(_none, {"GET": SIGNED_IN}),
+    # --- spend: without ?workspace= a person sees their own (personal) workspace's spend; a
+    # foreign ?workspace= is a 404 (tests/test_spend.py).
+    "spend": Route(_none, {"GET": SIGNED_IN}),
+    "spend_export": Route(_none, {"GET": SIGNED_IN}),
+    "workspace_budget": Route(
+        _team,
+        {"POST": OWNER},
+        scoped=True,
+        data=lambda o: {"monthly_budget_usd": "250", "expensive_job_usd": ""},
+        effect=lambda o, u: _fresh(o["team"]).monthly_budget_usd == 250,
+    ),
     # --- tokens
     "token_list": Route(
         _none,
