@@ -1,10 +1,12 @@
-"""Filters for the Spend page and the dashboard's summary: they only format what views hand them."""
+"""Money on pages: sums of US dollars and training prices, written the one way
+(`jobs.humanize.usd`, `jobs.pricing.price_text`). They only format what views hand them."""
 
 from __future__ import annotations
 
 from django import template
 
 from jobs.humanize import usd as _usd
+from jobs.pricing import price_text as _price_text
 
 register = template.Library()
 
@@ -13,6 +15,14 @@ register = template.Library()
 def usd(amount) -> str:
     """US dollars as jobs.humanize.usd writes them ("$1,234.56"); "$0.00" for nothing spent."""
     return _usd(amount) or "$0.00"
+
+
+@register.filter
+def price_text(value) -> str:
+    """ "0.40", "10.00", "0.0035": a price per 1M tokens, or "" for none."""
+    if value is None or value == "":
+        return ""
+    return _price_text(value)
 
 
 @register.filter
