@@ -51,6 +51,8 @@ VERSION_FIELDS = (
     "checkpoints_synced_at",
     "budget_wait_since",
     "cost_frozen_at",  # a finished job's cost frozen, or frozen again ("Recalculate with today's prices")
+    "alerts_changed_at",  # a training-health alert raised or cleared (jobs.sync.health)
+    "alerts_muted_at",  # "Mute alerts" / "Unmute"
 )
 MAX_KEYS_PER_POLL = 500
 REFRESHES_PER_POLL = 4
@@ -107,6 +109,8 @@ class PolledJob:
     checkpoints_synced_at: dt.datetime | None
     budget_wait_since: dt.datetime | None
     cost_frozen_at: dt.datetime | None
+    alerts_changed_at: dt.datetime | None
+    alerts_muted_at: dt.datetime | None
     my_role: str
 
     # The same rules as the model's.

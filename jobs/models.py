@@ -201,6 +201,17 @@ class TrackedJob(models.Model):
     final_price_usd_per_million = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
     final_price_source = models.CharField(max_length=20, blank=True)
     final_price_pattern = models.CharField(max_length=300, blank=True)
+    # Training-health alerts (jobs.sync.health): when one was last raised or cleared (part of
+    # the live version, so cards and pages show it), and a person's mute of their notifications.
+    alerts_changed_at = models.DateTimeField(null=True, blank=True)
+    alerts_muted_at = models.DateTimeField(null=True, blank=True)
+    alerts_muted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The first finish estimate of the current run, and when it was seen: what eta_slipped
+    # measures a later estimate against.
+    first_estimated_finish = models.DateTimeField(null=True, blank=True)
+    first_estimate_seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -245,6 +256,76 @@ class TrackedJob(models.Model):
         """Whether the viewing user owns this job's workspace (prices, recalculating its cost);
         needs `my_role` from jobs_visible_to."""
         return getattr(self, "my_role", None) == Membership.Role.OWNER
+
+
+class JobAlert(models.Model):
+    """A training-health rule that fired for a job (jobs.training_health); open until it clears.
+
+    At most one open alert per job and rule (a constraint), so a rule fires once until its
+    condition clears, however many refreshes or workers look."""
+
+    class Rule(models.TextChoices):
+        OVERFITTING = "overfitting", "Overfitting"
+        DIVERGED = "diverged", "Diverged"
+        ETA_SLIPPED = "eta_slipped", "ETA slipped"
+        SLOW = "slow", "Slow"
+
+    job = models.ForeignKey(TrackedJob, on_delete=models.CASCADE, related_name="alerts")
+    rule = models.CharField(max_length=20, choices=Rule.choices)
+    message = models.CharField(max_length=300)
+    raised_at = models.DateTimeField(default=timezone.now)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    # The checkpoint an alert points at (a divergence's epoch), for the curves' marks.
+    step = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["raised_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "rule"], condition=models.Q(cleared_at__isnull=True), name="one_open_alert_per_rule"
+            )
+        ]
+        indexes = [models.Index(fields=["job", "cleared_at"], name="job_alerts_open")]
+
+    @property
+    def is_open(self) -> bool:
+        return self.cleared_at is None
+
+
+class ProgressSample(models.Model):
+    """A running job's trained steps at a moment, at most one a minute: the `slow` rule's pace."""
+
+    job = models.ForeignKey(TrackedJob, on_delete=models.CASCADE, related_name="progress_samples")
+    at = models.DateTimeField()
+    steps = models.IntegerField()
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["job", "at"], name="job_progress_by_time")]
+
+
+class TrainingAlertSettings(models.Model):
+    """A workspace's training-health rules: each on or off, with its thresholds. A workspace
+    without a row uses the defaults (`for_workspace`), so reading never writes."""
+
+    workspace = models.OneToOneField(
+        Workspace, primary_key=True, on_delete=models.CASCADE, related_name="training_alert_settings"
+    )
+    overfitting_on = models.BooleanField(default=True)
+    overfitting_rises = models.PositiveSmallIntegerField(default=2)
+    diverged_on = models.BooleanField(default=True)
+    diverged_factor = models.FloatField(default=2.0)
+    eta_slipped_on = models.BooleanField(default=True)
+    eta_slip_percent = models.PositiveSmallIntegerField(default=50)
+    eta_slip_minutes = models.PositiveIntegerField(default=15)
+    slow_on = models.BooleanField(default=True)
+    slow_percent = models.PositiveSmallIntegerField(default=40)
+    slow_window_minutes = models.PositiveIntegerField(default=15)
+
+    @classmethod
+    def for_workspace(cls, workspace_id: int) -> TrainingAlertSettings:
+        found = cls.objects.filter(workspace_id=workspace_id).first()
+        return found or cls(workspace_id=workspace_id)
 
 
 class TrainingPrice(models.Model):
@@ -362,6 +443,11 @@ class JobEvent(models.Model):
         BUDGET_80 = "budget_80", "Budget 80% passed"
         BUDGET_100 = "budget_100", "Budget passed"
         COST_PROJECTION = "cost_projection", "Projected to cost more than the warning"
+        OVERFITTING = "overfitting", "Overfitting"
+        DIVERGED = "diverged", "Diverged"
+        ETA_SLIPPED = "eta_slipped", "ETA slipped"
+        SLOW = "slow", "Slow"
+        ALERT_CLEARED = "alert_cleared", "Alert cleared"
 
     job = models.ForeignKey(TrackedJob, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -501,6 +587,10 @@ class NotificationChannel(models.Model):
         ("budget_80", "Budget 80%"),
         ("budget_100", "Budget 100%"),
         ("cost_projection", "Expensive job"),
+        ("overfitting", "Overfitting"),
+        ("diverged", "Diverged"),
+        ("eta_slipped", "ETA slipped"),
+        ("slow", "Slow"),
     ]
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="channels")

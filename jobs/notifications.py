@@ -61,11 +61,17 @@ RULES = {
     "budget_80": lambda event: event.kind == JobEvent.Kind.BUDGET_80,
     "budget_100": lambda event: event.kind == JobEvent.Kind.BUDGET_100,
     "cost_projection": lambda event: event.kind == JobEvent.Kind.COST_PROJECTION,
+    # Training-health alerts (jobs.sync.health), silenced while the job's alerts are muted.
+    "overfitting": lambda event: event.kind == JobEvent.Kind.OVERFITTING,
+    "diverged": lambda event: event.kind == JobEvent.Kind.DIVERGED,
+    "eta_slipped": lambda event: event.kind == JobEvent.Kind.ETA_SLIPPED,
+    "slow": lambda event: event.kind == JobEvent.Kind.SLOW,
 }
+ALERT_EVENTS = frozenset({"overfitting", "diverged", "eta_slipped", "slow"})
 # Events named by their kind in a payload, not by the job's status.
 EVENTS_NAMED_BY_KIND = frozenset(RULES) - {"succeeded", "failed", "cancelled"}
 # Events whose message says what happened (a stall's duration, a budget's sums): in the summary.
-EVENTS_EXPLAINED_BY_MESSAGE = frozenset({"stalled", "budget_80", "budget_100", "cost_projection"})
+EVENTS_EXPLAINED_BY_MESSAGE = frozenset({"stalled", "budget_80", "budget_100", "cost_projection"}) | ALERT_EVENTS
 # Events about a workspace's month rather than one job (the job is the one whose snapshot tipped it).
 EVENTS_ABOUT_THE_WORKSPACE = frozenset({"budget_80", "budget_100"})
 
@@ -294,8 +300,8 @@ def _summary(payload: dict) -> str:
 
 def channels_for(event: JobEvent) -> list[NotificationChannel]:
     rule = next((name for name, matches in RULES.items() if matches(event)), None)
-    if rule is None:
-        return []
+    if rule is None or (rule in ALERT_EVENTS and event.job.alerts_muted_at is not None):
+        return []  # muted: the alert stays on the page, nobody is told
     channels = NotificationChannel.objects.filter(workspace_id=event.job.workspace_id).filter(
         # A personal subscription counts only while its subscriber is still a member.
         Q(user__isnull=True) | Q(user__memberships__workspace_id=event.job.workspace_id)

@@ -34,7 +34,7 @@ from django.utils import timezone
 from jobs import notifications, request_budget
 from jobs.finetuning import QUEUED_STATUSES, TERMINAL_STATUSES, FineTuningJob
 from jobs.models import ApiToken, TrackedJob
-from jobs.sync import costs, deployments, files, history, training_log
+from jobs.sync import costs, deployments, files, health, history, training_log
 from jobs.sync.backoff import backed_off
 from jobs.sync.leases import Lease, Quota
 from jobs.sync.tokens import open_token, record_upstream_error
@@ -329,6 +329,7 @@ def store_snapshot(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime)
         )
         if job.changed_at == now:
             events += costs.warnings_after_snapshot(job, details, now=now)
+            events += health.after_snapshot(job, details, before=before, now=now)
         notifications.queue_for_events(events)
 
 

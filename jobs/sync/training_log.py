@@ -32,10 +32,12 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from jobs import notifications
 from jobs.finetuning import FineTuningJob, parse_timestamp
 from jobs.metrics import METRIC_KEYS
 from jobs.models import TrackedJob, TrainingCheckpoint, TrainingEvent
 from jobs.request_budget import BudgetSpent
+from jobs.sync import health
 from jobs.sync.not_offered import Endpoint, is_not_offered, remember_not_offered
 from jobs.tokenfactory import LIST_PAGE_LIMIT, ListPage, NotOffered, TokenFactoryClient, TokenFactoryError
 
@@ -356,17 +358,21 @@ def _sync_checkpoints(job: TrackedJob, client: TokenFactoryClient) -> None:
                 fine_tuned_model_checkpoint=name[:500] if isinstance(name, str) else "",
             )
         )
-    _store(job, TrainingCheckpoint, rows, field="checkpoints_synced_at")
+    if _store(job, TrainingCheckpoint, rows, field="checkpoints_synced_at"):
+        with transaction.atomic():
+            notifications.queue_for_events(health.after_checkpoints(job, now=job.checkpoints_synced_at))
 
 
-def _store(job: TrackedJob, model, rows: list, *, field: str) -> None:
+def _store(job: TrackedJob, model, rows: list, *, field: str) -> bool:
+    """Store new rows and stamp `field`; whether there were any."""
     if not rows:
-        return
+        return False
     now = timezone.now()
     with transaction.atomic():
         model.objects.bulk_create(rows, ignore_conflicts=True)
         TrackedJob.objects.filter(pk=job.pk).update(**{field: now})
     setattr(job, field, now)
+    return True
 
 
 def event_level(value: Any) -> str:
