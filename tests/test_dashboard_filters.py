@@ -6,6 +6,7 @@ import datetime as dt
 import re
 
 import pytest
+from django.core.cache import caches
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -168,6 +169,9 @@ def test_the_chosen_filters_stay_selected(alice_client, team, jobs):
 
 
 def _queries(client, url) -> int:
+    # Every card rendered afresh (not taken from the rendered-parts cache): the worst case, the
+    # same whatever earlier requests happened to render.
+    caches["rendered"].clear()
     with CaptureQueriesContext(connection) as queries:
         assert client.get(url).status_code == 200
     return len(queries)
@@ -197,6 +201,8 @@ def test_filtered_views_run_a_constant_number_of_queries(alice_client, make_job,
     add(297)
     with_300 = [_queries(alice_client, url) for url in urls]
     assert with_3 == with_300
-    assert max(with_3) <= 12
+    # Session, user, tokens, memberships, the counters, the jobs, deployments, workspaces (2),
+    # tokens (2), the worker, and for the cards' costs the price tables and Token Factory's prices.
+    assert max(with_3) <= 14
     assert len(shown(alice_client, urls[0])) == 50  # a page's worth; the rest on later pages
     assert "Page 1 of 6" in alice_client.get(urls[0]).content.decode()
