@@ -419,6 +419,8 @@ class DashboardFilterForm(forms.Form):
     model = forms.CharField(label="Model", required=False, max_length=200)
     period = forms.ChoiceField(label="Tracked", required=False)
     sort = forms.ChoiceField(label="Sort by", required=False)
+    # Jobs with an open training-health alert (?alert=1).
+    alert = forms.BooleanField(label="Has an alert", required=False, widget=forms.CheckboxInput(attrs={"value": "1"}))
 
     def __init__(self, *args, workspaces: list[Workspace], sorts: dict, periods: dict, **kwargs):
         super().__init__(*args, **kwargs)
@@ -440,6 +442,7 @@ class DashboardFilterForm(forms.Form):
             "model": (data.get("model") or "").strip(),
             "period": data.get("period", ""),
             "sort": data.get("sort") or "newest",
+            "alert": bool(data.get("alert")),
         }
 
 
