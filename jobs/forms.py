@@ -394,6 +394,16 @@ class BudgetForm(forms.Form):
         super().__init__(*args, **kwargs)
 
 
+class FlagInput(forms.CheckboxInput):
+    """A checkbox sent as `name=1` in a shareable URL: "0", "false" or anything else read as unticked."""
+
+    def __init__(self, attrs=None):
+        super().__init__({"value": "1", **(attrs or {})})
+
+    def value_from_datadict(self, data, files, name):
+        return data.get(name) in ("1", "on", "true")
+
+
 class DashboardFilterForm(forms.Form):
     """The dashboard's filters and sort order (a GET form: the URL is shareable)."""
 
@@ -419,6 +429,8 @@ class DashboardFilterForm(forms.Form):
     model = forms.CharField(label="Model", required=False, max_length=200)
     period = forms.ChoiceField(label="Tracked", required=False)
     sort = forms.ChoiceField(label="Sort by", required=False)
+    # Jobs with an open training-health alert (?alert=1).
+    alert = forms.BooleanField(label="Has an alert", required=False, widget=FlagInput)
 
     def __init__(self, *args, workspaces: list[Workspace], sorts: dict, periods: dict, **kwargs):
         super().__init__(*args, **kwargs)
@@ -440,6 +452,7 @@ class DashboardFilterForm(forms.Form):
             "model": (data.get("model") or "").strip(),
             "period": data.get("period", ""),
             "sort": data.get("sort") or "newest",
+            "alert": bool(data.get("alert")),
         }
 
 

@@ -31,6 +31,7 @@ from django.utils import timezone
 from jobs import costs
 from jobs.access import jobs_visible_to
 from jobs.models import Membership, TrackedJob
+from jobs.selectors.alerts import attach_open_alerts, open_alerts_of
 from jobs.selectors.job_page import job_live_context
 from jobs.selectors.training_log import EventsQuery, recent_checkpoints_of
 from jobs.sync import deployments, refresh, training_log
@@ -228,6 +229,7 @@ def render_cards(jobs: list[TrackedJob], *, viewer=None) -> list[str]:
 def _cards(jobs: list[TrackedJob]) -> list[str]:
     recent = recent_checkpoints_of(jobs)  # the cards' loss sparklines, in one query
     costs.attach(jobs)  # the cards' cost lines: one query and one cache call, only for cards rendered
+    attach_open_alerts(jobs)  # the cards' alert badges: one query, only for cards rendered
     return [
         render_to_string(
             CARD_TEMPLATE,
@@ -236,6 +238,7 @@ def _cards(jobs: list[TrackedJob]) -> list[str]:
                 "recent_checkpoints": recent[job.pk],
                 "deployments": deployments.deployments_of(job),
                 "cost": costs.cost_of(job),
+                "alerts": open_alerts_of(job),
             },
         )
         for job in jobs
@@ -256,6 +259,7 @@ def render_job_parts(jobs: list[TrackedJob | PolledJob], *, events_query: Events
 
 def _job_parts(jobs: list[TrackedJob], events_query: EventsQuery) -> list[str]:
     costs.attach(jobs)  # the Cost panel's, for every job rendered at once (job_live_context reads it)
+    attach_open_alerts(jobs)  # the alerts panel's, likewise
     return [render_to_string(JOB_PARTS_TEMPLATE, {"job": job, **job_live_context(job, events_query)}) for job in jobs]
 
 

@@ -247,7 +247,7 @@ def test_each_role_may_do_exactly_what_its_role_allows(objects, username, name, 
 def _state(o: dict):
     team = o["team"]
     return (
-        sorted(TrackedJob.objects.values_list("pk", "workspace_id", "token_id", "label")),
+        sorted(TrackedJob.objects.values_list("pk", "workspace_id", "token_id", "label", "alerts_muted_at")),
         sorted(team.tokens.values_list("pk", "name", "workspace_id")),
         sorted(Membership.objects.filter(workspace=team).values_list("user_id", "role")),
         sorted(team.invites.values_list("pk", "used_at")),

@@ -1,6 +1,7 @@
 """Reads for the pages, by domain. Each runs a fixed number of queries, however many jobs there are.
 
 - accounts: whether any account exists yet;
+- alerts: the open training-health alerts of the jobs a page renders, and who muted them;
 - dashboard: the dashboard's jobs, filtered and sorted, and their counts;
 - tokens: the tokens a person may use or manage;
 - teams: teams, members, invite links, the audit trail, invitations;
@@ -17,6 +18,7 @@ Reads never write. Callers use the names below (`selectors.jobs_for_dashboard(..
 """
 
 from jobs.selectors.accounts import accounts_exist
+from jobs.selectors.alerts import attach_open_alerts, open_alerts_of
 from jobs.selectors.channels import channels_with_deliveries
 from jobs.selectors.dashboard import (
     DASHBOARD_PERIODS,
@@ -53,6 +55,7 @@ __all__ = [
     "SUMMARY_COUNTERS",
     "ListedPrice",
     "accounts_exist",
+    "attach_open_alerts",
     "audit_trail",
     "channels_with_deliveries",
     "chart_rows",
@@ -67,6 +70,7 @@ __all__ = [
     "listing_choices",
     "listings",
     "listings_picked",
+    "open_alerts_of",
     "pending_invitations",
     "spend_csv_rows",
     "team_contents",

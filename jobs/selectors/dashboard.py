@@ -6,13 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from django.db.models import Case, Count, Q, QuerySet, Sum, Value, When
+from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Sum, Value, When
 from django.utils import timezone
 
 from jobs.access import jobs_visible_to
 from jobs.costs import month_start, next_month
 from jobs.finetuning import TERMINAL_STATUSES
-from jobs.models import TrackedJob, Workspace
+from jobs.models import JobAlert, TrackedJob, Workspace
 
 DASHBOARD_SORTS = {
     "newest": ("Newest tracked, live first", ["-created_at", "-pk"]),
@@ -49,10 +49,21 @@ def status_q(status: str) -> Q | None:
 
 
 def jobs_in_view(
-    *, user, workspace: Workspace | None = None, model: str = "", period: str = "", q: str = "", **_ignored
+    *,
+    user,
+    workspace: Workspace | None = None,
+    model: str = "",
+    period: str = "",
+    q: str = "",
+    alert: bool = False,
+    **_ignored,
 ) -> QuerySet[TrackedJob]:
-    """The jobs the dashboard's filters keep, the status filter aside (the summary counts them)."""
+    """The jobs the dashboard's filters keep, the status filter aside (the summary counts them).
+    `alert`: only jobs with an open training-health alert ("Has an alert")."""
     jobs = jobs_visible_to(user)
+    if alert:
+        # In the same query (a subquery on the open alerts' index), however many jobs.
+        jobs = jobs.filter(Exists(JobAlert.objects.filter(job=OuterRef("pk"), cleared_at__isnull=True)))
     if q:
         # Partial and case-insensitive, in the same query as the rest (no query per job).
         jobs = jobs.filter(
@@ -79,8 +90,9 @@ def jobs_for_dashboard(
     period: str = "",
     sort: str = "newest",
     q: str = "",
+    alert: bool = False,
 ) -> QuerySet[TrackedJob]:
-    jobs = jobs_in_view(user=user, workspace=workspace, model=model, period=period, q=q)
+    jobs = jobs_in_view(user=user, workspace=workspace, model=model, period=period, q=q, alert=alert)
     kept = status_q(status)
     if kept is not None:
         jobs = jobs.filter(kept)

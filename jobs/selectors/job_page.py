@@ -15,6 +15,7 @@ from jobs import costs
 from jobs.humanize import usd
 from jobs.models import TrackedJob
 from jobs.pricing import price_text
+from jobs.selectors.alerts import open_alerts_of
 from jobs.selectors.training_log import EventsQuery, checkpoints_of, events_view
 from jobs.sync import deployments, files
 from jobs.sync.history import timeline
@@ -83,8 +84,10 @@ def cost_with_todays_prices(job: TrackedJob) -> costs.JobCost:
 def job_live_context(job: TrackedJob, events_query: EventsQuery) -> dict[str, Any]:
     """The context of the job page's `job-live` partial besides `job`: four queries (the timeline,
     the events and their counts, the checkpoints), two cache reads (file names, deployments), and
-    the cost (one query and one cache read, none when `jobs.costs.attach` ran)."""
+    the cost (one query and one cache read, none when `jobs.costs.attach` ran) and the open alerts
+    (a query if the job ever had one, none when `attach_open_alerts` ran)."""
     return {
+        "alerts": open_alerts_of(job),
         "cost": cost_panel(job),
         "events_query": events_query,
         "timeline": job_timeline(job),

@@ -40,6 +40,8 @@ from jobs.services.tokens import token_check, token_create, token_delete, token_
 from jobs.services.tracked_jobs import (
     can_cancel,
     cancel_offered,
+    job_alerts_mute,
+    job_alerts_unmute,
     job_cancel,
     job_cost_recalculate,
     job_label,
@@ -71,6 +73,8 @@ __all__ = [
     "invite_for_secret",
     "invite_revoke",
     "job_cancel",
+    "job_alerts_mute",
+    "job_alerts_unmute",
     "job_cost_recalculate",
     "job_label",
     "job_move",

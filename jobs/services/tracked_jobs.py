@@ -1,5 +1,6 @@
-"""Tracked jobs: track one or many by ID, label, move, stop tracking, cancel on Token Factory, and
-recalculate a finished job's cost with today's prices.
+"""Tracked jobs: track one or many by ID, label, move, stop tracking, cancel on Token Factory,
+recalculate a finished job's cost with today's prices, and mute or unmute its alerts'
+notifications.
 
 Cancel (`POST /v1/fine_tuning/jobs/{id}/cancel`) is not offered by every Token Factory: an
 endpoint that answers 404 or 405 is remembered per API base URL (`jobs.sync.not_offered`), and
@@ -201,3 +202,40 @@ def job_cost_recalculate(job: TrackedJob, actor) -> tuple[costs.JobCost, costs.J
         description=f"recalculated the cost of {job.job_id} with today's prices: {after.summary} (was {before.summary})",
     )
     return before, after
+
+
+@transaction.atomic
+def job_alerts_mute(job: TrackedJob, actor) -> bool:
+    """ "Mute alerts": the job's training-health alerts notify nobody (jobs.notifications) until
+    someone unmutes them; their badges stay. Audited. False if they were muted already (by
+    someone else meanwhile: theirs stands)."""
+    now = timezone.now()
+    if not TrackedJob.objects.filter(pk=job.pk, alerts_muted_at__isnull=True).update(
+        alerts_muted_at=now, alerts_muted_by=actor
+    ):
+        job.refresh_from_db(fields=["alerts_muted_at", "alerts_muted_by"])
+        return False
+    job.alerts_muted_at, job.alerts_muted_by = now, actor
+    audit_record(
+        workspace=job.workspace, actor=actor, action="job.alerts_mute", description=f"muted the alerts of {job.job_id}"
+    )
+    return True
+
+
+@transaction.atomic
+def job_alerts_unmute(job: TrackedJob, actor) -> bool:
+    """ "Unmute": the job's alerts notify its channels again (those raised from now on). Audited.
+    False if they were not muted."""
+    if not TrackedJob.objects.filter(pk=job.pk, alerts_muted_at__isnull=False).update(
+        alerts_muted_at=None, alerts_muted_by=None
+    ):
+        job.refresh_from_db(fields=["alerts_muted_at", "alerts_muted_by"])
+        return False
+    job.alerts_muted_at, job.alerts_muted_by = None, None
+    audit_record(
+        workspace=job.workspace,
+        actor=actor,
+        action="job.alerts_unmute",
+        description=f"unmuted the alerts of {job.job_id}",
+    )
+    return True

@@ -14,6 +14,7 @@ from django.conf import settings
 from jobs.finetuning import QUEUED_STATUSES, FineTuningJob
 from jobs.humanize import span
 from jobs.models import JobEvent, TrackedJob
+from jobs.training_health import RULE_LABELS
 
 
 def record_tracking_started(job: TrackedJob, *, now: dt.datetime) -> None:
@@ -100,10 +101,23 @@ def _stall_event(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime) -
     return JobEvent.objects.create(job=job, kind=JobEvent.Kind.STALLED, status=details.status, message=message, at=now)
 
 
+# Training-health alerts and their clearing (jobs.sync.health): on the timeline, but not states.
+ALERT_KINDS = frozenset(RULE_LABELS) | {JobEvent.Kind.ALERT_CLEARED}
+
+
 def timeline(events: list[JobEvent], *, now: dt.datetime, is_terminal: bool) -> list[dict]:
-    """Events with how long each state lasted (until the next event, or until now)."""
+    """Events with how long each state lasted (until the next event, or until now).
+
+    An alert raised or cleared is no new state: its row says so (`alert`: the rule's name, for
+    a raised one; `cleared`) and lasts nothing, and the state around it lasts on across it."""
     rows = []
-    for index, event in enumerate(events):
-        following = events[index + 1].at if index + 1 < len(events) else (None if is_terminal else now)
-        rows.append({"event": event, "lasted": (following - event.at) if following else None})
-    return rows
+    following = None if is_terminal else now  # when the state of the event at hand ended
+    for event in reversed(events):
+        row = {"event": event, "lasted": None, "alert": "", "cleared": event.kind == JobEvent.Kind.ALERT_CLEARED}
+        if event.kind in ALERT_KINDS:
+            row["alert"] = RULE_LABELS.get(event.kind, "")
+        else:
+            row["lasted"] = (following - event.at) if following else None
+            following = event.at
+        rows.append(row)
+    return rows[::-1]

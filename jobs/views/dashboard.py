@@ -144,7 +144,7 @@ def _render_dashboard(request, form: TrackJobForm, status: int = 200):
         "tokens": form.tokens,
         "memberships": memberships,
         "filter_form": filter_form,
-        "filtered": any(filters[k] for k in ("q", "workspace", "status", "model", "period")),
+        "filtered": any(filters[k] for k in ("q", "workspace", "status", "model", "period", "alert")),
         "shown_workspace": filters["workspace"],
         "running_count": counts["running"],
         "summary": _summary(request, counts, filters, memberships),

@@ -114,3 +114,27 @@ def job_recalculate_cost(request, pk: int):
     before, after = services.job_cost_recalculate(job, request.user)
     messages.success(request, f"Recalculated the cost with today's prices: {after.summary} (was {before.summary}).")
     return redirect("job_detail", pk=job.pk)
+
+
+@login_required
+@require_POST
+def job_alerts_mute(request, pk: int):
+    """ "Mute alerts": no more notifications about this job's alerts; the badges stay."""
+    job = job_for_user(request.user, pk, Need.EDIT_JOBS)
+    if services.job_alerts_mute(job, request.user):
+        messages.success(request, "Alerts muted: their badges stay, and no notification is sent about them.")
+    else:
+        messages.info(request, "This job's alerts were already muted.")
+    return redirect("job_detail", pk=job.pk)
+
+
+@login_required
+@require_POST
+def job_alerts_unmute(request, pk: int):
+    """ "Unmute": this job's alerts notify the workspace's channels again."""
+    job = job_for_user(request.user, pk, Need.EDIT_JOBS)
+    if services.job_alerts_unmute(job, request.user):
+        messages.success(request, "Alerts unmuted: new alerts are notified again.")
+    else:
+        messages.info(request, "This job's alerts were not muted.")
+    return redirect("job_detail", pk=job.pk)

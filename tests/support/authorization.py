@@ -234,6 +234,19 @@ ROUTES: dict[str, Route] = {
         scoped=True,
         effect=lambda o, u: AuditEvent.objects.filter(workspace=o["team"], action="job.cost_recalculate").exists(),
     ),
+    "job_alerts_mute": Route(
+        _job,
+        {"POST": MEMBER},
+        scoped=True,
+        effect=lambda o, u: _fresh(o["job"]).alerts_muted_at is not None,
+    ),
+    # The table's job is not muted: an allowed unmute leaves it unmuted (test_job_alerts_ui unmutes a muted one).
+    "job_alerts_unmute": Route(
+        _job,
+        {"POST": MEMBER},
+        scoped=True,
+        effect=lambda o, u: _fresh(o["job"]).alerts_muted_at is None,
+    ),
     "job_export_json": Route(_job, {"GET": VIEWER}, scoped=True),
     "job_export_metrics": Route(_job, {"GET": VIEWER}, scoped=True),
     # Without ?ids= the compare page explains how to pick jobs; with ids, see test_compare.py.
