@@ -204,7 +204,9 @@ def line_chart(
     chart.missing = [spec for spec in specs if not runs_by_spec[spec]]
     if not points:
         return chart
-    xs = [x for x, _ in points]
+    # An alert's step is on the axis even where no loss is a number (a divergence to NaN).
+    alert_xs = [x for x in (finite_number(m.x) for m in marks if m.kind == "alert") if x is not None]
+    xs = [x for x, _ in points] + alert_xs
     ys = [y for _, y in points]
     x_ticks = nice_ticks(min(xs), max(xs)) if min(xs) != max(xs) else _around(xs[0])
     y_ticks = nice_ticks(min(ys), max(ys))

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from jobs import charts
 from jobs.models import JobAlert, TrackedJob
 from jobs.training_health import best_checkpoint, best_of, points
 from tests.support.accounts import track_remote_job
@@ -91,6 +92,28 @@ def test_without_validation_the_training_loss_decides():
     assert len(made) == 3 and found.point.epoch == 2 and found.reason == "lowest train loss (1)"
     # A validation file with no validation loss reported yet: no best until one is.
     assert best_of(checkpoints, validation_file="file-abc")[1] is None
+
+
+def test_marks_sit_on_their_step_an_alert_widens_the_axis_and_a_best_on_a_missing_value_is_left_out():
+    rows = [{"step": 10, "valid_loss": 1.0}, {"step": 20, "valid_loss": 0.5}, {"step": 30, "valid_loss": None}]
+    specs = (charts.SeriesSpec("valid_loss", "Valid loss", "dashed"),)
+    chart = charts.line_chart(
+        "Loss",
+        specs,
+        rows,
+        marks=[
+            charts.MarkSpec("best", 20, "Best: epoch 2, valid loss 0.5", key="valid_loss"),
+            charts.MarkSpec("alert", 30, "Diverged: NaN"),
+            charts.MarkSpec("best", 30, "on a missing value", key="valid_loss"),
+            charts.MarkSpec("alert", None, "no step"),
+        ],
+    )
+    best, alert = chart.marks  # the alert at step 30 widens the axis, though no loss there is a number
+    assert chart.x_ticks[-1].label == "30"
+    point = chart.series[0].markers[1]
+    assert (best.kind, best.cx, best.cy, best.text) == ("best", point.cx, point.cy, "Best: epoch 2, valid loss 0.5")
+    assert alert.kind == "alert" and alert.cy < alert.bottom == chart.plot[3]
+    assert best.shape.startswith("M") and best.shape.endswith("Z") and alert.shape != best.shape
 
 
 # ---------------------------------------------------------------------------- the job page
@@ -180,7 +203,8 @@ def test_the_loss_curve_marks_the_best_checkpoint_and_the_alert_with_text_altern
 def test_a_divergence_is_marked_at_its_checkpoint_and_stays_marked_once_cleared(
     fake_api, alice, alice_token, alice_client
 ):
-    job, _ = tracked_with(fake_api, alice, alice_token, [loss(1.0, 1.1), loss(float("nan"), 1.0)])
+    # Every loss of epoch 2 is NaN: its step is still on the axis, for the alert's mark.
+    job, _ = tracked_with(fake_api, alice, alice_token, [loss(1.0, 1.1), loss(float("nan"), float("nan"))])
     assert JobAlert.objects.get(job=job, rule="diverged").step == 20
     fake_api.advance(job.job_id, 25)  # epochs end: the checkpoints are read again
     fake_api.add_checkpoint(job.job_id, step_number=30, metrics=loss(0.8, 0.9))
@@ -189,7 +213,7 @@ def test_a_divergence_is_marked_at_its_checkpoint_and_stays_marked_once_cleared(
     assert JobAlert.objects.get(job=job, rule="diverged").cleared_at is not None
     page = job_page(alice_client, job)
     titles = [html.unescape(t) for t in re.findall(r'chart-mark-alert">.*?<title>([^<]+)</title>', page)]
-    assert titles == ["Diverged: The train loss of epoch 2 is not a number (NaN or infinite) (cleared)"]
+    assert titles == ["Diverged: The train loss, valid loss of epoch 2 is not a number (NaN or infinite) (cleared)"]
     assert "Best so far: epoch 3, valid loss 0.9" in text_of(page)
 
 
