@@ -1,6 +1,7 @@
 """What a job page's live part shows beside the snapshot, read once for the page and for each of
 its live polls: the state timeline, the Events panel, the checkpoints (table and curves), the
-files' names, the deployments and what the job costs. The template tags only shape what these
+files' names, the deployments, what the job costs, and its best checkpoint (with the alerts
+marked on its curves and whether the best one is deployed). The template tags only shape what these
 hand them."""
 
 from __future__ import annotations
