@@ -127,6 +127,34 @@ class Tick:
     label: str
 
 
+@dataclass(frozen=True)
+class MarkSpec:
+    """Something to point at on a chart, at step `x`: the best checkpoint ("best", drawn on
+    `key`'s value there) or an alert ("alert", a rule across the plot at that step)."""
+
+    kind: str  # "best" or "alert": the marker's shape and CSS class
+    x: Any
+    text: str  # its text alternative: "Best: epoch 3, valid loss 0.81"
+    key: str = ""  # the series a "best" mark sits on
+
+
+@dataclass
+class Mark:
+    kind: str
+    cx: float
+    cy: float  # the point's y for "best"; the plot's top for "alert"
+    text: str
+    bottom: float = 0.0  # where an alert's rule ends
+
+    @property
+    def shape(self) -> str:
+        """Path data: a diamond around the best point, a downward triangle atop an alert's rule."""
+        x, y = self.cx, self.cy
+        if self.kind == "best":
+            return f"M{x:.1f} {y - 8:.1f} L{x + 8:.1f} {y:.1f} L{x:.1f} {y + 8:.1f} L{x - 8:.1f} {y:.1f} Z"
+        return f"M{x - 6:.1f} {y - 10:.1f} L{x + 6:.1f} {y - 10:.1f} L{x:.1f} {y:.1f} Z"
+
+
 @dataclass
 class Chart:
     title: str
@@ -138,6 +166,7 @@ class Chart:
     x_ticks: list[Tick] = field(default_factory=list)
     y_ticks: list[Tick] = field(default_factory=list)
     x_label: str = "Step"
+    marks: list[Mark] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -159,8 +188,10 @@ def line_chart(
     x_key: str = "step",
     width: int = 640,
     height: int = 260,
+    marks: Sequence[MarkSpec] = (),
 ) -> Chart:
-    """A chart of each spec's metric against `x_key` over `rows` (sorted by x here)."""
+    """A chart of each spec's metric against `x_key` over `rows` (sorted by x here), with
+    `marks` placed where their step is (those off the chart, or on a missing value, left out)."""
     left, top = MARGIN_LEFT, MARGIN_TOP
     right, bottom = width - MARGIN_RIGHT, height - MARGIN_BOTTOM
     chart = Chart(title=title, width=width, height=height, plot=(left, top, right, bottom))
@@ -173,7 +204,9 @@ def line_chart(
     chart.missing = [spec for spec in specs if not runs_by_spec[spec]]
     if not points:
         return chart
-    xs = [x for x, _ in points]
+    # An alert's step is on the axis even where no loss is a number (a divergence to NaN).
+    alert_xs = [x for x in (finite_number(m.x) for m in marks if m.kind == "alert") if x is not None]
+    xs = [x for x, _ in points] + alert_xs
     ys = [y for _, y in points]
     x_ticks = nice_ticks(min(xs), max(xs)) if min(xs) != max(xs) else _around(xs[0])
     y_ticks = nice_ticks(min(ys), max(ys))
@@ -197,7 +230,35 @@ def line_chart(
                 lone=all(len(run) == 1 for run in runs),
             )
         )
+    chart.marks = _marks(marks, ordered, x_key, x_ticks, sx, sy, top=top, bottom=bottom)
     return chart
+
+
+def _marks(
+    specs: Sequence[MarkSpec],
+    rows: Sequence[dict[str, Any]],
+    x_key: str,
+    x_ticks: Sequence[float],
+    sx: Callable[[float], float],
+    sy: Callable[[float], float],
+    *,
+    top: float,
+    bottom: float,
+) -> list[Mark]:
+    made = []
+    for spec in specs:
+        x = finite_number(spec.x)
+        if x is None or not x_ticks[0] <= x <= x_ticks[-1]:
+            continue
+        if spec.kind == "best":
+            values = [finite_number(row.get(spec.key)) for row in rows if finite_number(row.get(x_key)) == x]
+            values = [value for value in values if value is not None]
+            if not values:
+                continue
+            made.append(Mark(spec.kind, round(sx(x), 1), round(sy(values[0]), 1), spec.text))
+        else:
+            made.append(Mark(spec.kind, round(sx(x), 1), float(top) + 10, spec.text, bottom=float(bottom)))
+    return made
 
 
 def _around(x: float) -> list[float]:

@@ -12,9 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import F
 from django.http import Http404
 
-from jobs import charts, costs
+from jobs import charts, costs, training_health
 from jobs.access import jobs_visible_to
 from jobs.finetuning import display_value, finite_number
 from jobs.metrics import METRICS
@@ -105,7 +106,7 @@ def checkpoints_of(jobs: list[TrackedJob]) -> dict[int, list[TrainingCheckpoint]
     """Each job's stored checkpoints, oldest step first (one query for all jobs)."""
     by_job: dict[int, list[TrainingCheckpoint]] = {job.pk: [] for job in jobs}
     for checkpoint in TrainingCheckpoint.objects.filter(job__in=[j.pk for j in jobs]).order_by(
-        "job", "step", "created_at", "pk"
+        "job", F("step").asc(nulls_last=True), "created_at", "pk"
     ):
         by_job[checkpoint.job_id].append(checkpoint)
     return by_job
@@ -124,6 +125,37 @@ def final_metrics(jobs: list[TrackedJob], checkpoints: dict[int, list[TrainingCh
             values.append(f"{found[-1]:.4g}" if found else "—")
         rows.append(Row(metric.label, values))
     return rows
+
+
+def best_checkpoints(jobs: list[TrackedJob], checkpoints: dict[int, list[TrainingCheckpoint]]) -> list[Row]:
+    """Each job's best checkpoint (`jobs.training_health.best_of`: the job page's rule), why it
+    is the best, and its losses there; "—" for a job without one."""
+    best = {
+        job.pk: training_health.best_of(checkpoints[job.pk], validation_file=job.details.validation_file)[1]
+        for job in jobs
+    }
+    by_id = {c.upstream_id: c for cs in checkpoints.values() for c in cs}
+    rows = [
+        Row("Best checkpoint", [_best_name(best[job.pk]) for job in jobs]),
+        Row("Chosen by", [best[job.pk].reason if best[job.pk] else "—" for job in jobs]),
+    ]
+    for metric in METRICS:
+        if metric.panel != "loss":
+            continue
+        values = []
+        for job in jobs:
+            found = best[job.pk]
+            metrics = by_id[found.point.upstream_id].metrics if found else None
+            values.append(charts.format_number(metrics.get(metric.key)) if isinstance(metrics, dict) else "—")
+        rows.append(Row(f"{metric.label} at the best", values))
+    return rows
+
+
+def _best_name(best: training_health.Best | None) -> str:
+    if best is None:
+        return "—"
+    step = f", step {best.point.step}" if best.point.step is not None else ""
+    return f"epoch {best.point.epoch}{step} ({best.point.upstream_id})"
 
 
 def series(

@@ -18,12 +18,13 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
+from django.db.models import F
 from django.utils import timezone
 
-from jobs import costs
+from jobs import costs, training_health
 from jobs.finetuning import finite_number
 from jobs.metrics import METRIC_KEYS
-from jobs.models import TrackedJob
+from jobs.models import TrackedJob, TrainingCheckpoint
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -77,8 +78,33 @@ def cost_document(cost: costs.JobCost) -> dict[str, Any]:
     }
 
 
+def _checkpoints(job: TrackedJob) -> list[TrainingCheckpoint]:
+    """The job's checkpoints in step order, as the job page reads them (epochs count from 1)."""
+    return list(job.checkpoints.order_by(F("step").asc(nulls_last=True), "created_at", "pk"))
+
+
+def best_document(best: training_health.Best | None, checkpoints: list[TrainingCheckpoint]) -> dict[str, Any] | None:
+    """The best checkpoint (`jobs.training_health.best_of`: the job page's rule) for the JSON
+    export, or None when no checkpoint has the loss that decides."""
+    if best is None:
+        return None
+    point = best.point
+    checkpoint = checkpoints[point.epoch - 1]
+    return {
+        "epoch": point.epoch,
+        "id": point.upstream_id,
+        "step": point.step,
+        "metric": best.metric,
+        "value": best.value,
+        "reason": best.reason,
+        "fine_tuned_model_checkpoint": checkpoint.fine_tuned_model_checkpoint or None,
+    }
+
+
 def job_document(job: TrackedJob) -> dict[str, Any]:
     """Everything ftdash keeps about `job`, as one JSON-ready document (five queries)."""
+    checkpoints = _checkpoints(job)
+    _, best = training_health.best_of(checkpoints, validation_file=job.details.validation_file)
     return {
         "ftdash_export": 1,
         "exported_at": timezone.now().isoformat(),
@@ -109,15 +135,20 @@ def job_document(job: TrackedJob) -> dict[str, Any]:
                 "metrics": c.metrics,
                 "fine_tuned_model_checkpoint": c.fine_tuned_model_checkpoint,
             }
-            for c in job.checkpoints.order_by("step", "created_at", "pk")
+            for c in checkpoints
         ],
+        "best_checkpoint": best_document(best, checkpoints),
     }
 
 
 def metrics_rows(job: TrackedJob) -> Iterator[list[Any]]:
-    """The job's checkpoints as CSV rows (a header first), oldest step first."""
-    yield ["step", "created_at", "checkpoint_id", "fine_tuned_model_checkpoint", *METRIC_KEYS]
-    for c in job.checkpoints.order_by("step", "created_at", "pk"):
+    """The job's checkpoints as CSV rows (a header first), oldest step first; `best` is true on
+    the best checkpoint's row (the job page's rule), false on the others."""
+    yield ["step", "created_at", "checkpoint_id", "fine_tuned_model_checkpoint", *METRIC_KEYS, "best"]
+    checkpoints = _checkpoints(job)
+    _, best = training_health.best_of(checkpoints, validation_file=job.details.validation_file)
+    best_id = best.point.upstream_id if best is not None else None
+    for c in checkpoints:
         metrics = c.metrics if isinstance(c.metrics, dict) else {}
         yield [
             safe_cell(v)
@@ -127,6 +158,7 @@ def metrics_rows(job: TrackedJob) -> Iterator[list[Any]]:
                 c.upstream_id,
                 c.fine_tuned_model_checkpoint,
                 *(finite_number(metrics.get(k)) for k in METRIC_KEYS),
+                c.upstream_id == best_id,
             )
         ]
 
@@ -151,16 +183,37 @@ DASHBOARD_COLUMNS = [
     "cost_usd",
     "projected_cost_usd",
     "price_source",
+    "best_checkpoint",
 ]
 # Costs are worked out for this many rows at a time (one query and one cache read each).
 COST_BATCH = 500
 
 
 def _with_costs(jobs: Iterable[TrackedJob]) -> Iterator[TrackedJob]:
+    """The jobs with their costs and best checkpoints attached, a batch at a time (two queries
+    and one cache read per batch)."""
     iterator = iter(jobs)
     while batch := list(itertools.islice(iterator, COST_BATCH)):
         costs.attach(batch)
+        _attach_best(batch)
         yield from batch
+
+
+def _attach_best(jobs: list[TrackedJob]) -> None:
+    """Each job's best checkpoint ID as `_best_checkpoint` ("" for none): one query for the jobs
+    that have checkpoints, none when no job has any."""
+    by_job: dict[int, list[TrainingCheckpoint]] = {job.pk: [] for job in jobs}
+    with_checkpoints = [job.pk for job in jobs if job.checkpoints_synced_at is not None]
+    if with_checkpoints:
+        for c in (
+            TrainingCheckpoint.objects.filter(job__in=with_checkpoints)
+            .order_by("job", F("step").asc(nulls_last=True), "created_at", "pk")
+            .only("job_id", "upstream_id", "step", "metrics")
+        ):
+            by_job[c.job_id].append(c)
+    for job in jobs:
+        _, best = training_health.best_of(by_job[job.pk], validation_file=job.details.validation_file)
+        job._best_checkpoint = best.point.upstream_id if best is not None else ""
 
 
 def dashboard_rows(jobs: Iterable[TrackedJob]) -> Iterator[list[Any]]:
@@ -190,6 +243,7 @@ def dashboard_rows(jobs: Iterable[TrackedJob]) -> Iterator[list[Any]]:
                 money(cost.so_far),
                 money(cost.projected),
                 cost.price.source if cost.price is not None else "",
+                job._best_checkpoint,
             )
         ]
 

@@ -121,6 +121,19 @@ def best_checkpoint(checkpoints: Sequence[Point], *, has_validation: bool) -> Be
     return best
 
 
+def has_validation(checkpoints: Sequence[Point], validation_file: str | None) -> bool:
+    """Whether the job is judged by its validation loss: it has a validation file, or any of
+    its checkpoints reported a validation loss. Without either, the training loss decides."""
+    return bool(validation_file) or any(point.valid_loss is not None for point in checkpoints)
+
+
+def best_of(checkpoints: Iterable[Any], *, validation_file: str | None) -> tuple[list[Point], Best | None]:
+    """The Points of stored `checkpoints` (in step order) and the best of them: the one rule
+    that the job page, the curves, compare and the exports all ask."""
+    made = points(checkpoints)
+    return made, best_checkpoint(made, has_validation=has_validation(made, validation_file))
+
+
 # --- Rules ----------------------------------------------------------------------------------
 
 

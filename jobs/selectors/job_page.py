@@ -1,6 +1,7 @@
 """What a job page's live part shows beside the snapshot, read once for the page and for each of
 its live polls: the state timeline, the Events panel, the checkpoints (table and curves), the
-files' names, the deployments and what the job costs. The template tags only shape what these
+files' names, the deployments, what the job costs, and its best checkpoint (with the alerts
+marked on its curves and whether the best one is deployed). The template tags only shape what these
 hand them."""
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from jobs import costs
+from jobs import costs, training_health
 from jobs.humanize import usd
-from jobs.models import TrackedJob
+from jobs.models import JobAlert, TrackedJob
 from jobs.pricing import price_text
 from jobs.selectors.alerts import open_alerts_of
 from jobs.selectors.training_log import EventsQuery, checkpoints_of, events_view
@@ -81,18 +82,56 @@ def cost_with_todays_prices(job: TrackedJob) -> costs.JobCost:
     return costs.compute(job.details, costs.price_of(job, costs.price_book([job])))
 
 
+def checkpoint_alerts(job: TrackedJob) -> list[JobAlert]:
+    """The job's alerts that point at a checkpoint (open or cleared), for the curves' marks:
+    one query, none for a job whose alerts never changed."""
+    if job.alerts_changed_at is None:
+        return []
+    return list(JobAlert.objects.filter(job=job, step__isnull=False).order_by("raised_at", "pk"))
+
+
+def best_deployment(
+    best: training_health.Best | None,
+    points: list[training_health.Point],
+    deployed: list[deployments.Deployment],
+) -> str:
+    """Whether the best checkpoint is the deployed one, matched on the checkpoint ID: "The best
+    checkpoint (epoch 3) is deployed as support-bot" or "Deployed: support-bot from epoch 5; the
+    best checkpoint is epoch 3". Empty without a best checkpoint or a deployment naming one."""
+    from_checkpoint = [d for d in deployed if d.checkpoint]
+    if best is None or not from_checkpoint:
+        return ""
+    epochs = {point.upstream_id: point.epoch for point in points}
+    best_ones = [d.name for d in from_checkpoint if d.checkpoint == best.point.upstream_id]
+    if best_ones:
+        return f"The best checkpoint (epoch {best.point.epoch}) is deployed as {', '.join(best_ones)}"
+    others = ", ".join(
+        f"{d.name} from epoch {epochs[d.checkpoint]}" if d.checkpoint in epochs else f"{d.name} from {d.checkpoint}"
+        for d in from_checkpoint
+    )
+    return f"Deployed: {others}; the best checkpoint is epoch {best.point.epoch}"
+
+
 def job_live_context(job: TrackedJob, events_query: EventsQuery) -> dict[str, Any]:
-    """The context of the job page's `job-live` partial besides `job`: four queries (the timeline,
-    the events and their counts, the checkpoints), two cache reads (file names, deployments), and
-    the cost (one query and one cache read, none when `jobs.costs.attach` ran) and the open alerts
-    (a query if the job ever had one, none when `attach_open_alerts` ran)."""
+    """The context of the job page's `job-live` partial besides `job`: five queries (the timeline,
+    the events and their counts, the checkpoints, the alerts marked on the curves: none when no
+    alert ever changed), two cache reads (file names, deployments), the cost (one query and one
+    cache read, none when `jobs.costs.attach` ran) and the open alerts (a query if the job ever
+    had one, none when `attach_open_alerts` ran). The best checkpoint is worked out from the
+    checkpoints read here (`jobs.training_health.best_of`), only when the part is rendered."""
+    checkpoints = checkpoints_of(job)
+    points, best = training_health.best_of(checkpoints, validation_file=job.details.validation_file)
+    deployed = deployments.deployments_of(job)
     return {
         "alerts": open_alerts_of(job),
         "cost": cost_panel(job),
         "events_query": events_query,
         "timeline": job_timeline(job),
         "events_log": events_view(job, events_query),
-        "checkpoints": checkpoints_of(job),
+        "checkpoints": checkpoints,
+        "best": best,
+        "best_deployment": best_deployment(best, points, deployed),
+        "checkpoint_alerts": checkpoint_alerts(job),
         "files": files.files_known(files.file_ids(job.details)),
-        "deployments": deployments.deployments_of(job),
+        "deployments": deployed,
     }

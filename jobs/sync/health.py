@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from jobs import training_health
 from jobs.finetuning import FineTuningJob
@@ -63,8 +64,10 @@ def after_snapshot(
 def after_checkpoints(job: TrackedJob, *, now: dt.datetime) -> list[JobEvent]:
     """Raise or clear overfitting and diverged from the job's stored checkpoints."""
     settings = TrainingAlertSettings.for_workspace(job.workspace_id)
-    points = training_health.points(TrainingCheckpoint.objects.filter(job=job).order_by("step", "created_at", "pk"))
-    has_validation = bool(job.details.validation_file) or any(point.valid_loss is not None for point in points)
+    points = training_health.points(
+        TrainingCheckpoint.objects.filter(job=job).order_by(F("step").asc(nulls_last=True), "created_at", "pk")
+    )
+    has_validation = training_health.has_validation(points, job.details.validation_file)
     overfit = (
         training_health.overfitting(points, rises=settings.overfitting_rises, has_validation=has_validation)
         if settings.overfitting_on

@@ -22,6 +22,7 @@ def job_compare(request):
         "facts": compare.key_facts(jobs),
         "hyperparameters": compare.hyperparameters(jobs),
         "final_metrics": compare.final_metrics(jobs, checkpoints),
+        "best_checkpoints": compare.best_checkpoints(jobs, checkpoints),
         "charts": compare.curves(jobs, checkpoints),
         "share_url": request.build_absolute_uri(),
     }
