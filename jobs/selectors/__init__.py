@@ -5,6 +5,7 @@
 - tokens: the tokens a person may use or manage;
 - teams: teams, members, invite links, the audit trail, invitations;
 - channels: notification channels with their latest deliveries;
+- alerts: a workspace's training-alert settings and its rules in words;
 - job_page: what a job page's live part shows beside the snapshot (timeline, events,
   checkpoints, file names, deployments);
 - training_log: a job's stored events and checkpoints as the panels show them;
@@ -17,6 +18,7 @@ Reads never write. Callers use the names below (`selectors.jobs_for_dashboard(..
 """
 
 from jobs.selectors.accounts import accounts_exist
+from jobs.selectors.alerts import AlertRule, training_alert_rules, training_alert_settings, training_alert_settings_for
 from jobs.selectors.channels import channels_with_deliveries
 from jobs.selectors.dashboard import (
     DASHBOARD_PERIODS,
@@ -48,6 +50,7 @@ from jobs.selectors.tokens import tokens_managed_by, tokens_usable_by
 from jobs.selectors.worker import worker_last_seen
 
 __all__ = [
+    "AlertRule",
     "DASHBOARD_PERIODS",
     "DASHBOARD_SORTS",
     "SUMMARY_COUNTERS",
@@ -77,6 +80,9 @@ __all__ = [
     "tokens_managed_by",
     "tokens_usable_by",
     "tracked_ids",
+    "training_alert_rules",
+    "training_alert_settings",
+    "training_alert_settings_for",
     "usable_invites",
     "worker_last_seen",
     "workspace_models",
