@@ -34,22 +34,22 @@ def test_the_page_states_every_rule_with_its_default_until_the_owners_save(alice
     page = alice_client.get(alerts_url(workspace)).content.decode()
 
     assert "<h1>Training alerts</h1>" in page and "Save training alerts" in page
-    for label, value, default in (
-        ("Validation loss rises on this many checkpoints in a row", "2", "From 1 to 10; default 2."),
-        ("A loss at least this many times the checkpoint before", "2.0", "From 1.1 to 100; default 2."),
-        ("Finish estimate later by more than this % of the time it had left", "50", "From 1 to 1,000; default 50."),
-        ("and by at least this many minutes", "15", "From 1 to 10,080; default 15."),
-        ("Steps per minute below this % of the job&#x27;s own median", "40", "From 1 to 99; default 40."),
-        ("over the last this many minutes", "15", "From 5 to 1,440; default 15."),
-        ("Queued or validating for more than (minutes)", "180", "From 1 to 43,200; default 180."),
+    for name, label, value, default in (
+        ("overfitting_rises", "Validation loss rises on this many checkpoints in a row", "2", "1 to 10; default 2."),
+        ("diverged_factor", "A loss at least this many times the checkpoint before", "2.0", "1.1 to 100; default 2."),
+        ("eta_slip_percent", "Finish estimate later by more than this % of the time it had left", "50", "default 50."),
+        ("eta_slip_minutes", "and by at least this many minutes", "15", "From 1 to 10,080; default 15."),
+        ("slow_percent", "Steps per minute below this % of the job&#x27;s own median", "40", "1 to 99; default 40."),
+        ("slow_window_minutes", "over the last this many minutes", "15", "From 5 to 1,440; default 15."),
+        ("queue_stall_minutes", "Queued or validating for more than (minutes)", "180", "1 to 43,200; default 180."),
     ):
-        assert f">{label}</label>" in page
-        assert default in page
+        assert f'<label for="alerts_{name}">{label}</label>' in page
+        assert f'name="{name}" value="{value}"' in page
+        assert f'<div class="helptext" id="alerts_{name}_helptext">From ' in page and default in page
     for legend in ("Overfitting", "Diverged", "ETA slipped", "Slow", "Stalled"):
         assert f"<legend>{legend}</legend>" in page
     for switch in ("overfitting_on", "diverged_on", "eta_slipped_on", "slow_on"):
         assert f'name="{switch}" id="alerts_{switch}" checked' in page
-    assert 'name="overfitting_rises" value="2"' in page and 'name="queue_stall_minutes" value="180"' in page
     # The running-stall limit is the instance's, shown and not editable.
     assert "has not moved for 30 minutes" in page and "FTDASH_STALL_MINUTES" in page
     assert 'name="stall_minutes"' not in page
@@ -86,7 +86,7 @@ def test_an_owner_saves_the_rules_and_the_page_shows_them(alice_client, alice):
     assert 'name="eta_slipped_on" id="alerts_eta_slipped_on">' in page  # unticked
     assert "when the validation loss rises on 3 checkpoints in a row" in page
     assert "at least 2.5 times the checkpoint before" in page
-    assert "<strong>ETA slipped</strong>: <span class=\"badge badge-cancelled\">off</span>" in page
+    assert '<strong>ETA slipped</strong>: <span class="badge badge-cancelled">off</span>' in page
     assert "below 25% of the job&#x27;s own median" in page and "over the last 60 min" in page
     assert "queued or validating for more than 90 min" in page
 
@@ -200,12 +200,12 @@ def test_the_team_page_and_personal_settings_sum_the_rules_up_and_link_the_page(
     client.post(alerts_url(team), form_values(diverged_on=None))
     team_page = client.get(f"/teams/{team.pk}/").content.decode()
     assert '<h2 id="training-alerts-heading">Training alerts</h2>' in team_page
-    assert "<strong>Diverged</strong>: <span class=\"badge badge-cancelled\">off</span>" in team_page
+    assert '<strong>Diverged</strong>: <span class="badge badge-cancelled">off</span>' in team_page
     assert f'<a href="/workspaces/{team.pk}/alerts/">Edit training alerts</a>' in team_page
 
     settings_page = client.get("/settings/").content.decode()
     assert '<h2 id="training-alerts-heading">Training alerts</h2>' in settings_page
-    assert "<strong>Diverged</strong>: <span class=\"badge badge-running\">on</span>" in settings_page
+    assert '<strong>Diverged</strong>: <span class="badge badge-running">on</span>' in settings_page
     assert f'<a href="/workspaces/{alice.personal_workspace.pk}/alerts/">Edit training alerts</a>' in settings_page
 
     client.force_login(bob)

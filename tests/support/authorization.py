@@ -404,8 +404,10 @@ ROUTES: dict[str, Route] = {
         {"GET": VIEWER, "POST": OWNER},
         scoped=True,
         data=lambda o: {**ALERT_DEFAULTS, "diverged_factor": "3", "queue_stall_minutes": "42"},
-        effect=lambda o, u: _fresh(o["team"]).queue_stall_minutes == 42
-        and TrainingAlertSettings.objects.filter(workspace=o["team"], diverged_factor=3).exists(),
+        effect=lambda o, u: (
+            _fresh(o["team"]).queue_stall_minutes == 42
+            and TrainingAlertSettings.objects.filter(workspace=o["team"], diverged_factor=3).exists()
+        ),
     ),
     # Everyone's own: the personal workspace's settings.
     "personal_settings": Route(_none, {"GET": SIGNED_IN}),
