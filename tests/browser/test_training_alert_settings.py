@@ -55,9 +55,7 @@ def test_an_owner_changes_a_threshold_by_keyboard_and_a_refused_value_is_explain
     percent = page.get_by_label(SLOW_PERCENT)
     expect(percent).to_have_value("150")
     expect(percent).to_have_attribute("aria-invalid", "true")
-    expect(percent).to_have_accessible_description(
-        "From 1 to 99; default 40. Enter a whole percentage from 1 to 99."
-    )
+    expect(percent).to_have_accessible_description("From 1 to 99; default 40. Enter a whole percentage from 1 to 99.")
     audit.check(page, "training alerts, a value refused")
 
     page.goto(page.url)  # (a GET: a reload would post the form again)
