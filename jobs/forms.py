@@ -11,7 +11,7 @@ from jobs.humanize import usd
 from jobs.models import ApiToken, Membership, NotificationChannel, TrackedJob, TrainingAlertSettings, Workspace
 from jobs.notifications import UnsafeDestination, check_webhook_url, spend_path
 from jobs.pricing import PATTERN_MAX_LENGTH, PriceError, parse_pattern, parse_price
-from jobs.selectors.alerts import training_alert_rules
+from jobs.selectors.alert_settings import training_alert_rules
 from jobs.tokenfactory import JOB_ID_PATTERN, InvalidJobId, clean_api_key, clean_job_id
 from jobs.training_health import RULE_LABELS
 

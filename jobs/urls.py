@@ -3,7 +3,7 @@ from django.urls import path, register_converter
 from jobs.converters import DatabaseIdConverter
 from jobs.views import (
     accounts,
-    alerts,
+    alert_settings,
     cancel,
     compare,
     dashboard,
@@ -72,7 +72,7 @@ urlpatterns = [
         pricing.workspace_price_remove,
         name="workspace_price_remove",
     ),
-    path("workspaces/<id:pk>/alerts/", alerts.workspace_training_alerts, name="workspace_training_alerts"),
+    path("workspaces/<id:pk>/alerts/", alert_settings.workspace_training_alerts, name="workspace_training_alerts"),
     path("settings/", pricing.personal_settings, name="personal_settings"),
     path("notifications/", notification_channels.notification_list, name="notification_list"),
     path("notifications/workspaces/<id:pk>/channels/", notification_channels.channel_add, name="channel_add"),

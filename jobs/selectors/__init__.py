@@ -5,7 +5,7 @@
 - tokens: the tokens a person may use or manage;
 - teams: teams, members, invite links, the audit trail, invitations;
 - channels: notification channels with their latest deliveries;
-- alerts: a workspace's training-alert settings and its rules in words;
+- alert_settings: a workspace's training-alert settings and its rules in words;
 - job_page: what a job page's live part shows beside the snapshot (timeline, events,
   checkpoints, file names, deployments);
 - training_log: a job's stored events and checkpoints as the panels show them;
@@ -18,7 +18,12 @@ Reads never write. Callers use the names below (`selectors.jobs_for_dashboard(..
 """
 
 from jobs.selectors.accounts import accounts_exist
-from jobs.selectors.alerts import AlertRule, training_alert_rules, training_alert_settings, training_alert_settings_for
+from jobs.selectors.alert_settings import (
+    AlertRule,
+    training_alert_rules,
+    training_alert_settings,
+    training_alert_settings_for,
+)
 from jobs.selectors.channels import channels_with_deliveries
 from jobs.selectors.dashboard import (
     DASHBOARD_PERIODS,

@@ -8,7 +8,7 @@ notification channels goes through here, by domain:
 - tracked_jobs: track, label, move, stop tracking, cancel, recalculate a finished job's cost;
 - imports: reading a token's whole job list and tracking from it;
 - channels: notification channels;
-- alerts: a workspace's training alerts (rules on or off, thresholds) and its stall limit;
+- alert_settings: a workspace's training alerts (rules on or off, thresholds) and its stall limit;
 - pricing: a workspace's training price table;
 - spend: a workspace's monthly budget and expensive-job warning.
 
@@ -18,7 +18,7 @@ Changes are written to the workspace's audit trail (jobs.audit). Callers use the
 
 from jobs.audit import audit_record
 from jobs.services.accounts import account_create, first_admin_create, personal_workspace_create
-from jobs.services.alerts import training_alert_settings_update
+from jobs.services.alert_settings import training_alert_settings_update
 from jobs.services.channels import channel_add, channel_delete
 from jobs.services.imports import ImportResult, import_resume, import_start, import_track
 from jobs.services.pricing import PriceSet, training_price_remove, training_price_set

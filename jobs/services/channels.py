@@ -1,5 +1,5 @@
 """Notifications: where a workspace's news goes (email, webhook, Slack). Its stall limit is set
-with its training alerts (jobs.services.alerts)."""
+with its training alerts (jobs.services.alert_settings)."""
 
 from __future__ import annotations
 
