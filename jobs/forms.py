@@ -5,12 +5,15 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 from django.contrib.auth.forms import PasswordChangeForm, UserCreationForm
+from django.urls import reverse
 
 from jobs.humanize import usd
-from jobs.models import ApiToken, Membership, NotificationChannel, TrackedJob, Workspace
+from jobs.models import ApiToken, Membership, NotificationChannel, TrackedJob, TrainingAlertSettings, Workspace
 from jobs.notifications import UnsafeDestination, check_webhook_url, spend_path
 from jobs.pricing import PATTERN_MAX_LENGTH, PriceError, parse_pattern, parse_price
+from jobs.selectors.alert_settings import training_alert_rules
 from jobs.tokenfactory import JOB_ID_PATTERN, InvalidJobId, clean_api_key, clean_job_id
+from jobs.training_health import RULE_LABELS
 
 #: Most job IDs one "Track a job" submission may hold (each one is a call to the API).
 MAX_JOB_IDS = 50
@@ -291,6 +294,31 @@ def cost_event_notes(workspace: Workspace, *, owner: bool) -> dict[str, dict[str
     return {"budget_80": budget, "budget_100": budget, "cost_projection": expensive}
 
 
+def alert_event_notes(workspace: Workspace, alerts: TrainingAlertSettings, *, owner: bool) -> dict[str, dict[str, str]]:
+    """Beside the training-alert choices: what makes each fire here, or that its rule is off in
+    this workspace (so it is never sent), with the "Training alerts" page where owners turn it on."""
+    url = reverse("workspace_training_alerts", args=[workspace.pk])
+    notes = {}
+    for rule in training_alert_rules(alerts, workspace=workspace):
+        if rule.name not in RULE_LABELS:
+            continue  # (stalls: always on)
+        if rule.on:
+            notes[rule.name] = {"text": f"When {rule.text}.", "link": "", "url": ""}
+        elif owner:
+            notes[rule.name] = {
+                "text": "This rule is off for this workspace:",
+                "link": "turn it on under Training alerts",
+                "url": url,
+            }
+        else:
+            notes[rule.name] = {
+                "text": "This rule is off for this workspace; its owners turn it on under",
+                "link": "Training alerts",
+                "url": url,
+            }
+    return notes
+
+
 class ChannelForm(forms.Form):
     kind = forms.ChoiceField(label="Channel type", choices=NotificationChannel.Kind.choices)
     url = forms.URLField(
@@ -307,12 +335,15 @@ class ChannelForm(forms.Form):
         widget=EventChoices,
     )
 
-    def __init__(self, *args, workspace: Workspace, email_only: bool = False, **kwargs):
+    def __init__(self, *args, workspace: Workspace, alerts: TrainingAlertSettings, email_only: bool = False, **kwargs):
         # One form per workspace on the Notifications page: ids of their own.
         kwargs.setdefault("auto_id", f"id_ws{workspace.pk}_%s")
         super().__init__(*args, **kwargs)
         self.email_only = email_only
-        self.fields["events"].widget.notes = cost_event_notes(workspace, owner=not email_only)
+        owner = not email_only
+        self.fields["events"].widget.notes = cost_event_notes(workspace, owner=owner) | alert_event_notes(
+            workspace, alerts, owner=owner
+        )
         if email_only:
             # Members and viewers choose what they receive themselves, by email.
             self.fields["kind"].choices = [(NotificationChannel.Kind.EMAIL, "Email")]
@@ -335,11 +366,111 @@ class ChannelForm(forms.Form):
         return cleaned
 
 
-class StallSettingsForm(forms.ModelForm):
-    class Meta:
-        model = Workspace
-        fields = ["queue_stall_minutes"]
-        labels = {"queue_stall_minutes": "Queued or validating for longer than (minutes)"}
+def _bounded(field_class, *, label: str, low, high, default, message: str, **kwargs):
+    """A required number from `low` to `high`: one message for every way of getting it wrong."""
+    errors = dict.fromkeys(("required", "invalid", "min_value", "max_value", "max_decimal_places"), message)
+    return field_class(
+        label=label,
+        min_value=low,
+        max_value=high,
+        help_text=f"From {low:,} to {high:,}; default {default:,}.",
+        error_messages=errors,
+        **kwargs,
+    )
+
+
+class TrainingAlertsForm(forms.Form):
+    """A workspace's training-health rules (jobs.training_health) on or off with their
+    thresholds, and its queued-too-long stall limit: the "Training alerts" page (owners)."""
+
+    overfitting_on = forms.BooleanField(label="Alert on overfitting", required=False)
+    overfitting_rises = _bounded(
+        forms.IntegerField,
+        label="Validation loss rises on this many checkpoints in a row",
+        low=1,
+        high=10,
+        default=2,
+        message="Enter a whole number of checkpoints from 1 to 10.",
+    )
+    diverged_on = forms.BooleanField(label="Alert when a run diverges", required=False)
+    diverged_factor = _bounded(
+        forms.FloatField,
+        label="A loss at least this many times the checkpoint before",
+        low=1.1,
+        high=100,
+        default=2,
+        message="Enter a factor from 1.1 to 100, such as 2 or 2.5.",
+        widget=forms.NumberInput(attrs={"step": "0.1", "inputmode": "decimal"}),
+    )
+    eta_slipped_on = forms.BooleanField(label="Alert when the ETA slips", required=False)
+    eta_slip_percent = _bounded(
+        forms.IntegerField,
+        label="Finish estimate later by more than this % of the time it had left",
+        low=1,
+        high=1000,
+        default=50,
+        message="Enter a whole percentage from 1 to 1,000.",
+    )
+    eta_slip_minutes = _bounded(
+        forms.IntegerField,
+        label="and by at least this many minutes",
+        low=1,
+        high=10080,
+        default=15,
+        message="Enter a whole number of minutes from 1 to 10,080 (a week).",
+    )
+    slow_on = forms.BooleanField(label="Alert when a run slows down", required=False)
+    slow_percent = _bounded(
+        forms.IntegerField,
+        label="Steps per minute below this % of the job's own median",
+        low=1,
+        high=99,
+        default=40,
+        message="Enter a whole percentage from 1 to 99.",
+    )
+    slow_window_minutes = _bounded(
+        forms.IntegerField,
+        label="over the last this many minutes",
+        low=5,
+        high=1440,
+        default=15,
+        message="Enter a whole number of minutes from 5 to 1,440 (a day).",
+    )
+    queue_stall_minutes = _bounded(
+        forms.IntegerField,
+        label="Queued or validating for more than (minutes)",
+        low=1,
+        high=43200,
+        default=Workspace._meta.get_field("queue_stall_minutes").default,
+        message="Enter a whole number of minutes from 1 to 43,200 (30 days).",
+    )
+
+    #: Each rule's fields, in the page's order: its switch first.
+    RULES = {
+        "overfitting": ("overfitting_on", "overfitting_rises"),
+        "diverged": ("diverged_on", "diverged_factor"),
+        "eta_slipped": ("eta_slipped_on", "eta_slip_percent", "eta_slip_minutes"),
+        "slow": ("slow_on", "slow_percent", "slow_window_minutes"),
+    }
+
+    def __init__(self, *args, alerts: TrainingAlertSettings, workspace: Workspace, **kwargs):
+        initial = {name: getattr(alerts, name) for fields in self.RULES.values() for name in fields}
+        initial["queue_stall_minutes"] = workspace.queue_stall_minutes
+        kwargs.setdefault("initial", initial)
+        kwargs.setdefault("auto_id", "alerts_%s")
+        super().__init__(*args, **kwargs)
+
+    def rules(self) -> list[dict]:
+        """Each rule's label, switch and thresholds, as the template lays them out."""
+        return [
+            {
+                "name": name,
+                "label": RULE_LABELS[name],
+                "switch": self[fields[0]],
+                "thresholds": [self[field] for field in fields[1:]],
+            }
+            for name, fields in self.RULES.items()
+        ]
 
 
 class UsdAmountField(forms.CharField):

@@ -3,6 +3,7 @@ from django.urls import path, register_converter
 from jobs.converters import DatabaseIdConverter
 from jobs.views import (
     accounts,
+    alert_settings,
     cancel,
     compare,
     dashboard,
@@ -73,10 +74,10 @@ urlpatterns = [
         pricing.workspace_price_remove,
         name="workspace_price_remove",
     ),
+    path("workspaces/<id:pk>/alerts/", alert_settings.workspace_training_alerts, name="workspace_training_alerts"),
     path("settings/", pricing.personal_settings, name="personal_settings"),
     path("notifications/", notification_channels.notification_list, name="notification_list"),
     path("notifications/workspaces/<id:pk>/channels/", notification_channels.channel_add, name="channel_add"),
-    path("notifications/workspaces/<id:pk>/stalls/", notification_channels.stall_settings, name="stall_settings"),
     path("notifications/channels/<id:pk>/test/", notification_channels.channel_test, name="channel_test"),
     path("notifications/channels/<id:pk>/delete/", notification_channels.channel_delete, name="channel_delete"),
     path("invite/<str:secret>/", accounts.invite_accept, name="invite_accept"),

@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import get_resolver, reverse
 
-from jobs.models import Membership, NotificationChannel, TrackedJob, TrainingPrice
+from jobs.models import Membership, NotificationChannel, TrackedJob, TrainingAlertSettings, TrainingPrice
 from tests.support.accounts import new_user
 from tests.support.authorization import (
     BOB_CHANNEL_TARGET,
@@ -255,6 +255,7 @@ def _state(o: dict):
         team.__class__.objects.filter(pk=team.pk).values_list("name", "queue_stall_minutes").first(),
         sorted(NotificationChannel.objects.filter(workspace=team).values_list("pk", "kind", "target", "user_id")),
         sorted(TrainingPrice.objects.filter(workspace=team).values_list("pattern", "usd_per_million")),
+        list(TrainingAlertSettings.objects.filter(workspace=team).values()),
     )
 
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from jobs import services
 from jobs.models import JobEvent, TrackedJob
-from tests.support.tracked_jobs import refreshed
+from tests.support.tracked_jobs import move_back, refreshed
 
 
 @pytest.fixture(autouse=True)
@@ -33,11 +33,6 @@ def track(fake_api, alice, alice_token):
 
 def kinds(job) -> list[tuple[str, str]]:
     return list(job.events.values_list("kind", "status"))
-
-
-def move_back(job, minutes: float) -> None:
-    """Pretend the job's last progress was `minutes` ago."""
-    TrackedJob.objects.filter(pk=job.pk).update(progress_changed_at=timezone.now() - dt.timedelta(minutes=minutes))
 
 
 def timeline_section(page: str) -> str:

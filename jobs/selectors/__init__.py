@@ -6,6 +6,7 @@
 - tokens: the tokens a person may use or manage;
 - teams: teams, members, invite links, the audit trail, invitations;
 - channels: notification channels with their latest deliveries;
+- alert_settings: a workspace's training-alert settings and its rules in words;
 - job_page: what a job page's live part shows beside the snapshot (timeline, events,
   checkpoints, file names, deployments);
 - training_log: a job's stored events and checkpoints as the panels show them;
@@ -18,6 +19,12 @@ Reads never write. Callers use the names below (`selectors.jobs_for_dashboard(..
 """
 
 from jobs.selectors.accounts import accounts_exist
+from jobs.selectors.alert_settings import (
+    AlertRule,
+    training_alert_rules,
+    training_alert_settings,
+    training_alert_settings_for,
+)
 from jobs.selectors.alerts import attach_open_alerts, open_alerts_of
 from jobs.selectors.channels import channels_with_deliveries
 from jobs.selectors.dashboard import (
@@ -53,6 +60,7 @@ __all__ = [
     "DASHBOARD_PERIODS",
     "DASHBOARD_SORTS",
     "SUMMARY_COUNTERS",
+    "AlertRule",
     "ListedPrice",
     "accounts_exist",
     "attach_open_alerts",
@@ -81,6 +89,9 @@ __all__ = [
     "tokens_managed_by",
     "tokens_usable_by",
     "tracked_ids",
+    "training_alert_rules",
+    "training_alert_settings",
+    "training_alert_settings_for",
     "usable_invites",
     "worker_last_seen",
     "workspace_models",

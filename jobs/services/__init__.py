@@ -7,7 +7,8 @@ notification channels goes through here, by domain:
 - tokens: API tokens in the vault;
 - tracked_jobs: track, label, move, stop tracking, cancel, recalculate a finished job's cost;
 - imports: reading a token's whole job list and tracking from it;
-- channels: notification channels and the stall limit;
+- channels: notification channels;
+- alert_settings: a workspace's training alerts (rules on or off, thresholds) and its stall limit;
 - pricing: a workspace's training price table;
 - spend: a workspace's monthly budget and expensive-job warning.
 
@@ -17,7 +18,8 @@ Changes are written to the workspace's audit trail (jobs.audit). Callers use the
 
 from jobs.audit import audit_record
 from jobs.services.accounts import account_create, first_admin_create, personal_workspace_create
-from jobs.services.channels import channel_add, channel_delete, stall_settings_update
+from jobs.services.alert_settings import training_alert_settings_update
+from jobs.services.channels import channel_add, channel_delete
 from jobs.services.imports import ImportResult, import_resume, import_start, import_track
 from jobs.services.pricing import PriceSet, training_price_remove, training_price_set
 from jobs.services.spend import workspace_budget_update
@@ -72,9 +74,9 @@ __all__ = [
     "invite_create",
     "invite_for_secret",
     "invite_revoke",
-    "job_cancel",
     "job_alerts_mute",
     "job_alerts_unmute",
+    "job_cancel",
     "job_cost_recalculate",
     "job_label",
     "job_move",
@@ -86,7 +88,6 @@ __all__ = [
     "member_invite",
     "member_remove",
     "personal_workspace_create",
-    "stall_settings_update",
     "team_create",
     "team_delete",
     "team_rename",
@@ -94,6 +95,7 @@ __all__ = [
     "token_create",
     "token_delete",
     "token_update",
+    "training_alert_settings_update",
     "training_price_remove",
     "training_price_set",
     "workspace_budget_update",

@@ -1,4 +1,5 @@
-"""Notifications: where a workspace's news goes (email, webhook, Slack), and its stall limit."""
+"""Notifications: where a workspace's news goes (email, webhook, Slack). Its stall limit is set
+with its training alerts (jobs.services.alert_settings)."""
 
 from __future__ import annotations
 
@@ -37,14 +38,3 @@ def channel_delete(*, channel: NotificationChannel, actor) -> None:
         description=f"removed {channel.get_kind_display()} notifications to {channel.masked_target}",
     )
     channel.delete()
-
-
-def stall_settings_update(*, workspace: Workspace, minutes: int, actor) -> None:
-    workspace.queue_stall_minutes = minutes
-    workspace.save(update_fields=["queue_stall_minutes"])
-    audit_record(
-        workspace=workspace,
-        actor=actor,
-        action="workspace.settings",
-        description=f"set the queue stall limit to {minutes} min",
-    )

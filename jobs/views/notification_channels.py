@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
@@ -8,8 +7,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from jobs import notifications, selectors, services
-from jobs.access import Need, channel_for_user, membership_for, user_memberships
-from jobs.forms import ChannelForm, StallSettingsForm
+from jobs.access import channel_for_user, membership_for, user_memberships
+from jobs.forms import ChannelForm
 from jobs.models import Delivery
 
 
@@ -22,7 +21,9 @@ def notification_list(request):
 def _render_list(request, *, failed_form=None, failed_workspace=None, status=200):
     sections = []
     memberships = user_memberships(request.user)
-    channels = selectors.channels_with_deliveries(workspaces=[m.workspace for m in memberships])
+    workspaces = [m.workspace for m in memberships]
+    channels = selectors.channels_with_deliveries(workspaces=workspaces)
+    alerts = selectors.training_alert_settings_for(workspaces=workspaces)
     for membership in memberships:
         workspace = membership.workspace
         mine = [
@@ -34,30 +35,27 @@ def _render_list(request, *, failed_form=None, failed_workspace=None, status=200
             failed_form
             if failed_workspace == workspace.pk
             else ChannelForm(
-                workspace=workspace, email_only=not membership.is_owner, initial={"email": request.user.email}
+                workspace=workspace,
+                alerts=alerts[workspace.pk],
+                email_only=not membership.is_owner,
+                initial={"email": request.user.email},
             )
         )
-        sections.append(
-            {
-                "membership": membership,
-                "channels": mine,
-                "form": form,
-                "stall_form": (
-                    StallSettingsForm(instance=workspace, auto_id=f"id_ws{workspace.pk}_%s")
-                    if membership.is_owner
-                    else None
-                ),
-            }
-        )
-    context = {"sections": sections, "stall_minutes": settings.FTDASH_STALL_MINUTES}
-    return render(request, "notifications/notification_list.html", context, status=status)
+        sections.append({"membership": membership, "channels": mine, "form": form})
+    return render(request, "notifications/notification_list.html", {"sections": sections}, status=status)
 
 
 @login_required
 @require_POST
 def channel_add(request, pk: int):
     membership = membership_for(request.user, pk)
-    form = ChannelForm(request.POST, workspace=membership.workspace, email_only=not membership.is_owner)
+    workspace = membership.workspace
+    form = ChannelForm(
+        request.POST,
+        workspace=workspace,
+        alerts=selectors.training_alert_settings(workspace=workspace),
+        email_only=not membership.is_owner,
+    )
     if not form.is_valid():
         return _render_list(request, failed_form=form, failed_workspace=pk, status=422)
     channel = services.channel_add(
@@ -69,21 +67,6 @@ def channel_add(request, pk: int):
         personal=not membership.is_owner,
     )
     messages.success(request, f"Added {channel}. Use “Send test” to check it.")
-    return redirect(reverse("notification_list") + f"#workspace-{pk}")
-
-
-@login_required
-@require_POST
-def stall_settings(request, pk: int):
-    membership = membership_for(request.user, pk, Need.MANAGE)
-    form = StallSettingsForm(request.POST, instance=membership.workspace)
-    if form.is_valid():
-        services.stall_settings_update(
-            workspace=membership.workspace, minutes=form.cleaned_data["queue_stall_minutes"], actor=request.user
-        )
-        messages.success(request, "Saved the stall limit.")
-    else:
-        messages.error(request, "Enter a whole number of minutes.")
     return redirect(reverse("notification_list") + f"#workspace-{pk}")
 
 

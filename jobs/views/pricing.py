@@ -1,5 +1,5 @@
 """Training prices: a workspace's own price table (read by its members, kept by its owners),
-and the personal settings page that shows the personal workspace's."""
+and the personal settings page that shows the personal workspace's (and its training alerts)."""
 
 from __future__ import annotations
 
@@ -120,5 +120,8 @@ def personal_settings(request):
         "workspace": workspace,
         "me": membership,
         "prices": selectors.workspace_prices(workspace=workspace),
+        "rules": selectors.training_alert_rules(
+            selectors.training_alert_settings(workspace=workspace), workspace=workspace
+        ),
     }
-    return render(request, "pricing/personal_settings.html", context)
+    return render(request, "settings/personal_settings.html", context)

@@ -59,6 +59,7 @@ def _render_team(request, membership, *, status=200, **forms):
         "members": members,
         "owner_count": sum(1 for m in members if m.is_owner),
         "prices": selectors.workspace_prices(workspace=team),
+        "rules": selectors.training_alert_rules(selectors.training_alert_settings(workspace=team), workspace=team),
     }
     if membership.is_owner:
         context |= {

@@ -26,6 +26,7 @@ from jobs.models import (
     Membership,
     NotificationChannel,
     TrackedJob,
+    TrainingAlertSettings,
     TrainingPrice,
     Workspace,
 )
@@ -49,6 +50,20 @@ PASSWORD = "a-Quite-l0ng-passphrase"
 CHANNEL_TARGET = "quokka-alerts-w8@example.com"
 BOB_CHANNEL_TARGET = "bob-quokka-own-r5@example.com"
 PRICE_PATTERN = "quokka-org/Quokka-7B-*"
+# The "Training alerts" form as it starts for a workspace that never saved it.
+ALERT_DEFAULTS = {
+    "overfitting_on": "on",
+    "overfitting_rises": "2",
+    "diverged_on": "on",
+    "diverged_factor": "2",
+    "eta_slipped_on": "on",
+    "eta_slip_percent": "50",
+    "eta_slip_minutes": "15",
+    "slow_on": "on",
+    "slow_percent": "40",
+    "slow_window_minutes": "15",
+    "queue_stall_minutes": "180",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -396,6 +411,17 @@ ROUTES: dict[str, Route] = {
         scoped=True,
         effect=lambda o, u: not TrainingPrice.objects.filter(pk=o["price"].pk).exists(),
     ),
+    # --- training alerts (and the stall limit): every member reads them, its owners change them
+    "workspace_training_alerts": Route(
+        _team,
+        {"GET": VIEWER, "POST": OWNER},
+        scoped=True,
+        data=lambda o: {**ALERT_DEFAULTS, "diverged_factor": "3", "queue_stall_minutes": "42"},
+        effect=lambda o, u: (
+            _fresh(o["team"]).queue_stall_minutes == 42
+            and TrainingAlertSettings.objects.filter(workspace=o["team"], diverged_factor=3).exists()
+        ),
+    ),
     # Everyone's own: the personal workspace's settings.
     "personal_settings": Route(_none, {"GET": SIGNED_IN}),
     # --- notifications
@@ -408,13 +434,6 @@ ROUTES: dict[str, Route] = {
         scoped=True,
         data=lambda o: {"kind": "email", "email": "someone@example.com", "events": ["failed"]},
         effect=lambda o, u: NotificationChannel.objects.filter(workspace=o["team"]).count() == 3,
-    ),
-    "stall_settings": Route(
-        _team,
-        {"POST": OWNER},
-        scoped=True,
-        data=lambda o: {"queue_stall_minutes": 42},
-        effect=lambda o, u: _fresh(o["team"]).queue_stall_minutes == 42,
     ),
     # A team-wide channel: its owners' business (a subscriber's own one: see the tests below).
     "channel_test": Route(

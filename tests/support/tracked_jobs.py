@@ -18,6 +18,11 @@ def age(*jobs: TrackedJob, seconds: float) -> None:
     )
 
 
+def move_back(job: TrackedJob, minutes: float) -> None:
+    """Pretend the job's last progress was `minutes` ago (how stalls are tested)."""
+    TrackedJob.objects.filter(pk=job.pk).update(progress_changed_at=timezone.now() - dt.timedelta(minutes=minutes))
+
+
 def refreshed(job: TrackedJob) -> TrackedJob:
     """A refresh as the worker or a page's poll does it (forced: no waiting for the interval)."""
     return refresh.refresh_now(TrackedJob.objects.get(pk=job.pk))
