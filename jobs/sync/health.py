@@ -27,6 +27,14 @@ SAMPLE_SECONDS = 60
 SAMPLES_KEPT = 24 * 60
 
 
+def on_tracking(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime) -> None:
+    """A job tracked while it runs: its estimate now is the first one of the run that ftdash
+    sees (set on the unsaved row, no query). Without it, the first estimate would be the one of
+    the first snapshot that changed, and an estimate that only slipped would be its own first."""
+    if details.status == "running" and details.estimated_finish is not None:
+        job.first_estimated_finish, job.first_estimate_seen_at = details.estimated_finish, now
+
+
 def after_snapshot(
     job: TrackedJob, details: FineTuningJob, *, before: FineTuningJob, now: dt.datetime
 ) -> list[JobEvent]:
