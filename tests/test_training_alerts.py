@@ -409,22 +409,46 @@ def test_two_refreshes_racing_open_one_alert_and_tell_once(fake_api, track, hook
     assert [event for event, _ in sent(hook)] == ["eta_slipped"]
 
 
-def health_queries(queries: list[dict]) -> list[str]:
-    tables = re.compile(r"jobs_jobalert|jobs_progresssample|jobs_trainingalertsettings|first_estimate|alerts_changed")
-    return [query["sql"] for query in queries if tables.search(query["sql"])]
+HEALTH_SQL = re.compile(
+    r'(FROM|INTO|UPDATE) "jobs_(jobalert|progresssample|trainingalertsettings)"'
+    r'|UPDATE "jobs_trackedjob" SET "(alerts_changed_at|first_estimated_finish)"'
+)
 
 
-def test_a_changed_refresh_of_a_running_job_costs_few_queries_for_its_alerts(fake_api, track, alice, clock):
-    job = track(total_steps=1_000_000, steps_per_second=10)
+def health_queries(captured: CaptureQueriesContext) -> list[str]:
+    """The queries of a refresh that are the training-health rules' (jobs.sync.health)."""
+    return [query["sql"] for query in captured.captured_queries if HEALTH_SQL.search(query["sql"])]
+
+
+def test_a_changed_refresh_of_a_running_job_costs_three_queries_for_its_alerts(fake_api, track, alice, clock):
+    """Its settings, its progress samples, and the new sample; four once it has had an alert
+    (its open ones); whether or not the workspace saved settings of its own."""
+    job = track(total_steps=1_000_000, steps_per_second=10, finish_in=3600)
     run_for(clock, job, minutes=3, every=1)
     clock.advance(minutes=1)
     with CaptureQueriesContext(connection) as default_settings:
         refreshed(job)
-    TrainingAlertSettings.objects.create(workspace=alice.personal_workspace)
+    TrainingAlertSettings.objects.create(workspace=alice.personal_workspace, eta_slip_minutes=1, eta_slip_percent=1)
     clock.advance(minutes=1)
     with CaptureQueriesContext(connection) as saved_settings:
         refreshed(job)
-    assert len(health_queries(default_settings.captured_queries)) <= 3, health_queries(
-        default_settings.captured_queries
-    )
-    assert len(health_queries(saved_settings.captured_queries)) <= 3
+    assert len(health_queries(default_settings)) == 3, health_queries(default_settings)
+    assert len(health_queries(saved_settings)) == 3, health_queries(saved_settings)
+
+    fake_api.set_pace(job.job_id, 5)  # the estimate slips by far more than 1%
+    clock.advance(minutes=1)
+    refreshed(job)
+    assert alerts(job) == [("eta_slipped", True)]
+    clock.advance(minutes=1)
+    with CaptureQueriesContext(connection) as with_an_alert:
+        refreshed(job)
+    assert len(health_queries(with_an_alert)) == 4, health_queries(with_an_alert)
+
+
+def test_a_refresh_of_a_job_that_is_not_running_asks_nothing_about_alerts(fake_api, track, clock):
+    job = track(status="validating_files")
+    fake_api.update_job(job.job_id, status="queued")
+    with CaptureQueriesContext(connection) as queued:
+        refreshed(job)
+    assert TrackedJob.objects.get(pk=job.pk).status == "queued"
+    assert health_queries(queued) == []

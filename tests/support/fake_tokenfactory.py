@@ -53,7 +53,16 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from tests.support.loopback_server import PromptServer
 from tests.support.payloads import default_hyperparameters, default_job_body, new_file_id, new_job_id
 
-__all__ = ["ALIVE", "Call", "DIVERGING", "FakeTokenFactory", "FAIL_KINDS", "ManualClock", "OVERFITTING", "seed_demo_jobs"]
+__all__ = [
+    "ALIVE",
+    "Call",
+    "DIVERGING",
+    "FakeTokenFactory",
+    "FAIL_KINDS",
+    "ManualClock",
+    "OVERFITTING",
+    "seed_demo_jobs",
+]
 
 JOBS_PREFIX = ["v1", "fine_tuning", "jobs"]
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
