@@ -54,6 +54,7 @@ class Point:
 
 
 LOSS_KEYS = ("train_loss", "valid_loss", "full_valid_loss")
+LOSS_LABELS = {"train_loss": "train loss", "valid_loss": "valid loss", "full_valid_loss": "full-valid loss"}
 
 
 def points(checkpoints: Iterable[Any]) -> list[Point]:
@@ -92,9 +93,7 @@ class Best:
 
     @property
     def metric_label(self) -> str:
-        return {"full_valid_loss": "full-valid loss", "valid_loss": "valid loss", "train_loss": "train loss"}[
-            self.metric
-        ]
+        return LOSS_LABELS[self.metric]
 
     @property
     def reason(self) -> str:
@@ -153,8 +152,11 @@ def diverged(checkpoints: Sequence[Point], *, factor: float = 2.0) -> str | None
         return None
     latest = checkpoints[-1]
     if latest.non_finite:
-        names = ", ".join(key.replace("_", " ") for key in latest.non_finite)
-        return f"The {names} of epoch {latest.epoch} is not a number (NaN or infinite)"
+        names = [LOSS_LABELS[key] for key in latest.non_finite]
+        if len(names) == 1:
+            return f"The {names[0]} of epoch {latest.epoch} is not a number (NaN or infinite)"
+        named = ", ".join(names[:-1]) + f" and {names[-1]}"
+        return f"The {named} of epoch {latest.epoch} are not numbers (NaN or infinite)"
     if len(checkpoints) < 2:
         return None
     previous = checkpoints[-2]

@@ -366,6 +366,7 @@ def test_webhook_slack_and_email_carry_the_rule_the_message_and_the_link(fake_ap
 def test_the_worker_raises_alerts_from_job_lists_and_epoch_end_checkpoints(fake_api, track, hook, clock):
     overfits = track()
     slips = track(finish_in=3600)
+    fake_api.reset_calls()  # forget tracking's fetches
     for metrics in OVERFITTING:
         fake_api.add_checkpoints(overfits.job_id, [metrics])  # an epoch ended: read by the worker
         fake_api.advance(slips.job_id, 10)
@@ -380,6 +381,9 @@ def test_the_worker_raises_alerts_from_job_lists_and_epoch_end_checkpoints(fake_
     for body in hook.json():
         by_job.setdefault(body["job_id"], []).append(body["event"])
     assert by_job == {overfits.job_id: ["overfitting"], slips.job_id: ["eta_slipped"]}
+    reads = [call.path for call in fake_api.calls]
+    assert "/v1/fine_tuning/jobs" in reads  # the jobs came from their token's job list
+    assert f"/v1/fine_tuning/jobs/{overfits.job_id}" not in reads  # not one by one
 
 
 # --- races and cost ----------------------------------------------------------------------------
