@@ -152,11 +152,8 @@ def diverged(checkpoints: Sequence[Point], *, factor: float = 2.0) -> str | None
         return None
     latest = checkpoints[-1]
     if latest.non_finite:
-        names = [LOSS_LABELS[key] for key in latest.non_finite]
-        if len(names) == 1:
-            return f"The {names[0]} of epoch {latest.epoch} is not a number (NaN or infinite)"
-        named = ", ".join(names[:-1]) + f" and {names[-1]}"
-        return f"The {named} of epoch {latest.epoch} are not numbers (NaN or infinite)"
+        names = ", ".join(key.replace("_", " ") for key in latest.non_finite)
+        return f"The {names} of epoch {latest.epoch} is not a number (NaN or infinite)"
     if len(checkpoints) < 2:
         return None
     previous = checkpoints[-2]

@@ -170,7 +170,7 @@ def test_a_nan_or_infinite_loss_of_the_latest_checkpoint_is_a_divergence():
     assert diverged(losses(("Infinity", 1.0))) == "The train loss of epoch 1 is not a number (NaN or infinite)"
     assert diverged(losses((1.0, "NaN"))) == "The valid loss of epoch 1 is not a number (NaN or infinite)"
     both = training_health.points(stored({"train_loss": float("nan"), "full_valid_loss": "-Infinity"}))
-    assert diverged(both) == "The train loss and full-valid loss of epoch 1 are not numbers (NaN or infinite)"
+    assert diverged(both) == "The train loss, full valid loss of epoch 1 is not a number (NaN or infinite)"
 
 
 def test_only_the_latest_checkpoint_counts_a_nan_before_it_is_history():
