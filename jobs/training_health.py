@@ -54,6 +54,7 @@ class Point:
 
 
 LOSS_KEYS = ("train_loss", "valid_loss", "full_valid_loss")
+LOSS_LABELS = {"train_loss": "train loss", "valid_loss": "valid loss", "full_valid_loss": "full-valid loss"}
 
 
 def points(checkpoints: Iterable[Any]) -> list[Point]:
@@ -92,9 +93,7 @@ class Best:
 
     @property
     def metric_label(self) -> str:
-        return {"full_valid_loss": "full-valid loss", "valid_loss": "valid loss", "train_loss": "train loss"}[
-            self.metric
-        ]
+        return LOSS_LABELS[self.metric]
 
     @property
     def reason(self) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.fake_tokenfactory import FAIL_KINDS, Call, FakeTokenFactory, ManualClock
+from tests.support.fake_tokenfactory import DIVERGING, FAIL_KINDS, OVERFITTING, Call, FakeTokenFactory, ManualClock
 from tests.support.waiting import wait_for
 
 TOKEN = "test-token"
@@ -633,6 +633,43 @@ def test_checkpoints_are_listed_newest_first_with_their_ends_and_pagination(fake
     assert [c["id"] for c in tail["data"]] == [first["id"]] and tail["has_more"] is False
     empty = get(fake, f"/v1/fine_tuning/jobs/{fake.add_job()['id']}/checkpoints").json()
     assert empty == {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
+
+
+def test_a_series_of_checkpoints_is_written_an_epoch_apart_with_exactly_the_metrics_given(fake):
+    job = fake.add_job(total_steps=1000, trained_steps=0)  # 10 epochs of 100 steps
+    made = fake.add_checkpoints(job["id"], [OVERFITTING[0], {"train_loss": None}, DIVERGING[2]])
+    assert [c["step_number"] for c in made] == [100, 200, 300]
+    assert fake.get_job(job["id"])["trained_steps"] == 300
+    assert made[1]["metrics"] == {"step": 200, "train_loss": None}  # no defaults mixed in
+    served = get(fake, f"/v1/fine_tuning/jobs/{job['id']}/checkpoints").json()["data"]
+    assert [c["id"] for c in served] == [c["id"] for c in reversed(made)]
+    assert served[0]["metrics"]["train_loss"] != served[0]["metrics"]["train_loss"]  # NaN on the wire
+    assert served[2]["metrics"] == {"step": 100, **OVERFITTING[0]}
+    assert [c["step_number"] for c in fake.add_checkpoints(job["id"], [{}], steps_apart=5)] == [305]
+
+
+def test_a_new_pace_moves_the_job_and_its_estimated_finish_from_where_it_is(fake, clock):
+    job = fake.add_job(total_steps=10_000, steps_per_second=10)
+    clock.advance(60)
+    assert fake.get_job(job["id"])["trained_steps"] == 600
+    before = fake.get_job(job["id"])["estimated_finish"]
+    fake.set_pace(job["id"], 2)
+    clock.advance(60)
+    moved = fake.get_job(job["id"])
+    assert moved["trained_steps"] == 720
+    assert moved["estimated_finish"] > before + 60 * 60  # 9,280 steps at 2 a second
+    fake.set_pace(job["id"], 0)  # stalled: no progress, the estimate stays where it was
+    clock.advance(600)
+    assert fake.get_job(job["id"])["trained_steps"] == 720
+    assert fake.get_job(job["id"])["estimated_finish"] == moved["estimated_finish"]
+
+
+def test_the_estimated_finish_is_set_from_the_fakes_own_now(clock):
+    with FakeTokenFactory(clock=clock, epoch=1_800_000_000) as fake:
+        job = fake.add_job(total_steps=100)
+        assert fake.get_job(job["id"])["created_at"] == 1_800_000_000
+        clock.advance(300)
+        assert fake.set_estimated_finish(job["id"], in_seconds=3600)["estimated_finish"] == 1_800_000_000 + 300 + 3600
 
 
 # ---------------------------------------------------------------- held to the schema

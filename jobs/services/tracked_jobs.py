@@ -19,7 +19,7 @@ from jobs import costs
 from jobs.audit import audit_record
 from jobs.models import ApiToken, RemovedJob, TrackedJob, Workspace
 from jobs.sync import costs as sync_costs
-from jobs.sync import files, history, refresh
+from jobs.sync import files, health, history, refresh
 from jobs.sync.not_offered import Endpoint, is_not_offered, remember_not_offered
 from jobs.sync.refresh import fetch_job
 from jobs.sync.tokens import open_token, record_upstream_error
@@ -65,6 +65,7 @@ def job_track(*, workspace: Workspace, token: ApiToken, job_id: str, user, label
             )
             # Tracked already ended: its final cost is frozen now, with today's price (jobs.sync.costs).
             sync_costs.freeze_if_ended(job, details, now=now)
+            health.on_tracking(job, details, now=now)
             job.save(force_insert=True)
             audit_record(workspace=workspace, actor=user, action="job.track", description=f"started tracking {job_id}")
             history.record_tracking_started(job, now=now)

@@ -26,19 +26,34 @@ from jobs.models import JobAlert, JobEvent, ProgressSample, TrackedJob, Training
 SAMPLE_SECONDS = 60
 # A day of samples at one a minute: more history says nothing more about the pace.
 SAMPLES_KEPT = 24 * 60
+# The rules asked after a snapshot (the others, after new checkpoints).
+SNAPSHOT_RULES = (JobAlert.Rule.ETA_SLIPPED, JobAlert.Rule.SLOW)
+
+
+def on_tracking(job: TrackedJob, details: FineTuningJob, *, now: dt.datetime) -> None:
+    """A job tracked while it runs: its estimate now is the first one of the run that ftdash
+    sees (set on the unsaved row, no query). Without it, the first estimate would be the one of
+    the first snapshot that changed, and an estimate that only slipped would be its own first."""
+    if details.status == "running" and details.estimated_finish is not None:
+        job.first_estimated_finish, job.first_estimate_seen_at = details.estimated_finish, now
 
 
 def after_snapshot(
     job: TrackedJob, details: FineTuningJob, *, before: FineTuningJob, now: dt.datetime
 ) -> list[JobEvent]:
-    """Record the run's first estimate and pace; raise or clear eta_slipped and slow."""
-    settings = TrainingAlertSettings.for_workspace(job.workspace_id)
-    open_alerts = _open_alerts(job)
+    """Record the run's first estimate and pace; raise or clear eta_slipped and slow.
+
+    At most four queries for a running job (its settings, its samples, a new sample, its open
+    alerts: only once it has had one), none for a job that is not running and never had an
+    alert."""
     _track_first_estimate(job, details, before=before, now=now)
-    if details.status == "running" and details.trained_steps is not None:
-        _sample(job, details.trained_steps, now=now)
     running = details.status == "running"
-    events: list[JobEvent] = []
+    open_alerts = _open_alerts(job)
+    if not running:
+        # Neither rule holds for a job that is not running: only open alerts have to clear.
+        return [event for rule in SNAPSHOT_RULES for event in _set(job, rule, None, open_alerts, now=now)]
+    settings = TrainingAlertSettings.for_workspace(job.workspace_id)
+    samples = _sample(job, details.trained_steps, now=now) if details.trained_steps is not None else []
     eta = (
         training_health.eta_slipped(
             first_estimate=job.first_estimated_finish,
@@ -47,18 +62,20 @@ def after_snapshot(
             percent=settings.eta_slip_percent,
             minutes=settings.eta_slip_minutes,
         )
-        if running and settings.eta_slipped_on
+        if settings.eta_slipped_on
         else None
     )
-    events += _set(job, JobAlert.Rule.ETA_SLIPPED, eta, open_alerts, now=now)
-    pace = None
-    if running and settings.slow_on and job.stalled_at is None:
-        samples = list(ProgressSample.objects.filter(job=job).values_list("at", "steps"))
-        pace = training_health.slow(
+    pace = (
+        training_health.slow(
             samples, now=now, window_minutes=settings.slow_window_minutes, percent=settings.slow_percent
         )
-    events += _set(job, JobAlert.Rule.SLOW, pace, open_alerts, now=now)
-    return events
+        if settings.slow_on and job.stalled_at is None
+        else None
+    )
+    return [
+        *_set(job, JobAlert.Rule.ETA_SLIPPED, eta, open_alerts, now=now),
+        *_set(job, JobAlert.Rule.SLOW, pace, open_alerts, now=now),
+    ]
 
 
 def after_checkpoints(job: TrackedJob, *, now: dt.datetime) -> list[JobEvent]:
@@ -83,6 +100,8 @@ def after_checkpoints(job: TrackedJob, *, now: dt.datetime) -> list[JobEvent]:
 
 
 def _open_alerts(job: TrackedJob) -> dict[str, JobAlert]:
+    if job.alerts_changed_at is None:
+        return {}  # never had an alert (opening one stamps alerts_changed_at): nothing to ask
     return {alert.rule: alert for alert in JobAlert.objects.filter(job=job, cleared_at__isnull=True)}
 
 
@@ -134,11 +153,17 @@ def _track_first_estimate(job: TrackedJob, details: FineTuningJob, *, before: Fi
         TrackedJob.objects.filter(pk=job.pk).update(**{field: getattr(job, field) for field in fields})
 
 
-def _sample(job: TrackedJob, steps: int, *, now: dt.datetime) -> None:
-    last = ProgressSample.objects.filter(job=job).order_by("-at").values_list("at", flat=True).first()
-    if last is not None and (now - last).total_seconds() < SAMPLE_SECONDS:
-        return
+def _sample(job: TrackedJob, steps: int, *, now: dt.datetime) -> list[tuple[dt.datetime, int]]:
+    """The job's progress samples (time, steps) in time order, with one for `now` if the last
+    is a minute old: one query to read them, one to add one."""
+    stored = list(ProgressSample.objects.filter(job=job).order_by("at", "pk").values_list("pk", "at", "steps"))
+    samples = [(at, count) for _, at, count in stored]
+    if samples and (now - samples[-1][0]).total_seconds() < SAMPLE_SECONDS:
+        return samples
     ProgressSample.objects.create(job=job, at=now, steps=steps)
-    if last is not None and ProgressSample.objects.filter(job=job).count() > SAMPLES_KEPT:
-        oldest = ProgressSample.objects.filter(job=job).order_by("at").values_list("pk", flat=True)[:60]
-        ProgressSample.objects.filter(pk__in=list(oldest)).delete()
+    samples.append((now, steps))
+    if len(samples) > SAMPLES_KEPT:
+        oldest = [pk for pk, _, _ in stored[:60]]
+        ProgressSample.objects.filter(pk__in=oldest).delete()
+        samples = samples[len(oldest) :]
+    return samples

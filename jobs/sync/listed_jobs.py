@@ -14,7 +14,7 @@ from jobs.audit import audit_record
 from jobs.finetuning import FineTuningJob
 from jobs.models import ApiToken, RemovedJob, TrackedJob, Workspace
 from jobs.sync import costs as sync_costs
-from jobs.sync import history
+from jobs.sync import health, history
 
 
 def job_track_listed(
@@ -46,6 +46,7 @@ def job_track_listed(
             )
             # Tracked already ended: its final cost is frozen now, with today's price (jobs.sync.costs).
             sync_costs.freeze_if_ended(job, details, now=now)
+            health.on_tracking(job, details, now=now)
             job.save(force_insert=True)
             if found_by_watch:
                 notifications.queue_for_events([history.record_job_started(job, token_name=token.name, now=now)])

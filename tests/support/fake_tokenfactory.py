@@ -15,7 +15,9 @@ point the app's base URL at ``fake.url`` and script the server's behaviour:
 Tests that need a job to move do it on demand, never by racing the wall clock: ``steps_per_call``
 advances a job on each GET, ``advance(job_id, steps)`` and ``update_job`` move it from the test,
 and ``FakeTokenFactory(clock=ManualClock())`` makes ``steps_per_second``/``queued_for_seconds``
-follow a clock the test turns by hand. Answers are HTTP/1.1 with keep-alive, like the real API
+follow a clock the test turns by hand. Runs that go wrong: ``add_checkpoints(job_id, OVERFITTING)``
+(or ``DIVERGING``, or any list of metrics), ``set_pace`` (a run slowing down, or stalling) and
+``set_estimated_finish`` (an ETA that slips). Answers are HTTP/1.1 with keep-alive, like the real API
 behind its gateway, so connection reuse (``connections_accepted``) and a server closing pooled
 connections (``close_idle_connections``) can be tested.
 
@@ -51,7 +53,16 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from tests.support.loopback_server import PromptServer
 from tests.support.payloads import default_hyperparameters, default_job_body, new_file_id, new_job_id
 
-__all__ = ["ALIVE", "Call", "FakeTokenFactory", "FAIL_KINDS", "ManualClock", "seed_demo_jobs"]
+__all__ = [
+    "ALIVE",
+    "Call",
+    "DIVERGING",
+    "FakeTokenFactory",
+    "FAIL_KINDS",
+    "ManualClock",
+    "OVERFITTING",
+    "seed_demo_jobs",
+]
 
 JOBS_PREFIX = ["v1", "fine_tuning", "jobs"]
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
@@ -86,6 +97,26 @@ FAIL_KINDS = frozenset(
 
 #: ``add_job(**ALIVE)``: a running job that moves on every GET and never finishes by itself.
 ALIVE = {"steps_per_call": 1, "total_steps": 100_000}
+
+#: ``add_checkpoints(job_id, OVERFITTING)``: five epochs whose validation loss is best at epoch 3
+#: (0.81) and then rises twice (0.86, 0.93) while the training loss keeps falling.
+OVERFITTING = [
+    {"train_loss": 1.30, "valid_loss": 1.20},
+    {"train_loss": 1.00, "valid_loss": 0.95},
+    {"train_loss": 0.80, "valid_loss": 0.81},
+    {"train_loss": 0.70, "valid_loss": 0.86},
+    {"train_loss": 0.60, "valid_loss": 0.93},
+]
+
+#: ``add_checkpoints(job_id, DIVERGING[:n])``: a run whose training loss is NaN at epoch 3, sane
+#: again at epoch 4 (0.85), then jumps ×3 (2.55) at epoch 5.
+DIVERGING = [
+    {"train_loss": 1.00, "valid_loss": 1.05},
+    {"train_loss": 0.90, "valid_loss": 0.95},
+    {"train_loss": float("nan"), "valid_loss": 0.94},
+    {"train_loss": 0.85, "valid_loss": 0.92},
+    {"train_loss": 2.55, "valid_loss": 0.93},
+]
 
 #: The size of a "huge" answer unless fail_next says otherwise: the 400 MB of issue 17.
 HUGE_ANSWER_BYTES = 400 * 1024 * 1024
@@ -204,12 +235,14 @@ class _Job:
 class FakeTokenFactory:
     """A scriptable, thread-safe fake of the Token Factory fine-tuning API on real HTTP."""
 
-    def __init__(self, *, clock: Any = None, latency: float = 0.0) -> None:
+    def __init__(self, *, clock: Any = None, latency: float = 0.0, epoch: float | None = None) -> None:
         """Create a stopped server with no tokens, jobs or scripted failures.
 
         ``clock`` (a callable returning monotonic seconds, e.g. a :class:`ManualClock`) drives
-        time-based progress; the default is ``time.monotonic``. ``latency`` (seconds) delays
-        every answer, like a real API across the internet (see :meth:`set_latency`).
+        time-based progress; the default is ``time.monotonic``. ``epoch`` is the time (epoch
+        seconds) that the clock's reading now stands for in the timestamps served (default: the
+        real time now). ``latency`` (seconds) delays every answer, like a real API across the
+        internet (see :meth:`set_latency`).
         """
         self._clock = clock or time.monotonic
         self._lock = threading.RLock()
@@ -233,7 +266,7 @@ class FakeTokenFactory:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         # Anchor for converting monotonic instants (used for progress) into epoch seconds.
-        self._wall0 = time.time()
+        self._wall0 = time.time() if epoch is None else float(epoch)
         self._mono0 = self._clock()
         # Keep-alive bookkeeping: how many connections were accepted, and which are open.
         self._connections_accepted = 0
@@ -458,6 +491,48 @@ class FakeTokenFactory:
             checkpoint.update(copy.deepcopy(fields))
             job.checkpoints.append(checkpoint)
             return copy.deepcopy(checkpoint)
+
+    def add_checkpoints(
+        self, job_id: str, series: list[dict[str, Any]], *, steps_apart: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Give the job one checkpoint per entry of ``series`` (its metrics, served as given: no
+        defaults added, so ``{"train_loss": None}`` is a checkpoint without losses), each at an
+        epoch's end: the job moves on ``steps_apart`` steps (default: an epoch, total_steps //
+        n_epochs) before each, as a run writes a checkpoint when an epoch ends. Returns them as
+        served. For runs that go wrong, see ``OVERFITTING`` and ``DIVERGING``."""
+        made = []
+        with self._lock:
+            job = self._get(job_id)
+            if steps_apart is None:
+                epochs = (job.body.get("hyperparameters") or {}).get("n_epochs") or 1
+                steps_apart = max(1, int(job.body.get("total_steps") or epochs) // int(epochs))
+            for metrics in series:
+                self.advance(job_id, steps_apart)
+                checkpoint = self.add_checkpoint(job_id)
+                checkpoint["metrics"] = {"step": checkpoint["step_number"], **copy.deepcopy(metrics)}
+                job.checkpoints[-1] = copy.deepcopy(checkpoint)
+                made.append(checkpoint)
+        return made
+
+    def set_pace(self, job_id: str, steps_per_second: float) -> dict[str, Any]:
+        """From now on, the running job moves ``steps_per_second`` (0: it stalls), from the step it
+        is at; its estimated_finish follows the new pace (a slower pace slips it later, a stall
+        leaves it where it was). Returns the served job."""
+        with self._lock:
+            job = self._get(job_id)
+            now = self._clock()
+            self._advance(job, now, on_get=False)
+            job.base_steps = int(job.body.get("trained_steps") or 0)
+            job.base_time = now
+            job.steps_per_second = float(steps_per_second)
+            self._advance(job, now, on_get=False)
+            return copy.deepcopy(job.body)
+
+    def set_estimated_finish(self, job_id: str, *, in_seconds: float) -> dict[str, Any]:
+        """Serve estimated_finish ``in_seconds`` from the fake's now (its clock's, when it has one):
+        for a job without a pace (``steps_per_second``), whose estimate nothing else moves."""
+        with self._lock:
+            return self.update_job(job_id, estimated_finish=int(self._wall(self._clock()) + in_seconds))
 
     def add_event(
         self, job_id: str, message: str, *, level: str = "info", created_at: int | None = None
