@@ -54,10 +54,12 @@ test: lint
 # spread over FAST_WORKERS pytest-xdist workers (each with its own test database, data dir and,
 # on the Redis leg, Redis database; pytest-randomly hands them all the same seed). 2, not
 # `auto`: the machines this is measured on have 2 cores, and `auto` counts the CPUs a container
-# may not be given; on a bigger machine try FAST_WORKERS=auto. `make test` stays serial.
+# may not be given; on a bigger machine try FAST_WORKERS=auto. `--dist worksteal`: a worker
+# that runs out takes tests queued for the other, so the long property tests (10-25 s each)
+# do not leave one worker finishing alone. `make test` stays serial.
 FAST_WORKERS ?= 2
 test-fast:
-	$(MAKE) --no-print-directory test PYTEST_ARGS='-m "not browser and not processes" -n $(FAST_WORKERS)'
+	$(MAKE) --no-print-directory test PYTEST_ARGS='-m "not browser and not processes" -n $(FAST_WORKERS) --dist worksteal'
 
 # The live-update benchmarks of issue 9 (~15 minutes, one script at a time); writes the figures
 # into BENCHMARKS.md. make bench BENCH_ARGS='--smoke' for a quick look, '--only polls' for one.
