@@ -21,3 +21,16 @@ from ftdash.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+
+# Under pytest-xdist (`make test-fast`) each worker has its own test database (pytest-django
+# suffixes its name with _gw0, _gw1…) and its own data dir (above); on the Redis leg it needs
+# its own Redis database too, since a test's cache.clear() is a FLUSHDB that would empty the
+# other workers' caches mid-test: worker gwN uses database N past the one REDIS_URL names.
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if REDIS_URL and _XDIST_WORKER.startswith("gw"):  # noqa: F405
+    from urllib.parse import urlsplit
+
+    _redis = urlsplit(REDIS_URL)  # noqa: F405
+    _redis_db = int(_redis.path.strip("/") or 0) + int(_XDIST_WORKER[2:])
+    CACHES["default"]["LOCATION"] = _redis._replace(path=f"/{_redis_db}").geturl()  # noqa: F405
+    CACHES["rendered"] = CACHES["default"]  # noqa: F405
