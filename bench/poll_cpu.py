@@ -300,6 +300,7 @@ def _measure(args, poll, healthz) -> None:
         if args.profile_out:
             profile.dump_stats(args.profile_out)
         stats = pstats.Stats(profile)
+        print(f"{stats.total_calls / args.n:.0f} function calls a request ({args.profile})")
         stats.sort_stats("tottime").print_stats(25)
         stats.sort_stats("cumulative").print_stats(45)
 
