@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import operator
 from collections.abc import Callable, Iterable
 
 from django.core.cache import caches
@@ -63,9 +64,13 @@ JOB_PARTS_TEMPLATE = "jobs/job_detail.html#job-live"
 GONE_TEMPLATE = "jobs/dashboard.html#job-card-gone"
 
 
+# The VERSION_FIELDS of a job as one tuple, read in C: every poll asks this of each job it shows.
+_version_values = operator.attrgetter(*VERSION_FIELDS)
+
+
 def job_version(job: TrackedJob) -> str:
     """A short tag that changes whenever anything a live part shows of `job` changes."""
-    text = "|".join(str(getattr(job, name)) for name in VERSION_FIELDS)
+    text = "|".join(map(str, _version_values(job)))
     if job.refresh_error:
         # The failure notice says how old the snapshot is; fetched_at stands still meanwhile.
         text += f"|{job.fetched_at}"
@@ -126,17 +131,19 @@ def _versions_of(user, pks: Iterable[int]) -> list[PolledJob]:
     (bench/polls.py)."""
     pks = list(pks)
     database = router.db_for_read(TrackedJob)
+    connection = connections[database]
     sql, datetimes = _versions_sql(database)
-    with connections[database].cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(sql.format(pks=", ".join(["%s"] * len(pks))), [user.pk, *pks])
         rows = cursor.fetchall()
-    zone = connections[database].timezone
+    zone = connection.timezone
     jobs = []
     for row in rows:
         values = list(row)
         for at in datetimes:  # aware, as the ORM hands them over (SQLite's come back naive)
-            if values[at] is not None and timezone.is_naive(values[at]):
-                values[at] = timezone.make_aware(values[at], zone)
+            value = values[at]
+            if value is not None and value.utcoffset() is None:  # timezone.make_aware, inline
+                values[at] = value.replace(tzinfo=zone)
         jobs.append(PolledJob(*values))
     return jobs
 
@@ -216,7 +223,8 @@ def refresh_due(jobs: Iterable[TrackedJob]) -> list[TrackedJob]:
 def _most_overdue(jobs: Iterable[TrackedJob | PolledJob]) -> list:
     """The few due jobs a request refreshes, least recently checked first, so that with more due
     jobs than that (a page of many running jobs and no worker) every one gets its turn."""
-    due = sorted((job for job in jobs if refresh.is_due(job)), key=lambda job: job.checked_at)
+    now = timezone.now()  # one clock reading for the lot: every poll asks this of each job it shows
+    due = sorted((job for job in jobs if refresh.is_due(job, now=now)), key=lambda job: job.checked_at)
     return due[:REFRESHES_PER_POLL]
 
 

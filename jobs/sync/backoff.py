@@ -19,6 +19,11 @@ MAX_DOUBLINGS = 16
 def backed_off(interval: dt.timedelta, failures: int, *, cap: dt.timedelta | None = None) -> dt.timedelta:
     """`interval` doubled `failures` times, at most `cap` (FTDASH_MAX_BACKOFF_SECONDS unless
     given) and at least `interval`."""
+    if not failures:
+        # `interval` itself (max(interval, min(interval, cap)) is interval), without the cap's
+        # setting or any arithmetic: every poll asks this of each job it shows (jobs.live, via
+        # jobs.sync.refresh.is_due), and nearly every job has no failure.
+        return interval
     if cap is None:
         cap = dt.timedelta(seconds=settings.FTDASH_MAX_BACKOFF_SECONDS)
     return max(interval, min(interval * 2 ** min(failures, MAX_DOUBLINGS), cap))
