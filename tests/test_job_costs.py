@@ -302,7 +302,9 @@ def test_the_dashboard_csv_has_cost_columns(alice_client, fake_api, alice, alice
     unpriced = track_remote_job(fake_api, alice, alice_token, model="meta-llama/Llama-3.1-8B-Instruct", **RUNNING)
     rows = list(csv.DictReader(io.StringIO(alice_client.get("/jobs/export.csv").content.decode())))
     by_id = {row["job_id"]: row for row in rows}
-    assert list(rows[0])[-3:] == ["cost_usd", "projected_cost_usd", "price_source"]
+    header = list(rows[0])
+    start = header.index("cost_usd")
+    assert header[start : start + 3] == ["cost_usd", "projected_cost_usd", "price_source"]
     assert [by_id[running.job_id][k] for k in ("cost_usd", "projected_cost_usd", "price_source")] == [
         "0.819200",
         "3.276800",
