@@ -11,6 +11,7 @@
 - imports: a token's import list, its filters' choices, the rows picked;
 - pricing: a workspace's training prices, the instance's defaults and Token Factory's;
 - spend: a workspace's spend by month (by model, person, label), in flight, and its chart;
+- sharing: the job a read-only share link opens, a job's links, a status badge;
 - worker: when the background worker last checked in.
 
 Reads never write. Callers use the names below (`selectors.jobs_for_dashboard(...)`).
@@ -34,6 +35,7 @@ from jobs.selectors.pricing import (
     workspace_models,
     workspace_prices,
 )
+from jobs.selectors.sharing import badge_for, job_share_links, shared_job
 from jobs.selectors.spend import chart_rows, spend_csv_rows, workspace_spend
 from jobs.selectors.teams import (
     audit_trail,
@@ -54,6 +56,7 @@ __all__ = [
     "ListedPrice",
     "accounts_exist",
     "audit_trail",
+    "badge_for",
     "channels_with_deliveries",
     "chart_rows",
     "cost_with_todays_prices",
@@ -61,6 +64,7 @@ __all__ = [
     "instance_prices",
     "invitations_for",
     "job_live_context",
+    "job_share_links",
     "job_timeline",
     "jobs_for_dashboard",
     "latest_run",
@@ -68,6 +72,7 @@ __all__ = [
     "listings",
     "listings_picked",
     "pending_invitations",
+    "shared_job",
     "spend_csv_rows",
     "team_contents",
     "team_members",

@@ -9,7 +9,8 @@ notification channels goes through here, by domain:
 - imports: reading a token's whole job list and tracking from it;
 - channels: notification channels and the stall limit;
 - pricing: a workspace's training price table;
-- spend: a workspace's monthly budget and expensive-job warning.
+- spend: a workspace's monthly budget and expensive-job warning;
+- sharing: read-only share links, and rotating status badge keys.
 
 Changes are written to the workspace's audit trail (jobs.audit). Callers use the names below
 (`services.job_track(...)`); the modules are how the code is organised, not part of the API.
@@ -20,6 +21,13 @@ from jobs.services.accounts import account_create, first_admin_create, personal_
 from jobs.services.channels import channel_add, channel_delete, stall_settings_update
 from jobs.services.imports import ImportResult, import_resume, import_start, import_track
 from jobs.services.pricing import PriceSet, training_price_remove, training_price_set
+from jobs.services.sharing import (
+    SHARE_EXPIRY_DAYS,
+    job_badge_rotate,
+    share_link_create,
+    share_link_revoke,
+    workspace_badge_rotate,
+)
 from jobs.services.spend import workspace_budget_update
 from jobs.services.teams import (
     invitation_accept,
@@ -53,6 +61,7 @@ from jobs.sync.listed_jobs import job_track_listed
 __all__ = [
     "ImportResult",
     "PriceSet",
+    "SHARE_EXPIRY_DAYS",
     "account_create",
     "audit_record",
     "can_cancel",
@@ -70,6 +79,7 @@ __all__ = [
     "invite_create",
     "invite_for_secret",
     "invite_revoke",
+    "job_badge_rotate",
     "job_cancel",
     "job_cost_recalculate",
     "job_label",
@@ -82,6 +92,8 @@ __all__ = [
     "member_invite",
     "member_remove",
     "personal_workspace_create",
+    "share_link_create",
+    "share_link_revoke",
     "stall_settings_update",
     "team_create",
     "team_delete",
@@ -92,5 +104,6 @@ __all__ = [
     "token_update",
     "training_price_remove",
     "training_price_set",
+    "workspace_badge_rotate",
     "workspace_budget_update",
 ]

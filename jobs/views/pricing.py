@@ -13,6 +13,7 @@ from jobs import selectors, services
 from jobs.access import Need, membership_for, personal_membership, training_price_for_owner
 from jobs.forms import TrainingPriceForm
 from jobs.pricing import PATTERN_MAX_LENGTH, PriceError, matches_any, parse_pattern, price_text
+from jobs.views.sharing import workspace_badge_context
 
 
 def _back(workspace) -> tuple[str, str]:
@@ -120,5 +121,6 @@ def personal_settings(request):
         "workspace": workspace,
         "me": membership,
         "prices": selectors.workspace_prices(workspace=workspace),
+        **workspace_badge_context(request, workspace),
     }
     return render(request, "pricing/personal_settings.html", context)
