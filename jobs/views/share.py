@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from jobs import live, selectors, services
 from jobs.access import Need, job_for_user, membership_for, share_link_for_user
@@ -31,21 +31,17 @@ from jobs.views.tracked_jobs import _render_detail
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_POST
 def job_share_create(request, pk: int):
-    """POST: a new read-only link, shown once on the job page; GET (a reload of that page, a
-    filter link followed from it): the job page."""
+    """A new read-only link, shown once, on the job page this answers with (not a redirect: the
+    key is neither stored nor put in a message or the session, only in this answer)."""
     job = job_for_user(request.user, pk, Need.EDIT_JOBS)
-    if request.method == "GET":
-        query = request.META.get("QUERY_STRING", "")
-        return redirect(reverse("job_detail", args=[pk]) + (f"?{query}" if query else ""))
     form = ShareLinkForm(request.POST)
     if not form.is_valid():
         return _render_detail(request, job, sharing={"share_form": form}, status=422)
     days = services.SHARE_EXPIRY_DAYS[form.cleaned_data["expiry"]]
     link, key = services.share_link_create(job=job, actor=request.user, days=days)
     url = request.build_absolute_uri(reverse("shared_job", args=[key]))
-    # Shown once, in this answer only: the key is not stored (its hash is), nor put in a message.
     return _render_detail(request, job, sharing={"new_share_url": url})
 
 
