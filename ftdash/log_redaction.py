@@ -5,6 +5,10 @@ the team. Every line that would carry one shows `/invite/[id=12]/` instead, when
 has recognised the invite (it leaves the ID in the WSGI environ, which gunicorn's access log
 reads after the response), or `/invite/[redacted]/` for a secret that matched nothing.
 The Referer of the request after an invite page carries the same path, so it is redacted too.
+
+A read-only share link's path is a secret the same way (`/share/<key>/` opens its job's page,
+`/share/<key>/live/` its poll): it always shows as `/share/[redacted]/`. (Status badge keys,
+`/badge/<key>.svg`, are meant to be pasted in public places and are left as they are.)
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ from gunicorn.glogging import Logger as GunicornLogger
 # Set by jobs.views.accounts.invite_accept in request.META, which is the WSGI environ itself.
 INVITE_ID_KEY = "ftdash.invite_id"
 _INVITE_PATH = re.compile(r"(/invite/)([^/?#\s\"']+)")
+_SHARE_PATH = re.compile(r"(/share/)([^/?#\s\"']+)")
 
 
 def redact(text: str, invite_id: int | None = None) -> str:
+    if "/share/" in text:
+        text = _SHARE_PATH.sub(lambda match: match.group(1) + "[redacted]", text)
     if "/invite/" not in text:
         return text
     shown = f"[id={invite_id}]" if invite_id is not None else "[redacted]"
@@ -31,7 +38,7 @@ class RedactInviteSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "/invite/" in message:
+        if "/invite/" in message or "/share/" in message:
             meta = getattr(getattr(record, "request", None), "META", None) or {}
             record.msg, record.args = redact(message, meta.get(INVITE_ID_KEY)), ()
         return True

@@ -18,6 +18,7 @@ from jobs.models import (
     MemberInvitation,
     Membership,
     NotificationChannel,
+    ShareLink,
     TrackedJob,
     TrainingPrice,
     Workspace,
@@ -78,6 +79,16 @@ def job_for_user(user, pk: int, need: Need = Need.VIEW) -> TrackedJob:
     if not _allows(Membership(role=job.my_role), need):
         raise PermissionDenied("Your role in this workspace does not allow that.")
     return job
+
+
+def share_link_for_user(user, job_pk: int, pk: int) -> ShareLink:
+    """A usable read-only link of a job whose links the user may manage (owners and members)."""
+    job = job_for_user(user, job_pk, Need.EDIT_JOBS)
+    link = ShareLink.objects.usable().filter(pk=pk, job=job).select_related("created_by").first()
+    if link is None:
+        raise Http404("No such link.")
+    link.job = job
+    return link
 
 
 def personal_membership(user) -> Membership:

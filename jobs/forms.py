@@ -254,6 +254,18 @@ class InviteForm(forms.Form):
     role = forms.ChoiceField(label="Role", choices=ROLE_CHOICES, initial=Membership.Role.MEMBER)
 
 
+class ShareLinkForm(forms.Form):
+    """ "Create read-only link": how long the link works (the keys of SHARE_EXPIRY_CHOICES are
+    those of jobs.services.SHARE_EXPIRY_DAYS)."""
+
+    SHARE_EXPIRY_CHOICES = [("1", "1 day"), ("7", "7 days"), ("30", "30 days"), ("never", "Never")]
+    expiry = forms.ChoiceField(label="Expires after", choices=SHARE_EXPIRY_CHOICES, initial="7")
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("auto_id", "share_%s")  # the job page has other forms
+        super().__init__(*args, **kwargs)
+
+
 class EventChoices(forms.CheckboxSelectMultiple):
     """A channel's events as checkboxes; `notes` (value → {text, link, url}) are shown beside
     their choice and describe its checkbox (aria-describedby)."""

@@ -28,10 +28,11 @@ from django.core.cache import caches
 from django.db import connections, router
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.html import escape
 
 from jobs import costs
 from jobs.access import jobs_visible_to
-from jobs.models import Membership, TrackedJob
+from jobs.models import Membership, ShareLink, TrackedJob
 from jobs.selectors.alerts import attach_open_alerts, open_alerts_of
 from jobs.selectors.job_page import job_live_context
 from jobs.selectors.training_log import EventsQuery, recent_checkpoints_of
@@ -208,6 +209,39 @@ def changed_jobs(
     return changed, gone, checked_at(current.values())
 
 
+def changed_shared_job(
+    key: str, shown: dict[int, str]
+) -> tuple[list[TrackedJob | PolledJob], dt.datetime | None] | None:
+    """`changed_jobs` for a read-only share link's page (anyone who holds the key, signed in or
+    not): the link's job if its version moved on from the one `shown`, and how fresh it is; None
+    when the key opens nothing (unknown, revoked, expired). One query when nothing is due; a due
+    job is refreshed (single-flight, as for signed-in viewers) and its log kept coming."""
+    if not ShareLink.looks_like_key(key):
+        return None
+    links = ShareLink.objects.usable().filter(key_hash=ShareLink.hash_key(key)).values("job_id")
+    row = TrackedJob.objects.filter(pk__in=links).values_list(*_polled_attnames()).first()
+    if row is None:
+        return None
+    job: TrackedJob | PolledJob = PolledJob(*row, my_role="")
+    if refresh.is_due(job):
+        job = refresh.refresh_if_due(_shared_model(job.pk))
+    elif training_log.wanted_by_viewer(job, interval=refresh.base_interval(job.status)):
+        job = refresh.sync_training_log(_shared_model(job.pk))
+    changed = [job] if job_version(job) != shown.get(job.pk, "") else []
+    return changed, checked_at([job])
+
+
+@functools.cache
+def _polled_attnames() -> list[str]:
+    """The job's columns a `PolledJob` holds, in its order (all of its fields but the role)."""
+    return ["id" if f.name == "pk" else f.name for f in dataclasses.fields(PolledJob)[:-1]]
+
+
+def _shared_model(pk: int) -> TrackedJob:
+    # No role: a shared page's job has no edit or owner controls (can_edit, can_manage).
+    return TrackedJob.objects.select_related("workspace", "token").get(pk=pk)
+
+
 def refresh_due(jobs: Iterable[TrackedJob]) -> list[TrackedJob]:
     """Refresh the few of `jobs` that are most overdue, in place, and return those.
 
@@ -265,10 +299,38 @@ def render_job_parts(jobs: list[TrackedJob | PolledJob], *, events_query: Events
     )
 
 
-def _job_parts(jobs: list[TrackedJob], events_query: EventsQuery) -> list[str]:
+def _job_parts(jobs: list[TrackedJob], events_query: EventsQuery, *, shared: bool = False) -> list[str]:
     costs.attach(jobs)  # the Cost panel's, for every job rendered at once (job_live_context reads it)
     attach_open_alerts(jobs)  # the alerts panel's, likewise
-    return [render_to_string(JOB_PARTS_TEMPLATE, {"job": job, **job_live_context(job, events_query)}) for job in jobs]
+    extra = {"shared": True, "share_live_url": SHARE_LIVE_URL_SLOT} if shared else {}
+    return [
+        render_to_string(
+            JOB_PARTS_TEMPLATE, {"job": job, **extra, **job_live_context(job, events_query, shared=shared)}
+        )
+        for job in jobs
+    ]
+
+
+# Where a shared page's poll URL goes in its cached live part. The URL holds the link's key, a
+# secret that is neither stored nor cached: the part is rendered once per job version for every
+# link's viewers, and each answer puts its own poll URL in this slot (`render_shared_job_parts`).
+SHARE_LIVE_URL_SLOT = "ftdash-share-live-url-slot"
+
+
+def render_shared_job_parts(
+    jobs: list[TrackedJob | PolledJob], *, events_query: EventsQuery, live_url: str
+) -> list[str]:
+    """The live part of a read-only share link's page (`job-live` without the raw JSON, edit
+    controls or names of the workspace's people): a variant of its own in the render cache, apart
+    from every signed-in one, polling `live_url`."""
+    html = rendered(
+        jobs,
+        part=f"job{events_query.variant}",
+        variant="shared",
+        load=lambda pks: TrackedJob.objects.filter(pk__in=pks).select_related("workspace", "token"),
+        render=lambda jobs: _job_parts(jobs, events_query, shared=True),
+    )
+    return [part.replace(SHARE_LIVE_URL_SLOT, escape(live_url)) for part in html]
 
 
 def rendered(
@@ -278,14 +340,17 @@ def rendered(
     render: Callable[[list[TrackedJob]], list[str]],
     viewer=None,
     owners_apart: bool = False,
+    variant: str | None = None,
+    load: Callable[[list[int]], Iterable[TrackedJob]] | None = None,
 ) -> list[str]:
     """Each job's `part` rendered once per version and variant, shared by every viewer
-    (`owners_apart`: the part shows owners more than members, so they get a variant of their own).
+    (`owners_apart`: the part shows owners more than members, so they get a variant of their own;
+    `variant`: one variant for every viewer, such as a share link's).
 
-    A poll's `PolledJob`s are loaded in full, as `viewer` sees them, only when their part is not
-    in the cache."""
+    A poll's `PolledJob`s are loaded in full, as `viewer` sees them (or by `load`), only when
+    their part is not in the cache."""
     deployments.attach(jobs)  # the "deployed" variant, for every job in one cache read
-    keys = {job.pk: _render_key(job, part, owners_apart) for job in jobs}
+    keys = {job.pk: _render_key(job, part, owners_apart, variant) for job in jobs}
     try:
         cached = caches["rendered"].get_many(list(keys.values()))
     except Exception:
@@ -293,10 +358,11 @@ def rendered(
     missing = [job for job in jobs if keys[job.pk] not in cached]
     partial = {job.pk: job for job in missing if isinstance(job, PolledJob)}
     if partial:
-        full = {job.pk: job for job in jobs_visible_to(viewer).filter(pk__in=partial)}
+        loaded = load(list(partial)) if load else jobs_visible_to(viewer).filter(pk__in=partial)
+        full = {job.pk: job for job in loaded}
         for job in full.values():
             job._deployments = partial[job.pk]._deployments
-            keys[job.pk] = _render_key(job, part, owners_apart)  # it may have moved on again meanwhile
+            keys[job.pk] = _render_key(job, part, owners_apart, variant)  # it may have moved on again meanwhile
         # (One removed meanwhile is left out: the next poll finds it gone.)
         missing = [full.get(job.pk, job) for job in missing if job.pk in full or job.pk not in partial]
     fresh = {keys[job.pk]: html for job, html in zip(missing, render(missing), strict=True)}
@@ -309,10 +375,12 @@ def rendered(
     return [cached[keys[job.pk]] for job in jobs if keys[job.pk] in cached]
 
 
-def _render_key(job: TrackedJob, part: str, owners_apart: bool = False) -> str:
+def _render_key(job: TrackedJob, part: str, owners_apart: bool = False, variant: str | None = None) -> str:
     # The ways a part differs between viewers: edit links for owners and members only, and on
-    # the job page the Cost panel's "Add a training price" for owners only.
-    variant = "manage" if owners_apart and job.can_manage else "edit" if job.can_edit else "view"
+    # the job page the Cost panel's "Add a training price" for owners only; a share link's page
+    # has a variant of its own.
+    if variant is None:
+        variant = "manage" if owners_apart and job.can_manage else "edit" if job.can_edit else "view"
     # Deployments are not in the version (they are read from the cache the refresh fills).
     deployed = "deployed" if getattr(job, "_deployments", None) else ""
     return f"ftdash:live:{part}:{job.pk}:{job_version(job)}:{variant}{deployed}"

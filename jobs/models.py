@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import re
 import uuid
 from urllib.parse import urlsplit
 
@@ -35,6 +37,9 @@ class Workspace(models.Model):
     # owners are warned, both in USD; empty means no budget / no warning.
     monthly_budget_usd = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     expensive_job_usd = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    # The workspace's status badge key is an HMAC over its ID and this counter (jobs.badges): an
+    # owner's "Rotate badge key" bumps it, and the old badge URLs stop answering.
+    badge_rotation = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
         return self.name
@@ -212,6 +217,8 @@ class TrackedJob(models.Model):
     # measures a later estimate against.
     first_estimated_finish = models.DateTimeField(null=True, blank=True)
     first_estimate_seen_at = models.DateTimeField(null=True, blank=True)
+    # The job's status badge key is an HMAC over its ID and this counter (jobs.badges).
+    badge_rotation = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -256,6 +263,50 @@ class TrackedJob(models.Model):
         """Whether the viewing user owns this job's workspace (prices, recalculating its cost);
         needs `my_role` from jobs_visible_to."""
         return getattr(self, "my_role", None) == Membership.Role.OWNER
+
+
+class ShareLinkQuerySet(models.QuerySet):
+    def usable(self, now: dt.datetime | None = None) -> ShareLinkQuerySet:
+        """Links that still open their job: not revoked, not expired."""
+        now = now or timezone.now()
+        return self.filter(
+            models.Q(revoked_at__isnull=True) & (models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now))
+        )
+
+
+class ShareLink(models.Model):
+    """A read-only link to one job's page for anyone who holds it, no account needed
+    (jobs.services.share_links). Only a hash of its key is stored: the link is shown once."""
+
+    job = models.ForeignKey(TrackedJob, on_delete=models.CASCADE, related_name="share_links")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)  # empty: never
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ShareLinkQuerySet.as_manager()
+
+    # A key is secrets.token_urlsafe(32): 43 URL-safe characters, 256 random bits.
+    KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{32,64}")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        """What is stored of a key, and looked up by: its SHA-256."""
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def looks_like_key(cls, key: str) -> bool:
+        return cls.KEY_PATTERN.fullmatch(key) is not None
+
+    @property
+    def is_usable(self) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
 
 
 class JobAlert(models.Model):

@@ -292,7 +292,7 @@ def test_nothing_of_the_team_reaches_an_outsider(objects):
     client = signed_in(charlie)
     responses = []
     for name, method in CASES:
-        if name in ("invite_accept", "logout"):
+        if name in ("invite_accept", "logout") or name in KEY_HOLDERS_ROUTES:
             continue  # the invite secret is the capability to see the team; logout ends the sweep
         for headers in ({}, HTMX):
             responses.append(call(client, name, method, objects, **headers))
@@ -345,6 +345,36 @@ def test_nothing_of_the_team_reaches_an_outsider(objects):
     assert not Membership.objects.filter(workspace=team, user=charlie).exists()
     assert TrackedJob.objects.count() == 1
     assert NotificationChannel.objects.filter(workspace=team).count() == 2
+
+
+# A share link's or a badge's key is the capability to see the job (or its status): whoever holds
+# it sees that, and nothing else of the team.
+KEY_HOLDERS_ROUTES = ("shared_job", "shared_job_live", "badge_svg", "badge_json", "badge_shields")
+
+
+def test_a_share_link_or_badge_shows_its_holder_the_job_and_nothing_else_of_the_team(objects):
+    secrets = [
+        TOKEN_NAME,
+        TOKEN2_NAME,
+        TEAM_NAME,
+        TEAM_SECRET,
+        TEAM_SECRET[-4:],
+        "started tracking",
+        "created an invite link",
+        objects["untracked_job_id"],
+        CHANNEL_TARGET,
+        BOB_CHANNEL_TARGET,
+        PRICE_PATTERN,
+        *(objects[name].get_username() for name in ("alice", "bob", "dave", "erin", "gina")),
+    ]
+    for name in KEY_HOLDERS_ROUTES:
+        for client in (Client(), signed_in(objects["charlie"])):
+            response = call(client, name, "GET", objects)
+            assert response.status_code == 200, name
+            text = response.content.decode(errors="replace") + " ".join(f"{k}: {v}" for k, v in response.items())
+            for secret in secrets:
+                assert secret not in text, (secret, name)
+    assert LABEL in call(Client(), "shared_job", "GET", objects).content.decode()
 
 
 # --- notification channels: what members may add, and a subscriber's own channel --------------

@@ -13,6 +13,7 @@
 - imports: a token's import list, its filters' choices, the rows picked;
 - pricing: a workspace's training prices, the instance's defaults and Token Factory's;
 - spend: a workspace's spend by month (by model, person, label), in flight, and its chart;
+- sharing: the job a read-only share link opens, a job's links, a status badge;
 - worker: when the background worker last checked in.
 
 Reads never write. Callers use the names below (`selectors.jobs_for_dashboard(...)`).
@@ -43,6 +44,7 @@ from jobs.selectors.pricing import (
     workspace_models,
     workspace_prices,
 )
+from jobs.selectors.sharing import badge_for, job_share_links, shared_job
 from jobs.selectors.spend import chart_rows, spend_csv_rows, workspace_spend
 from jobs.selectors.teams import (
     audit_trail,
@@ -65,6 +67,7 @@ __all__ = [
     "accounts_exist",
     "attach_open_alerts",
     "audit_trail",
+    "badge_for",
     "channels_with_deliveries",
     "chart_rows",
     "cost_with_todays_prices",
@@ -72,6 +75,7 @@ __all__ = [
     "instance_prices",
     "invitations_for",
     "job_live_context",
+    "job_share_links",
     "job_timeline",
     "jobs_for_dashboard",
     "latest_run",
@@ -80,6 +84,7 @@ __all__ = [
     "listings_picked",
     "open_alerts_of",
     "pending_invitations",
+    "shared_job",
     "spend_csv_rows",
     "team_contents",
     "team_members",

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from jobs import costs, training_health
 from jobs.humanize import usd
-from jobs.models import JobAlert, TrackedJob
+from jobs.models import JobAlert, JobEvent, TrackedJob
 from jobs.pricing import price_text
 from jobs.selectors.alerts import open_alerts_of
 from jobs.selectors.training_log import EventsQuery, checkpoints_of, events_view
@@ -22,9 +22,22 @@ from jobs.sync import deployments, files
 from jobs.sync.history import timeline
 
 
-def job_timeline(job: TrackedJob) -> list[dict]:
-    """The job's state changes, each with how long it lasted: one query."""
-    return timeline(list(job.events.all()), now=timezone.now(), is_terminal=job.is_terminal)
+def job_timeline(job: TrackedJob, *, shared: bool = False) -> list[dict]:
+    """The job's state changes, each with how long it lasted: one query. `shared`: as a read-only
+    share link shows them, without what belongs to the workspace rather than the job (its budget)
+    and with the kind of event in place of a message that names a token."""
+    events = list(job.events.exclude(kind__in=WORKSPACE_EVENTS) if shared else job.events.all())
+    if shared:
+        for event in events:
+            if event.kind in TOKEN_EVENTS:
+                event.message = event.get_kind_display()
+    return timeline(events, now=timezone.now(), is_terminal=job.is_terminal)
+
+
+# Timeline events a share link's page leaves out (the workspace's month's spend and budget, its
+# expensive-job warning), or shows by their kind alone.
+WORKSPACE_EVENTS = (JobEvent.Kind.BUDGET_80, JobEvent.Kind.BUDGET_100, JobEvent.Kind.COST_PROJECTION)
+TOKEN_EVENTS = (JobEvent.Kind.STARTED,)  # "found by watching token “research”"
 
 
 # A cost frozen within this long of the job's end was frozen "when the job finished"; later, it
@@ -112,13 +125,14 @@ def best_deployment(
     return f"Deployed: {others}; the best checkpoint is epoch {best.point.epoch}"
 
 
-def job_live_context(job: TrackedJob, events_query: EventsQuery) -> dict[str, Any]:
+def job_live_context(job: TrackedJob, events_query: EventsQuery, *, shared: bool = False) -> dict[str, Any]:
     """The context of the job page's `job-live` partial besides `job`: five queries (the timeline,
     the events and their counts, the checkpoints, the alerts marked on the curves: none when no
     alert ever changed), two cache reads (file names, deployments), the cost (one query and one
     cache read, none when `jobs.costs.attach` ran) and the open alerts (a query if the job ever
     had one, none when `attach_open_alerts` ran). The best checkpoint is worked out from the
-    checkpoints read here (`jobs.training_health.best_of`), only when the part is rendered."""
+    checkpoints read here (`jobs.training_health.best_of`), only when the part is rendered.
+    `shared`: for a read-only share link's page (see `job_timeline`)."""
     checkpoints = checkpoints_of(job)
     points, best = training_health.best_of(checkpoints, validation_file=job.details.validation_file)
     deployed = deployments.deployments_of(job)
@@ -126,7 +140,7 @@ def job_live_context(job: TrackedJob, events_query: EventsQuery) -> dict[str, An
         "alerts": open_alerts_of(job),
         "cost": cost_panel(job),
         "events_query": events_query,
-        "timeline": job_timeline(job),
+        "timeline": job_timeline(job, shared=shared),
         "events_log": events_view(job, events_query),
         "checkpoints": checkpoints,
         "best": best,

@@ -10,7 +10,8 @@ notification channels goes through here, by domain:
 - channels: notification channels;
 - alert_settings: a workspace's training alerts (rules on or off, thresholds) and its stall limit;
 - pricing: a workspace's training price table;
-- spend: a workspace's monthly budget and expensive-job warning.
+- spend: a workspace's monthly budget and expensive-job warning;
+- sharing: read-only share links, and rotating status badge keys.
 
 Changes are written to the workspace's audit trail (jobs.audit). Callers use the names below
 (`services.job_track(...)`); the modules are how the code is organised, not part of the API.
@@ -22,6 +23,13 @@ from jobs.services.alert_settings import training_alert_settings_update
 from jobs.services.channels import channel_add, channel_delete
 from jobs.services.imports import ImportResult, import_resume, import_start, import_track
 from jobs.services.pricing import PriceSet, training_price_remove, training_price_set
+from jobs.services.sharing import (
+    SHARE_EXPIRY_DAYS,
+    job_badge_rotate,
+    share_link_create,
+    share_link_revoke,
+    workspace_badge_rotate,
+)
 from jobs.services.spend import workspace_budget_update
 from jobs.services.teams import (
     invitation_accept,
@@ -57,6 +65,7 @@ from jobs.sync.listed_jobs import job_track_listed
 __all__ = [
     "ImportResult",
     "PriceSet",
+    "SHARE_EXPIRY_DAYS",
     "account_create",
     "audit_record",
     "can_cancel",
@@ -76,6 +85,7 @@ __all__ = [
     "invite_revoke",
     "job_alerts_mute",
     "job_alerts_unmute",
+    "job_badge_rotate",
     "job_cancel",
     "job_cost_recalculate",
     "job_label",
@@ -88,6 +98,8 @@ __all__ = [
     "member_invite",
     "member_remove",
     "personal_workspace_create",
+    "share_link_create",
+    "share_link_revoke",
     "team_create",
     "team_delete",
     "team_rename",
@@ -98,5 +110,6 @@ __all__ = [
     "training_alert_settings_update",
     "training_price_remove",
     "training_price_set",
+    "workspace_badge_rotate",
     "workspace_budget_update",
 ]

@@ -13,6 +13,7 @@ from jobs import selectors, services
 from jobs.access import Need, membership_for, personal_membership, training_price_for_owner
 from jobs.forms import TrainingPriceForm
 from jobs.pricing import PATTERN_MAX_LENGTH, PriceError, matches_any, parse_pattern, price_text
+from jobs.views.sharing import workspace_badge_context
 
 
 def _back(workspace) -> tuple[str, str]:
@@ -123,5 +124,6 @@ def personal_settings(request):
         "rules": selectors.training_alert_rules(
             selectors.training_alert_settings(workspace=workspace), workspace=workspace
         ),
+        **workspace_badge_context(request, workspace),
     }
     return render(request, "settings/personal_settings.html", context)

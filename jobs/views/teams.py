@@ -18,6 +18,7 @@ from jobs.access import (
     membership_for,
 )
 from jobs.forms import InviteForm, MemberAddForm, RoleForm, TeamForm
+from jobs.views.sharing import workspace_badge_context
 
 
 def _team_membership(request, pk: int, need: Need = Need.VIEW):
@@ -60,6 +61,7 @@ def _render_team(request, membership, *, status=200, **forms):
         "owner_count": sum(1 for m in members if m.is_owner),
         "prices": selectors.workspace_prices(workspace=team),
         "rules": selectors.training_alert_rules(selectors.training_alert_settings(workspace=team), workspace=team),
+        **workspace_badge_context(request, team),
     }
     if membership.is_owner:
         context |= {

@@ -12,6 +12,7 @@ from jobs.access import Need, job_for_user, membership_for
 from jobs.forms import JobMoveForm, LabelForm
 from jobs.selectors.training_log import EventsQuery
 from jobs.sync import refresh
+from jobs.views.sharing import job_sharing_context
 
 
 @login_required
@@ -22,11 +23,12 @@ def job_detail(request, pk: int):
     return _render_detail(request, job)
 
 
-def _render_detail(request, job, *, label_form=None, move_form=None, status=200):
+def _render_detail(request, job, *, label_form=None, move_form=None, status=200, sharing=None):
     context = {
         "job": job,
         "checked_at": live.checked_at([job]),
         **selectors.job_live_context(job, EventsQuery.from_params(request.GET)),
+        **job_sharing_context(request, job, **(sharing or {})),  # the Share section (jobs/sharing.html)
     }
     if job.can_edit:
         context["can_cancel"] = services.can_cancel(job)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from jobs import services
+from jobs import badges, services
 from jobs.models import (
     ApiToken,
     AuditEvent,
@@ -25,6 +25,7 @@ from jobs.models import (
     ImportRun,
     Membership,
     NotificationChannel,
+    ShareLink,
     TrackedJob,
     TrainingAlertSettings,
     TrainingPrice,
@@ -169,6 +170,26 @@ def _import_run(o, state: str):
     return run
 
 
+def _share_key(o):
+    """A read-only link to the team's job (made on first use), by its key."""
+    if "share_key" not in o:
+        o["share_key"] = services.share_link_create(job=o["job"], actor=o["alice"], days=None)[1]
+    return {"key": o["share_key"]}
+
+
+def _share_link(o):
+    """A read-only link of the team's job (made on first use), to revoke."""
+    job = TrackedJob.objects.filter(pk=o["job"].pk).first()
+    if job is None:  # (the outsiders' twin request for a job that does not exist)
+        return {"pk": o["job"].pk, "link_pk": 987654}
+    link = ShareLink.objects.filter(job=job).first() or services.share_link_create(job=job, actor=o["alice"], days=7)[0]
+    return {"pk": job.pk, "link_pk": link.pk}
+
+
+def _job_badge(o):
+    return {"key": badges.job_key(o["job"])}
+
+
 def _new_account(o):
     return {"username": "newcomer", "password1": PASSWORD, "password2": PASSWORD}
 
@@ -262,6 +283,32 @@ ROUTES: dict[str, Route] = {
         scoped=True,
         effect=lambda o, u: _fresh(o["job"]).alerts_muted_at is None,
     ),
+    # --- read-only share links (owners and members make and revoke them) and status badges
+    "job_share_create": Route(
+        _job,
+        {"POST": MEMBER},
+        scoped=True,
+        data=lambda o: {"expiry": "7"},
+        effect=lambda o, u: ShareLink.objects.filter(job=o["job"]).exists(),
+    ),
+    "job_share_revoke": Route(
+        _share_link,
+        {"POST": MEMBER},
+        scoped=True,
+        effect=lambda o, u: ShareLink.objects.filter(job=o["job"], revoked_at__isnull=False).exists(),
+    ),
+    "job_badge_rotate": Route(
+        _job, {"POST": OWNER}, scoped=True, effect=lambda o, u: _fresh(o["job"]).badge_rotation > 0
+    ),
+    "workspace_badge_rotate": Route(
+        _team, {"POST": OWNER}, scoped=True, effect=lambda o, u: _fresh(o["team"]).badge_rotation > 0
+    ),
+    # Anyone with the key, no account needed (tests/test_share_links.py, tests/test_badges.py).
+    "shared_job": Route(_share_key, {"GET": PUBLIC}),
+    "shared_job_live": Route(_share_key, {"GET": PUBLIC}),
+    "badge_svg": Route(_job_badge, {"GET": PUBLIC}),
+    "badge_json": Route(_job_badge, {"GET": PUBLIC}),
+    "badge_shields": Route(_job_badge, {"GET": PUBLIC}),
     "job_export_json": Route(_job, {"GET": VIEWER}, scoped=True),
     "job_export_metrics": Route(_job, {"GET": VIEWER}, scoped=True),
     # Without ?ids= the compare page explains how to pick jobs; with ids, see test_compare.py.
