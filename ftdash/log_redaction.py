@@ -5,6 +5,8 @@ the team. Every line that would carry one shows `/invite/[id=12]/` instead, when
 has recognised the invite (it leaves the ID in the WSGI environ, which gunicorn's access log
 reads after the response), or `/invite/[redacted]/` for a secret that matched nothing.
 The Referer of the request after an invite page carries the same path, so it is redacted too.
+A workspace's Prometheus metrics key in a scrape's path (`/metrics/<key>`) is shown as
+`/metrics/[redacted]` the same way.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ INVITE_ID_KEY = "ftdash.invite_id"
 _INVITE_PATH = re.compile(r"(/invite/)([^/?#\s\"']+)")
 
 
+# A Prometheus metrics key in the path (`/metrics/<key>`) is a secret too; /metrics/instance is not.
+_METRICS_PATH = re.compile(r"(/metrics/)(?!instance(?:[?#\s\"']|$))([^/?#\s\"']+)")
+
+
 def redact(text: str, invite_id: int | None = None) -> str:
+    if "/metrics/" in text:
+        text = _METRICS_PATH.sub(lambda match: match.group(1) + "[redacted]", text)
     if "/invite/" not in text:
         return text
     shown = f"[id={invite_id}]" if invite_id is not None else "[redacted]"
@@ -31,7 +39,7 @@ class RedactInviteSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "/invite/" in message:
+        if "/invite/" in message or "/metrics/" in message:
             meta = getattr(getattr(record, "request", None), "META", None) or {}
             record.msg, record.args = redact(message, meta.get(INVITE_ID_KEY)), ()
         return True

@@ -11,7 +11,8 @@
 - imports: a token's import list, its filters' choices, the rows picked;
 - pricing: a workspace's training prices, the instance's defaults and Token Factory's;
 - spend: a workspace's spend by month (by model, person, label), in flight, and its chart;
-- worker: when the background worker last checked in.
+- worker: when the background worker last checked in;
+- prometheus: a workspace's metrics keys and Prometheus metrics, and the instance's.
 
 Reads never write. Callers use the names below (`selectors.jobs_for_dashboard(...)`).
 """
@@ -34,6 +35,13 @@ from jobs.selectors.pricing import (
     workspace_models,
     workspace_prices,
 )
+from jobs.selectors.prometheus import (
+    instance_metrics,
+    metrics_key_for_secret,
+    metrics_key_of_workspace,
+    metrics_keys,
+    workspace_metrics,
+)
 from jobs.selectors.spend import chart_rows, spend_csv_rows, workspace_spend
 from jobs.selectors.teams import (
     audit_trail,
@@ -50,14 +58,15 @@ from jobs.selectors.worker import worker_last_seen
 __all__ = [
     "DASHBOARD_PERIODS",
     "DASHBOARD_SORTS",
-    "SUMMARY_COUNTERS",
     "ListedPrice",
+    "SUMMARY_COUNTERS",
     "accounts_exist",
     "audit_trail",
     "channels_with_deliveries",
     "chart_rows",
     "cost_with_todays_prices",
     "dashboard_counts",
+    "instance_metrics",
     "instance_prices",
     "invitations_for",
     "job_live_context",
@@ -67,6 +76,9 @@ __all__ = [
     "listing_choices",
     "listings",
     "listings_picked",
+    "metrics_key_for_secret",
+    "metrics_key_of_workspace",
+    "metrics_keys",
     "pending_invitations",
     "spend_csv_rows",
     "team_contents",
@@ -79,6 +91,7 @@ __all__ = [
     "tracked_ids",
     "usable_invites",
     "worker_last_seen",
+    "workspace_metrics",
     "workspace_models",
     "workspace_prices",
     "workspace_spend",

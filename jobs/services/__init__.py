@@ -9,7 +9,8 @@ notification channels goes through here, by domain:
 - imports: reading a token's whole job list and tracking from it;
 - channels: notification channels and the stall limit;
 - pricing: a workspace's training price table;
-- spend: a workspace's monthly budget and expensive-job warning.
+- spend: a workspace's monthly budget and expensive-job warning;
+- metrics_keys: a workspace's Prometheus metrics keys.
 
 Changes are written to the workspace's audit trail (jobs.audit). Callers use the names below
 (`services.job_track(...)`); the modules are how the code is organised, not part of the API.
@@ -19,6 +20,7 @@ from jobs.audit import audit_record
 from jobs.services.accounts import account_create, first_admin_create, personal_workspace_create
 from jobs.services.channels import channel_add, channel_delete, stall_settings_update
 from jobs.services.imports import ImportResult, import_resume, import_start, import_track
+from jobs.services.metrics_keys import metrics_key_create, metrics_key_revoke
 from jobs.services.pricing import PriceSet, training_price_remove, training_price_set
 from jobs.services.spend import workspace_budget_update
 from jobs.services.teams import (
@@ -79,6 +81,8 @@ __all__ = [
     "job_track_listed",
     "job_track_many",
     "member_change_role",
+    "metrics_key_create",
+    "metrics_key_revoke",
     "member_invite",
     "member_remove",
     "personal_workspace_create",

@@ -120,5 +120,6 @@ def personal_settings(request):
         "workspace": workspace,
         "me": membership,
         "prices": selectors.workspace_prices(workspace=workspace),
+        "metrics_keys": selectors.metrics_keys(workspace=workspace),
     }
     return render(request, "pricing/personal_settings.html", context)
