@@ -55,6 +55,7 @@ def run_smoke(tmp_path: Path, script: str) -> str:
         ("upstream_calls", ["P1"]),
         ("upstream_limits", ["P11"]),
         ("dashboard_size", ["P6"]),
+        ("metrics_scrape", ["P12"]),
         ("worker_rounds", ["P7"]),
         ("soak", ["P8", "P9"]),
         ("token_budget", ["P10"]),
