@@ -148,6 +148,7 @@ def test_finished_jobs_are_complete_and_counted_by_status(alice, make_job):
     assert value_of(found, "ftdash_jobs", workspace=workspace, status="failed") == 2
     assert sorted(value for _, value in found["ftdash_job_progress_ratio"]) == [0.4, 1.0]
     assert "ftdash_job_eta_seconds" not in found  # no ETA for an ended job
+    assert "ftdash_snapshot_age_seconds" not in found  # nor an age: it is not read again
 
 
 def test_label_values_with_quotes_newlines_and_braces_do_not_break_the_exposition(alice, make_job):

@@ -146,7 +146,9 @@ class WorkspaceCollector(Collector):
             "ftdash_job_alert", "An open training-health alert of the job (1), by rule.", labels=[*ids, "rule"]
         )
         age = GaugeMetricFamily(
-            "ftdash_snapshot_age_seconds", "Seconds since ftdash last read the job from Token Factory.", labels=ids
+            "ftdash_snapshot_age_seconds",
+            "Seconds since ftdash last read the job from Token Factory (unfinished jobs).",
+            labels=ids,
         )
         statuses: Tally[str] = Tally()
         workspace = self.workspace.name
@@ -173,7 +175,8 @@ class WorkspaceCollector(Collector):
                 cost.add_metric(labels, float(so_far))
             for rule in self.alerts.get(job.pk, ()):
                 alert.add_metric([*labels, rule], 1)
-            age.add_metric(labels, max(0.0, (self.now - job.fetched_at).total_seconds()))
+            if not job.is_terminal:  # an ended job is not read again: its age says nothing
+                age.add_metric(labels, max(0.0, (self.now - job.fetched_at).total_seconds()))
         jobs = GaugeMetricFamily("ftdash_jobs", "Tracked jobs, by status.", labels=["workspace", "status"])
         for status, count in sorted(statuses.items()):
             jobs.add_metric([workspace, status], count)
