@@ -30,7 +30,8 @@ def run_smoke(tmp_path: Path, script: str) -> str:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("FTDASH_", "DJANGO_")) and k not in ("DATABASE_URL", "REDIS_URL")
+        if not k.startswith(("FTDASH_", "DJANGO_"))
+        and k not in ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR")
     }
     result = subprocess.run(
         [sys.executable, "bench/run.py", "--smoke", "--only", script, "--output", str(output)],
