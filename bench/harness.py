@@ -164,7 +164,8 @@ def _env(data_dir: Path, api_url: str, extra: dict[str, str]) -> dict[str, str]:
     inherited = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("FTDASH_", "DJANGO_", "GUNICORN_")) and k not in ("DATABASE_URL", "REDIS_URL")
+        if not k.startswith(("FTDASH_", "DJANGO_", "GUNICORN_"))
+        and k not in ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR")
     }
     return {
         **inherited,

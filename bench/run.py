@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import (  # noqa: E402
     browser_polls,
     dashboard_size,
+    metrics_scrape,
     polls,
     soak,
     token_budget,
@@ -43,6 +44,7 @@ SCRIPTS = {
     "upstream_calls": (("P1",), upstream_calls.main),
     "upstream_limits": (("P11",), upstream_limits.main),
     "dashboard_size": (("P6",), dashboard_size.main),
+    "metrics_scrape": (("P12",), metrics_scrape.main),
     "browser_polls": (("P5",), browser_polls.main),
     "worker_rounds": (("P7",), worker_rounds.section),
     "token_budget": (("P10",), token_budget.main),

@@ -2,12 +2,13 @@
 
 import multiprocessing
 
-from ftdash import data_dir
+from ftdash import data_dir, metrics_dir
 from ftdash.env import env_int, env_str
 
 # In the master, before any worker starts: an unusable data directory is one sentence, not one
-# per worker that gunicorn keeps restarting.
-data_dir.prepare()
+# per worker that gunicorn keeps restarting. PROMETHEUS_MULTIPROC_DIR is set here too, so that
+# every worker the master forks writes its metrics where /metrics/instance reads them.
+metrics_dir.prepare(data_dir.prepare())
 
 # Read by the same strict helpers as every setting: FTDASH_WORKERS=four stops start-up naming it.
 bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 8000, minimum=1)}"

@@ -9,6 +9,9 @@ The Referer of the request after an invite page carries the same path, so it is 
 A read-only share link's path is a secret the same way (`/share/<key>/` opens its job's page,
 `/share/<key>/live/` its poll): it always shows as `/share/[redacted]/`. (Status badge keys,
 `/badge/<key>.svg`, are meant to be pasted in public places and are left as they are.)
+
+A workspace's Prometheus metrics key in a scrape's path (`/metrics/<key>`) is shown as
+`/metrics/[redacted]` the same way.
 """
 
 from __future__ import annotations
@@ -24,9 +27,15 @@ _INVITE_PATH = re.compile(r"(/invite/)([^/?#\s\"']+)")
 _SHARE_PATH = re.compile(r"(/share/)([^/?#\s\"']+)")
 
 
+# A Prometheus metrics key in the path (`/metrics/<key>`) is a secret too; /metrics/instance is not.
+_METRICS_PATH = re.compile(r"(/metrics/)(?!instance(?:[?#\s\"']|$))([^/?#\s\"']+)")
+
+
 def redact(text: str, invite_id: int | None = None) -> str:
     if "/share/" in text:
         text = _SHARE_PATH.sub(lambda match: match.group(1) + "[redacted]", text)
+    if "/metrics/" in text:
+        text = _METRICS_PATH.sub(lambda match: match.group(1) + "[redacted]", text)
     if "/invite/" not in text:
         return text
     shown = f"[id={invite_id}]" if invite_id is not None else "[redacted]"
@@ -38,7 +47,7 @@ class RedactInviteSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "/invite/" in message or "/share/" in message:
+        if "/invite/" in message or "/share/" in message or "/metrics/" in message:
             meta = getattr(getattr(record, "request", None), "META", None) or {}
             record.msg, record.args = redact(message, meta.get(INVITE_ID_KEY)), ()
         return True

@@ -12,13 +12,15 @@ import dj_database_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
-from ftdash import data_dir
+from ftdash import data_dir, metrics_dir
 from ftdash.env import env_bool, env_float, env_int, env_prices, env_secret, env_str, secret_from_data_dir
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # Holds the database and generated keys; a directory that cannot be written ends start-up here.
 DATA_DIR = data_dir.prepare()
+# Before anything imports prometheus_client: its multiprocess mode (ftdash/metrics_dir.py).
+PROMETHEUS_MULTIPROC_DIR = metrics_dir.prepare(DATA_DIR)
 
 DEBUG = env_bool("FTDASH_DEBUG", False)
 
@@ -289,6 +291,8 @@ AUTHENTICATION_BACKENDS = [
 LOGIN_URL = "login"
 FTDASH_SIGNUP_OPEN = env_bool("FTDASH_SIGNUP_OPEN", False)
 FTDASH_INVITE_DAYS = env_int("FTDASH_INVITE_DAYS", 7, minimum=1)
+# The Bearer token of /metrics/instance, the operators' Prometheus metrics; unset, it is a 404.
+FTDASH_METRICS_TOKEN = env_secret("FTDASH_METRICS_TOKEN")
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 

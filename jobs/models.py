@@ -718,3 +718,31 @@ class WorkerHeartbeat(models.Model):
 
     name = models.CharField(max_length=200, unique=True)
     last_seen = models.DateTimeField(default=timezone.now)
+
+
+class MetricsKey(models.Model):
+    """A read-only key to a workspace's Prometheus metrics (`/metrics/<key>`, or `/metrics/`
+    with `Authorization: Bearer <key>`), made by its owners (jobs.services.metrics_keys).
+
+    Only a sha256 hash of the secret is stored; the secret is shown once, when it is made.
+    A revoked key stays (revoked_at set) so the list and the audit trail can say who made it."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="metrics_keys")
+    key_hash = models.CharField(max_length=64, unique=True)
+    # Enough to tell two keys apart on screen, as for API tokens.
+    last4 = models.CharField(max_length=4)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"metrics key …{self.last4} of {self.workspace_id}"
+
+    @property
+    def masked(self) -> str:
+        return f"…{self.last4}"

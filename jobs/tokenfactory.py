@@ -35,6 +35,7 @@ import urllib3
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from jobs import instrumentation
 from jobs.finetuning import FineTuningJob, safe_url
 
 logger = logging.getLogger(__name__)
@@ -697,6 +698,8 @@ class TokenFactoryClient:
 
     @staticmethod
     def _log(method: str, path: str, job_id: str | None, outcome: Any, started: float, level: int) -> None:
+        # Every attempt ends here, whatever its outcome: /metrics/instance counts it too.
+        instrumentation.upstream_call(method, path, outcome, time.monotonic() - started)
         logger.log(
             level,
             "upstream %s %s job=%s status=%s duration_ms=%d",

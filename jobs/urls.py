@@ -11,6 +11,7 @@ from jobs.views import (
     live,
     notification_channels,
     pricing,
+    prometheus,
     setup,
     share,
     spend,
@@ -93,4 +94,13 @@ urlpatterns = [
     path("invite/<str:secret>/", accounts.invite_accept, name="invite_accept"),
     path("accounts/signup/", accounts.signup, name="signup"),
     path("accounts/create/", accounts.account_create, name="account_create"),
+    path("metrics/", prometheus.workspace_metrics_by_header, name="workspace_metrics"),
+    path("metrics/instance", prometheus.instance_metrics, name="instance_metrics"),
+    path("metrics/<str:key>", prometheus.workspace_metrics_by_path, name="workspace_metrics_by_path"),
+    path("workspaces/<id:pk>/metrics-keys/", prometheus.metrics_key_create, name="metrics_key_create"),
+    path(
+        "workspaces/<id:pk>/metrics-keys/<id:key_pk>/revoke/",
+        prometheus.metrics_key_revoke,
+        name="metrics_key_revoke",
+    ),
 ]

@@ -14,6 +14,7 @@
 - pricing: a workspace's training prices, the instance's defaults and Token Factory's;
 - spend: a workspace's spend by month (by model, person, label), in flight, and its chart;
 - sharing: the job a read-only share link opens, a job's links, a status badge;
+- prometheus: a workspace's metrics keys and Prometheus metrics, and the instance's;
 - worker: when the background worker last checked in.
 
 Reads never write. Callers use the names below (`selectors.jobs_for_dashboard(...)`).
@@ -44,6 +45,13 @@ from jobs.selectors.pricing import (
     workspace_models,
     workspace_prices,
 )
+from jobs.selectors.prometheus import (
+    instance_metrics,
+    metrics_key_for_secret,
+    metrics_key_of_workspace,
+    metrics_keys,
+    workspace_metrics,
+)
 from jobs.selectors.sharing import badge_for, job_share_links, shared_job
 from jobs.selectors.spend import chart_rows, spend_csv_rows, workspace_spend
 from jobs.selectors.teams import (
@@ -72,6 +80,7 @@ __all__ = [
     "chart_rows",
     "cost_with_todays_prices",
     "dashboard_counts",
+    "instance_metrics",
     "instance_prices",
     "invitations_for",
     "job_live_context",
@@ -82,6 +91,9 @@ __all__ = [
     "listing_choices",
     "listings",
     "listings_picked",
+    "metrics_key_for_secret",
+    "metrics_key_of_workspace",
+    "metrics_keys",
     "open_alerts_of",
     "pending_invitations",
     "shared_job",
@@ -99,6 +111,7 @@ __all__ = [
     "training_alert_settings_for",
     "usable_invites",
     "worker_last_seen",
+    "workspace_metrics",
     "workspace_models",
     "workspace_prices",
     "workspace_spend",

@@ -11,7 +11,8 @@ notification channels goes through here, by domain:
 - alert_settings: a workspace's training alerts (rules on or off, thresholds) and its stall limit;
 - pricing: a workspace's training price table;
 - spend: a workspace's monthly budget and expensive-job warning;
-- sharing: read-only share links, and rotating status badge keys.
+- sharing: read-only share links, and rotating status badge keys;
+- metrics_keys: a workspace's Prometheus metrics keys.
 
 Changes are written to the workspace's audit trail (jobs.audit). Callers use the names below
 (`services.job_track(...)`); the modules are how the code is organised, not part of the API.
@@ -22,6 +23,7 @@ from jobs.services.accounts import account_create, first_admin_create, personal_
 from jobs.services.alert_settings import training_alert_settings_update
 from jobs.services.channels import channel_add, channel_delete
 from jobs.services.imports import ImportResult, import_resume, import_start, import_track
+from jobs.services.metrics_keys import metrics_key_create, metrics_key_revoke
 from jobs.services.pricing import PriceSet, training_price_remove, training_price_set
 from jobs.services.sharing import (
     SHARE_EXPIRY_DAYS,
@@ -63,9 +65,9 @@ from jobs.services.tracked_jobs import (
 from jobs.sync.listed_jobs import job_track_listed
 
 __all__ = [
+    "SHARE_EXPIRY_DAYS",
     "ImportResult",
     "PriceSet",
-    "SHARE_EXPIRY_DAYS",
     "account_create",
     "audit_record",
     "can_cancel",
@@ -97,6 +99,8 @@ __all__ = [
     "member_change_role",
     "member_invite",
     "member_remove",
+    "metrics_key_create",
+    "metrics_key_revoke",
     "personal_workspace_create",
     "share_link_create",
     "share_link_revoke",

@@ -31,7 +31,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import notifications, request_budget
+from jobs import instrumentation, notifications, request_budget
 from jobs.finetuning import QUEUED_STATUSES, TERMINAL_STATUSES, FineTuningJob
 from jobs.models import ApiToken, TrackedJob
 from jobs.sync import costs, deployments, files, health, history, training_log
@@ -365,6 +365,7 @@ def store_rate_limited(job: TrackedJob, now: dt.datetime, *, until: dt.datetime)
 def store_failure(
     job: TrackedJob, now: dt.datetime, message: str, *, backs_off: bool = True, logged: bool = False
 ) -> None:
+    instrumentation.REFRESH_ERRORS.inc()
     if not logged:
         logger.info("refresh of job %s failed: %s", job.job_id, message)
     job.checked_at = now

@@ -125,5 +125,6 @@ def personal_settings(request):
             selectors.training_alert_settings(workspace=workspace), workspace=workspace
         ),
         **workspace_badge_context(request, workspace),
+        "metrics_keys": selectors.metrics_keys(workspace=workspace),
     }
     return render(request, "settings/personal_settings.html", context)

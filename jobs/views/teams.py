@@ -71,6 +71,7 @@ def _render_team(request, membership, *, status=200, **forms):
             "role_form": RoleForm(),
             "invites": selectors.usable_invites(team=team),
             "invitations": selectors.pending_invitations(team=team),
+            "metrics_keys": selectors.metrics_keys(workspace=team),
         }
     return render(request, "teams/team_detail.html", context, status=status)
 

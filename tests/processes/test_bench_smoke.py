@@ -30,7 +30,8 @@ def run_smoke(tmp_path: Path, script: str) -> str:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("FTDASH_", "DJANGO_")) and k not in ("DATABASE_URL", "REDIS_URL")
+        if not k.startswith(("FTDASH_", "DJANGO_"))
+        and k not in ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR")
     }
     result = subprocess.run(
         [sys.executable, "bench/run.py", "--smoke", "--only", script, "--output", str(output)],
@@ -55,6 +56,7 @@ def run_smoke(tmp_path: Path, script: str) -> str:
         ("upstream_calls", ["P1"]),
         ("upstream_limits", ["P11"]),
         ("dashboard_size", ["P6"]),
+        ("metrics_scrape", ["P12"]),
         ("worker_rounds", ["P7"]),
         ("soak", ["P8", "P9"]),
         ("token_budget", ["P10"]),

@@ -24,6 +24,7 @@ from jobs.models import (
     ImportListing,
     ImportRun,
     Membership,
+    MetricsKey,
     NotificationChannel,
     ShareLink,
     TrackedJob,
@@ -86,6 +87,9 @@ class Route:
     # Only this user (a key of the objects) may call it, whatever their role; everyone else,
     # the team's owners included, gets 404 (an invitation addressed to someone).
     addressed_to: str | None = None
+    # Authenticated by a key of its own in the Authorization header, never by a session: a
+    # request without one is a 401 (with WWW-Authenticate), not a redirect to sign in.
+    bearer: bool = False
     # After an allowed POST by the user (a key of the objects): did the write really happen?
     # A 2xx can be a form re-rendered with an error, a 3xx a redirect that changed nothing.
     effect: Callable[[dict, str], bool] | None = None
@@ -142,6 +146,15 @@ def _channel(o):
 
 def _price(o):
     return {"pk": o["team"].pk, "price_pk": o["price"].pk}
+
+
+def _metrics_key(o):
+    return {"pk": o["team"].pk, "key_pk": o["metrics_key"].pk}
+
+
+def _metrics_secret(o):
+    """The team's metrics key, in the path."""
+    return {"key": o["metrics_secret"]}
 
 
 def _fresh(instance):
@@ -471,6 +484,22 @@ ROUTES: dict[str, Route] = {
     ),
     # Everyone's own: the personal workspace's settings.
     "personal_settings": Route(_none, {"GET": SIGNED_IN}),
+    # --- Prometheus metrics: scraped with a workspace's key (no session); its owners make keys
+    "workspace_metrics": Route(_none, {"GET": PUBLIC}, bearer=True),
+    "workspace_metrics_by_path": Route(_metrics_secret, {"GET": PUBLIC}),
+    "instance_metrics": Route(_none, {"GET": PUBLIC}),  # 404 while FTDASH_METRICS_TOKEN is unset
+    "metrics_key_create": Route(
+        _team,
+        {"POST": OWNER},
+        scoped=True,
+        effect=lambda o, u: MetricsKey.objects.filter(workspace=o["team"]).count() == 2,
+    ),
+    "metrics_key_revoke": Route(
+        _metrics_key,
+        {"POST": OWNER},
+        scoped=True,
+        effect=lambda o, u: _fresh(o["metrics_key"]).revoked_at is not None,
+    ),
     # --- notifications
     "notification_list": Route(_none, {"GET": SIGNED_IN}),
     # Every member may subscribe (members and viewers by email, for themselves); see
@@ -538,7 +567,7 @@ def case_id(case):
 
 def team_objects(alice, bob, charlie, team, make_job) -> dict:
     """The team (alice Owner, bob Member, dave Viewer, erin Member) with two tokens, a job, an
-    invite link, and an invitation of gina (no member yet) waiting for her answer; in the
+    invite link, and an invitation of gina (no member yet) waiting for her answer, a Prometheus metrics key; in the
     database only (`known_upstream` tells a fake Token Factory about its tokens and jobs)."""
     team.name = TEAM_NAME
     team.save()
@@ -561,8 +590,11 @@ def team_objects(alice, bob, charlie, team, make_job) -> dict:
         workspace=team, actor=bob, kind="email", target=BOB_CHANNEL_TARGET, events=["failed"], personal=True
     )
     price = services.training_price_set(team, PRICE_PATTERN, "0.35", alice).price
+    metrics_key, metrics_secret = services.metrics_key_create(workspace=team, actor=alice)
     untracked = job_payload()["id"]
     return {
+        "metrics_key": metrics_key,
+        "metrics_secret": metrics_secret,
         "alice": alice,
         "bob": bob,
         "charlie": charlie,

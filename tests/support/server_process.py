@@ -118,7 +118,8 @@ def _serve(
     inherited = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("FTDASH_", "DJANGO_")) and k not in ("DATABASE_URL", "REDIS_URL")
+        if not k.startswith(("FTDASH_", "DJANGO_"))
+        and k not in ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR")
     }
     env = {
         **inherited,

@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from jobs import notifications, request_budget
+from jobs import instrumentation, notifications, request_budget
 from jobs.models import WorkerHeartbeat
 from jobs.sync import costs, discovery, imports, list_refresh, refresh
 
@@ -138,6 +138,7 @@ class Command(BaseCommand):
         # Jobs that ended before ftdash counted costs, or before a price was known.
         costs.freeze_ended_jobs()
         notifications.deliver_due()
+        instrumentation.WORKER_ROUNDS.observe(time.monotonic() - started)
 
 
 def _discover_in_thread(token) -> None:
