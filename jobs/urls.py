@@ -2,6 +2,7 @@ from django.urls import path, register_converter
 
 from jobs.converters import DatabaseIdConverter
 from jobs.views import (
+    access_tokens,
     accounts,
     cancel,
     compare,
@@ -17,6 +18,7 @@ from jobs.views import (
     tracked_jobs,
 )
 from jobs.views import imports as job_imports
+from jobs.views.api import api
 
 register_converter(DatabaseIdConverter, "id")
 
@@ -80,4 +82,7 @@ urlpatterns = [
     path("invite/<str:secret>/", accounts.invite_accept, name="invite_accept"),
     path("accounts/signup/", accounts.signup, name="signup"),
     path("accounts/create/", accounts.account_create, name="account_create"),
+    path("account/access-tokens/", access_tokens.access_tokens, name="access_tokens"),
+    path("account/access-tokens/<id:pk>/revoke/", access_tokens.access_token_revoke, name="access_token_revoke"),
+    path("api/v1/", api.urls),
 ]

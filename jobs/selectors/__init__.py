@@ -1,6 +1,8 @@
 """Reads for the pages, by domain. Each runs a fixed number of queries, however many jobs there are.
 
+- access_tokens: a person's access tokens to the JSON API, and the one a secret names;
 - accounts: whether any account exists yet;
+- api: the JSON API's jobs, one job by its Token Factory ID, its open alerts, events, checkpoints;
 - dashboard: the dashboard's jobs, filtered and sorted, and their counts;
 - tokens: the tokens a person may use or manage;
 - teams: teams, members, invite links, the audit trail, invitations;
@@ -16,7 +18,9 @@
 Reads never write. Callers use the names below (`selectors.jobs_for_dashboard(...)`).
 """
 
+from jobs.selectors.access_tokens import access_token_for_owner, access_token_for_secret, access_tokens_of
 from jobs.selectors.accounts import accounts_exist
+from jobs.selectors.api import TrackedInSeveral, api_checkpoints, api_events, api_job, api_jobs, open_alerts_of
 from jobs.selectors.channels import channels_with_deliveries
 from jobs.selectors.dashboard import (
     DASHBOARD_PERIODS,
@@ -52,7 +56,15 @@ __all__ = [
     "DASHBOARD_SORTS",
     "SUMMARY_COUNTERS",
     "ListedPrice",
+    "TrackedInSeveral",
+    "access_token_for_owner",
+    "access_token_for_secret",
+    "access_tokens_of",
     "accounts_exist",
+    "api_checkpoints",
+    "api_events",
+    "api_job",
+    "api_jobs",
     "audit_trail",
     "channels_with_deliveries",
     "chart_rows",
@@ -67,6 +79,7 @@ __all__ = [
     "listing_choices",
     "listings",
     "listings_picked",
+    "open_alerts_of",
     "pending_invitations",
     "spend_csv_rows",
     "team_contents",

@@ -1,6 +1,7 @@
 """People's writes: every change a person makes to workspaces, tokens, tracked jobs, teams and
 notification channels goes through here, by domain:
 
+- access_tokens: access tokens to the JSON API (made, revoked, marked used);
 - accounts: the first administrator, accounts made by administrators or by sign-up, and the
   personal workspace each account gets when it is made;
 - teams: teams, members, invitations and invite links;
@@ -16,6 +17,7 @@ Changes are written to the workspace's audit trail (jobs.audit). Callers use the
 """
 
 from jobs.audit import audit_record
+from jobs.services.access_tokens import access_token_create, access_token_revoke, access_token_used
 from jobs.services.accounts import account_create, first_admin_create, personal_workspace_create
 from jobs.services.channels import channel_add, channel_delete, stall_settings_update
 from jobs.services.imports import ImportResult, import_resume, import_start, import_track
@@ -53,6 +55,9 @@ from jobs.sync.listed_jobs import job_track_listed
 __all__ = [
     "ImportResult",
     "PriceSet",
+    "access_token_create",
+    "access_token_revoke",
+    "access_token_used",
     "account_create",
     "audit_record",
     "can_cancel",
