@@ -16,7 +16,8 @@ from jobs.export import cost_document
 from jobs.models import JobAlert, TrackedJob, TrainingCheckpoint, TrainingEvent
 
 #: What changes with the clock alone, not with the job: left out of the ETag.
-VOLATILE = {("snapshot", "age_seconds"), ("eta_seconds",)}
+VOLATILE_FIELDS = {"eta_seconds"}
+VOLATILE_SNAPSHOT_FIELDS = {"age_seconds"}
 
 
 def _iso(value):
@@ -112,10 +113,9 @@ def checkpoint_document(checkpoint: TrainingCheckpoint) -> dict[str, Any]:
 
 def etag(document: dict[str, Any]) -> str:
     """A weak ETag of the document, the clock's fields aside: equal while the job is unchanged."""
-    stable = {key: value for key, value in document.items() if (key,) not in VOLATILE}
-    for outer, inner in VOLATILE:
-        if isinstance(stable.get(outer), dict):
-            stable[outer] = {k: v for k, v in stable[outer].items() if k != inner}
+    stable = {key: value for key, value in document.items() if key not in VOLATILE_FIELDS}
+    if isinstance(stable.get("snapshot"), dict):
+        stable["snapshot"] = {k: v for k, v in stable["snapshot"].items() if k not in VOLATILE_SNAPSHOT_FIELDS}
     text = json.dumps(stable, sort_keys=True, default=str, ensure_ascii=True)
     return 'W/"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
 
