@@ -234,14 +234,23 @@ def test_post_tracks_a_job_as_the_form_does(alice, alice_token, fake_api, api):
 
 
 def test_post_answers_the_forms_errors_as_json(alice, alice_token, fake_api, api):
-    assert "ftjob-" in _error(api.post(JOBS, {"job_id": "nonsense"}), 422)
+    invalid = api.post(JOBS, {"job_id": "nonsense"})
+    assert "Job IDs start with “ftjob-”" in _error(invalid, 422)
+    assert invalid.json()["errors"] == [{"location": "body.job_id", "message": invalid.json()["errors"][0]["message"]}]
     missing = new_job_id()
-    assert _error(api.post(JOBS, {"job_id": missing}), 422)
-    body = api.post(JOBS, {"label": "no id"}).json()
-    assert any(e["location"] == "body.payload.job_id" or e["location"].endswith("job_id") for e in body["errors"])
+    assert missing in _error(api.post(JOBS, {"job_id": missing}), 404)  # Token Factory has no such job
+    assert [e["location"] for e in api.post(JOBS, {"label": "no id"}).json()["errors"]] == ["body.job_id"]
     not_json = api.client.post(JOBS, "{not json", content_type="application/json", headers=api.headers)
     _error(not_json, 422)
-    assert _error(api.post(JOBS, {"job_id": missing, "token": 999999}), 422)
+    assert _error(api.post(JOBS, {"job_id": missing, "token": 999999}), 404)
+    assert not TrackedJob.objects.exists()
+
+
+def test_post_with_several_possible_tokens_asks_which(alice, alice_token, fake_api, api):
+    services.token_create(workspace=alice.personal_workspace, user=alice, name="second", secret=ALICE_SECRET + "2")
+    remote = fake_api.add_job()
+    assert "say which" in _error(api.post(JOBS, {"job_id": remote["id"]}), 409)
+    assert api.post(JOBS, {"job_id": remote["id"], "token": alice_token.pk}).status_code == 201
 
 
 def test_a_read_only_token_cannot_write(alice, alice_token, fake_api, make_job, reader):

@@ -17,9 +17,15 @@ from ninja import NinjaAPI
 from ninja.errors import HttpError, Throttled, ValidationError
 
 from jobs.selectors import TrackedInSeveral
+from jobs.tokenfactory import InvalidJobId, clean_job_id
 from jobs.views.api.auth import AccessTokenAuth, PerTokenThrottle
 from jobs.views.api.errors import ApiError
 from jobs.views.api.jobs import router as jobs_router
+
+try:
+    clean_job_id("")
+except InvalidJobId as exc:
+    JOB_ID_MESSAGE = exc.message
 
 api = NinjaAPI(
     title="ftdash",
@@ -70,8 +76,11 @@ def _http_error(request, exc: HttpError):
 def _validation_error(request, exc: ValidationError):
     errors = []
     for error in exc.errors:
-        where = ".".join(str(part) for part in error.get("loc", ()))
+        loc = [str(part) for part in error.get("loc", ()) if part != "payload"]
+        where = ".".join(loc)
         message = error.get("msg") or "; ".join(f"{k}: {v}" for k, v in error.items())
+        if loc and loc[-1] == "job_id" and error.get("type") == "string_pattern_mismatch":
+            message = JOB_ID_MESSAGE  # the Track form's words
         errors.append({"location": where or "request", "message": str(message)})
     summary = "; ".join(f"{e['location']}: {e['message']}" for e in errors) or "Bad input."
     return _error(request, 422, f"Bad input: {summary}"[:1000], errors=errors)

@@ -16,7 +16,7 @@ from jobs.access import Need, membership_for, user_workspaces
 from jobs.forms import TrackJobForm
 from jobs.models import ApiToken, JobAlert, TrackedJob
 from jobs.sync import refresh
-from jobs.tokenfactory import TokenFactoryError
+from jobs.tokenfactory import JobNotFound, TokenFactoryError
 from jobs.vault import VaultError
 from jobs.views.api.documents import checkpoint_document, etag, event_document, job_document, matches
 from jobs.views.api.errors import ApiError
@@ -140,21 +140,21 @@ def job_checkpoints(
 @router.post(
     "/jobs", response={201: JobOut, **COMMON, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}, summary="Track a job"
 )
-def track_job(request: HttpRequest, body: TrackIn, response: HttpResponse):
+def track_job(request: HttpRequest, payload: TrackIn, response: HttpResponse):
     """Start tracking a job (write scope): the same checks and messages as the dashboard's Track form."""
     _require_write(request)
     user = _user(request)
-    if body.workspace is not None:
-        membership_for(user, body.workspace, Need.EDIT_JOBS)  # 404 outside it, 403 for a viewer
+    if payload.workspace is not None:
+        membership_for(user, payload.workspace, Need.EDIT_JOBS)  # 404 outside it, 403 for a viewer
     tokens = selectors.tokens_usable_by(user=user)
-    token_id = body.token if body.token is not None else _only_token(user, tokens, body.workspace)
+    token_id = payload.token if payload.token is not None else _only_token(user, tokens, payload.workspace)
     if token_id not in {t.pk for t in tokens}:
         if ApiToken.objects.filter(pk=token_id, workspace__memberships__user=user).exists():
             raise PermissionDenied("Your role in that token's workspace does not allow tracking jobs.")
-        raise ApiError(422, f"No Token Factory API token {token_id} that you can track jobs with.")
-    data = {"job_id": body.job_id, "token": token_id, "label": body.label}
-    if body.workspace is not None:
-        data["workspace"] = body.workspace
+        raise ApiError(404, f"No Token Factory API token {token_id} that you can track jobs with.")
+    data = {"job_id": payload.job_id, "token": token_id, "label": payload.label}
+    if payload.workspace is not None:
+        data["workspace"] = payload.workspace
     form = TrackJobForm(data, tokens=tokens)
     if not form.is_valid():
         raise _form_errors(form)
@@ -164,8 +164,10 @@ def track_job(request: HttpRequest, body: TrackIn, response: HttpResponse):
     workspace = membership_for(user, form.cleaned_data["workspace"].pk, Need.EDIT_JOBS).workspace
     try:
         job = services.job_track(
-            workspace=workspace, token=form.cleaned_data["token"], job_id=job_ids[0], label=body.label, user=user
+            workspace=workspace, token=form.cleaned_data["token"], job_id=job_ids[0], label=payload.label, user=user
         )
+    except JobNotFound as exc:
+        raise ApiError(404, exc.message) from None
     except TokenFactoryError as exc:
         raise ApiError(422, exc.message) from None
     except VaultError as exc:
@@ -190,7 +192,7 @@ def _only_token(user, tokens: list[ApiToken], workspace_id: int | None) -> int:
             raise PermissionDenied("Your role in your workspaces does not allow tracking jobs.")
         raise ApiError(422, "No Token Factory API token to read the job with: add one on ftdash's API tokens page.")
     names = ", ".join(f"{t.pk} (“{t.name}”, {t.workspace.name})" for t in candidates)
-    raise ApiError(422, f'Several API tokens could read it; say which with "token": one of {names}.')
+    raise ApiError(409, f'Several API tokens could read it; say which with "token": one of {names}.')
 
 
 def _form_errors(form: TrackJobForm) -> ApiError:

@@ -11,8 +11,9 @@ from ninja import Field, Schema
 from jobs.converters import MAX_DATABASE_ID
 from jobs.tokenfactory import JOB_ID_PATTERN
 
-#: A Token Factory job ID, as the Track form accepts it.
+#: A Token Factory job ID, as the Track form accepts it (which strips the spaces around it).
 JOB_ID_REGEX = f"^{JOB_ID_PATTERN.pattern}$"
+JOB_ID_INPUT_REGEX = rf"^\s*{JOB_ID_PATTERN.pattern}\s*$"
 #: Free text in a query: anything but NUL (which PostgreSQL cannot compare).
 TEXT_REGEX = r"^[^\x00]*$"
 DATABASE_ID = {"ge": 1, "le": MAX_DATABASE_ID}
@@ -145,7 +146,9 @@ class CheckpointsOut(Schema):
 
 
 class TrackIn(Schema):
-    job_id: str = Field(min_length=1, max_length=100, description="The Token Factory job ID, `ftjob-…`.")
+    job_id: str = Field(
+        min_length=1, max_length=100, pattern=JOB_ID_INPUT_REGEX, description="The Token Factory job ID, `ftjob-…`."
+    )
     workspace: int | None = Field(
         None, **DATABASE_ID, description="The workspace's ID; left out, the token's (or your personal one)."
     )
