@@ -18,7 +18,6 @@ from jobs.views import (
     tracked_jobs,
 )
 from jobs.views import imports as job_imports
-from jobs.views.api import api
 
 register_converter(DatabaseIdConverter, "id")
 
@@ -84,5 +83,4 @@ urlpatterns = [
     path("accounts/create/", accounts.account_create, name="account_create"),
     path("account/access-tokens/", access_tokens.access_tokens, name="access_tokens"),
     path("account/access-tokens/<id:pk>/revoke/", access_tokens.access_token_revoke, name="access_token_revoke"),
-    path("api/v1/", api.urls),
 ]

@@ -37,7 +37,7 @@ def access_tokens(request):
         tokens=selectors.access_tokens_of(user=request.user),
         memberships=user_memberships(request.user),
         api_tokens=selectors.tokens_usable_by(user=request.user),
-        jobs_url=request.build_absolute_uri(reverse("api-v1:jobs")),
+        jobs_url=request.build_absolute_uri(reverse("api-v1:api_jobs")),
         docs_url=reverse("api-v1:openapi-view"),
     )
     response = render(request, "access_tokens/access_tokens.html", context, status=status)

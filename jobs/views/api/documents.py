@@ -82,9 +82,9 @@ def job_document(request: HttpRequest, job: TrackedJob, alerts: list[JobAlert]) 
         "alerts": [{"rule": a.rule, "message": a.message, "raised_at": a.raised_at, "step": a.step} for a in alerts],
         "links": {
             "page": request.build_absolute_uri(reverse("job_detail", args=[job.pk])),
-            "api": api_url("job_detail"),
-            "events": api_url("job_events"),
-            "checkpoints": api_url("job_checkpoints"),
+            "api": api_url("api_job"),
+            "events": api_url("api_job_events"),
+            "checkpoints": api_url("api_job_checkpoints"),
             "integrations": [{"kind": i.kind, "title": i.title, "url": i.url} for i in details.integrations],
         },
         "snapshot": {

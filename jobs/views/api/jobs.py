@@ -69,7 +69,7 @@ def _conditional(request: HttpRequest, document: dict, response: HttpResponse, i
     return document
 
 
-@router.get("/jobs", response={200: list[JobOut], **COMMON, 404: ErrorOut}, url_name="jobs", summary="List jobs")
+@router.get("/jobs", response={200: list[JobOut], **COMMON, 404: ErrorOut}, url_name="api_jobs", summary="List jobs")
 @paginate(Cursor)
 def list_jobs(
     request: HttpRequest,
@@ -91,7 +91,7 @@ def _job_rows(request: HttpRequest, page: list[TrackedJob]) -> list[Row]:
     return [Row(job.pk, job_document(request, job, job.open_alerts)) for job in page]
 
 
-@router.get("/jobs/{job_id}", response={200: JobOut, 304: None, **ONE_JOB}, url_name="job_detail", summary="Read a job")
+@router.get("/jobs/{job_id}", response={200: JobOut, 304: None, **ONE_JOB}, url_name="api_job", summary="Read a job")
 def read_job(
     request: HttpRequest,
     response: HttpResponse,
@@ -109,7 +109,10 @@ def read_job(
 
 
 @router.get(
-    "/jobs/{job_id}/events", response={200: list[EventOut], **ONE_JOB}, url_name="job_events", summary="A job's events"
+    "/jobs/{job_id}/events",
+    response={200: list[EventOut], **ONE_JOB},
+    url_name="api_job_events",
+    summary="A job's events",
 )
 @paginate(Cursor, ordering=("pk",))
 def job_events(request: HttpRequest, job_id: str = JOB_ID, workspace: int | None = WORKSPACE):
@@ -121,7 +124,7 @@ def job_events(request: HttpRequest, job_id: str = JOB_ID, workspace: int | None
 @router.get(
     "/jobs/{job_id}/checkpoints",
     response={200: CheckpointsOut, 304: None, **ONE_JOB},
-    url_name="job_checkpoints",
+    url_name="api_job_checkpoints",
     summary="A job's checkpoints",
 )
 def job_checkpoints(
@@ -177,7 +180,7 @@ def track_job(request: HttpRequest, payload: TrackIn, response: HttpResponse):
         raise ApiError(409 if "already tracked" in message else 422, message) from None
     job = TrackedJob.objects.select_related("workspace").get(pk=job.pk)
     response["Location"] = request.build_absolute_uri(
-        reverse("api-v1:job_detail", kwargs={"job_id": job.job_id}) + f"?workspace={job.workspace_id}"
+        reverse("api-v1:api_job", kwargs={"job_id": job.job_id}) + f"?workspace={job.workspace_id}"
     )
     return Status(201, job_document(request, job, []))
 
