@@ -4,6 +4,7 @@ scoping to the caller's workspaces and roles, ETag and 304, cursor pagination, t
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.test import Client
@@ -304,3 +305,25 @@ def test_the_openapi_schema_is_generated_and_the_docs_page_uses_our_static_files
     # No inline script runs: the only script without src is the JSON settings block.
     assert html.count("<script") == html.count("<script src=") + html.count('<script type="application/json"')
     assert "script-src 'self'" in page["Content-Security-Policy"]
+
+
+# --- The Access tokens page --------------------------------------------------------------------
+
+
+def test_the_access_tokens_page_shows_a_secret_once_and_audits_creation_and_revocation(alice, alice_client):
+    page = alice_client.get("/account/access-tokens/")
+    assert page.status_code == 200 and "Create access token" in page.content.decode()
+    refused = alice_client.post("/account/access-tokens/", {"name": " ", "expiry": "30", "scope": "read"})
+    assert refused.status_code == 422 and not AccessToken.objects.exists()
+    made = alice_client.post("/account/access-tokens/", {"name": "ci", "expiry": "365", "scope": "write"})
+    assert made.status_code == 200 and made["Cache-Control"] == "no-store"
+    token = AccessToken.objects.get()
+    secret = re.search(r'id="new-access-token">(ftd_[^<]+)<', made.content.decode()).group(1)
+    assert token.secret_hash == AccessToken.hash_secret(secret) and token.can_write
+    assert 364 <= (token.expires_at - timezone.now()).days <= 365
+    assert secret not in alice_client.get("/account/access-tokens/").content.decode()
+    trail = alice.personal_workspace.audit_events
+    assert trail.filter(action="access_token.create", description__contains="“ci”").exists()
+    alice_client.post(f"/account/access-tokens/{token.pk}/revoke/")
+    assert trail.filter(action="access_token.revoke").exists()
+    assert secret not in "".join(trail.values_list("description", flat=True))
