@@ -133,6 +133,7 @@ INSTALLED_APPS = [
     "django.forms",
     "django_htmx",
     "template_partials",
+    "ninja",  # the JSON API (jobs.views.api): its docs page uses ninja's own Swagger UI files
     "axes",
     "jobs",
 ]
@@ -335,6 +336,8 @@ FTDASH_REFRESH_SECONDS = env_int("FTDASH_REFRESH_SECONDS", 5, minimum=1)
 FTDASH_QUEUED_REFRESH_SECONDS = env_int("FTDASH_QUEUED_REFRESH_SECONDS", max(30, FTDASH_REFRESH_SECONDS), minimum=1)
 
 FTDASH_MAX_BACKOFF_SECONDS = env_int("FTDASH_MAX_BACKOFF_SECONDS", 900, minimum=1)
+# The JSON API (/api/v1/): calls a minute per access token, past which it answers 429 + Retry-After.
+FTDASH_API_REQUESTS_PER_MINUTE = env_int("FTDASH_API_REQUESTS_PER_MINUTE", 120, minimum=1)
 # Upstream calls per minute per API token, by every process together (jobs.request_budget).
 FTDASH_TOKEN_REQUESTS_PER_MINUTE = env_int("FTDASH_TOKEN_REQUESTS_PER_MINUTE", 60, minimum=1)
 

@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from jobs.forms import PlainPasswordChangeForm
+from jobs.views.api import api
 from jobs.views.setup import SignInView
 
 # Only the account views ftdash uses: there is no password reset by email (a self-hosted
@@ -19,5 +20,7 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    # The JSON API (django-ninja, jobs.views.api): /api/v1/jobs…, its schema and its docs page.
+    path("api/v1/", api.urls),
     path("", include("jobs.urls")),
 ]

@@ -8,7 +8,15 @@ from django.contrib.auth.forms import PasswordChangeForm, UserCreationForm
 from django.urls import reverse
 
 from jobs.humanize import usd
-from jobs.models import ApiToken, Membership, NotificationChannel, TrackedJob, TrainingAlertSettings, Workspace
+from jobs.models import (
+    AccessToken,
+    ApiToken,
+    Membership,
+    NotificationChannel,
+    TrackedJob,
+    TrainingAlertSettings,
+    Workspace,
+)
 from jobs.notifications import UnsafeDestination, check_webhook_url, spend_path
 from jobs.pricing import PATTERN_MAX_LENGTH, PriceError, parse_pattern, parse_price
 from jobs.selectors.alert_settings import training_alert_rules
@@ -664,3 +672,40 @@ class TrainingPriceForm(forms.Form):
             return parse_price(self.cleaned_data["usd_per_million"])
         except PriceError as exc:
             raise forms.ValidationError(str(exc)) from None
+
+
+class AccessTokenForm(forms.Form):
+    """ "Create access token": a name, an expiry and a scope (the Access tokens page)."""
+
+    #: (choice, label, days; None = never)
+    EXPIRIES = [("30", "30 days", 30), ("90", "90 days", 90), ("365", "A year", 365), ("never", "Never", None)]
+
+    name = forms.CharField(
+        label="Token name",
+        max_length=100,
+        help_text="So you can tell your tokens apart, e.g. “training script”.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    expiry = forms.ChoiceField(
+        label="Expires after",
+        choices=[(value, label) for value, label, _days in EXPIRIES],
+        initial="90",
+        widget=forms.RadioSelect,
+    )
+    scope = forms.ChoiceField(
+        label="Scope",
+        choices=AccessToken.Scope.choices,
+        initial=AccessToken.Scope.READ,
+        widget=forms.RadioSelect,
+        help_text="Read-only reads jobs; read and write also tracks and stops tracking them.",
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("Give the token a name.")
+        return name
+
+    @property
+    def expires_in_days(self) -> int | None:
+        return {value: days for value, _label, days in self.EXPIRIES}[self.cleaned_data["expiry"]]

@@ -437,6 +437,52 @@ class Invite(models.Model):
         return self.used_at is None and self.expires_at > timezone.now()
 
 
+class AccessToken(models.Model):
+    """A person's key to ftdash's JSON API (`/api/v1/`, jobs.views.api): it acts with its owner's
+    workspaces and roles, never more, and a read-only one cannot write.
+
+    Only the SHA-256 of the secret is stored (the secret is `secrets.token_urlsafe(32)`, 256 random
+    bits, shown once when made): a leaked database hands out no API access."""
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read-only"
+        WRITE = "write", "Read and write"
+
+    #: Every secret starts with this, so a leaked one is recognisable (secret scanners, logs).
+    PREFIX = "ftd_"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_tokens")
+    name = models.CharField(max_length=100)
+    secret_hash = models.CharField(max_length=64, unique=True)
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.READ)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)  # empty: never expires
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"access token {self.pk} ({self.name})"
+
+    @staticmethod
+    def hash_secret(secret: str) -> str:
+        return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+    @property
+    def can_write(self) -> bool:
+        return self.scope == self.Scope.WRITE
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and not self.is_expired
+
+
 class MemberInvitation(models.Model):
     """An owner's invitation of a named account to a team, waiting for that person's answer.
 

@@ -2,6 +2,7 @@ from django.urls import path, register_converter
 
 from jobs.converters import DatabaseIdConverter
 from jobs.views import (
+    access_tokens,
     accounts,
     alert_settings,
     cancel,
@@ -103,4 +104,6 @@ urlpatterns = [
         prometheus.metrics_key_revoke,
         name="metrics_key_revoke",
     ),
+    path("account/access-tokens/", access_tokens.access_tokens, name="access_tokens"),
+    path("account/access-tokens/<id:pk>/revoke/", access_tokens.access_token_revoke, name="access_token_revoke"),
 ]

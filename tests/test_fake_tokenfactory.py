@@ -914,3 +914,28 @@ def test_max_in_flight_counts_concurrent_requests(fake):
     second.set()
     for caller in callers:
         caller.join(timeout=30)
+
+
+# ---------------------------------------------------------------- creating jobs (the OpenAI SDK's create)
+
+
+def test_post_creates_a_job_that_only_its_key_sees_and_progresses_as_set(fake):
+    fake.set_create_options(steps_per_call=50)
+    fake.add_token("other-key")
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    body = {
+        "model": "Qwen/Qwen3-4B",
+        "training_file": "file-abc",
+        "suffix": "nightly",
+        "hyperparameters": {"n_epochs": 2},
+    }
+    created = requests.post(fake.url + "/v1/fine_tuning/jobs", json=body, headers=headers, timeout=5)
+    assert created.status_code == 200
+    job = created.json()
+    assert JOB_ID_RE.match(job["id"]) and job["suffix"] == "nightly" and job["training_file"] == "file-abc"
+    assert job["status"] == "running" and job["total_steps"] == 100
+    assert get_job(fake, job["id"]).json()["trained_steps"] == 50
+    assert get_job(fake, job["id"]).json()["status"] == "succeeded"
+    assert get_job(fake, job["id"], token="other-key").status_code == 404
+    missing = requests.post(fake.url + "/v1/fine_tuning/jobs", json={"model": "m"}, headers=headers, timeout=5)
+    assert missing.status_code == 422 and missing.json()["detail"][0]["loc"] == ["body", "training_file"]

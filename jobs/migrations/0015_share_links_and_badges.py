@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0013_training_alerts'),
+        ('jobs', '0014_access_tokens'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

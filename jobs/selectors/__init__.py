@@ -1,7 +1,9 @@
 """Reads for the pages, by domain. Each runs a fixed number of queries, however many jobs there are.
 
+- access_tokens: a person's access tokens to the JSON API, and the one a secret names;
 - accounts: whether any account exists yet;
 - alerts: the open training-health alerts of the jobs a page renders, and who muted them;
+- api: the JSON API's jobs, one job by its Token Factory ID, its events and checkpoints;
 - dashboard: the dashboard's jobs, filtered and sorted, and their counts;
 - tokens: the tokens a person may use or manage;
 - teams: teams, members, invite links, the audit trail, invitations;
@@ -20,6 +22,7 @@
 Reads never write. Callers use the names below (`selectors.jobs_for_dashboard(...)`).
 """
 
+from jobs.selectors.access_tokens import access_token_for_owner, access_token_for_secret, access_tokens_of
 from jobs.selectors.accounts import accounts_exist
 from jobs.selectors.alert_settings import (
     AlertRule,
@@ -28,6 +31,7 @@ from jobs.selectors.alert_settings import (
     training_alert_settings_for,
 )
 from jobs.selectors.alerts import attach_open_alerts, open_alerts_of
+from jobs.selectors.api import TrackedInSeveral, api_checkpoints, api_events, api_job, api_jobs
 from jobs.selectors.channels import channels_with_deliveries
 from jobs.selectors.dashboard import (
     DASHBOARD_PERIODS,
@@ -72,7 +76,15 @@ __all__ = [
     "SUMMARY_COUNTERS",
     "AlertRule",
     "ListedPrice",
+    "TrackedInSeveral",
+    "access_token_for_owner",
+    "access_token_for_secret",
+    "access_tokens_of",
     "accounts_exist",
+    "api_checkpoints",
+    "api_events",
+    "api_job",
+    "api_jobs",
     "attach_open_alerts",
     "audit_trail",
     "badge_for",

@@ -1,6 +1,7 @@
 """People's writes: every change a person makes to workspaces, tokens, tracked jobs, teams and
 notification channels goes through here, by domain:
 
+- access_tokens: access tokens to the JSON API (made, revoked, marked used);
 - accounts: the first administrator, accounts made by administrators or by sign-up, and the
   personal workspace each account gets when it is made;
 - teams: teams, members, invitations and invite links;
@@ -19,6 +20,7 @@ Changes are written to the workspace's audit trail (jobs.audit). Callers use the
 """
 
 from jobs.audit import audit_record
+from jobs.services.access_tokens import access_token_create, access_token_revoke, access_token_used
 from jobs.services.accounts import account_create, first_admin_create, personal_workspace_create
 from jobs.services.alert_settings import training_alert_settings_update
 from jobs.services.channels import channel_add, channel_delete
@@ -68,6 +70,9 @@ __all__ = [
     "SHARE_EXPIRY_DAYS",
     "ImportResult",
     "PriceSet",
+    "access_token_create",
+    "access_token_revoke",
+    "access_token_used",
     "account_create",
     "audit_record",
     "can_cancel",

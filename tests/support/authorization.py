@@ -18,6 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from jobs import badges, services
 from jobs.models import (
+    AccessToken,
     ApiToken,
     AuditEvent,
     Delivery,
@@ -500,6 +501,20 @@ ROUTES: dict[str, Route] = {
         scoped=True,
         effect=lambda o, u: _fresh(o["metrics_key"]).revoked_at is not None,
     ),
+    # Everyone's own access tokens to the JSON API; another person's is a 404, even to a team's owner.
+    "access_tokens": Route(
+        _none,
+        {"GET": SIGNED_IN, "POST": SIGNED_IN},
+        data=lambda o: {"name": "matrix script", "expiry": "30", "scope": "read"},
+        effect=lambda o, u: AccessToken.objects.filter(user=o[u], name="matrix script").exists(),
+    ),
+    "access_token_revoke": Route(
+        lambda o: {"pk": o["access_token"].pk},
+        {"GET": SIGNED_IN, "POST": SIGNED_IN},
+        scoped=True,
+        addressed_to="gina",
+        effect=lambda o, u: AccessToken.objects.get(pk=o["access_token"].pk).revoked_at is not None,
+    ),
     # --- notifications
     "notification_list": Route(_none, {"GET": SIGNED_IN}),
     # Every member may subscribe (members and viewers by email, for themselves); see
@@ -530,8 +545,15 @@ ROUTES: dict[str, Route] = {
 DJANGO_AUTH_KEPT = {"login", "logout", "password_change"}
 
 
+#: The JSON API's URLs take access tokens, never the session this table is about: its own
+#: tests (tests/test_api.py, and schemathesis in tests/test_api_schema.py) cover who may call them.
+API_NAMESPACE = "api-v1"
+
+
 def _walk(patterns, in_django_auth=False):
     for pattern in patterns:
+        if isinstance(pattern, URLResolver) and pattern.namespace == API_NAMESPACE:
+            continue
         if isinstance(pattern, URLResolver):
             module = getattr(pattern.urlconf_module, "__name__", pattern.urlconf_name)
             yield from _walk(pattern.url_patterns, in_django_auth or module == "django.contrib.auth.urls")
@@ -591,6 +613,9 @@ def team_objects(alice, bob, charlie, team, make_job) -> dict:
     )
     price = services.training_price_set(team, PRICE_PATTERN, "0.35", alice).price
     metrics_key, metrics_secret = services.metrics_key_create(workspace=team, actor=alice)
+    access_token, _secret = services.access_token_create(
+        user=gina, name="gina's script", scope="read", expires_in_days=None
+    )
     untracked = job_payload()["id"]
     return {
         "metrics_key": metrics_key,
@@ -614,6 +639,7 @@ def team_objects(alice, bob, charlie, team, make_job) -> dict:
         "channel": channel,
         "bob_channel": bob_channel,
         "price": price,
+        "access_token": access_token,
     }
 
 

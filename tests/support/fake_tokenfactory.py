@@ -263,6 +263,8 @@ class FakeTokenFactory:
         self._models: list[dict[str, Any]] = []
         self._models_status = 200
         self._cancel_status = 200
+        # How jobs made by `POST /v1/fine_tuning/jobs` progress (add_job's options; see create_options).
+        self._create_options: dict[str, Any] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         # Anchor for converting monotonic instants (used for progress) into epoch seconds.
@@ -694,6 +696,13 @@ class FakeTokenFactory:
         with self._lock:
             self._models_status = int(status)
 
+    def set_create_options(self, **options: Any) -> None:
+        """How a job made by ``POST /v1/fine_tuning/jobs`` (the OpenAI SDK's
+        ``client.fine_tuning.jobs.create``) progresses: :meth:`add_job`'s options, e.g.
+        ``steps_per_call=50, total_steps=100``. It is visible to the key that made it only."""
+        with self._lock:
+            self._create_options = dict(options)
+
     def set_cancel(self, *, status: int = 200) -> None:
         """Answer ``POST .../cancel`` with this status: 404 or 405 is an API that cannot cancel."""
         with self._lock:
@@ -926,12 +935,35 @@ class FakeTokenFactory:
             self._status_event(job, "cancelled", job.body["finished_at"])
         return _json_response(200, job.body)
 
+    def _create(self, body: bytes, token: str) -> _Response:
+        """``POST /v1/fine_tuning/jobs``: a new job from ``model`` and ``training_file`` (required,
+        as the API has them), with the request's other fields served back."""
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return _validation_error(["body"], "Input should be a valid JSON object")
+        if not isinstance(request, dict):
+            return _validation_error(["body"], "Input should be a valid JSON object")
+        for required in ("model", "training_file"):
+            if not isinstance(request.get(required), str) or not request[required]:
+                return _validation_error(["body", required], "Field required")
+        fields = {
+            k: request[k]
+            for k in ("model", "training_file", "validation_file", "suffix", "seed", "method")
+            if k in request
+        }
+        if isinstance(request.get("hyperparameters"), dict):
+            fields["hyperparameters"] = request["hyperparameters"]
+        options = {"total_steps": 100, "trained_steps": 0, **self._create_options}
+        job = self.add_job(token=token, **options, **fields)
+        return _json_response(200, job)
+
     def _visible(self, job: _Job, token: str) -> bool:
         return job.token is None or job.token == token
 
     # ------------------------------------------------------------------ internals: HTTP
 
-    def _handle(self, method: str, target: str, headers: Any) -> _Response:
+    def _handle(self, method: str, target: str, headers: Any, body: bytes = b"") -> _Response:
         """Turn one request into a response and record it; called from handler threads."""
         received = time.monotonic()
         now = self._clock()
@@ -967,7 +999,7 @@ class FakeTokenFactory:
                 if failure is not None and failure.kind not in ANSWERED_NORMALLY:
                     response = _failure_response(failure)
                 else:
-                    response = self._serve(method, route, job_id, query, token, now=now)
+                    response = self._serve(method, route, job_id, query, token, now=now, body=body)
                     if failure is not None and failure.kind.startswith("dribble_"):
                         response.dribble = failure.delay
                         response.dribble_headers = failure.kind == "dribble_headers"
@@ -1008,6 +1040,7 @@ class FakeTokenFactory:
         token: str | None,
         *,
         now: float,
+        body: bytes = b"",
     ) -> _Response:
         auth_headers = {"WWW-Authenticate": "Bearer"}
         if token is None:
@@ -1016,6 +1049,8 @@ class FakeTokenFactory:
             return _json_response(401, {"detail": "Invalid API key"}, auth_headers)
         if route == "cancel" and method == "POST":
             return self._cancel(job_id or "", token, now=now)
+        if route == "list" and method == "POST":
+            return self._create(body, token)
         if method not in ("GET", "HEAD") or route in (None, "cancel"):
             return _not_found()
         if route == "file":
@@ -1224,9 +1259,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         try:
             length = int(self.headers.get("Content-Length") or 0)
-            if length > 0:
-                self.rfile.read(min(length, 10_000_000))
-            response = self.server.fake._handle(self.command, self.path, self.headers)
+            body = self.rfile.read(min(length, 10_000_000)) if length > 0 else b""
+            response = self.server.fake._handle(self.command, self.path, self.headers, body)
         except Exception:  # a bug in the fake must not look like a network problem
             traceback.print_exc()
             response = _json_response(500, {"detail": "fake_tokenfactory crashed:\n" + traceback.format_exc()})
