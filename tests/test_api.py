@@ -155,6 +155,8 @@ def test_a_job_answer_has_progress_eta_cost_alerts_links_and_snapshot_age(alice,
     job = _labelled(make_job, "nightly", trained_steps=25, total_steps=100, estimated_finish=int(finish.timestamp()))
     JobAlert.objects.create(job=job, rule=JobAlert.Rule.SLOW, message="Training slowed down by 60%.")
     JobAlert.objects.create(job=job, rule=JobAlert.Rule.DIVERGED, message="old", cleared_at=timezone.now())
+    # Stamped as jobs.sync.health stamps it whenever an alert opens (pages read alerts only then).
+    TrackedJob.objects.filter(pk=job.pk).update(alerts_changed_at=timezone.now())
     response = api.get(f"{JOBS}/{job.job_id}")
     assert response.status_code == 200
     body = response.json()
