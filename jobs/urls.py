@@ -19,6 +19,7 @@ from jobs.views import (
     teams,
     tokens,
     tracked_jobs,
+    workspace_settings,
 )
 from jobs.views import imports as job_imports
 
@@ -87,7 +88,7 @@ urlpatterns = [
         name="workspace_price_remove",
     ),
     path("workspaces/<id:pk>/alerts/", alert_settings.workspace_training_alerts, name="workspace_training_alerts"),
-    path("settings/", pricing.personal_settings, name="personal_settings"),
+    path("settings/", workspace_settings.personal_settings, name="personal_settings"),
     path("notifications/", notification_channels.notification_list, name="notification_list"),
     path("notifications/workspaces/<id:pk>/channels/", notification_channels.channel_add, name="channel_add"),
     path("notifications/channels/<id:pk>/test/", notification_channels.channel_test, name="channel_test"),

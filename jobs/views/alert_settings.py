@@ -7,19 +7,12 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from jobs import selectors, services
 from jobs.access import Need, membership_for
 from jobs.forms import TrainingAlertsForm
-
-
-def _back(workspace) -> tuple[str, str]:
-    """Where the workspace's alerts are summed up: its team page, or the personal settings."""
-    if workspace.is_personal:
-        return reverse("personal_settings"), "Settings"
-    return reverse("team_detail", args=[workspace.pk]), workspace.name
+from jobs.views.workspace_settings import settings_page
 
 
 @login_required
@@ -43,7 +36,7 @@ def workspace_training_alerts(request, pk: int):
 
 def _render(request, membership, alerts, form, *, status=200):
     workspace = membership.workspace
-    back_url, back_label = _back(workspace)
+    back_url, back_label = settings_page(workspace)
     context = {
         "workspace": workspace,
         "me": membership,

@@ -7,20 +7,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods
 
 from jobs import selectors, services
-from jobs.access import Need, membership_for, personal_membership, training_price_for_owner
+from jobs.access import Need, membership_for, training_price_for_owner
 from jobs.forms import TrainingPriceForm
 from jobs.pricing import PATTERN_MAX_LENGTH, PriceError, matches_any, parse_pattern, price_text
-from jobs.views.sharing import workspace_badge_context
-
-
-def _back(workspace) -> tuple[str, str]:
-    """Where the workspace's prices are summed up: its team page, or the personal settings."""
-    if workspace.is_personal:
-        return reverse("personal_settings"), "Settings"
-    return reverse("team_detail", args=[workspace.pk]), workspace.name
+from jobs.views.workspace_settings import settings_page
 
 
 @login_required
@@ -71,7 +64,7 @@ def _set_price(request, membership, form):
 
 def _render_prices(request, membership, form, *, status=200):
     workspace = membership.workspace
-    back_url, back_label = _back(workspace)
+    back_url, back_label = settings_page(workspace)
     context = {
         "workspace": workspace,
         "me": membership,
@@ -110,21 +103,3 @@ def workspace_price_remove(request, pk: int, price_pk: int):
             "cancel_url": reverse("workspace_prices", args=[workspace.pk]),
         },
     )
-
-
-@login_required
-@require_GET
-def personal_settings(request):
-    membership = personal_membership(request.user)
-    workspace = membership.workspace
-    context = {
-        "workspace": workspace,
-        "me": membership,
-        "prices": selectors.workspace_prices(workspace=workspace),
-        "rules": selectors.training_alert_rules(
-            selectors.training_alert_settings(workspace=workspace), workspace=workspace
-        ),
-        **workspace_badge_context(request, workspace),
-        "metrics_keys": selectors.metrics_keys(workspace=workspace),
-    }
-    return render(request, "settings/personal_settings.html", context)

@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 from jobs import selectors, services
 from jobs.access import Need, membership_for
 from jobs.selectors.prometheus import CONTENT_TYPE
+from jobs.views.workspace_settings import settings_page
 
 # Below this an answer is sent as it is: compressing would cost more than it saves.
 GZIP_ABOVE_BYTES = 4096
@@ -92,12 +93,6 @@ def instance_metrics(request):
 # --- Keys, on the team page and the personal settings ------------------------------------------
 
 
-def _back(workspace) -> str:
-    if workspace.is_personal:
-        return reverse("personal_settings") + "#metrics-heading"
-    return reverse("team_detail", args=[workspace.pk]) + "#metrics-heading"
-
-
 def scrape_config(request, workspace, secret: str) -> str:
     """A Prometheus scrape job for this workspace's metrics, with the key as a Bearer token."""
     endpoint = request.build_absolute_uri(reverse("workspace_metrics"))
@@ -130,7 +125,7 @@ def metrics_key_create(request, pk: int):
         "secret": secret,
         "path_url": request.build_absolute_uri(reverse("workspace_metrics_by_path", args=[secret])),
         "scrape_config": scrape_config(request, workspace, secret),
-        "back_url": _back(workspace),
+        "back_url": settings_page(workspace, "metrics-heading")[0],
     }
     response = render(request, "prometheus/key_created.html", context)
     response["Cache-Control"] = "no-store"
@@ -146,4 +141,4 @@ def metrics_key_revoke(request, pk: int, key_pk: int):
         raise Http404("No such metrics key.")
     services.metrics_key_revoke(key=key, actor=request.user)
     messages.success(request, f"Revoked the metrics key {key.masked}: scrapes with it now fail.")
-    return redirect(_back(workspace))
+    return redirect(settings_page(workspace, "metrics-heading")[0])

@@ -26,6 +26,7 @@ from jobs.selectors.training_log import EventsQuery
 from jobs.sync import refresh
 from jobs.views.live import CHECKED_HEADER, _nothing_changed
 from jobs.views.tracked_jobs import _render_detail
+from jobs.views.workspace_settings import settings_page
 
 # --- The job page's Share section (owners and members) -------------------------------------
 
@@ -72,9 +73,7 @@ def workspace_badge_rotate(request, pk: int):
     workspace = membership_for(request.user, pk, Need.MANAGE).workspace
     services.workspace_badge_rotate(workspace=workspace, actor=request.user)
     messages.success(request, "New badge key: the workspace's old badge URLs no longer answer. Paste the new ones.")
-    if workspace.is_personal:
-        return redirect(reverse("personal_settings") + "#workspace-badge")
-    return redirect(reverse("team_detail", args=[pk]) + "#workspace-badge")
+    return redirect(settings_page(workspace, "workspace-badge")[0])
 
 
 # --- The shared page (anyone with the key) -------------------------------------------------

@@ -18,7 +18,7 @@ from jobs.access import (
     membership_for,
 )
 from jobs.forms import InviteForm, MemberAddForm, RoleForm, TeamForm
-from jobs.views.sharing import workspace_badge_context
+from jobs.views.workspace_settings import sections_context
 
 
 def _team_membership(request, pk: int, need: Need = Need.VIEW):
@@ -59,9 +59,7 @@ def _render_team(request, membership, *, status=200, **forms):
         "me": membership,
         "members": members,
         "owner_count": sum(1 for m in members if m.is_owner),
-        "prices": selectors.workspace_prices(workspace=team),
-        "rules": selectors.training_alert_rules(selectors.training_alert_settings(workspace=team), workspace=team),
-        **workspace_badge_context(request, team),
+        **sections_context(request, membership),
     }
     if membership.is_owner:
         context |= {
@@ -71,7 +69,6 @@ def _render_team(request, membership, *, status=200, **forms):
             "role_form": RoleForm(),
             "invites": selectors.usable_invites(team=team),
             "invitations": selectors.pending_invitations(team=team),
-            "metrics_keys": selectors.metrics_keys(workspace=team),
         }
     return render(request, "teams/team_detail.html", context, status=status)
 
