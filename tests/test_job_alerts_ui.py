@@ -25,7 +25,7 @@ from jobs.models import AuditEvent, JobAlert, JobEvent, Membership, TrackedJob
 from tests.support.accounts import new_user
 from tests.support.django_client import signed_in
 from tests.support.tracked_jobs import refreshed
-from tests.support.webhooks import Receiver
+from tests.support.webhooks import subscribed_receiver
 
 POLL = {"HTTP_HX_REQUEST": "true"}
 NAN = float("nan")
@@ -41,16 +41,10 @@ def quick_settings(settings):
 
 @pytest.fixture
 def hook(alice):
-    """A webhook channel of alice's workspace subscribed to the four training-health rules."""
-    with Receiver() as receiver:
-        services.channel_add(
-            workspace=alice.personal_workspace,
-            actor=alice,
-            kind="webhook",
-            target=receiver.url,
-            events=["overfitting", "diverged", "eta_slipped", "slow"],
-            personal=False,
-        )
+    """A webhook of alice's workspace subscribed to the four training-health rules."""
+    with subscribed_receiver(
+        workspace=alice.personal_workspace, actor=alice, events=["overfitting", "diverged", "eta_slipped", "slow"]
+    ) as receiver:
         yield receiver
 
 

@@ -23,7 +23,7 @@ from jobs.sync import refresh
 from tests.support.accounts import ALICE_SECRET
 from tests.support.fake_tokenfactory import DIVERGING, OVERFITTING, FakeTokenFactory
 from tests.support.tracked_jobs import Clock, refreshed
-from tests.support.webhooks import Receiver
+from tests.support.webhooks import Receiver, subscribed_receiver
 
 RULES = ["overfitting", "diverged", "eta_slipped", "slow"]
 ALERT_KINDS = {*RULES, "alert_cleared"}
@@ -57,15 +57,7 @@ def fake_api(settings, clock):
 @pytest.fixture
 def hook(alice):
     """A webhook of alice's workspace subscribed to the four training-health rules."""
-    with Receiver() as receiver:
-        services.channel_add(
-            workspace=alice.personal_workspace,
-            actor=alice,
-            kind="webhook",
-            target=receiver.url,
-            events=RULES,
-            personal=False,
-        )
+    with subscribed_receiver(workspace=alice.personal_workspace, actor=alice, events=RULES) as receiver:
         yield receiver
 
 

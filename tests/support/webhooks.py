@@ -7,6 +7,7 @@ sets `answering`, to catch a sender between sending and recording.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -81,3 +82,15 @@ class Receiver:
     def __exit__(self, *exc) -> None:
         self.server.stop_serving()
         self.server.server_close()
+
+
+@contextlib.contextmanager
+def subscribed_receiver(*, workspace, actor, events: list[str]):
+    """A Receiver with a team-wide webhook channel of `workspace` subscribed to `events`."""
+    from jobs import services  # the app is set up by the time a test asks for a channel
+
+    with Receiver() as receiver:
+        services.channel_add(
+            workspace=workspace, actor=actor, kind="webhook", target=receiver.url, events=events, personal=False
+        )
+        yield receiver
