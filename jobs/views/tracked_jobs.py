@@ -122,21 +122,28 @@ def job_recalculate_cost(request, pk: int):
 @require_POST
 def job_alerts_mute(request, pk: int):
     """ "Mute alerts": no more notifications about this job's alerts; the badges stay."""
-    job = job_for_user(request.user, pk, Need.EDIT_JOBS)
-    if services.job_alerts_mute(job, request.user):
-        messages.success(request, "Alerts muted: their badges stay, and no notification is sent about them.")
-    else:
-        messages.info(request, "This job's alerts were already muted.")
-    return redirect("job_detail", pk=job.pk)
+    return _alerts_muted(request, pk, muted=True)
 
 
 @login_required
 @require_POST
 def job_alerts_unmute(request, pk: int):
     """ "Unmute": this job's alerts notify the workspace's channels again."""
+    return _alerts_muted(request, pk, muted=False)
+
+
+def _alerts_muted(request, pk: int, *, muted: bool):
     job = job_for_user(request.user, pk, Need.EDIT_JOBS)
-    if services.job_alerts_unmute(job, request.user):
-        messages.success(request, "Alerts unmuted: new alerts are notified again.")
+    change = services.job_alerts_mute if muted else services.job_alerts_unmute
+    if change(job, request.user):
+        messages.success(
+            request,
+            "Alerts muted: their badges stay, and no notification is sent about them."
+            if muted
+            else "Alerts unmuted: new alerts are notified again.",
+        )
     else:
-        messages.info(request, "This job's alerts were not muted.")
+        messages.info(
+            request, "This job's alerts were already muted." if muted else "This job's alerts were not muted."
+        )
     return redirect("job_detail", pk=job.pk)
