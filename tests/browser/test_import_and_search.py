@@ -96,12 +96,12 @@ def test_several_ids_at_once_and_a_search_that_stays_in_the_url(dashboard, fake_
     expect(status).to_contain_text(f"{release}: tracked")
     expect(status).to_contain_text(f"{missing}: not found")
 
-    page.get_by_label("Search").fill("LLAMA")
-    page.get_by_label("Search").press("Enter")
+    page.get_by_role("searchbox", name="Search").fill("LLAMA")
+    page.get_by_role("searchbox", name="Search").press("Enter")
     expect(page).to_have_url(re.compile(r"[?&]q=LLAMA"))
     expect(job_card(page, release)).to_be_visible()
     expect(job_card(page, nightly)).to_have_count(0)
     # The same view, shared as a link, combined with a filter.
     page.goto(page.url + "&status=running")
-    expect(page.get_by_label("Search")).to_have_value("LLAMA")
+    expect(page.get_by_role("searchbox", name="Search")).to_have_value("LLAMA")
     expect(job_card(page, release)).to_be_visible()
