@@ -10,6 +10,7 @@ API: the training log's sync, the charts and the exports use them too.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -369,16 +370,11 @@ class FineTuningJob:
     training_file: str
     validation_file: str
     result_files: list[str]
-    error: JobError | None
-    method: Method | None
-    integrations: list[Integration]
-    from_checkpoint: Checkpoint | None
     raw: dict = field(repr=False)
 
     @classmethod
     def from_payload(cls, payload: Any) -> FineTuningJob:
         payload = _dict(payload)
-        integrations = payload.get("integrations")
         return cls(
             id=_str(payload.get("id")) or "",
             # At most 40 characters, what TrackedJob.status stores (PostgreSQL enforces it).
@@ -396,16 +392,29 @@ class FineTuningJob:
             training_file=_str(payload.get("training_file")) or "",
             validation_file=_str(payload.get("validation_file")) or "",
             result_files=_strings(payload.get("result_files")),
-            error=JobError.from_payload(payload.get("error")),
-            method=Method.from_payload(payload),
-            integrations=[
-                integration for integration in map(Integration.from_payload, integrations) if integration is not None
-            ]
-            if isinstance(integrations, list)
-            else [],
-            from_checkpoint=Checkpoint.from_payload(payload.get("from_checkpoint")),
             raw=payload,
         )
+
+    # Parsed when first asked for: a card, a poll's render or a metrics scrape of a thousand jobs
+    # reads the progress fields above, and only a job page needs the method's hyperparameters.
+    @functools.cached_property
+    def error(self) -> JobError | None:
+        return JobError.from_payload(self.raw.get("error"))
+
+    @functools.cached_property
+    def method(self) -> Method | None:
+        return Method.from_payload(self.raw)
+
+    @functools.cached_property
+    def integrations(self) -> list[Integration]:
+        items = self.raw.get("integrations")
+        if not isinstance(items, list):
+            return []
+        return [integration for integration in map(Integration.from_payload, items) if integration is not None]
+
+    @functools.cached_property
+    def from_checkpoint(self) -> Checkpoint | None:
+        return Checkpoint.from_payload(self.raw.get("from_checkpoint"))
 
     @property
     def is_terminal(self) -> bool:
