@@ -173,9 +173,13 @@ def test_a_redis_that_stops_answering_holds_no_request_and_brings_no_signed_out_
 
             # A process that saw Redis come back may read it before the one that signed out
             # has deleted that session from it: for a retry window at most, not until it expires.
-            wait_for(signed_out, timeout=15, what="the signed-out session to be signed out")
-            for _ in range(10):  # and on every worker process
-                assert signed_out()
+            # On every worker process: ten answers in a row, within that bound (a loaded machine
+            # can stretch one process's retry window past the first signed-out answer).
+            wait_for(
+                lambda: all(signed_out() for _ in range(10)),
+                timeout=15,
+                what="the signed-out session to be signed out on every worker",
+            )
     finally:
         relay.close()
 
