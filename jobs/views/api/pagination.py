@@ -22,7 +22,9 @@ class Cursor(CursorPagination):
     class Input(Schema):
         # ninja's own two parameters, described for the schema and the docs page.
         page_size: int | None = Field(None, description="Items a page: 50 unless told, at most 100.")
-        cursor: str | None = Field(None, description="Where a page starts: from an earlier answer's `next` or `previous`.")
+        cursor: str | None = Field(
+            None, description="Where a page starts: from an earlier answer's `next` or `previous`."
+        )
 
     def __init__(self, *, ordering: tuple[str, ...] = ("-pk",), page_size: int = 50, **kwargs: Any) -> None:
         super().__init__(ordering=ordering, page_size=page_size, max_page_size=100, **kwargs)
