@@ -133,7 +133,6 @@ INSTALLED_APPS = [
     "django.forms",
     "django_htmx",
     "template_partials",
-    "ninja",  # the JSON API (jobs.views.api): its docs page uses ninja's own Swagger UI files
     "axes",
     "jobs",
 ]

@@ -290,7 +290,7 @@ def test_delete_stops_tracking(alice, make_job, api):
 # --- The schema and its docs page --------------------------------------------------------------
 
 
-def test_the_openapi_schema_is_generated_and_the_docs_page_uses_our_static_files(db):
+def test_the_openapi_schema_is_generated_and_the_docs_page_is_ours_without_a_script(db):
     client = Client()
     schema = client.get("/api/v1/openapi.json").json()
     assert schema["openapi"].startswith("3.")
@@ -300,13 +300,55 @@ def test_the_openapi_schema_is_generated_and_the_docs_page_uses_our_static_files
         "/api/v1/jobs/{job_id}/events",
         "/api/v1/jobs/{job_id}/checkpoints",
     } <= set(schema["paths"])
-    page = client.get("/api/v1/docs")
+    page = client.get("/api/v1/docs")  # signed out: public, as Swagger UI was
     html = page.content.decode()
-    assert page.status_code == 200
-    assert "/static/ninja/swagger-ui-bundle.js" in html and "cdn" not in html.lower()
-    # No inline script runs: the only script without src is the JSON settings block.
-    assert html.count("<script") == html.count("<script src=") + html.count('<script type="application/json"')
+    assert page.status_code == 200 and page["Content-Type"].startswith("text/html")
+    assert '<html lang="en">' in html and '<main id="main"' in html and "<h1>The ftdash JSON API</h1>" in html
+    assert 'href="/api/v1/openapi.json"' in html
+    assert "swagger" not in html.lower() and "cdn" not in html.lower()
+    # No inline script: only the site's own script files.
+    assert html.count("<script") == html.count("<script src=")
     assert "script-src 'self'" in page["Content-Security-Policy"]
+
+
+# --- Unknown query parameters -------------------------------------------------------------------
+
+
+def test_an_unknown_query_parameter_is_a_422_naming_what_the_endpoint_takes(api, make_job):
+    make_job()
+    response = api.get(JOBS, stauts="running")
+    message = _error(response, 422)
+    assert message == (
+        "Unknown query parameter “stauts”: this endpoint takes workspace, status, search, page_size, cursor."
+    )
+    assert response.json()["errors"][0]["location"] == "query.stauts"
+    # The ones it does take are still fine, and so is a script that sends none.
+    assert api.get(JOBS, status="running").status_code == 200
+    assert api.get(JOBS).status_code == 200
+
+
+def test_a_nameless_query_parameter_is_refused_too(api):
+    response = api.client.get(f"{JOBS}?=0", headers=api.headers)
+    assert "Unknown query parameter “”" in _error(response, 422)
+
+
+def test_each_endpoint_takes_its_own_query_parameters(api, make_job):
+    job = make_job()
+    one = f"{JOBS}/{job.job_id}"
+    assert "this endpoint takes workspace." in _error(api.get(one, page_size="5"), 422)
+    assert "takes workspace, page_size, cursor." in _error(api.get(f"{one}/events", status="x"), 422)
+    assert api.get(f"{one}/events", page_size="5").status_code == 200
+    assert "Unknown query parameters “a”, “b”" in _error(api.get(f"{one}/checkpoints", a="1", b="2"), 422)
+    refused = api.client.post(
+        f"{JOBS}?dry_run=1", {"job_id": new_job_id()}, content_type="application/json", headers=api.headers
+    )
+    assert "this endpoint takes no query parameters." in _error(refused, 422)
+    assert api.client.delete(f"{one}?force=1", headers=api.headers).status_code == 422
+    assert TrackedJob.objects.filter(pk=job.pk).exists()  # refused before anything happened
+
+
+def test_the_token_is_checked_before_the_query(db):
+    assert "Authorization: Bearer" in _error(ApiClient(None).get(JOBS, stauts="x"), 401)
 
 
 # --- The Access tokens page --------------------------------------------------------------------

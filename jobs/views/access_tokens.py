@@ -38,7 +38,7 @@ def access_tokens(request):
         memberships=user_memberships(request.user),
         api_tokens=selectors.tokens_usable_by(user=request.user),
         jobs_url=request.build_absolute_uri(reverse("api-v1:api_jobs")),
-        docs_url=reverse("api-v1:openapi-view"),
+        docs_url=reverse("api_docs"),
     )
     response = render(request, "access_tokens/access_tokens.html", context, status=status)
     response["Cache-Control"] = "no-store"  # the page may carry a secret

@@ -489,6 +489,8 @@ ROUTES: dict[str, Route] = {
     "workspace_metrics": Route(_none, {"GET": PUBLIC}, bearer=True),
     "workspace_metrics_by_path": Route(_metrics_secret, {"GET": PUBLIC}),
     "instance_metrics": Route(_none, {"GET": PUBLIC}),  # 404 while FTDASH_METRICS_TOKEN is unset
+    # The JSON API's docs page: public, as the schema it is rendered from is (no one's data on it).
+    "api_docs": Route(_none, {"GET": PUBLIC}),
     "metrics_key_create": Route(
         _team,
         {"POST": OWNER},

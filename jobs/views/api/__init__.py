@@ -1,9 +1,9 @@
 """ftdash's JSON API at /api/v1/ (django-ninja): jobs for scripts, with access tokens.
 
-The OpenAPI 3 schema is generated from the code at /api/v1/openapi.json and documented at
-/api/v1/docs by ninja's own Swagger UI files (served from our static files, its settings in a
-JSON block read by its script: the strict CSP holds). Every call needs an access token
-(jobs.views.api.auth); errors are JSON with a message (jobs.views.api.errors).
+The OpenAPI 3 schema is generated from the code at /api/v1/openapi.json; /api/v1/docs is our own
+page rendered from it (jobs.views.api_docs: ninja's Swagger UI is off). Every call needs an access
+token (jobs.views.api.auth); errors are JSON with a message (jobs.views.api.errors); a query
+parameter an endpoint does not declare is refused (jobs.views.api.query).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from jobs.tokenfactory import InvalidJobId, clean_job_id
 from jobs.views.api.auth import AccessTokenAuth, PerTokenThrottle
 from jobs.views.api.errors import ApiError
 from jobs.views.api.jobs import router as jobs_router
+from jobs.views.api.query import refuse_unknown_query
 
 try:
     clean_job_id("")
@@ -38,8 +39,9 @@ api = NinjaAPI(
     auth=AccessTokenAuth(),
     throttle=[PerTokenThrottle()],
     openapi_url="/openapi.json",
-    docs_url="/docs",
+    docs_url=None,  # our own page, in ftdash's layout (jobs.views.api_docs)
 )
+api.add_decorator(refuse_unknown_query)  # every operation, once its parameters are valid
 api.add_router("/", jobs_router)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pydantic
 from django.db.models import QuerySet
+from ninja import Field, Schema
 from ninja.errors import ValidationError
 from ninja.pagination import CursorPagination
 
@@ -17,6 +18,13 @@ BAD_CURSOR = "Not a cursor this API gave out: follow the `next` or `previous` UR
 class Cursor(CursorPagination):
     """ninja's cursor over the row ID (newest first unless told), whose cursor is checked before
     it reaches a query: a made-up one is a 422, never a 500."""
+
+    class Input(Schema):
+        # ninja's own two parameters, described for the schema and the docs page.
+        page_size: int | None = Field(None, description="Items a page: 50 unless told, at most 100.")
+        cursor: str | None = Field(
+            None, description="Where a page starts: from an earlier answer's `next` or `previous`."
+        )
 
     def __init__(self, *, ordering: tuple[str, ...] = ("-pk",), page_size: int = 50, **kwargs: Any) -> None:
         super().__init__(ordering=ordering, page_size=page_size, max_page_size=100, **kwargs)
