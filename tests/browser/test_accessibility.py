@@ -34,8 +34,10 @@ START_PATHS = [
     "/accounts/create/",
 ]
 # Not pages (static files, fragments) or not for this signed-in crawl (signing out, invites).
-# Downloads (exports) are files, not pages.
-SKIP = re.compile(r"^/(static/|accounts/logout/|invite/|jobs/\d+/(card|live)/|jobs/(\d+/)?[\w.-]+\.(json|csv)$)")
+# Downloads (exports) and the API's OpenAPI schema are files, not pages.
+SKIP = re.compile(
+    r"^/(static/|accounts/logout/|invite/|jobs/\d+/(card|live)/|jobs/(\d+/)?[\w.-]+\.(json|csv)$|api/v1/openapi\.json$)"
+)
 CRAWL_LIMIT = 60
 
 INVALID_FILE_ERROR = {"code": "invalid_training_file", "message": "Line 3 is not valid JSON", "param": "training_file"}
