@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
 import threading
 import time
 
@@ -24,11 +25,6 @@ from django.db import InterfaceError, OperationalError
 from django.db.backends.signals import connection_created
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
-
-try:
-    import psycopg
-except ImportError:  # SQLite only
-    psycopg = None
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +38,9 @@ _UNREACHABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 
 def is_outage(exc: BaseException) -> bool:
     """Whether `exc` says the database cannot be reached right now."""
+    # Only a process that uses PostgreSQL has imported psycopg (10 MB resident a process), and
+    # only such a process can meet its errors.
+    psycopg = sys.modules.get("psycopg")
     if isinstance(exc, InterfaceError) or (psycopg and isinstance(exc, psycopg.InterfaceError)):
         return True  # a connection already closed under us
     if isinstance(exc, OperationalError) and exc.__cause__ is not None:

@@ -33,7 +33,6 @@ from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache
-from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +139,11 @@ def _outage_of(location: str) -> _Outage:
 class ResilientRedisCache(RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
+        # Imported here, as Django's own Redis backend does: redis-py is 7 MB resident a process,
+        # and a process without Redis configured never builds this backend.
+        from redis.exceptions import RedisError
+
+        self._redis_errors = RedisError
         self._outage = _outage_of(",".join(self._servers))
 
     def _call(self, operation: Callable[[], Any], fallback: Callable[[], Any], written: Iterable[str] = ()):
@@ -149,7 +153,7 @@ class ResilientRedisCache(RedisCache):
         if not outage.skipping():
             try:
                 result = operation()
-            except RedisError as error:
+            except self._redis_errors as error:
                 outage.failed(error, self)
             else:
                 if outage.retry_at:
@@ -166,7 +170,7 @@ class ResilientRedisCache(RedisCache):
         try:
             for start in range(0, len(stale), 1000):
                 self._cache.delete_many(stale[start : start + 1000])
-        except RedisError as error:
+        except self._redis_errors as error:
             self._outage.remember(stale)
             self._outage.failed(error, self)
             return
@@ -235,3 +239,9 @@ class ResilientRedisCache(RedisCache):
 
 def _missing(key: str):
     raise ValueError(f"Key '{key}' not found.")  # what incr raises for a key not in the cache
+
+
+def redis_answers(cache: object) -> bool | None:
+    """Whether Redis answers now (`ResilientRedisCache.answers`), or None when `cache` is not
+    the Redis cache."""
+    return cache.answers() if isinstance(cache, ResilientRedisCache) else None

@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector
 from jobs import costs, instrumentation
 from jobs.finetuning import TERMINAL_STATUSES, finite_number
 from jobs.models import Delivery, JobAlert, MetricsKey, TrackedJob, TrainingCheckpoint, WorkerHeartbeat, Workspace
-from jobs.redis_cache import ResilientRedisCache
+from jobs.redis_cache import redis_answers
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # A checkpoint's losses, as the API names them, and the `split` label each is shown under.
@@ -228,8 +228,7 @@ class InstanceStateCollector(Collector):
         deliveries.add_metric(["pending"], states.get("pending", 0) + states.get("sending", 0))
         deliveries.add_metric(["failed"], states.get("failed", 0))
         yield deliveries
-        cache = caches["default"]
-        degraded = isinstance(cache, ResilientRedisCache) and not cache.answers()
+        degraded = redis_answers(caches["default"]) is False
         yield GaugeMetricFamily(
             "ftdash_cache_degraded", "1 while Redis cannot be reached (pages carry on without it).", value=int(degraded)
         )

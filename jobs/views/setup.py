@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from jobs import selectors, services
 from jobs.auth_backends import BACKEND_PATH
 from jobs.forms import AccountCreationForm
-from jobs.redis_cache import ResilientRedisCache
+from jobs.redis_cache import redis_answers
 
 
 @require_http_methods(["GET", "POST"])
@@ -70,8 +70,9 @@ def readyz(request):
     else:
         database_ok = True
         worker_seen = None if newest is None else max(0, int((timezone.now() - newest).total_seconds()))
-    cache = caches["default"]
-    cache_ok = cache.answers() if isinstance(cache, ResilientRedisCache) else database_ok
+    cache_ok = redis_answers(caches["default"])
+    if cache_ok is None:  # the database cache
+        cache_ok = database_ok
     return JsonResponse(
         {
             "database": "ok" if database_ok else "unavailable",
