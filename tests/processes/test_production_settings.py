@@ -188,6 +188,33 @@ def test_training_prices_come_from_the_variable_and_the_file(tmp_path):
     assert "Decimal('1.2')" in values[2]
 
 
+# What a gunicorn worker does before its first page: the URLconf, then /readyz, which asks the cache.
+LOADED_DRIVERS = (
+    "import sys; from django.urls import get_resolver; from django.test import Client; "
+    "get_resolver().url_patterns; status = Client().get('/readyz', secure=True, "
+    "headers={'host': 'ml.example.com'}).status_code; "
+    "print(status, [name for name in ('psycopg', 'redis') if name in sys.modules])"
+)
+
+
+def test_a_process_on_sqlite_without_redis_loads_neither_driver(tmp_path):
+    # Each is about 10 MB resident in every gunicorn worker and the worker (BENCHMARKS.md's P9).
+    data = tmp_path / "data"
+    assert manage(environment(data), "migrate", "--noinput").returncode == 0
+    done = manage(environment(data), "shell", "-c", LOADED_DRIVERS)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == ["200", "[]"], done.stdout
+
+
+def test_a_process_with_redis_loads_its_driver(tmp_path):
+    data = tmp_path / "data"
+    env = environment(data, REDIS_URL="redis://127.0.0.1:1/0")  # nothing listens: /readyz says degraded
+    assert manage(env, "migrate", "--noinput").returncode == 0
+    done = manage(env, "shell", "-c", LOADED_DRIVERS)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == ["200", "['redis']"], done.stdout
+
+
 def test_a_first_debug_run_generates_private_keys_and_later_runs_reuse_them(tmp_path):
     data_dir = tmp_path / "data"
     trying = environment(data_dir, FTDASH_SECRET_KEY=None, FTDASH_ENCRYPTION_KEYS=None, FTDASH_DEBUG="true")
