@@ -187,6 +187,24 @@ def test_a_scrape_runs_the_same_few_queries_for_3_jobs_as_for_30(alice, team, ma
     assert {value for _, value in found["ftdash_job_loss"]} == {0.5}  # the latest checkpoint's
 
 
+def test_each_scrape_shows_what_the_latest_refresh_read(fake_api, alice, alice_token):
+    # A process keeps the snapshots it parsed for the next scrape: a refresh must show through it.
+    job = track_remote_job(fake_api, alice, alice_token, total_steps=100, trained_steps=5)
+    key = create_metrics_key(signed_in(alice), alice.personal_workspace.pk)
+    assert value_of(scrape(key), "ftdash_job_trained_steps", job_id=job.job_id) == 5
+
+    fake_api.advance(job.job_id, 20)
+    age(job, seconds=60)
+    poll(job)
+    with CaptureQueriesContext(connection) as queries:
+        found = scrape(key)
+    assert value_of(found, "ftdash_job_trained_steps", job_id=job.job_id) == 25
+    assert value_of(found, "ftdash_job_progress_ratio", job_id=job.job_id) == pytest.approx(0.25)
+    with CaptureQueriesContext(connection) as unchanged:
+        scrape(key)
+    assert len(queries) == len(unchanged) + 1  # the changed snapshot, read in one more query
+
+
 def test_a_big_scrape_is_compressed_for_prometheus(alice, make_job):
     for _ in range(40):
         make_job()
