@@ -23,6 +23,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 from django.conf import settings
 from django.db.models import Sum
@@ -82,7 +83,22 @@ class PriceBook:
         return Price(Decimal(listed), Source.TOKEN_FACTORY, model) if listed is not None else None
 
 
-def price_book(jobs: Iterable[TrackedJob]) -> PriceBook:
+class CostedJob(Protocol):
+    """What a job's cost is worked out from: a TrackedJob, or a metrics scrape's lighter row of
+    one (jobs.selectors.prometheus.ScrapedJob)."""
+
+    workspace_id: int
+    token_id: int | None
+    details: FineTuningJob
+    cost_frozen_at: dt.datetime | None
+    final_cost_usd: Decimal | None
+    final_tokens: int | None
+    final_price_usd_per_million: Decimal | None
+    final_price_source: str
+    final_price_pattern: str
+
+
+def price_book(jobs: Iterable[CostedJob]) -> PriceBook:
     jobs = list(jobs)
     workspace_ids = {job.workspace_id for job in jobs}
     entries: dict[int, list[PriceEntry]] = {workspace_id: [] for workspace_id in workspace_ids}
@@ -147,7 +163,7 @@ def compute(details: FineTuningJob, price: Price | None) -> JobCost:
     )
 
 
-def _frozen(job: TrackedJob) -> JobCost:
+def _frozen(job: CostedJob) -> JobCost:
     return JobCost(
         model=job.details.model,
         price=Price(job.final_price_usd_per_million, job.final_price_source, job.final_price_pattern),
@@ -159,19 +175,19 @@ def _frozen(job: TrackedJob) -> JobCost:
     )
 
 
-def cost_with(job: TrackedJob, book: PriceBook) -> JobCost:
+def cost_with(job: CostedJob, book: PriceBook) -> JobCost:
     if job.cost_frozen_at is not None and job.final_price_usd_per_million is not None:
         return _frozen(job)
     return compute(job.details, price_of(job, book))
 
 
-def price_of(job: TrackedJob, book: PriceBook, details: FineTuningJob | None = None) -> Price | None:
+def price_of(job: CostedJob, book: PriceBook, details: FineTuningJob | None = None) -> Price | None:
     """Today's price for `job`'s model (as `details` name it, else its stored snapshot)."""
     model = (details or job.details).model
     return book.price_for(model=model, workspace_id=job.workspace_id, token_id=job.token_id)
 
 
-def attach(jobs: Iterable[TrackedJob]) -> None:
+def attach(jobs: Iterable[CostedJob]) -> None:
     """Work out the cost of every one of `jobs` with one query and one cache call, for `cost_of`."""
     jobs = list(jobs)
     book = price_book(jobs)
@@ -179,7 +195,7 @@ def attach(jobs: Iterable[TrackedJob]) -> None:
         job._cost = cost_with(job, book)
 
 
-def cost_of(job: TrackedJob) -> JobCost:
+def cost_of(job: CostedJob) -> JobCost:
     """`job`'s cost: attached by `attach`, or worked out now (one query, one cache call)."""
     if not hasattr(job, "_cost"):
         attach([job])
