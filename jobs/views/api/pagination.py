@@ -34,7 +34,12 @@ class Cursor(CursorPagination):
             cursor = self.Cursor.from_encoded_param(pagination.cursor)
         except (pydantic.ValidationError, ValidationError):
             raise ValidationError([{"loc": ["query", "cursor"], "msg": BAD_CURSOR}]) from None
-        if cursor.p is not None and not (cursor.p.isascii() and cursor.p.isdigit() and len(cursor.p) <= 19):
+        # Positions are row IDs, so an offset given out counts rows at one position: at most a page
+        # (ninja itself accepts any below 2**63 since 1.8).
+        made_up_position = cursor.p is not None and not (
+            cursor.p.isascii() and cursor.p.isdigit() and len(cursor.p) <= 19
+        )
+        if made_up_position or cursor.o > self.max_page_size:
             raise ValidationError([{"loc": ["query", "cursor"], "msg": BAD_CURSOR}])
         return super().paginate_queryset(queryset, pagination, request, **params)
 
