@@ -28,7 +28,12 @@ class SessionStore(db.SessionStore):
         if row is None:  # no such session, or it expired: a new one on save, as in Django's
             self._session_key = None
             return None
-        return self.model(session_key=self.session_key, session_data=row[0])
+        # With its expiry, so that jobs.cached_sessions keeps it in Redis only for the time it has
+        # left (without one, Django's cached_db store keeps it for SESSION_COOKIE_AGE).
+        session_data, expire_date = row
+        if timezone.is_naive(expire_date):  # SQLite's come back naive, in the connection's zone
+            expire_date = timezone.make_aware(expire_date, connection.timezone)
+        return self.model(session_key=self.session_key, session_data=session_data, expire_date=expire_date)
 
 
 @functools.cache
@@ -39,6 +44,6 @@ def _read_sql(model, database: str) -> str:
         return quote(model._meta.get_field(name).column)
 
     return (
-        f"SELECT {column('session_data')} FROM {quote(model._meta.db_table)}"
+        f"SELECT {column('session_data')}, {column('expire_date')} FROM {quote(model._meta.db_table)}"
         f" WHERE {column('session_key')} = %s AND {column('expire_date')} > %s"
     )

@@ -8,6 +8,7 @@ django-axes needs the request to count a failure, so sign-in goes through the re
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from axes.models import AccessAttempt, AccessFailureLog
@@ -311,6 +312,19 @@ def test_an_expired_session_sends_the_next_request_to_sign_in(client, alice):
     response = client.get("/tokens/")
     assert response.status_code == 302
     assert response["Location"] == f"{LOGIN}?next=/tokens/"
+
+
+def test_a_session_about_to_expire_ends_on_time_even_when_it_was_cached_meanwhile(client, alice):
+    # With Redis (jobs.cached_sessions) a session read from the database is cached again: for the
+    # time it has left, not for a whole cookie age past its expiry.
+    sign_in(client, "alice", ALICE_PASSWORD)
+    Session.objects.update(expire_date=timezone.now() + dt.timedelta(seconds=2))
+    forget_cached_session(client)
+    assert client.get("/tokens/").status_code == 200
+
+    time.sleep(2.1)
+    response = client.get("/tokens/")
+    assert response.status_code == 302 and response["Location"] == f"{LOGIN}?next=/tokens/"
 
 
 def test_a_deleted_session_sends_the_next_request_to_sign_in(client, alice):
