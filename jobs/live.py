@@ -71,11 +71,19 @@ _version_values = operator.attrgetter(*VERSION_FIELDS)
 
 def job_version(job: TrackedJob) -> str:
     """A short tag that changes whenever anything a live part shows of `job` changes."""
-    text = "|".join(map(str, _version_values(job)))
+    values = _version_values(job)
     if job.refresh_error:
         # The failure notice says how old the snapshot is; fetched_at stands still meanwhile.
-        text += f"|{job.fetched_at}"
-    return hashlib.blake2s(text.encode(), digest_size=6).hexdigest()
+        values += (job.fetched_at,)
+    return _version_of(values)
+
+
+# Remembered per process: a quiet job's values stay the same from poll to poll, and writing them
+# out (an aware datetime's str() above all) cost more than the rest of comparing its version.
+# Equal values show the same (an instant is one instant in any time zone), so share one tag.
+@functools.lru_cache(maxsize=2048)
+def _version_of(values: tuple) -> str:
+    return hashlib.blake2s("|".join(map(str, values)).encode(), digest_size=6).hexdigest()
 
 
 def parse_shown(values: Iterable[str]) -> dict[int, str]:
