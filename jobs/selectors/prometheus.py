@@ -208,9 +208,7 @@ class ScrapedJob:
     details: FineTuningJob = field(init=False)
     _cost: costs.JobCost = field(init=False)  # costs.attach's
 
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
+    is_terminal = TrackedJob.is_terminal  # the model's rule
 
 
 SCRAPED_FIELDS = [item.name for item in fields(ScrapedJob) if item.init]
