@@ -386,8 +386,13 @@ class ChannelForm(forms.Form):
         return cleaned
 
 
-def _bounded(field_class, *, label: str, low, high, default, message: str, **kwargs):
-    """A required number from `low` to `high`: one message for every way of getting it wrong."""
+def _bounded(field_class, setting, *, label: str, low, high, message: str, **kwargs):
+    """A required number from `low` to `high` for the model field `setting`, whose default (what a
+    workspace that never changed it uses) the help text names: one message for every way of getting
+    it wrong."""
+    default = setting.default
+    if isinstance(default, float) and default.is_integer():
+        default = int(default)  # "default 2", as the page shows the number
     errors = dict.fromkeys(("required", "invalid", "min_value", "max_value", "max_decimal_places"), message)
     return field_class(
         label=label,
@@ -399,6 +404,9 @@ def _bounded(field_class, *, label: str, low, high, default, message: str, **kwa
     )
 
 
+_alert_setting = TrainingAlertSettings._meta.get_field
+
+
 class TrainingAlertsForm(forms.Form):
     """A workspace's training-health rules (jobs.training_health) on or off with their
     thresholds, and its queued-too-long stall limit: the "Training alerts" page (owners)."""
@@ -406,62 +414,62 @@ class TrainingAlertsForm(forms.Form):
     overfitting_on = forms.BooleanField(label="Alert on overfitting", required=False)
     overfitting_rises = _bounded(
         forms.IntegerField,
+        _alert_setting("overfitting_rises"),
         label="Validation loss rises on this many checkpoints in a row",
         low=1,
         high=10,
-        default=2,
         message="Enter a whole number of checkpoints from 1 to 10.",
     )
     diverged_on = forms.BooleanField(label="Alert when a run diverges", required=False)
     diverged_factor = _bounded(
         forms.FloatField,
+        _alert_setting("diverged_factor"),
         label="A loss at least this many times the checkpoint before",
         low=1.1,
         high=100,
-        default=2,
         message="Enter a factor from 1.1 to 100, such as 2 or 2.5.",
         widget=forms.NumberInput(attrs={"step": "0.1", "inputmode": "decimal"}),
     )
     eta_slipped_on = forms.BooleanField(label="Alert when the ETA slips", required=False)
     eta_slip_percent = _bounded(
         forms.IntegerField,
+        _alert_setting("eta_slip_percent"),
         label="Finish estimate later by more than this % of the time it had left",
         low=1,
         high=1000,
-        default=50,
         message="Enter a whole percentage from 1 to 1,000.",
     )
     eta_slip_minutes = _bounded(
         forms.IntegerField,
+        _alert_setting("eta_slip_minutes"),
         label="and by at least this many minutes",
         low=1,
         high=10080,
-        default=15,
         message="Enter a whole number of minutes from 1 to 10,080 (a week).",
     )
     slow_on = forms.BooleanField(label="Alert when a run slows down", required=False)
     slow_percent = _bounded(
         forms.IntegerField,
+        _alert_setting("slow_percent"),
         label="Steps per minute below this % of the job's own median",
         low=1,
         high=99,
-        default=40,
         message="Enter a whole percentage from 1 to 99.",
     )
     slow_window_minutes = _bounded(
         forms.IntegerField,
+        _alert_setting("slow_window_minutes"),
         label="over the last this many minutes",
         low=5,
         high=1440,
-        default=15,
         message="Enter a whole number of minutes from 5 to 1,440 (a day).",
     )
     queue_stall_minutes = _bounded(
         forms.IntegerField,
+        Workspace._meta.get_field("queue_stall_minutes"),
         label="Queued or validating for more than (minutes)",
         low=1,
         high=43200,
-        default=Workspace._meta.get_field("queue_stall_minutes").default,
         message="Enter a whole number of minutes from 1 to 43,200 (30 days).",
     )
 
