@@ -307,6 +307,19 @@ class Team:
     secret: str
 
 
+def mostly_finished_teams(api, sizes: tuple[int, ...], *, running: int, name: str) -> list[dict]:
+    """For `seed`: a team a size on the fake `api`, each with a token of its own and that many jobs,
+    `running` of them running and the rest succeeded (P6's and P12's workspaces)."""
+    teams = []
+    for number, size in enumerate(sizes):
+        secret = f"sk-bench-{name}-{number}-0123456789"
+        api.add_token(secret)
+        bodies = api.add_jobs(size - running, token=secret, status="succeeded", trained_steps=100, total_steps=100)
+        bodies += api.add_jobs(running, token=secret, trained_steps=10, total_steps=1_000_000)
+        teams.append({"secret": secret, "jobs": bodies})
+    return teams
+
+
 def seed(server: Server, teams: list[dict]) -> list[Team]:
     """Each of `teams` is {"secret": API token, "jobs": [job bodies from the fake], "viewers": n,
     "role": what viewers after the first (the owner) are}; returns what was created."""

@@ -31,6 +31,7 @@ from bench.harness import (  # noqa: E402
     fmt_ms,
     machine,
     median,
+    mostly_finished_teams,
     percentile,
     seed,
     serve,
@@ -75,13 +76,7 @@ print(json.dumps(out))
 
 def run(*, sizes: tuple[int, int], requests: int, workers: int | None, command: str) -> Section:
     with tempfile.TemporaryDirectory(prefix="ftdash-bench-p12-") as tmp, FakeTokenFactory() as api:
-        teams = []
-        for number, size in enumerate(sizes):
-            secret = f"sk-bench-p12-{number}-0123456789"
-            api.add_token(secret)
-            bodies = api.add_jobs(size - RUNNING, token=secret, status="succeeded", trained_steps=100, total_steps=100)
-            bodies += api.add_jobs(RUNNING, token=secret, trained_steps=10, total_steps=1_000_000)
-            teams.append({"secret": secret, "jobs": bodies})
+        teams = mostly_finished_teams(api, sizes, running=RUNNING, name="p12")
         with serve(Path(tmp), api_url=api.url, workers=workers, FTDASH_REFRESH_SECONDS="3600") as server:
             made = seed(server, teams)
             pks = [team.workspace for team in made]
