@@ -17,6 +17,7 @@ from django.utils import timezone
 from ftdash.log_redaction import redact
 from jobs import services
 from jobs.models import AuditEvent, Delivery, JobAlert, MetricsKey, NotificationChannel, TrackedJob
+from jobs.selectors import prometheus
 from tests.support.accounts import track_remote_job
 from tests.support.django_client import signed_in
 from tests.support.prometheus import create_metrics_key, samples, value_of
@@ -203,6 +204,22 @@ def test_each_scrape_shows_what_the_latest_refresh_read(fake_api, alice, alice_t
     with CaptureQueriesContext(connection) as unchanged:
         scrape(key)
     assert len(queries) == len(unchanged) + 1  # the changed snapshot, read in one more query
+
+
+def test_a_scrape_is_whole_when_the_kept_snapshots_are_full(monkeypatch, fake_api, alice, alice_token, make_job):
+    # Past its bound a process forgets every snapshot it kept, this workspace's unchanged ones too.
+    monkeypatch.setattr(prometheus, "MAX_PARSED_SNAPSHOTS", 6)
+    quiet = [make_job(trained_steps=7, total_steps=100) for _ in range(5)]
+    job = track_remote_job(fake_api, alice, alice_token, total_steps=100, trained_steps=5)
+    key = create_metrics_key(signed_in(alice), alice.personal_workspace.pk)
+    scrape(key)
+
+    fake_api.advance(job.job_id, 20)
+    age(job, seconds=60)
+    poll(job)
+    found = scrape(key)
+    assert value_of(found, "ftdash_job_trained_steps", job_id=job.job_id) == 25
+    assert [value_of(found, "ftdash_job_trained_steps", job_id=other.job_id) for other in quiet] == [7] * 5
 
 
 def test_a_big_scrape_is_compressed_for_prometheus(alice, make_job):

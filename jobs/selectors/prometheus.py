@@ -222,28 +222,30 @@ MAX_PARSED_SNAPSHOTS = 5_000
 _parsed_snapshots: dict[int, tuple[dt.datetime, FineTuningJob]] = {}
 
 
-def _attach_details(workspace: Workspace, jobs: list[ScrapedJob]) -> None:
-    """Set each job's `details` from this process's parsed snapshots, reading those it does not
-    have (or has from an older snapshot) in one query. A snapshot written between the two
-    queries is the one shown."""
+def _with_details(workspace: Workspace, jobs: list[ScrapedJob]) -> list[ScrapedJob]:
+    """`jobs` with their `details` set from this process's parsed snapshots, reading those it does
+    not have (or has from an older snapshot) in one query. A snapshot written between the two
+    queries is the one shown; a job removed between them is left out."""
     stale = {job.pk for job in jobs if _parsed_snapshots.get(job.pk, (None,))[0] != job.changed_at}
     if stale:
         if len(_parsed_snapshots) + len(stale) > MAX_PARSED_SNAPSHOTS:
             _parsed_snapshots.clear()
+            stale = {job.pk for job in jobs}  # this workspace's current ones went with the rest
         rows = TrackedJob.objects.filter(workspace=workspace)
         if len(stale) < len(jobs) // 2:  # else all of them: fewer bound parameters than pk__in
             rows = rows.filter(pk__in=stale)
         for pk, changed_at, snapshot in rows.values_list("pk", "changed_at", "snapshot"):
             _parsed_snapshots[pk] = (changed_at, FineTuningJob.from_payload(snapshot))
-    for job in jobs:
+    found = [job for job in jobs if job.pk in _parsed_snapshots]
+    for job in found:
         job.details = _parsed_snapshots[job.pk][1]
+    return found
 
 
 def workspace_metrics(workspace: Workspace) -> bytes:
     """The exposition of `workspace`'s jobs: a fixed number of queries, however many there are."""
     rows = TrackedJob.objects.filter(workspace=workspace).order_by("pk").values_list(*SCRAPED_FIELDS)
-    jobs = [ScrapedJob(*row) for row in rows]
-    _attach_details(workspace, jobs)
+    jobs = _with_details(workspace, [ScrapedJob(*row) for row in rows])
     costs.attach(jobs)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
